@@ -4,6 +4,8 @@ import java.lang.foreign.MemorySegment;
 
 /** Native backend (C over FFM). PLACEHOLDER: owned by the native work (issue 3), replaced there. */
 public final class NativeKernels implements Kernels {
+    /** Loads the native library for this OS/arch, or throws aya.AyaException naming why it cannot. */
+    public static NativeKernels load() { throw new aya.AyaException("native backend not built yet"); }
     public String name() { return "native"; }
     public void matmul(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out, int tokens, int inDim, int outStride, int rowStart, int rowEnd) { throw new UnsupportedOperationException(); }
     public void embed(WeightType type, MemorySegment table, long row, int dim, MemorySegment out) { throw new UnsupportedOperationException(); }
