@@ -78,7 +78,10 @@ final class HubClient {
         }
     }
 
-    /** HEAD on the resolve URL, following only same-site (relative) redirects, like huggingface_hub. */
+    /**
+     * HEAD on the resolve URL, following redirects only while they stay on the hub (same origin), like
+     * huggingface_hub: a redirect elsewhere (the CDN of an LFS file) carries the metadata and is where to GET.
+     */
     FileInfo head(String repoId, String revision, String file) {
         URI url = endpoint("/" + repoId + "/resolve/" + encode(revision) + "/" + encodePath(file));
         for (int hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -87,8 +90,8 @@ final class HubClient {
             try {
                 int code = status(c, url);
                 String location = c.getHeaderField("Location");
-                if (code >= 300 && code < 400 && location != null && URI.create(location.strip()).getHost() == null) {
-                    url = url.resolve(location.strip()); // a renamed repo: follow on the same site
+                if (code >= 300 && code < 400 && location != null && sameOrigin(url, resolve(url, location))) {
+                    url = resolve(url, location); // e.g. a renamed repo: follow while on the hub itself
                     continue;
                 }
                 if (code >= 400) throw httpError(code, c, repoId, revision, file);

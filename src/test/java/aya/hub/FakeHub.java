@@ -90,7 +90,10 @@ final class FakeHub implements AutoCloseable {
     }
 
     Repo repo(String id) {
-        String commit = HexFormat.of().formatHex(digest("SHA-1", ("commit of " + id).getBytes(StandardCharsets.UTF_8)));
+        return repo(id, HexFormat.of().formatHex(digest("SHA-1", ("commit of " + id).getBytes(StandardCharsets.UTF_8))));
+    }
+
+    Repo repo(String id, String commit) {
         Repo r = new Repo(id, commit);
         repos.put(id, r);
         return r;
