@@ -7,6 +7,8 @@ target, sha256 of content, ref text) to src/test/resources/hub/hf_hub_layout.jso
 The same repo (same bytes, same commit) is defined in aya.hub.HubLayoutCompatibilityTest.
 
 Run: ~/.venvs/ref/bin/python src/test/python/make_hub_layout_fixture.py
+     python3 src/test/python/make_hub_layout_fixture.py --serve 8765   (only serve the repo, stdlib only,
+     for trying `HF_ENDPOINT=http://127.0.0.1:8765 ./aya download Org/Model`)
 """
 import hashlib
 import json
@@ -129,4 +131,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        print(f"serving {REPO} at http://127.0.0.1:{sys.argv[2]} (Ctrl-C stops)", file=sys.stderr)
+        ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Hub).serve_forever()
+    else:
+        main()

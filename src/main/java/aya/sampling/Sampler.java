@@ -38,7 +38,7 @@ public final class Sampler {
     private final long[] candidates;      // [vocab] packed (order key << 32 | id), first `count` are alive
     private final double[] weights;       // [vocab] exp((logit - max) / T) of the survivors, then probabilities
     private int count;                    // alive candidates
-    private boolean sorted;               // candidates[0..count) in descending logit order
+    private boolean all;                  // every id is alive and candidates[] is not filled yet
     private final int[] history;          // ring buffer of the last repeatLastN accepted tokens
     private int historyNext, historySize;
     private final boolean[] seen;         // [vocab] scratch for penalizing each distinct token once
@@ -177,41 +177,47 @@ public final class Sampler {
 
     /** top-k, top-p, min-p, then temperature softmax into weights[0..count) (normalized). */
     private void filterAndWeigh() {
-        for (int i = 0; i < vocab; i++) candidates[i] = pack(logits[i], i);
-        count = vocab;
-        sorted = false;
-
+        all = true; // every id is a candidate; candidates[] is filled only when that is needed
         int k = settings.topK();
-        if (k > 0 && k < count) {
+        if (k > 0 && k < vocab) {
             selectBest(k);
             count = k;
-            sorted = true;
+            all = false;
         }
         if (settings.topP() < 1f) topP(settings.topP());
         if (settings.minP() > 0f) minP(settings.minP());
+        materialize();
         weigh(settings.temperature());
+    }
+
+    private void materialize() {
+        if (!all) return;
+        for (int i = 0; i < vocab; i++) candidates[i] = pack(logits[i], i);
+        count = vocab;
+        all = false;
     }
 
     /** Keeps the smallest most-likely set whose probability (temperature 1) reaches p. */
     private void topP(float p) {
         double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < count; i++) max = Math.max(max, logits[idOf(candidates[i])]);
         double sum = 0;
-        for (int i = 0; i < count; i++) sum += Math.exp(logits[idOf(candidates[i])] - max);
-
-        if (!sorted && count > TOP_P_FIRST_TRY) {
+        if (all) {
+            for (int i = 0; i < vocab; i++) max = Math.max(max, logits[i]);
+            for (int i = 0; i < vocab; i++) sum += Math.exp(logits[i] - max);
             // the nucleus is usually small: sort only the best 256 unless they do not reach p
-            selectBest(TOP_P_FIRST_TRY);
-            int kept = nucleus(TOP_P_FIRST_TRY, p, max, sum);
+            int first = Math.min(TOP_P_FIRST_TRY, vocab);
+            selectBest(first);
+            int kept = nucleus(first, p, max, sum);
             if (kept > 0) {
                 count = kept;
-                sorted = true;
+                all = false;
                 return;
             }
-        }
-        if (!sorted) {
+            materialize();
             Arrays.sort(candidates, 0, count);
-            sorted = true;
+        } else {
+            for (int i = 0; i < count; i++) max = Math.max(max, logits[idOf(candidates[i])]);
+            for (int i = 0; i < count; i++) sum += Math.exp(logits[idOf(candidates[i])] - max);
         }
         int kept = nucleus(count, p, max, sum);
         count = kept > 0 ? kept : count;
@@ -229,13 +235,14 @@ public final class Sampler {
 
     /** Keeps tokens with logit >= max logit + ln(p): probability at least p times the best one's. */
     private void minP(float p) {
+        materialize();
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < count; i++) max = Math.max(max, logits[idOf(candidates[i])]);
         float threshold = max + (float) Math.log(p);
         int kept = 0;
         for (int i = 0; i < count; i++) {
             long c = candidates[i];
-            if (logits[idOf(c)] >= threshold) candidates[kept++] = c; // keeps the order, so "sorted" stays true
+            if (logits[idOf(c)] >= threshold) candidates[kept++] = c; // keeps the order
         }
         count = kept;
     }
@@ -266,18 +273,20 @@ public final class Sampler {
     }
 
     /**
-     * Moves the best n of candidates[0..count) to the front, sorted (a max-heap of the n best keys, O(count log n)).
-     * The other candidates stay behind them, so nothing is lost.
+     * Puts the best n of all ids into candidates[0..n), sorted: a max-heap of the n best keys while scanning the
+     * logits once, O(vocab log n); most logits fail the first float comparison.
      */
     private void selectBest(int n) {
+        for (int i = 0; i < n; i++) candidates[i] = pack(logits[i], i);
         for (int i = n / 2 - 1; i >= 0; i--) siftDown(i, n);
-        for (int j = n; j < count; j++) {
-            if (candidates[j] < candidates[0]) {
-                long t = candidates[0];
-                candidates[0] = candidates[j];
-                candidates[j] = t;
-                siftDown(0, n);
-            }
+        float worst = logits[idOf(candidates[0])];
+        for (int i = n; i < vocab; i++) {
+            float v = logits[i];
+            // ids arrive in increasing order, so a tie with the worst kept loses (its id is larger)
+            if (v <= worst) continue;
+            candidates[0] = pack(v, i);
+            siftDown(0, n);
+            worst = logits[idOf(candidates[0])];
         }
         Arrays.sort(candidates, 0, n);
     }

@@ -62,6 +62,7 @@ final class FakeHub implements AutoCloseable {
     final AtomicLong cdnBytesSent = new AtomicLong();
     volatile boolean corruptCdn;
     volatile boolean ignoreRange;
+    volatile boolean cutCdnOnce;    // the next CDN body stops halfway (the connection drops)
     volatile boolean cdnHop;        // LFS redirects go to /hop/... on the CDN, which redirects again (307)
 
     private final Map<String, Repo> repos = new ConcurrentHashMap<>();
@@ -215,6 +216,15 @@ final class FakeHub implements AutoCloseable {
                 ex.getResponseHeaders().set("Content-Range", "bytes " + start + "-" + (body.length - 1) + "/" + body.length);
                 send(ex, 206, rest);
                 return;
+            }
+            if (cutCdnOnce) {
+                cutCdnOnce = false;
+                ex.sendResponseHeaders(200, body.length);
+                OutputStream out = ex.getResponseBody();
+                out.write(body, 0, body.length / 2);
+                out.flush();
+                cdnBytesSent.addAndGet(body.length / 2);
+                return; // closing the exchange early drops the connection
             }
             send(ex, 200, body);
         }

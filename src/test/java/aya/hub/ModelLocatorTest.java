@@ -188,6 +188,23 @@ class ModelLocatorTest {
     }
 
     @Test
+    void aDroppedConnectionKeepsThePartForTheNextRun() throws IOException {
+        shardedRepo("Org/Model");
+        hub.cutCdnOnce = true;
+        AyaException e = assertThrows(AyaException.class, () -> locator(null, false).download("Org/Model", "main"));
+        assertTrue(e.getMessage().contains("broke off") && e.getMessage().contains("resume"), e.getMessage());
+        String sha = FakeHub.sha256(SHARD1);
+        Path incomplete = repoDir("Org/Model").resolve("blobs/" + sha + ".incomplete");
+        long kept = Files.size(incomplete);
+        assertTrue(kept > 0 && kept < SHARD1.length, "kept " + kept);
+
+        Path snapshot = locator(null, false).download("Org/Model", "main");
+        assertArrayEquals(SHARD1, Files.readAllBytes(snapshot.resolve("model-00001-of-00002.safetensors")));
+        List<FakeHub.Request> shard1 = hub.requests("cdn").stream().filter(r -> r.path().contains(sha)).toList();
+        assertEquals("bytes=" + kept + "-", shard1.get(shard1.size() - 1).range());
+    }
+
+    @Test
     void aServerThatIgnoresRangeStillGivesTheRightFile() throws IOException {
         shardedRepo("Org/Model");
         hub.ignoreRange = true;
