@@ -40,12 +40,19 @@ final class ModelOptions {
             throw new AyaException("--context must be at least 1, got " + context);
         }
         var kernels = Backend.open(backend);
+        AyaForward loaded;
         try {
-            return AyaForward.load(model, kernels, n);
+            loaded = AyaForward.load(model, kernels, n);
         } catch (RuntimeException e) {
             kernels.close();
             throw e;
         }
+        int maxPos = loaded.config().maxPositionEmbeddings();
+        if (context != null && context > maxPos) {
+            loaded.close();
+            throw new AyaException("--context " + context + " is more than the model's max_position_embeddings (" + maxPos + ")");
+        }
+        return loaded;
     }
 
     /** The context for a run that needs {@code needed} positions: --context if given (it must fit), else needed. */

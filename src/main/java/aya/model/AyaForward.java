@@ -293,7 +293,11 @@ public final class AyaForward implements AutoCloseable {
             throw new AyaException("block size must be at least 1, got " + maxBlock);
         }
         int ctx = Math.min(context, config.maxPositionEmbeddings());
-        return new State(ctx, Math.min(maxBlock, ctx));
+        int block = Math.min(maxBlock, ctx);
+        checkpoint.verifyUnchanged(); // a weight file shrunk under its mapping would crash the process (SIGBUS) mid-run
+        // native memory is not bounded by -Xmx and Linux overcommits: refuse before allocating, not when filling
+        MemoryLimits.checkFits(MemoryLimits.stateBytes(config, ctx, block, pool.threads()), MemoryLimits.availableBytes(), ctx);
+        return new State(ctx, block);
     }
 
     public State newState(int context) {
