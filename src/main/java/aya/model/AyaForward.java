@@ -87,8 +87,11 @@ public final class AyaForward implements AutoCloseable {
                     config.isSliding(i));
         }
         this.finalNorm = vector("model.norm.weight", d);
-        // Cohere: the output head is the embedding table unless the config unties it.
-        this.head = config.tieWordEmbeddings() ? embed : Matrix.of(checkpoint.tensor("lm_head.weight"), v, d);
+        // Cohere: the output head is the embedding table unless the config unties it. Like transformers, a checkpoint
+        // that still holds lm_head.weight uses it even when tied (transformers only ties when the file has no head).
+        this.head = checkpoint.has("lm_head.weight") || !config.tieWordEmbeddings()
+                ? Matrix.of(checkpoint.tensor("lm_head.weight"), v, d)
+                : embed;
         long bytes = 0;
         for (Tensor t : checkpoint.tensors().values()) {
             bytes += t.data().byteSize();
@@ -148,12 +151,17 @@ public final class AyaForward implements AutoCloseable {
         return weightBytes;
     }
 
+    /** True when the output head is the embedding table (no lm_head.weight in the checkpoint). */
+    public boolean headTied() {
+        return head == embed;
+    }
+
     /** Parameters of the model as it runs (a tied head counts once). */
     public long parameterCount() {
         long d = config.hiddenSize(), ff = config.intermediateSize();
         long perLayer = d + 2 * config.qDim() * d + 2 * config.kvDim() * d + 3 * ff * d;
         long n = (long) config.vocabSize() * d + config.numLayers() * perLayer + d;
-        return config.tieWordEmbeddings() ? n : n + (long) config.vocabSize() * d;
+        return head == embed ? n : n + (long) config.vocabSize() * d;
     }
 
     @Override
