@@ -110,21 +110,23 @@ public final class AyaForward implements AutoCloseable {
 
     /**
      * Loads the checkpoint in {@code dir} (config.json + safetensors), validating every tensor's presence and shape.
-     * The model owns {@code kernels} and closes them with itself.
+     * The model owns {@code kernels} from this call on: it closes them with itself, or right away if loading fails.
      */
     public static AyaForward load(Path dir, Kernels kernels, int threads) {
-        if (!Files.isDirectory(dir)) {
-            throw new AyaException(dir + ": not a model directory (expected a folder with config.json and *.safetensors)");
-        }
-        ModelConfig config = ModelConfig.load(dir);
-        Checkpoint checkpoint = Checkpoint.open(dir);
+        Checkpoint checkpoint = null;
         Parallel pool = null;
         try {
+            if (!Files.isDirectory(dir)) {
+                throw new AyaException(dir + ": not a model directory (expected a folder with config.json and *.safetensors)");
+            }
+            ModelConfig config = ModelConfig.load(dir);
+            checkpoint = Checkpoint.open(dir);
             pool = new Parallel(threads);
             return new AyaForward(config, checkpoint, kernels, pool);
         } catch (RuntimeException e) {
             if (pool != null) pool.close();
-            checkpoint.close();
+            if (checkpoint != null) checkpoint.close();
+            kernels.close();
             throw e;
         }
     }
@@ -301,7 +303,29 @@ public final class AyaForward implements AutoCloseable {
             throw new AyaException("block size must be at least 1, got " + maxBlock);
         }
         int ctx = Math.min(context, config.maxPositionEmbeddings());
-        return new State(ctx, Math.min(maxBlock, ctx));
+        int block = Math.min(maxBlock, ctx);
+        long bytes = stateBytes(ctx, block);
+        long ram = physicalMemory();
+        if (ram > 0 && bytes > ram / 10 * 8) {
+            throw new AyaException(String.format("a context of %d tokens needs %.1f GB for the KV cache and buffers, more than this"
+                    + " machine's %.1f GB of RAM allows: use a smaller --context", ctx, bytes / 1e9, ram / 1e9));
+        }
+        return new State(ctx, block);
+    }
+
+    /** Native bytes a State of this context and block size allocates (KV cache + activations). */
+    public long stateBytes(int context, int maxBlock) {
+        ModelConfig c = config;
+        long kv = kvBytesPerToken() * (long) context + slidingKvBytes(context, maxBlock);
+        long perToken = 4L * c.hiddenSize() + 2L * c.qDim() + 2L * c.kvDim() + 2L * c.intermediateSize() + c.headDim();
+        return kv + perToken * Float.BYTES * maxBlock + (long) HEAD_ROWS * c.vocabSize() * Float.BYTES;
+    }
+
+    private static long physicalMemory() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            return os.getTotalMemorySize();
+        }
+        return -1;
     }
 
     public State newState(int context) {

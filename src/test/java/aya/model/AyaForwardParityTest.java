@@ -209,6 +209,20 @@ class AyaForwardParityTest {
     }
 
     @Test
+    void aContextBeyondTheMachinesMemoryIsRefusedBeforeAllocating(@TempDir Path tmp) throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("m"));
+        for (String f : new String[] {"config.json", "generation_config.json", "model.safetensors"}) {
+            Files.copy(ModelFixtures.dir("f32-tied").resolve(f), dir.resolve(f));
+        }
+        Path cfg = dir.resolve("config.json");
+        Files.writeString(cfg, Files.readString(cfg).replace("\"max_position_embeddings\": 128", "\"max_position_embeddings\": 2147483647"));
+        try (AyaForward model = AyaForward.load(dir, Backend.open("java"), 1)) {
+            AyaException e = assertThrows(AyaException.class, () -> model.newState(Integer.MAX_VALUE));
+            assertTrue(e.getMessage().contains("--context"), e.getMessage());
+        }
+    }
+
+    @Test
     void contextIsCappedByMaxPositionEmbeddingsAndSlidingRingsDoNotGrow() {
         try (AyaForward model = AyaForward.load(ModelFixtures.dir("f32-tied"), Backend.open("java"), 1)) {
             assertEquals(128, model.config().maxPositionEmbeddings());
