@@ -46,6 +46,9 @@ public final class GenerateCommand implements Callable<Integer> {
         if (temperature != 0) {
             throw new AyaException("--temperature " + temperature + ": only 0 (greedy) is supported so far");
         }
+        if ((long) prompt.length + maxTokens > Integer.MAX_VALUE) {
+            throw new AyaException("--max-tokens " + maxTokens + " is too large");
+        }
         int context = options.contextFor(prompt.length + maxTokens);
         StringJoiner line = new StringJoiner(",");
         try (AyaForward model = options.load();
