@@ -1,0 +1,128 @@
+/* AVX2 + FMA LayerNorm, attention, SwiGLU and softmax (f32 throughout, vector exp within ~2 ulp of expf). */
+#include <math.h>
+
+#include "kernels_internal.h"
+#include "simd_avx2.h"
+
+void aya_layernorm_avx2(const float *x, const float *weight, float *out, int32_t tokens, int32_t dim, float eps) {
+    for (int32_t t = 0; t < tokens; t++) {
+        const float *xt = x + (size_t) t * (size_t) dim;
+        float *ot = out + (size_t) t * (size_t) dim;
+        __m256 acc = _mm256_setzero_ps();
+        int32_t i = 0;
+        for (; i + 8 <= dim; i += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(xt + i));
+        float sum = aya_hsum256(acc);
+        for (; i < dim; i++) sum += xt[i];
+        float mean = sum / (float) dim;
+        __m256 m = _mm256_set1_ps(mean);
+        acc = _mm256_setzero_ps();
+        for (i = 0; i + 8 <= dim; i += 8) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xt + i), m);
+            acc = _mm256_fmadd_ps(d, d, acc);
+        }
+        float sq = aya_hsum256(acc);
+        for (; i < dim; i++) sq += (xt[i] - mean) * (xt[i] - mean);
+        float inv_std = 1.0f / sqrtf(sq / (float) dim + eps);
+        __m256 s = _mm256_set1_ps(inv_std);
+        for (i = 0; i + 8 <= dim; i += 8) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xt + i), m);
+            _mm256_storeu_ps(ot + i, _mm256_mul_ps(_mm256_mul_ps(d, s), _mm256_loadu_ps(weight + i)));
+        }
+        for (; i < dim; i++) ot[i] = (xt[i] - mean) * inv_std * weight[i];
+    }
+}
+
+static inline float dot(const float *a, const float *b, int32_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    float sum = aya_hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+/* x[0, n) = e^(x - max), returns the sum. */
+static float exp_sum(float *x, int32_t n, float max) {
+    __m256 m = _mm256_set1_ps(max), acc = _mm256_setzero_ps();
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = aya_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = aya_hsum256(acc);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    return sum;
+}
+
+static float max_of(const float *x, int32_t n) {
+    float max = -INFINITY;
+    int32_t i = 0;
+    if (n >= 8) {
+        __m256 m = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+        max = aya_hmax256(m);
+    }
+    for (; i < n; i++) if (x[i] > max) max = x[i];
+    return max;
+}
+
+void aya_attention_avx2(const float *q, const float *k_cache, const float *v_cache, float *out,
+                        int32_t tokens, int32_t pos0, int32_t heads, int32_t kv_heads, int32_t head_dim,
+                        int32_t capacity, int32_t window, float scale, float *scratch,
+                        int32_t item_start, int32_t item_end) {
+    (void) tokens;
+    int32_t group = heads / kv_heads;
+    size_t slot_stride = (size_t) kv_heads * (size_t) head_dim;
+    for (int32_t item = item_start; item < item_end; item++) {
+        int32_t t = item / heads, h = item % heads;
+        int32_t pos = pos0 + t;
+        int32_t lo = aya_first_visible_key(pos, window);
+        int32_t n = pos - lo + 1;
+        const float *qv = q + (size_t) item * (size_t) head_dim;
+        size_t kv_offset = (size_t) (h / group) * (size_t) head_dim;
+        for (int32_t p = lo; p <= pos; p++) {
+            scratch[p - lo] = dot(qv, k_cache + (size_t) (p % capacity) * slot_stride + kv_offset, head_dim) * scale;
+        }
+        float inv = 1.0f / exp_sum(scratch, n, max_of(scratch, n));
+        float *o = out + (size_t) item * (size_t) head_dim;
+        memset(o, 0, (size_t) head_dim * sizeof(float));
+        for (int32_t p = lo; p <= pos; p++) {
+            const float *v = v_cache + (size_t) (p % capacity) * slot_stride + kv_offset;
+            float weight = scratch[p - lo] * inv;
+            __m256 wv = _mm256_set1_ps(weight);
+            int32_t i = 0;
+            for (; i + 8 <= head_dim; i += 8) {
+                _mm256_storeu_ps(o + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
+            }
+            for (; i < head_dim; i++) o[i] += weight * v[i];
+        }
+    }
+}
+
+void aya_swiglu_avx2(float *gate, const float *up, int64_t start, int64_t end) {
+    int64_t i = start;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= end; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, aya_exp256(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < end; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void aya_softmax_avx2(float *x, int32_t n) {
+    if (n <= 0) return;
+    float inv = 1.0f / exp_sum(x, n, max_of(x, n));
+    __m256 s = _mm256_set1_ps(inv);
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), s));
+    for (; i < n; i++) x[i] *= inv;
+}
