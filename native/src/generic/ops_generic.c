@@ -65,13 +65,13 @@ void aya_attention_generic(const float *q, const float *k_cache, const float *v_
             scratch[p - lo] = dot;
             if (dot > max) max = dot;
         }
-        float sum = 0.0f;
+        double sum = 0.0; /* f64, as softmax: long contexts sum thousands of weights */
         for (int32_t p = lo; p <= pos; p++) {
             float e = expf(scratch[p - lo] - max);
             scratch[p - lo] = e;
             sum += e;
         }
-        float inv = 1.0f / sum;
+        float inv = (float) (1.0 / sum);
         float *o = out + (size_t) item * (size_t) head_dim;
         for (int32_t i = 0; i < head_dim; i++) {
             o[i] = 0.0f;
@@ -99,12 +99,12 @@ void aya_softmax_generic(float *x, int32_t n) {
     for (int32_t i = 1; i < n; i++) {
         if (x[i] > max) max = x[i];
     }
-    float sum = 0.0f;
+    double sum = 0.0; /* a vocabulary-sized sum in f32 would lose ~1e-5 relative */
     for (int32_t i = 0; i < n; i++) {
         x[i] = expf(x[i] - max);
         sum += x[i];
     }
-    float inv = 1.0f / sum;
+    float inv = (float) (1.0 / sum);
     for (int32_t i = 0; i < n; i++) {
         x[i] *= inv;
     }

@@ -45,16 +45,20 @@ static inline float dot(const float *a, const float *b, int32_t n) {
     return sum;
 }
 
-/* x[0, n) = e^(x - max), returns the sum. */
-static float exp_sum(float *x, int32_t n, float max) {
-    __m256 m = _mm256_set1_ps(max), acc = _mm256_setzero_ps();
+/* x[0, n) = e^(x - max), returns the sum (accumulated in f64: softmax runs over the 262144-entry vocabulary). */
+static double exp_sum(float *x, int32_t n, float max) {
+    __m256 m = _mm256_set1_ps(max);
+    __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
     int32_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 e = aya_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
         _mm256_storeu_ps(x + i, e);
-        acc = _mm256_add_ps(acc, e);
+        acc_lo = _mm256_add_pd(acc_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        acc_hi = _mm256_add_pd(acc_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
     }
-    float sum = aya_hsum256(acc);
+    __m256d acc = _mm256_add_pd(acc_lo, acc_hi);
+    __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(acc), _mm256_extractf128_pd(acc, 1));
+    double sum = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
     for (; i < n; i++) {
         x[i] = expf(x[i] - max);
         sum += x[i];
@@ -91,7 +95,7 @@ void aya_attention_avx2(const float *q, const float *k_cache, const float *v_cac
         for (int32_t p = lo; p <= pos; p++) {
             scratch[p - lo] = dot(qv, k_cache + (size_t) (p % capacity) * slot_stride + kv_offset, head_dim) * scale;
         }
-        float inv = 1.0f / exp_sum(scratch, n, max_of(scratch, n));
+        float inv = (float) (1.0 / exp_sum(scratch, n, max_of(scratch, n)));
         float *o = out + (size_t) item * (size_t) head_dim;
         memset(o, 0, (size_t) head_dim * sizeof(float));
         for (int32_t p = lo; p <= pos; p++) {
@@ -120,7 +124,7 @@ void aya_swiglu_avx2(float *gate, const float *up, int64_t start, int64_t end) {
 
 void aya_softmax_avx2(float *x, int32_t n) {
     if (n <= 0) return;
-    float inv = 1.0f / exp_sum(x, n, max_of(x, n));
+    float inv = (float) (1.0 / exp_sum(x, n, max_of(x, n)));
     __m256 s = _mm256_set1_ps(inv);
     int32_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), s));
