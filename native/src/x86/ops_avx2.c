@@ -78,36 +78,83 @@ static float max_of(const float *x, int32_t n) {
     return max;
 }
 
+enum { KEY_BLOCK = 64, MAX_GROUP = 8 };
+
+/* o[i] = o[i] * c + sum_j p[j] * v_j[i] is done in two steps below; this one is o *= c. */
+static inline void scale_row(float *o, float c, int32_t n) {
+    __m256 cv = _mm256_set1_ps(c);
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), cv));
+    for (; i < n; i++) o[i] *= c;
+}
+
+/* The g query heads q[0..g) (consecutive rows) that share one KV head attend over keys [lo, pos].
+ * One pass over the cache in blocks of keys with a running max and sum (online softmax): each key and value row is
+ * read once for the whole group instead of once per head, which is what decode attention is bound by. */
+static void attend_group(const float *q, const float *k_cache, const float *v_cache, float *out, int32_t g,
+                         int32_t lo, int32_t pos, int32_t capacity, size_t slot_stride, size_t kv_offset,
+                         int32_t head_dim, float scale) {
+    float scores[MAX_GROUP][KEY_BLOCK];
+    float max[MAX_GROUP];
+    double sum[MAX_GROUP];
+    for (int32_t h = 0; h < g; h++) {
+        max[h] = -INFINITY;
+        sum[h] = 0.0;
+        memset(out + (size_t) h * head_dim, 0, (size_t) head_dim * sizeof(float));
+    }
+    for (int32_t b0 = lo; b0 <= pos; b0 += KEY_BLOCK) {
+        int32_t nb = pos - b0 + 1 < KEY_BLOCK ? pos - b0 + 1 : KEY_BLOCK;
+        for (int32_t j = 0; j < nb; j++) {
+            const float *k = k_cache + (size_t) ((b0 + j) % capacity) * slot_stride + kv_offset;
+            for (int32_t h = 0; h < g; h++) scores[h][j] = dot(q + (size_t) h * head_dim, k, head_dim) * scale;
+        }
+        for (int32_t h = 0; h < g; h++) {
+            float block_max = max_of(scores[h], nb);
+            float new_max = block_max > max[h] ? block_max : max[h];
+            if (new_max > max[h] && sum[h] > 0.0) {  /* earlier weights were relative to a smaller max */
+                float c = expf(max[h] - new_max);
+                scale_row(out + (size_t) h * head_dim, c, head_dim);
+                sum[h] *= c;
+            }
+            max[h] = new_max;
+            sum[h] += exp_sum(scores[h], nb, new_max);
+        }
+        for (int32_t j = 0; j < nb; j++) {
+            const float *v = v_cache + (size_t) ((b0 + j) % capacity) * slot_stride + kv_offset;
+            for (int32_t h = 0; h < g; h++) {
+                float *o = out + (size_t) h * head_dim;
+                __m256 wv = _mm256_set1_ps(scores[h][j]);
+                int32_t i = 0;
+                for (; i + 8 <= head_dim; i += 8) {
+                    _mm256_storeu_ps(o + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
+                }
+                for (; i < head_dim; i++) o[i] += scores[h][j] * v[i];
+            }
+        }
+    }
+    for (int32_t h = 0; h < g; h++) scale_row(out + (size_t) h * head_dim, (float) (1.0 / sum[h]), head_dim);
+}
+
 void aya_attention_avx2(const float *q, const float *k_cache, const float *v_cache, float *out,
                         int32_t tokens, int32_t pos0, int32_t heads, int32_t kv_heads, int32_t head_dim,
                         int32_t capacity, int32_t window, float scale, float *scratch,
                         int32_t item_start, int32_t item_end) {
     (void) tokens;
+    (void) scratch; /* the online softmax keeps its scores on the stack */
     int32_t group = heads / kv_heads;
     size_t slot_stride = (size_t) kv_heads * (size_t) head_dim;
-    for (int32_t item = item_start; item < item_end; item++) {
+    for (int32_t item = item_start; item < item_end;) {
         int32_t t = item / heads, h = item % heads;
+        int32_t kv = h / group;
+        /* the heads of this item's KV group that are in [item, item_end), at most MAX_GROUP */
+        int32_t h_end = (kv + 1) * group;
+        if (h_end - h > MAX_GROUP) h_end = h + MAX_GROUP;
+        if (t * heads + h_end > item_end) h_end = item_end - t * heads;
         int32_t pos = pos0 + t;
-        int32_t lo = aya_first_visible_key(pos, window);
-        int32_t n = pos - lo + 1;
-        const float *qv = q + (size_t) item * (size_t) head_dim;
-        size_t kv_offset = (size_t) (h / group) * (size_t) head_dim;
-        for (int32_t p = lo; p <= pos; p++) {
-            scratch[p - lo] = dot(qv, k_cache + (size_t) (p % capacity) * slot_stride + kv_offset, head_dim) * scale;
-        }
-        float inv = (float) (1.0 / exp_sum(scratch, n, max_of(scratch, n)));
-        float *o = out + (size_t) item * (size_t) head_dim;
-        memset(o, 0, (size_t) head_dim * sizeof(float));
-        for (int32_t p = lo; p <= pos; p++) {
-            const float *v = v_cache + (size_t) (p % capacity) * slot_stride + kv_offset;
-            float weight = scratch[p - lo] * inv;
-            __m256 wv = _mm256_set1_ps(weight);
-            int32_t i = 0;
-            for (; i + 8 <= head_dim; i += 8) {
-                _mm256_storeu_ps(o + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
-            }
-            for (; i < head_dim; i++) o[i] += weight * v[i];
-        }
+        attend_group(q + (size_t) item * head_dim, k_cache, v_cache, out + (size_t) item * head_dim, h_end - h,
+                     aya_first_visible_key(pos, window), pos, capacity, slot_stride, (size_t) kv * head_dim,
+                     head_dim, scale);
+        item += h_end - h;
     }
 }
 
