@@ -1,6 +1,6 @@
 /* AVX2 + FMA + F16C matrix products. Weights widen to f32 exactly (bf16: shift; f16: vcvtph2ps); all math is f32 FMA.
  * Decode (tokens == 1) streams 4 weight rows at once with prefetch; prefill widens a tile of weight rows once into an
- * L1-sized f32 buffer and reuses it for every pair of tokens. */
+ * L1-sized f32 buffer and reuses it for every 3 tokens (a 4-row x 3-token block of 12 accumulators). */
 #include <immintrin.h>
 
 #include "kernels_internal.h"
@@ -39,13 +39,13 @@ AYA_ALWAYS_INLINE float hsum(__m256 v) {
  * Stores (or adds, when accumulate) into o[t*o_stride + r]. R, T, type and prefetch are constants where inlined. */
 AYA_ALWAYS_INLINE void micro(int type, const void *w, size_t w_stride, const float *x, size_t x_stride, int32_t kc,
                              float *o, size_t o_stride, int accumulate, int prefetch, const int R, const int T) {
-    __m256 acc[4][2];
+    __m256 acc[4][3];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
     size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
     int32_t k = 0;
     for (; k + 8 <= kc; k += 8) {
-        __m256 xv[2];
+        __m256 xv[3];
         for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_ps(x + (size_t) t * x_stride + k);
         for (int r = 0; r < R; r++) {
             if (prefetch) {
@@ -99,19 +99,22 @@ AYA_ALWAYS_INLINE void matmul_tiled(int type, const void *w, const float *x, flo
             for (int32_t r = 0; r < rows; r++) {
                 widen_row(type, w, (size_t) (r0 + r) * (size_t) in_dim + (size_t) k0, kc, tile + r * TILE_K);
             }
-            int32_t t = 0;
-            for (; t < tokens; t += 2) {
+            for (int32_t t = 0; t < tokens; t += 3) {
                 const float *xt = x + (size_t) t * (size_t) in_dim + (size_t) k0;
                 float *ot = out + (size_t) t * (size_t) out_stride + (size_t) r0;
-                int pair = t + 1 < tokens;
+                int left = tokens - t; /* 1, 2 or 3+ tokens in this step */
                 int32_t r = 0;
                 for (; r + 4 <= rows; r += 4) {
-                    if (pair) micro(AYA_WEIGHT_F32, tile + r * TILE_K, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 4, 2);
-                    else      micro(AYA_WEIGHT_F32, tile + r * TILE_K, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 4, 1);
+                    const float *wt = tile + r * TILE_K;
+                    if (left >= 3)      micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 4, 3);
+                    else if (left == 2) micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 4, 2);
+                    else                micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 4, 1);
                 }
                 for (; r < rows; r++) {
-                    if (pair) micro(AYA_WEIGHT_F32, tile + r * TILE_K, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 1, 2);
-                    else      micro(AYA_WEIGHT_F32, tile + r * TILE_K, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 1, 1);
+                    const float *wt = tile + r * TILE_K;
+                    if (left >= 3)      micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 1, 3);
+                    else if (left == 2) micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 1, 2);
+                    else                micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 1, 1);
                 }
             }
         }
