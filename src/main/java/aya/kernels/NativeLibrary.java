@@ -68,7 +68,14 @@ final class NativeLibrary {
         } else {
             path = extract();
         }
-        // libraryLookup reports dlopen's own error text (wrong ELF class, missing dependency...).
+        // System.load reports dlopen's own error text (not an ELF file, wrong architecture, missing dependency...).
+        // It also makes the symbols visible to SymbolLookup.loaderLookup(), which the jextract bindings use.
+        try {
+            System.load(path.toString());
+        } catch (UnsatisfiedLinkError e) {
+            throw new AyaException("cannot load native library " + path + ": " + e.getMessage(), e);
+        }
+        // A handle of our own (dlopen returns the same one) to check that every function is there.
         SymbolLookup lookup;
         try {
             lookup = SymbolLookup.libraryLookup(path, Arena.global());
@@ -79,13 +86,6 @@ final class NativeLibrary {
             if (lookup.find(symbol).isEmpty()) {
                 throw new AyaException("native library " + path + " is stale: it lacks " + symbol + " (rebuild with ./aya test or mvn package)");
             }
-        }
-        // The jextract bindings resolve symbols with SymbolLookup.loaderLookup(), which sees libraries that this
-        // class loader loaded with System.load: the same file is loaded again (dlopen reuses the handle above).
-        try {
-            System.load(path.toString());
-        } catch (UnsatisfiedLinkError e) {
-            throw new AyaException("cannot load native library " + path + ": " + e.getMessage(), e);
         }
         loaded = path;
         return path;

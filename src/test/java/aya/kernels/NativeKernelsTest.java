@@ -3,8 +3,16 @@ package aya.kernels;
 import aya.AyaException;
 import org.junit.jupiter.api.Test;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -62,5 +70,60 @@ class NativeKernelsTest {
             MemorySegment heap = MemorySegment.ofArray(new float[8]);
             assertThrows(IllegalArgumentException.class, () -> k.softmax(heap, 8));
         }
+    }
+
+    /** Runs {@link Probe} in a fresh JVM (the library loads once per JVM) and returns its stdout + stderr. */
+    static String probe(Map<String, String> env, String... jvmArgs) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add("--enable-native-access=ALL-UNNAMED");
+        cmd.addAll(List.of(jvmArgs));
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Probe.class.getName()));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        pb.environment().remove("AYA_ISA");
+        pb.environment().putAll(env);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "probe JVM hung");
+        return out;
+    }
+
+    /** Loads the native kernels the way the CLI does and prints the backend name or the one-line error. */
+    public static final class Probe {
+        public static void main(String[] args) {
+            try {
+                System.out.println(NativeKernels.load().name());
+            } catch (AyaException e) {
+                System.out.println("error: " + e.getMessage());
+            }
+        }
+    }
+
+    @Test
+    void ayaIsaEnvironmentVariableForcesThePathOrExplainsWhyNot() throws Exception {
+        assertEquals("native (scalar)", probe(Map.of("AYA_ISA", "scalar")));
+        String best = NativeKernels.load("auto").isa();
+        assertEquals("native (" + best + ")", probe(Map.of()));
+        assertEquals("error: native kernels: AYA_ISA=sse9: unknown ISA 'sse9' (expected scalar, avx2, avx512, neon or auto)",
+                probe(Map.of("AYA_ISA", "sse9")));
+        for (String isa : List.of("avx2", "avx512", "neon")) {
+            if (!NativeKernels.isaAvailable(isa)) {
+                String out = probe(Map.of("AYA_ISA", isa));
+                assertTrue(out.startsWith("error: native kernels: AYA_ISA=" + isa + ": "), out);
+                assertTrue(out.contains("does not support") || out.contains("not built"), out);
+            }
+        }
+    }
+
+    @Test
+    void aMissingOrBrokenLibraryFileIsReportedWithItsPath(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path missing = dir.resolve("nope.so");
+        assertEquals("error: native library " + missing + " (from -Daya.native.library) does not exist",
+                probe(Map.of(), "-Daya.native.library=" + missing));
+        Path notElf = Files.writeString(dir.resolve("libfake.so"), "not a shared library");
+        String out = probe(Map.of(), "-Daya.native.library=" + notElf);
+        String last = out.substring(out.lastIndexOf('\n') + 1); // the JVM may warn about the file on its own line first
+        assertTrue(last.startsWith("error: cannot load native library " + notElf + ": "), out);
+        assertTrue(last.contains("header") || last.contains("ELF") || last.contains("too short"), "dlopen's reason: " + last);
     }
 }
