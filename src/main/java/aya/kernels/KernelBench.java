@@ -150,9 +150,10 @@ public final class KernelBench {
     /** Median seconds per run: warm up, then repeat until the budget is spent (3 to 200 timed runs). NaN if unsupported. */
     static double time(double budgetSeconds, Runnable body) {
         try {
-            long warmEnd = System.nanoTime() + (long) (budgetSeconds * 0.3e9);
+            // the Java backend needs its kernels JIT-compiled first: at least 0.5 s and 3 runs of warm-up
+            long warmEnd = System.nanoTime() + (long) (Math.max(0.5, budgetSeconds * 0.5) * 1e9);
             int warm = 0;
-            do { body.run(); warm++; } while (System.nanoTime() < warmEnd && warm < 50);
+            do { body.run(); warm++; } while (warm < 3 || (System.nanoTime() < warmEnd && warm < 1000));
         } catch (UnsupportedOperationException e) {
             return Double.NaN;
         }
