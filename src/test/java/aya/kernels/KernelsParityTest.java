@@ -27,7 +27,7 @@ class KernelsParityTest {
 
     /** The forced native ISAs; "java" is the Vector API backend. */
     static Stream<String> backends() {
-        return Stream.of("native:scalar", "native:avx2", "native:avx512", "native:neon");
+        return Stream.of("java", "native:scalar", "native:avx2", "native:avx512", "native:neon");
     }
 
     static Kernels kernels(String backend) {
