@@ -138,14 +138,22 @@ AYA_MATMUL_NEON(matmul_bf16_neon, AYA_WEIGHT_BF16)
 AYA_EMBED_NEON(embed_f16_neon, AYA_WEIGHT_F16)
 AYA_EMBED_NEON(embed_bf16_neon, AYA_WEIGHT_BF16)
 
+/* ops_neon.c */
+void aya_layernorm_neon(const float *x, const float *weight, float *out, int32_t tokens, int32_t dim, float eps);
+void aya_attention_neon(const float *q, const float *k_cache, const float *v_cache, float *out,
+                        int32_t tokens, int32_t pos0, int32_t heads, int32_t kv_heads, int32_t head_dim,
+                        int32_t capacity, int32_t window, float scale, float *scratch,
+                        int32_t item_start, int32_t item_end);
+void aya_swiglu_neon(float *gate, const float *up, int64_t start, int64_t end);
+void aya_softmax_neon(float *x, int32_t n);
+
 const aya_kernel_table aya_table_neon = {
     .isa = "neon",
     .matmul = { matmul_f32_neon, matmul_f16_neon, matmul_bf16_neon, NULL, NULL },
     .embed = { aya_embed_f32_generic, embed_f16_neon, embed_bf16_neon, NULL, NULL },
-    /* the matrix products are where the time goes; the other ops use the portable code on Arm for now */
-    .layernorm = aya_layernorm_generic,
-    .rope_interleaved = aya_rope_interleaved_generic,
-    .attention = aya_attention_generic,
-    .swiglu = aya_swiglu_generic,
-    .softmax = aya_softmax_generic,
+    .layernorm = aya_layernorm_neon,
+    .rope_interleaved = aya_rope_interleaved_generic, /* a few thousand multiplies per token: not worth SIMD */
+    .attention = aya_attention_neon,
+    .swiglu = aya_swiglu_neon,
+    .softmax = aya_softmax_neon,
 };
