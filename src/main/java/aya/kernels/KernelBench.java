@@ -1,6 +1,8 @@
 package aya.kernels;
 
 import java.lang.foreign.Arena;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -68,10 +70,21 @@ public final class KernelBench {
                 o.type(), o.tokens(), Runtime.getRuntime().availableProcessors(),
                 String.join(", ", backends.stream().map(Kernels::name).toList()));
         System.out.println("| kernel | shape | threads | " + String.join(" | ", backends.stream().map(Kernels::name).toList())
-                + (backends.size() == 2 ? " | " + backends.get(1).name() + " / " + backends.get(0).name() + " speed |" : " |"));
+                + (backends.size() == 2 ? " | speed " + backends.get(1).name() + " / " + backends.get(0).name() + " |" : " |"));
         System.out.println("|---|---|---|" + "---|".repeat(backends.size()) + (backends.size() == 2 ? "---|" : ""));
         SplittableRandom rnd = new SplittableRandom(1);
         try (Arena arena = Arena.ofShared()) {
+            // JIT warm-up of every path before anything is timed (the compiler threads compete for the same cores)
+            {
+                MemorySegment w = randomWeights(arena, o.type(), 512L * 2048, rnd);
+                MemorySegment x = randomFloats(arena, (long) o.tokens() * 2048, rnd);
+                MemorySegment out = arena.allocate(4L * o.tokens() * 512, 64);
+                for (Kernels k : backends) {
+                    for (int tokens : new int[]{1, o.tokens()}) {
+                        time(Math.max(1.0, o.seconds()), () -> k.matmul(o.type(), w, x, out, tokens, 2048, 512, 0, 512));
+                    }
+                }
+            }
             int[][] shapes = o.small() ? new int[][]{{2048, 2048}, {512, 2048}} : SHAPES;
             for (int[] shape : shapes) {
                 int rows = shape[0], in = shape[1];
@@ -83,11 +96,13 @@ public final class KernelBench {
                         List<double[]> results = new ArrayList<>();
                         for (Kernels k : backends) {
                             try (Parallel pool = new Parallel(threads)) {
-                                double s = time(o.seconds(), () -> pool.forRange(rows, 16, (wk, a, b) ->
+                                double[] t = time(o.seconds(), () -> pool.forRange(rows, 16, (wk, a, b) ->
                                         k.matmul(o.type(), w, x, out, tokens, in, rows, a, b)));
+                                double s = t[0];
                                 double bytes = o.type().rowBytes(in) * (double) rows;
                                 double flops = 2.0 * rows * in * tokens;
-                                results.add(new double[]{s, tokens == 1 ? bytes / s / 1e9 : flops / s / 1e9});
+                                results.add(new double[]{s, tokens == 1 ? bytes / s / 1e9 : flops / s / 1e9,
+                                        threads == 1 ? t[1] : Double.NaN});
                             }
                         }
                         row(tokens == 1 ? "matmul decode" : "matmul prefill " + tokens, rows + "x" + in, threads, results,
@@ -109,17 +124,17 @@ public final class KernelBench {
             MemorySegment gateCopy = arena.allocate(4L * ffn, 64);
             List<double[]> ln = new ArrayList<>(), sw = new ArrayList<>(), sm = new ArrayList<>(), at = new ArrayList<>();
             for (Kernels k : backends) {
-                ln.add(new double[]{time(o.seconds(), () -> k.layerNorm(hidden, norm, normOut, 1, dim, 1e-5f)), Double.NaN});
-                sw.add(new double[]{time(o.seconds(), () -> {
+                ln.add(op(time(o.seconds(), () -> k.layerNorm(hidden, norm, normOut, 1, dim, 1e-5f))));
+                sw.add(op(time(o.seconds(), () -> {
                     MemorySegment.copy(gate, 0, gateCopy, 0, 4L * ffn);
                     k.swiglu(gateCopy, up, 0, ffn);
-                }), Double.NaN});
-                sm.add(new double[]{time(o.seconds(), () -> {
+                })));
+                sm.add(op(time(o.seconds(), () -> {
                     MemorySegment.copy(logits, 0, logitsCopy, 0, 4L * vocab);
                     k.softmax(logitsCopy, vocab);
-                }), Double.NaN});
-                at.add(new double[]{time(o.seconds(), () -> k.attention(q, kCache, vCache, att, 1, context - 1, heads,
-                        kvHeads, headDim, context, 0, scale, scratch, 0, heads)), Double.NaN});
+                })));
+                at.add(op(time(o.seconds(), () -> k.attention(q, kCache, vCache, att, 1, context - 1, heads,
+                        kvHeads, headDim, context, 0, scale, scratch, 0, heads))));
             }
             row("layerNorm", "2048", 1, ln, null);
             row("swiglu (+copy)", "11008", 1, sw, null);
@@ -130,42 +145,64 @@ public final class KernelBench {
         }
     }
 
+    /** An op's result row entry: wall seconds, no rate, CPU seconds. */
+    private static double[] op(double[] t) {
+        return new double[]{t[0], Double.NaN, t[1]};
+    }
+
+    /**
+     * One table row. Per backend: median wall time (and rate), plus the calling thread's CPU time when it did all the
+     * work (1 thread). The ratio uses CPU time when there is one: it is far less disturbed by other jobs on the machine.
+     */
     private static void row(String kernel, String shape, int threads, List<double[]> results, String unit) {
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "| %s | %s | %d |", kernel, shape, threads));
         for (double[] r : results) {
             if (Double.isNaN(r[0])) {
                 sb.append(" n/a |");
-            } else if (unit == null) {
-                sb.append(String.format(Locale.ROOT, " %.1f µs |", r[0] * 1e6));
-            } else {
-                sb.append(String.format(Locale.ROOT, " %.2f ms (%.1f %s) |", r[0] * 1e3, r[1], unit));
+                continue;
             }
+            sb.append(unit == null ? String.format(Locale.ROOT, " %.1f µs", r[0] * 1e6)
+                    : String.format(Locale.ROOT, " %.2f ms (%.1f %s)", r[0] * 1e3, r[1], unit));
+            if (!Double.isNaN(r[2])) {
+                sb.append(unit == null ? String.format(Locale.ROOT, ", cpu %.1f µs", r[2] * 1e6)
+                        : String.format(Locale.ROOT, ", cpu %.2f ms", r[2] * 1e3));
+            }
+            sb.append(" |");
         }
         if (results.size() == 2) {
-            sb.append(String.format(Locale.ROOT, " %.2fx |", results.get(0)[0] / results.get(1)[0]));
+            double[] a = results.get(0), b = results.get(1);
+            boolean cpu = !Double.isNaN(a[2]) && !Double.isNaN(b[2]);
+            sb.append(String.format(Locale.ROOT, " %.2fx%s |", cpu ? a[2] / b[2] : a[0] / b[0], cpu ? " (cpu)" : ""));
         }
         System.out.println(sb);
     }
 
-    /** Median seconds per run: warm up, then repeat until the budget is spent (3 to 200 timed runs). NaN if unsupported. */
-    static double time(double budgetSeconds, Runnable body) {
+    /**
+     * {median wall seconds, median CPU seconds of the calling thread} per run: warm up, then repeat until the budget is
+     * spent (3 to 200 timed runs). NaN if the backend does not support the case.
+     */
+    static double[] time(double budgetSeconds, Runnable body) {
         try {
             // the Java backend needs its kernels JIT-compiled first: at least 0.5 s and 3 runs of warm-up
             long warmEnd = System.nanoTime() + (long) (Math.max(0.5, budgetSeconds * 0.5) * 1e9);
             int warm = 0;
             do { body.run(); warm++; } while (warm < 3 || (System.nanoTime() < warmEnd && warm < 1000));
         } catch (UnsupportedOperationException e) {
-            return Double.NaN;
+            return new double[]{Double.NaN, Double.NaN};
         }
-        List<Long> runs = new ArrayList<>();
+        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+        List<Long> wall = new ArrayList<>(), cpu = new ArrayList<>();
         long end = System.nanoTime() + (long) (budgetSeconds * 1e9);
-        while (runs.size() < 3 || (System.nanoTime() < end && runs.size() < 200)) {
+        while (wall.size() < 3 || (System.nanoTime() < end && wall.size() < 200)) {
+            long c0 = mx.getCurrentThreadCpuTime();
             long t0 = System.nanoTime();
             body.run();
-            runs.add(System.nanoTime() - t0);
+            wall.add(System.nanoTime() - t0);
+            cpu.add(mx.getCurrentThreadCpuTime() - c0);
         }
-        runs.sort(null);
-        return runs.get(runs.size() / 2) / 1e9;
+        wall.sort(null);
+        cpu.sort(null);
+        return new double[]{wall.get(wall.size() / 2) / 1e9, cpu.get(cpu.size() / 2) / 1e9};
     }
 
     static MemorySegment randomFloats(Arena arena, long n, SplittableRandom rnd) {
