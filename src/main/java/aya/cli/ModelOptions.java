@@ -39,14 +39,7 @@ final class ModelOptions {
         if (context != null && context < 1) {
             throw new AyaException("--context must be at least 1, got " + context);
         }
-        var kernels = Backend.open(backend);
-        AyaForward loaded;
-        try {
-            loaded = AyaForward.load(model, kernels, n);
-        } catch (RuntimeException e) {
-            kernels.close();
-            throw e;
-        }
+        AyaForward loaded = AyaForward.load(model, Backend.open(backend), n); // the model closes the kernels, also on failure
         int maxPos = loaded.config().maxPositionEmbeddings();
         if (context != null && context > maxPos) {
             loaded.close();

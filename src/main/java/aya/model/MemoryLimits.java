@@ -55,6 +55,23 @@ public final class MemoryLimits {
         return Long.MAX_VALUE;
     }
 
+    /**
+     * What one state may take: what the kernel can hand out now (MemAvailable), and never more than 80% of the RAM,
+     * since the memory-mapped weights need page cache too.
+     */
+    public static long limitBytes() {
+        long total = totalBytes();
+        long available = availableBytes();
+        return total > 0 ? Math.min(available, total / 10 * 8) : available;
+    }
+
+    static long totalBytes() {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            return os.getTotalMemorySize();
+        }
+        return -1;
+    }
+
     /** Throws a one-line AyaException when {@code bytes} (a state for {@code context} tokens) exceed {@code available}. */
     public static void checkFits(long bytes, long available, int context) {
         if (bytes > available) {
