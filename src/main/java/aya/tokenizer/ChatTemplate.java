@@ -62,6 +62,7 @@ public final class ChatTemplate {
     private final Tokenizer tokenizer;
     private final Map<String, Object> specialTokens;
     private final AddedVocabulary specialMatcher = new AddedVocabulary();
+    private final List<String> specialTexts = new ArrayList<>();
     private final Jinjava jinjava;
     /** Conditions of the template's loop filters, in order (see rewriteLoopFilters). */
     private final List<String> loopConditions = new ArrayList<>();
@@ -73,6 +74,7 @@ public final class ChatTemplate {
         this.specialTokens = specialTokens;
         for (int id = 0; id < tokenizer.vocabSize(); id++) {
             if (tokenizer.isSpecial(id)) {
+                specialTexts.add(tokenizer.token(id));
                 specialMatcher.add(new AddedVocabulary.AddedToken(id, tokenizer.token(id), true, false, false, false, false),
                         tokenizer.token(id));
             }
@@ -81,6 +83,9 @@ public final class ChatTemplate {
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
                 .withFailOnUnknownTokens(false)
+                // Jinja2 prints a value as it is; Jinjava would render "{{ ... }}" found inside a value again, running
+                // message text as template code (e.g. "{{ bos_token }}" in a message became a control token)
+                .withNestedInterpretationEnabled(false)
                 .withElResolver(pythonResolver())
                 // Python Jinja2 behaviour: {{- -}} trimming, operator precedence, Python reprs, dict iteration...
                 // (not WhitespaceRequiredWithinTokens: it stops "{{-x}}" from parsing).
@@ -251,7 +256,7 @@ public final class ChatTemplate {
         List<Map<String, Object>> list = new ArrayList<>();
         for (Message m : messages) {
             Map<String, Object> map = new LinkedHashMap<>();
-            map.put("role", m.role());
+            map.put("role", guard(m.role())); // some templates print the role (Llama 3): it is text too
             map.put("content", guard(m.content()));
             list.add(map);
         }
@@ -271,17 +276,35 @@ public final class ChatTemplate {
         return result.getOutput();
     }
 
-    /** Breaks every special-token text in s with a GUARD after its first char; doubles s's own GUARD chars. */
+    /**
+     * Breaks every special-token text in s with a GUARD after its first char; doubles s's own GUARD chars. A marker
+     * can also be completed by what the template puts next to s (another message's text when a template joins them):
+     * so a proper prefix of a special token that ends s, or a proper suffix that starts it, is broken too, both on
+     * s and on s as the template sees it after strip()/trim.
+     */
     String guard(String s) {
-        StringBuilder out = new StringBuilder(s.length() + 8);
-        boolean[] starts = new boolean[s.length()];
-        for (AddedVocabulary.Split split : specialMatcherAllStarts(s)) starts[split.start()] = true;
-        for (int i = 0; i < s.length(); i++) {
+        int n = s.length();
+        boolean[] before = new boolean[n + 1]; // before[i]: a GUARD goes before char i (i == n: at the end)
+        for (AddedVocabulary.Split split : specialMatcherAllStarts(s)) before[split.start() + 1] = true;
+        int lead = n - s.stripLeading().length(), trail = s.stripTrailing().length();
+        for (String t : specialTexts) {
+            for (int k = 1; k < t.length(); k++) {
+                for (int end : new int[] {n, trail}) {
+                    if (end - k >= 0 && s.regionMatches(end - k, t, 0, k)) before[end - k + 1] = true;
+                }
+                for (int start : new int[] {0, lead}) {
+                    if (start + k <= n && s.regionMatches(start, t, t.length() - k, k)) before[start + k - 1] = true;
+                }
+            }
+        }
+        StringBuilder out = new StringBuilder(n + 8);
+        for (int i = 0; i < n; i++) {
+            if (before[i]) out.append(GUARD);
             char c = s.charAt(i);
             out.append(c);
             if (c == GUARD) out.append(GUARD);
-            else if (starts[i]) out.append(GUARD);
         }
+        if (before[n]) out.append(GUARD);
         return out.toString();
     }
 
