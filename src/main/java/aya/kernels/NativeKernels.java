@@ -84,6 +84,7 @@ public final class NativeKernels implements Kernels {
                     + outStride + " rows=[" + rowStart + ", " + rowEnd + ")");
         }
         need(w, rowEnd * type.rowBytes(inDim), "matmul weights");
+        aligned(w, elementBytes(type), "matmul weights");
         need(x, 4L * tokens * inDim, "matmul input");
         need(out, 4L * ((long) (tokens - 1) * outStride + rowEnd), "matmul output");
         switch (type) {
@@ -100,6 +101,7 @@ public final class NativeKernels implements Kernels {
             throw new IllegalArgumentException("embed: bad row " + row + " or dim " + dim);
         }
         need(table, (row + 1) * type.rowBytes(dim), "embedding table");
+        aligned(table, elementBytes(type), "embedding table");
         need(out, 4L * dim, "embedding output");
         switch (type) {
             case F32 -> aya_embed_f32_f32(table, row, dim, out);
@@ -183,5 +185,19 @@ public final class NativeKernels implements Kernels {
         if (segment.byteSize() < bytes) {
             throw new IllegalArgumentException(what + ": segment has " + segment.byteSize() + " bytes, needs " + bytes);
         }
+        // the C code reads float / uint16_t through typed pointers: a misaligned one is undefined behaviour
+        boolean weights = what.contains("weights") || what.contains("embedding table");
+        aligned(segment, weights ? 2 : Float.BYTES, what);
+    }
+
+    private static void aligned(MemorySegment segment, long align, String what) {
+        if (segment.address() % align != 0) {
+            throw new IllegalArgumentException(what + ": address " + segment.address() + " is not " + align + "-byte aligned");
+        }
+    }
+
+    /** Bytes of one element of an unquantized weight type (its C element type's alignment). */
+    private static long elementBytes(WeightType type) {
+        return type.quantized() ? 1 : type.rowBytes(1);
     }
 }

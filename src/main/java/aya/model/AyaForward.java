@@ -37,7 +37,14 @@ public final class AyaForward implements AutoCloseable {
     record Matrix(WeightType type, MemorySegment data, int rows, int cols) {
         static Matrix of(Tensor t, long rows, long cols) {
             t.expectShape(rows, cols);
-            return new Matrix(t.weightType(), t.data(), (int) rows, (int) cols);
+            WeightType type = t.weightType();
+            // kernels (C above all) read whole elements: a tensor at an odd offset would be a misaligned access (UB)
+            long elementBytes = type.quantized() ? 1 : type.rowBytes(1);
+            if (t.data().address() % elementBytes != 0) {
+                throw new AyaException(t.file() + ": tensor '" + t.name() + "' is not aligned to its " + elementBytes
+                        + "-byte elements (odd header or data offset): re-save the checkpoint with safetensors");
+            }
+            return new Matrix(type, t.data(), (int) rows, (int) cols);
         }
     }
 
