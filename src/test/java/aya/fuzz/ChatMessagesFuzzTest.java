@@ -29,7 +29,7 @@ class ChatMessagesFuzzTest {
         template = ChatTemplate.load(dir, tokenizer).orElseThrow();
     }
 
-    @FuzzTest(maxDuration = "10s")
+    @FuzzTest(maxDuration = "5s")
     @DictionaryEntries({"<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>", "<|USER_TOKEN|>", "<|CHATBOT_TOKEN|>",
             "<|SYSTEM_TOKEN|>", "<|START_RESPONSE|>", "<|END_RESPONSE|>", "<BOS_TOKEN>", "<EOS_TOKEN>", "<|", "|>", "<",
             "{{", "}}", "{%", "%}", "\uFDD0", "\uFF5C", "\u200B"})

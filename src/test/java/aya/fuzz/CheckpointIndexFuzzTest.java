@@ -34,7 +34,7 @@ class CheckpointIndexFuzzTest {
                 .putLong(h.length).put(h).putFloat(1f).putFloat(2f).array();
     }
 
-    @FuzzTest(maxDuration = "10s")
+    @FuzzTest(maxDuration = "5s")
     @DictionaryEntries({"\"weight_map\"", "\"metadata\"", "\"a.safetensors\"", "\"b.safetensors\"", "\"x\"", "\"y\"",
             "\"../a.safetensors\"", "\"/etc/passwd\"", "\"\"", "null", "{}", "[]"})
     void index(byte[] input) {

@@ -36,7 +36,7 @@ class CliFuzzTest {
         FuzzSupport.deleteTree(dir);
     }
 
-    @FuzzTest(maxDuration = "10s")
+    @FuzzTest(maxDuration = "5s")
     @DictionaryEntries({"2,17,42", "319", "320", "-1", "2147483647", "2147483648", "0x10", "1e3", "java", "native",
             "auto", " ", ",", ",,", "\u0662", "NaN", "Infinity", "-0"})
     void cli(FuzzedDataProvider in) throws Exception {

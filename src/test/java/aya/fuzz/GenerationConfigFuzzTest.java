@@ -28,7 +28,7 @@ class GenerationConfigFuzzTest {
         FuzzSupport.deleteTree(dir);
     }
 
-    @FuzzTest(maxDuration = "10s")
+    @FuzzTest(maxDuration = "5s")
     @DictionaryEntries({"\"eos_token_id\"", "\"bos_token_id\"", "\"pad_token_id\"", "\"do_sample\"", "\"temperature\"",
             "\"top_k\"", "\"top_p\"", "\"min_p\"", "\"repetition_penalty\"", "\"max_new_tokens\"", "true", "null",
             "2147483648", "-1", "1e999", "NaN"})

@@ -23,7 +23,7 @@ class ModelConfigFuzzTest {
         FuzzSupport.deleteTree(dir);
     }
 
-    @FuzzTest(maxDuration = "10s")
+    @FuzzTest(maxDuration = "5s")
     @DictionaryEntries({"\"num_hidden_layers\"", "\"hidden_size\"", "\"num_attention_heads\"", "\"num_key_value_heads\"",
             "\"head_dim\"", "\"vocab_size\"", "\"layer_types\"", "\"sliding_window_pattern\"", "\"rope_parameters\"",
             "\"rope_scaling\"", "\"rope_theta\"", "\"eos_token_id\"", "\"architectures\"", "\"Cohere2ForCausalLM\"",

@@ -31,7 +31,7 @@ class SafetensorsFuzzTest {
         FuzzSupport.deleteTree(dir);
     }
 
-    @FuzzTest(maxDuration = "10s")
+    @FuzzTest(maxDuration = "5s")
     @DictionaryEntries({"\"dtype\"", "\"shape\"", "\"data_offsets\"", "\"__metadata__\"", "\"F32\"", "\"BF16\"", "\"F16\"",
             "\"I64\"", "\"F8_E4M3\"", "9223372036854775807", "18446744073709551615", "-1", "1e308", "[]", "{}"})
     void header(byte[] input) {

@@ -23,7 +23,7 @@ class TokenizerJsonFuzzTest {
         FuzzSupport.deleteTree(dir);
     }
 
-    @FuzzTest(maxDuration = "10s")
+    @FuzzTest(maxDuration = "5s")
     @DictionaryEntries({"\"model\"", "\"type\"", "\"BPE\"", "\"WordPiece\"", "\"Unigram\"", "\"vocab\"", "\"merges\"",
             "\"added_tokens\"", "\"special\"", "\"content\"", "\"id\"", "\"pre_tokenizer\"", "\"ByteLevel\"", "\"Split\"",
             "\"Sequence\"", "\"pretokenizers\"", "\"pattern\"", "\"Regex\"", "\"String\"", "\"behavior\"", "\"Isolated\"",
