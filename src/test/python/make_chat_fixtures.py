@@ -54,6 +54,10 @@ LLAMA3_TEMPLATE = (
 )
 
 CHATML_TEMPLATE = (
+    "{%- set ns = namespace(last_user=-1, count=messages|length - 1) %}"
+    "{%- for m in messages[::-1] %}{% if ns.last_user == -1 and m['role'] == 'user' %}"
+    "{% set ns.last_user = ns.count - loop.index0 %}{% endif %}{% endfor %}"
+    "{%- if not tools is defined %}<!-- last user turn: {{ ns.last_user }} -->\n{% endif %}"
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
     "<|im_start|>{{ message['role'] }}\n"
