@@ -305,6 +305,11 @@ public final class ChatTemplate {
         throw new AyaException(where + ": must be a string or a list of {name, template}");
     }
 
+    /** The same model's tokenizer and special tokens with another template text (tests, --chat-template). */
+    ChatTemplate withTemplate(String otherTemplate) {
+        return new ChatTemplate("template", otherTemplate, tokenizer, specialTokens);
+    }
+
     /** Reads a JSON array of {"role": ..., "content": ...} messages. */
     public static List<Message> readMessages(Path file) {
         JsonNode root;
