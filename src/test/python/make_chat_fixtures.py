@@ -173,7 +173,7 @@ FEATURE_TEMPLATES = [
     "|{{ messages[0].content.lstrip() }}"
     "|{{ messages[0].content.rstrip('! ') }}|{{ 'hello world'.title() }}|{{ 'ABC'.lower() }}|{{ 'x,y,,z'.split(',') }}",
     "{{- bos_token -}}\n  {%- for m in messages -%}\n    {{- m.role ~ ': ' ~ m.content|trim -}}\n    {%- if not loop.last %}\n{% endif -%}\n"
-    "  {%- endfor -%}\n{%- if add_generation_prompt %}\nassistant:{% endif %}",
+    "  {%- endfor -%}\n{%- if add_generation_prompt %}\nassistant:{% endif %}\r\nwindows line\r\nend {{ 'a\r\nb' }}\n",
     "{% if messages|length > 2 and messages[-1]['role'] == 'user' %}last is user{% elif messages|length == 1 %}one{% else %}other{% endif %}"
     "|{{ messages|selectattr('role', 'equalto', 'user')|list|length }}|{{ (messages|length) // 2 }}|{{ 7 % 3 }}|{{ 2 ** 3 }}",
     "{%- if messages and messages[0]['role']|lower == 'system' %}{%- set dev = messages[0]['content'] %}{% endif %}"

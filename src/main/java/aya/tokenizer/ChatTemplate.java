@@ -68,7 +68,7 @@ public final class ChatTemplate {
 
     ChatTemplate(String source, String template, Tokenizer tokenizer, Map<String, Object> specialTokens) {
         this.source = source;
-        this.template = rewriteLoopFilters(rewriteJinja2Syntax(template), loopConditions);
+        this.template = rewriteLoopFilters(rewriteJinja2Syntax(jinja2Source(template)), loopConditions);
         this.tokenizer = tokenizer;
         this.specialTokens = specialTokens;
         for (int id = 0; id < tokenizer.vocabSize(); id++) {
@@ -163,6 +163,12 @@ public final class ChatTemplate {
         }
         m.appendTail(out);
         return out.toString();
+    }
+
+    /** Jinja2's lexer turns every \\r\\n or \\r into \\n, and drops one trailing newline (keep_trailing_newline=False). */
+    static String jinja2Source(String template) {
+        String s = template.replace("\r\n", "\n").replace('\r', '\n');
+        return s.endsWith("\n") ? s.substring(0, s.length() - 1) : s;
     }
 
     /**
