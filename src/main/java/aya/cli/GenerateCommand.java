@@ -34,6 +34,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--ignore-eos", description = "Do not stop at the end-of-sequence ids of generation_config.json.")
     boolean ignoreEos;
 
+    @Option(names = "--stats", description = "Print prefill and decode speed to stderr.")
+    boolean stats;
+
     @Override
     public Integer call() {
         int[] prompt = ModelOptions.parseIds(ids);
@@ -42,6 +45,9 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         if (temperature != 0) {
             throw new AyaException("--temperature " + temperature + ": only 0 (greedy) is supported so far");
+        }
+        if ((long) prompt.length + maxTokens > Integer.MAX_VALUE) {
+            throw new AyaException("--max-tokens " + maxTokens + " is too large");
         }
         int context = options.contextFor(prompt.length + maxTokens);
         StringJoiner line = new StringJoiner(",");
@@ -53,8 +59,11 @@ public final class GenerateCommand implements Callable<Integer> {
             }
             GenerationConfig gen = GenerationConfig.load(options.model, model.config());
             int vocab = model.config().vocabSize();
+            long t0 = System.nanoTime(), t1 = t0;
+            int decoded = 0;
             if (maxTokens > 0) {
                 MemorySegment logits = model.forward(state, prompt);
+                t1 = System.nanoTime();
                 for (int n = 0; n < maxTokens; n++) {
                     int next = argmax(logits, vocab);
                     line.add(Integer.toString(next));
@@ -63,8 +72,15 @@ public final class GenerateCommand implements Callable<Integer> {
                     }
                     if (n + 1 < maxTokens) {
                         logits = model.forward(state, new int[] {next});
+                        decoded++;
                     }
                 }
+            }
+            if (stats) {
+                long t2 = System.nanoTime();
+                System.err.printf("aya: %s, %d threads; prefill %d tokens in %.2f s (%.1f tok/s); decode %d tokens in %.2f s (%.2f tok/s)%n",
+                        model.kernels().name(), model.threads(), prompt.length, (t1 - t0) / 1e9, prompt.length / ((t1 - t0) / 1e9),
+                        decoded, (t2 - t1) / 1e9, decoded / Math.max(1e-9, (t2 - t1) / 1e9));
             }
         }
         // Without a tokenizer (a later task adds text), ids are the only output; --print-ids keeps it one line.

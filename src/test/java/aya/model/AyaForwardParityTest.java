@@ -5,13 +5,21 @@ import aya.kernels.Backend;
 import aya.kernels.Backends;
 import aya.weights.Npy;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -115,6 +123,7 @@ class AyaForwardParityTest {
         int[] prompt = ModelFixtures.ints(g.get("prompt"));
         int[] expected = ModelFixtures.ints(g.get("ids"));
         int max = g.get("max_new_tokens").asInt();
+        int eos = g.get("eos").asInt();
         try (AyaForward model = AyaForward.load(ModelFixtures.dir(fixture), Backend.open(backend), 2);
              AyaForward.State state = model.newState(prompt.length + max, 4)) {
             List<Integer> got = new ArrayList<>();
@@ -122,7 +131,7 @@ class AyaForwardParityTest {
             while (got.size() < max) {
                 int next = argmax(logits, model.config().vocabSize());
                 got.add(next);
-                if (next == 3) break; // the fixtures' eos
+                if (next == eos) break; // transformers stops after emitting eos
                 logits = model.forward(state, new int[] {next});
             }
             assertArrayEquals(expected, got.stream().mapToInt(Integer::intValue).toArray());
@@ -153,6 +162,57 @@ class AyaForwardParityTest {
             for (int c = 0; c < v; c++) {
                 assertEquals(ref.get(ids.length - 1, c), got[(ids.length - 1) * v + c], 1e-4 * 7, "id " + c);
             }
+        }
+    }
+
+    /** One loaded model serves several sessions: interleaved and concurrent sessions each get their own HF logits. */
+    @Test
+    void sessionsShareOneModel() throws Exception {
+        String fixture = "bf16-untied-sharded";
+        int[] ids = ModelFixtures.inputIds(fixture);
+        Npy.Matrix ref = Npy.read(ModelFixtures.dir(fixture).resolve("logits.npy"));
+        int v = ref.cols();
+        try (AyaForward model = AyaForward.load(ModelFixtures.dir(fixture), Backend.open("java"), 2)) {
+            // interleaved on one thread: a prefill in one session between decode steps of another
+            try (AyaForward.State a = model.newState(ids.length, 1); AyaForward.State b = model.newState(ids.length)) {
+                for (int t = 0; t < ids.length; t++) {
+                    MemorySegment row = model.forward(a, new int[] {ids[t]});
+                    for (int c = 0; c < v; c++) {
+                        assertEquals(ref.get(t, c), row.getAtIndex(ValueLayout.JAVA_FLOAT, c), 1e-3, "session a, position " + t);
+                    }
+                    if (t == ids.length / 2) {
+                        MemorySegment last = model.forward(b, ids);
+                        assertEquals(ref.get(ids.length - 1, 7), last.getAtIndex(ValueLayout.JAVA_FLOAT, 7), 1e-3);
+                    }
+                }
+            }
+            // concurrent: three threads, each its own session and feed size
+            var errors = new java.util.concurrent.ConcurrentLinkedQueue<Throwable>();
+            Thread[] threads = new Thread[3];
+            for (int i = 0; i < threads.length; i++) {
+                int chunk = 2 + 3 * i;
+                threads[i] = new Thread(() -> {
+                    try (AyaForward.State s = model.newState(ids.length, chunk)) {
+                        for (int start = 0; start < ids.length; start += chunk) {
+                            int[] piece = Arrays.copyOfRange(ids, start, Math.min(ids.length, start + chunk));
+                            int base = start;
+                            model.forwardAll(s, piece, (j, row) -> {
+                                for (int c = 0; c < v; c++) {
+                                    float want = ref.get(base + j, c), got = row.getAtIndex(ValueLayout.JAVA_FLOAT, c);
+                                    if (Math.abs(want - got) > 1e-3) {
+                                        throw new AssertionError("chunk " + chunk + " position " + (base + j) + ": " + got + " vs " + want);
+                                    }
+                                }
+                            });
+                        }
+                    } catch (Throwable e) {
+                        errors.add(e);
+                    }
+                });
+                threads[i].start();
+            }
+            for (Thread t : threads) t.join();
+            assertTrue(errors.isEmpty(), errors.toString());
         }
     }
 
@@ -200,6 +260,20 @@ class AyaForwardParityTest {
     }
 
     @Test
+    void aContextBeyondTheMachinesMemoryIsRefusedBeforeAllocating(@TempDir Path tmp) throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("m"));
+        for (String f : new String[] {"config.json", "generation_config.json", "model.safetensors"}) {
+            Files.copy(ModelFixtures.dir("f32-tied").resolve(f), dir.resolve(f));
+        }
+        Path cfg = dir.resolve("config.json");
+        Files.writeString(cfg, Files.readString(cfg).replace("\"max_position_embeddings\": 128", "\"max_position_embeddings\": 2147483647"));
+        try (AyaForward model = AyaForward.load(dir, Backend.open("java"), 1)) {
+            AyaException e = assertThrows(AyaException.class, () -> model.newState(Integer.MAX_VALUE));
+            assertTrue(e.getMessage().contains("--context"), e.getMessage());
+        }
+    }
+
+    @Test
     void contextIsCappedByMaxPositionEmbeddingsAndSlidingRingsDoNotGrow() {
         try (AyaForward model = AyaForward.load(ModelFixtures.dir("f32-tied"), Backend.open("java"), 1)) {
             assertEquals(128, model.config().maxPositionEmbeddings());
@@ -211,6 +285,51 @@ class AyaForwardParityTest {
                 assertEquals((3 * 23 + 64) * kvRow, small.kvCacheBytes());
             }
             assertEquals(2L * 36 * 4, model.kvBytesPerToken());
+        }
+    }
+
+    /**
+     * transformers ties the head only when the checkpoint has no lm_head.weight; a checkpoint that holds one (with
+     * tie_word_embeddings true) uses it. Here lm_head = 2 x embed_tokens, so the logits must be twice HF's tied ones.
+     */
+    @Test
+    void anLmHeadInTheCheckpointWinsOverTying(@TempDir Path tmp) throws Exception {
+        String fixture = "f32-tied";
+        Path dir = tmp.resolve("m");
+        Files.createDirectories(dir);
+        for (String f : new String[] {"config.json", "generation_config.json"}) {
+            Files.copy(ModelFixtures.dir(fixture).resolve(f), dir.resolve(f));
+        }
+        byte[] all = Files.readAllBytes(ModelFixtures.dir(fixture).resolve("model.safetensors"));
+        ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
+        int n = (int) b.getLong(0);
+        var mapper = new ObjectMapper();
+        var header = (ObjectNode) mapper.readTree(new String(all, 8, n, StandardCharsets.UTF_8));
+        var embed = header.get("model.embed_tokens.weight");
+        long begin = embed.get("data_offsets").get(0).asLong(), end = embed.get("data_offsets").get(1).asLong();
+        long dataLen = all.length - 8 - n;
+        var head = header.putObject("lm_head.weight");
+        head.put("dtype", "F32");
+        head.set("shape", embed.get("shape"));
+        head.putArray("data_offsets").add(dataLen).add(dataLen + (end - begin));
+        byte[] h = mapper.writeValueAsBytes(header);
+        ByteBuffer outBuf = ByteBuffer.allocate(8 + h.length + (int) dataLen + (int) (end - begin)).order(ByteOrder.LITTLE_ENDIAN);
+        outBuf.putLong(h.length).put(h).put(all, 8 + n, (int) dataLen);
+        for (long i = begin; i < end; i += 4) {
+            outBuf.putFloat(2 * b.getFloat((int) (8 + n + i)));
+        }
+        Files.write(dir.resolve("model.safetensors"), outBuf.array());
+
+        int[] ids = ModelFixtures.inputIds(fixture);
+        Npy.Matrix ref = Npy.read(ModelFixtures.dir(fixture).resolve("logits.npy"));
+        try (AyaForward model = AyaForward.load(dir, Backend.open("java"), 2);
+             AyaForward.State state = model.newState(ids.length)) {
+            assertFalse(model.headTied());
+            float[] got = new float[ids.length * ref.cols()];
+            model.forwardAll(state, ids, (i, row) -> MemorySegment.copy(row, ValueLayout.JAVA_FLOAT, 0, got, i * ref.cols(), ref.cols()));
+            float[] doubled = ref.data().clone();
+            for (int i = 0; i < doubled.length; i++) doubled[i] *= 2;
+            assertClose(new Npy.Matrix(ref.rows(), ref.cols(), doubled), got, "lm_head = 2 x embed");
         }
     }
 }
