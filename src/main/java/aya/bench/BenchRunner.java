@@ -67,6 +67,12 @@ public final class BenchRunner {
                         target.backend(), s.model(), target.quant(), target.weightBytes() / 1e9, loadSeconds.getLast()));
             }
             SplittableRandom random = new SplittableRandom(s.seed());
+            if (s.depth() > 0) {
+                for (BenchTarget target : targets) {
+                    progress.note(target.backend() + ": filling the KV cache with " + s.depth() + " tokens (untimed)");
+                    target.fillContext(s.depth());
+                }
+            }
             for (BenchTarget target : targets) { // warm-up: JIT, page faults of the mmapped weights, buffers
                 target.prefill(randomTokens(random, target, Math.min(16, Math.max(1, s.promptTokens()))), s.depth());
                 target.decode(random.nextInt(target.vocabSize()), s.depth());

@@ -31,12 +31,18 @@ public interface BenchTarget extends AutoCloseable {
     int maxPositions();
 
     /**
-     * Runs the prompt {@code tokens} at positions {@code pos0, pos0 + 1, ...} as one batch, computing the logits of
-     * the last position only. Cache entries below pos0 are whatever the state holds: timing does not depend on them.
+     * Fills the KV cache with {@code depth} tokens (random ids, a real prefill), untimed: the tests then run at
+     * positions from depth on, as llama-bench's {@code -d}. Called once, before any test.
+     */
+    void fillContext(int depth);
+
+    /**
+     * Runs the prompt {@code tokens} at positions {@code pos0, pos0 + 1, ...} (dropping whatever the cache held from
+     * pos0 on), computing the logits of the last position only.
      */
     void prefill(int[] tokens, int pos0);
 
-    /** Runs one token at position {@code pos} and computes its logits. */
+    /** Runs one token at position {@code pos} (dropping cache entries from pos on) and computes its logits. */
     void decode(int token, int pos);
 
     @Override

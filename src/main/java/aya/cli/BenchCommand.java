@@ -38,8 +38,8 @@ public final class BenchCommand implements Callable<Integer> {
     int genTokens;
 
     @Option(names = "--depth", defaultValue = "0", paramLabel = "D",
-            description = "Context already in the KV cache: tests start at position D (its entries are not computed: "
-                    + "the work per position does not depend on them). Default: ${DEFAULT-VALUE}.")
+            description = "Context already in the KV cache: D random tokens are prefilled once (untimed), then every "
+                    + "test runs at positions D... (llama-bench's -d). Default: ${DEFAULT-VALUE}.")
     int depth;
 
     @Option(names = "--threads", paramLabel = "N", description = "Threads (default: all cores).")

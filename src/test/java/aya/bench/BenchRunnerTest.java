@@ -54,6 +54,13 @@ class BenchRunnerTest {
         public int vocabSize() { return 100; }
         public int maxPositions() { return 4096; }
 
+        final List<Integer> fills = new ArrayList<>();
+
+        public void fillContext(int depth) {
+            fills.add(depth);
+            clock[0] += 1_000_000_000_000L; // untimed: must not show in any rate
+        }
+
         public void prefill(int[] tokens, int pos0) {
             for (int t : tokens) assertTrue(t >= 0 && t < 100);
             prefillStarts.add(pos0);
@@ -100,6 +107,7 @@ class BenchRunnerTest {
         for (int rep = 0; rep < 3; rep++) for (int pos = 0; pos < 32; pos++) expected.add(pos);
         assertEquals(expected, java.decodePositions);
         assertEquals(List.of(0, 0, 0, 0), java.prefillStarts);
+        assertEquals(List.of(), java.fills, "no depth: nothing to fill");
 
         JsonNode json = new ObjectMapper().readTree(j.toJson());
         for (String key : List.of("backend", "quant", "activations", "threads", "prompt_tokens", "gen_tokens", "depth",
@@ -135,6 +143,7 @@ class BenchRunnerTest {
         // positions 2048..2051: mean step time 1e6 + 1000 * 2049.5 ns
         assertEquals(4 / (4 * 1e6 + 1000.0 * (2048 + 2049 + 2050 + 2051)) * 1e9, r.decodeTokensPerS().mean(), 1e-9);
         assertEquals(List.of(2048, 2048, 2049, 2050, 2051, 2048, 2049, 2050, 2051), t.decodePositions);
+        assertEquals(List.of(2048), t.fills, "the context is filled once");
         JsonNode json = new ObjectMapper().readTree(r.toJson());
         assertTrue(json.get("prefill_tokens_per_s").isNull(), "skipped prefill is null, not NaN");
         assertEquals(2048, json.get("depth").asInt());
