@@ -74,8 +74,9 @@ public final class BenchRunner {
                 }
             }
             for (BenchTarget target : targets) { // warm-up: JIT, page faults of the mmapped weights, buffers
-                target.prefill(randomTokens(random, target, Math.min(16, Math.max(1, s.promptTokens()))), s.depth());
+                target.prefill(randomTokens(random, target, Math.min(64, Math.max(1, s.promptTokens()))), s.depth());
                 target.decode(random.nextInt(target.vocabSize()), s.depth());
+                target.decode(random.nextInt(target.vocabSize()), s.depth() + 1);
             }
             for (int rep = 0; rep < s.reps(); rep++) {
                 for (int b = 0; b < targets.size(); b++) {

@@ -103,7 +103,7 @@ class BenchRunnerTest {
         assertEquals(100 * 4.0 / (50e9 / (5e9 + 16_000)), j.decodePercentOfBound(), 1e-9);
         assertTrue(java.closed && nat.closed);
         // warm-up + 3 reps; decode starts at the depth (0) like llama-bench's tg test
-        List<Integer> expected = new ArrayList<>(List.of(0)); // warm-up step
+        List<Integer> expected = new ArrayList<>(List.of(0, 1)); // warm-up steps
         for (int rep = 0; rep < 3; rep++) for (int pos = 0; pos < 32; pos++) expected.add(pos);
         assertEquals(expected, java.decodePositions);
         assertEquals(List.of(0, 0, 0, 0), java.prefillStarts);
@@ -142,7 +142,7 @@ class BenchRunnerTest {
         BenchResult r = results.getFirst();
         // positions 2048..2051: mean step time 1e6 + 1000 * 2049.5 ns
         assertEquals(4 / (4 * 1e6 + 1000.0 * (2048 + 2049 + 2050 + 2051)) * 1e9, r.decodeTokensPerS().mean(), 1e-9);
-        assertEquals(List.of(2048, 2048, 2049, 2050, 2051, 2048, 2049, 2050, 2051), t.decodePositions);
+        assertEquals(List.of(2048, 2049, 2048, 2049, 2050, 2051, 2048, 2049, 2050, 2051), t.decodePositions);
         assertEquals(List.of(2048), t.fills, "the context is filled once");
         JsonNode json = new ObjectMapper().readTree(r.toJson());
         assertTrue(json.get("prefill_tokens_per_s").isNull(), "skipped prefill is null, not NaN");
