@@ -1,15 +1,31 @@
 package aya.cli;
 
-import aya.AyaException;
+import aya.hub.ModelLocator;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-/** PLACEHOLDER: replaced by the work that owns this command. */
-@Command(name = "download", description = "(not implemented yet)")
+/** {@code ./aya download REPO [--revision R]}: fills the Hugging Face cache and prints the snapshot directory. */
+@Command(name = "download",
+        description = {"Download a model from the Hugging Face hub into its standard cache (shared with huggingface-cli)",
+                "and print the snapshot directory. Only missing files are fetched; interrupted downloads resume.",
+                "Environment: HF_TOKEN (gated models), HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE=1."})
 public final class DownloadCommand implements Callable<Integer> {
+
+    @Parameters(index = "0", paramLabel = "REPO", description = "Repo id, e.g. CohereLabs/tiny-aya-global")
+    String repo;
+
+    @Option(names = "--revision", paramLabel = "R", defaultValue = "main",
+            description = "Branch, tag or commit sha (default: ${DEFAULT-VALUE})")
+    String revision;
+
     @Override
     public Integer call() {
-        throw new AyaException("'download' is not implemented yet");
+        Path snapshot = ModelLocator.fromEnvironment().download(repo, revision);
+        System.out.println(snapshot.toAbsolutePath());
+        return 0;
     }
 }

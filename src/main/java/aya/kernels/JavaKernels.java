@@ -1,15 +1,417 @@
 package aya.kernels;
 
-import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
 
-/** Pure-Java backend (Vector API). PLACEHOLDER: owned by the engine work (issue 2), replaced there. */
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Pure-Java backend over the Vector API. Weights are read in place from their (memory-mapped) segments:
+ * BF16 widens to f32 by a 16-bit shift, F16 through {@link Float#float16ToFloat}, F32 as is.
+ * Activations are f32 in native order. Every kernel is single-threaded; the model splits the work.
+ */
 public final class JavaKernels implements Kernels {
-    public String name() { return "java"; }
-    public void matmul(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out, int tokens, int inDim, int outStride, int rowStart, int rowEnd) { throw new UnsupportedOperationException(); }
-    public void embed(WeightType type, MemorySegment table, long row, int dim, MemorySegment out) { throw new UnsupportedOperationException(); }
-    public void layerNorm(MemorySegment x, MemorySegment weight, MemorySegment out, int tokens, int dim, float eps) { throw new UnsupportedOperationException(); }
-    public void ropeInterleaved(MemorySegment vec, int tokens, int heads, int headDim, int pos0, MemorySegment cos, MemorySegment sin) { throw new UnsupportedOperationException(); }
-    public void attention(MemorySegment q, MemorySegment kCache, MemorySegment vCache, MemorySegment out, int tokens, int pos0, int heads, int kvHeads, int headDim, int capacity, int window, float scale, MemorySegment scratch, int itemStart, int itemEnd) { throw new UnsupportedOperationException(); }
-    public void swiglu(MemorySegment gate, MemorySegment up, long start, long end) { throw new UnsupportedOperationException(); }
-    public void softmax(MemorySegment x, int n) { throw new UnsupportedOperationException(); }
+
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** As many shorts (BF16 bit patterns) as F has floats. */
+    static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
+    static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN; // safetensors data is little-endian
+    static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+    static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+
+    /** Rows of a weight matrix handled together: one load of x feeds four rows. */
+    private static final int ROWS = 4;
+
+    /** Per-thread f32 copy of a block of ROWS weight rows, reused across the tokens of a prefill. */
+    private static final ThreadLocal<float[]> ROW_BLOCK = ThreadLocal.withInitial(() -> new float[0]);
+
+    @Override
+    public String name() {
+        return "java (" + F.vectorBitSize() + "-bit vectors)";
+    }
+
+    // ---------------------------------------------------------------------------------------------- matmul
+
+    @Override
+    public void matmul(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
+                       int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
+        if (type.quantized()) {
+            throw new UnsupportedOperationException("the java backend does not read " + type + " weights yet");
+        }
+        if (tokens == 1 && type != WeightType.F16) {
+            matvec(type, w, x, out, inDim, rowStart, rowEnd);
+            return;
+        }
+        // Prefill: widen a block of rows to f32 once, then reuse it (from L1/L2) for every token.
+        float[] block = ROW_BLOCK.get();
+        if (block.length < ROWS * inDim) {
+            block = new float[ROWS * inDim];
+            ROW_BLOCK.set(block);
+        }
+        for (int r0 = rowStart; r0 < rowEnd; r0 += ROWS) {
+            int rows = Math.min(ROWS, rowEnd - r0);
+            for (int j = 0; j < rows; j++) {
+                widenRow(type, w, (long) (r0 + j) * inDim, inDim, block, j * inDim);
+            }
+            if (rows == ROWS) {
+                int t = 0;
+                for (; t + 3 <= tokens; t += 3) {
+                    dot4x3(block, inDim, x, (long) t * inDim, out, (long) t * outStride + r0, outStride);
+                }
+                for (; t < tokens; t++) {
+                    dot4(block, inDim, x, (long) t * inDim, out, (long) t * outStride + r0);
+                }
+            } else {
+                for (int t = 0; t < tokens; t++) {
+                    for (int j = 0; j < rows; j++) {
+                        float s = dot(block, j * inDim, x, (long) t * inDim, inDim);
+                        out.setAtIndex(F32, (long) t * outStride + r0 + j, s);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Decode: out[r] = w[r] . x for one token, four rows per pass, weights widened in registers. */
+    private static void matvec(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
+                               int inDim, int rowStart, int rowEnd) {
+        boolean bf16 = type == WeightType.BF16;
+        long rowBytes = (long) inDim * (bf16 ? 2 : 4);
+        int upper = F.loopBound(inDim);
+        int r = rowStart;
+        for (; r + ROWS <= rowEnd; r += ROWS) {
+            long b0 = r * rowBytes, b1 = b0 + rowBytes, b2 = b1 + rowBytes, b3 = b2 + rowBytes;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            int i = 0;
+            if (bf16) {
+                for (; i < upper; i += F.length()) {
+                    FloatVector xv = FloatVector.fromMemorySegment(F, x, i * 4L, NATIVE);
+                    a0 = bf16(w, b0 + i * 2L).fma(xv, a0);
+                    a1 = bf16(w, b1 + i * 2L).fma(xv, a1);
+                    a2 = bf16(w, b2 + i * 2L).fma(xv, a2);
+                    a3 = bf16(w, b3 + i * 2L).fma(xv, a3);
+                }
+            } else {
+                for (; i < upper; i += F.length()) {
+                    FloatVector xv = FloatVector.fromMemorySegment(F, x, i * 4L, NATIVE);
+                    a0 = FloatVector.fromMemorySegment(F, w, b0 + i * 4L, LE).fma(xv, a0);
+                    a1 = FloatVector.fromMemorySegment(F, w, b1 + i * 4L, LE).fma(xv, a1);
+                    a2 = FloatVector.fromMemorySegment(F, w, b2 + i * 4L, LE).fma(xv, a2);
+                    a3 = FloatVector.fromMemorySegment(F, w, b3 + i * 4L, LE).fma(xv, a3);
+                }
+            }
+            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+            float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            for (; i < inDim; i++) {
+                float xi = x.getAtIndex(F32, i);
+                s0 += weight(type, w, (long) r * inDim + i) * xi;
+                s1 += weight(type, w, (long) (r + 1) * inDim + i) * xi;
+                s2 += weight(type, w, (long) (r + 2) * inDim + i) * xi;
+                s3 += weight(type, w, (long) (r + 3) * inDim + i) * xi;
+            }
+            out.setAtIndex(F32, r, s0);
+            out.setAtIndex(F32, r + 1, s1);
+            out.setAtIndex(F32, r + 2, s2);
+            out.setAtIndex(F32, r + 3, s3);
+        }
+        for (; r < rowEnd; r++) {
+            long base = (long) r * inDim;
+            FloatVector acc = FloatVector.zero(F);
+            int i = 0;
+            for (; i < upper; i += F.length()) {
+                FloatVector xv = FloatVector.fromMemorySegment(F, x, i * 4L, NATIVE);
+                FloatVector wv = bf16 ? bf16(w, (base + i) * 2L) : FloatVector.fromMemorySegment(F, w, (base + i) * 4L, LE);
+                acc = wv.fma(xv, acc);
+            }
+            float s = acc.reduceLanes(VectorOperators.ADD);
+            for (; i < inDim; i++) {
+                s += weight(type, w, base + i) * x.getAtIndex(F32, i);
+            }
+            out.setAtIndex(F32, r, s);
+        }
+    }
+
+    /** F.length() BF16 values at byte offset off, widened to f32 (bf16 is the top half of an f32). */
+    private static FloatVector bf16(MemorySegment w, long off) {
+        ShortVector bits = ShortVector.fromMemorySegment(S, w, off, LE);
+        IntVector wide = (IntVector) bits.convertShape(VectorOperators.S2I, I, 0);
+        return wide.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    /** Weight number {@code index} (element, not byte) of a matrix in {@code type}, as f32. */
+    static float weight(WeightType type, MemorySegment w, long index) {
+        return switch (type) {
+            case F32 -> w.getAtIndex(F32_LE, index);
+            case BF16 -> Float.intBitsToFloat(w.getAtIndex(U16_LE, index) << 16);
+            case F16 -> Float.float16ToFloat(w.getAtIndex(U16_LE, index));
+            default -> throw new UnsupportedOperationException("the java backend does not read " + type + " weights yet");
+        };
+    }
+
+    /** dst[dstOff, dstOff + n) = f32 of the n weights starting at element {@code first}. */
+    private static void widenRow(WeightType type, MemorySegment w, long first, int n, float[] dst, int dstOff) {
+        int i = 0;
+        if (type == WeightType.BF16) {
+            int upper = F.loopBound(n);
+            for (; i < upper; i += F.length()) {
+                bf16(w, (first + i) * 2L).intoArray(dst, dstOff + i);
+            }
+        } else if (type == WeightType.F32) {
+            int upper = F.loopBound(n);
+            for (; i < upper; i += F.length()) {
+                FloatVector.fromMemorySegment(F, w, (first + i) * 4L, LE).intoArray(dst, dstOff + i);
+            }
+        }
+        for (; i < n; i++) {
+            dst[dstOff + i] = weight(type, w, first + i);
+        }
+    }
+
+    /** out[o + j] = block row j . x[xOff, xOff + n) for the four rows of block. */
+    private static void dot4(float[] block, int n, MemorySegment x, long xOff, MemorySegment out, long o) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            FloatVector xv = FloatVector.fromMemorySegment(F, x, (xOff + i) * 4L, NATIVE);
+            a0 = FloatVector.fromArray(F, block, i).fma(xv, a0);
+            a1 = FloatVector.fromArray(F, block, n + i).fma(xv, a1);
+            a2 = FloatVector.fromArray(F, block, 2 * n + i).fma(xv, a2);
+            a3 = FloatVector.fromArray(F, block, 3 * n + i).fma(xv, a3);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            float xi = x.getAtIndex(F32, xOff + i);
+            s0 += block[i] * xi;
+            s1 += block[n + i] * xi;
+            s2 += block[2 * n + i] * xi;
+            s3 += block[3 * n + i] * xi;
+        }
+        out.setAtIndex(F32, o, s0);
+        out.setAtIndex(F32, o + 1, s1);
+        out.setAtIndex(F32, o + 2, s2);
+        out.setAtIndex(F32, o + 3, s3);
+    }
+
+    /**
+     * Prefill micro-kernel: four rows times three tokens. Twelve accumulators share each load of x and of w
+     * (7 loads per 12 FMAs instead of 5 per 4), which keeps the FMA units busy rather than the load ports.
+     */
+    private static void dot4x3(float[] block, int n, MemorySegment x, long xOff, MemorySegment out, long o, int outStride) {
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            FloatVector x0 = FloatVector.fromMemorySegment(F, x, (xOff + i) * 4L, NATIVE);
+            FloatVector x1 = FloatVector.fromMemorySegment(F, x, (xOff + n + i) * 4L, NATIVE);
+            FloatVector x2 = FloatVector.fromMemorySegment(F, x, (xOff + 2L * n + i) * 4L, NATIVE);
+            FloatVector w = FloatVector.fromArray(F, block, i);
+            a00 = w.fma(x0, a00);
+            a01 = w.fma(x1, a01);
+            a02 = w.fma(x2, a02);
+            w = FloatVector.fromArray(F, block, n + i);
+            a10 = w.fma(x0, a10);
+            a11 = w.fma(x1, a11);
+            a12 = w.fma(x2, a12);
+            w = FloatVector.fromArray(F, block, 2 * n + i);
+            a20 = w.fma(x0, a20);
+            a21 = w.fma(x1, a21);
+            a22 = w.fma(x2, a22);
+            w = FloatVector.fromArray(F, block, 3 * n + i);
+            a30 = w.fma(x0, a30);
+            a31 = w.fma(x1, a31);
+            a32 = w.fma(x2, a32);
+        }
+        float[] s = {
+                a00.reduceLanes(VectorOperators.ADD), a10.reduceLanes(VectorOperators.ADD),
+                a20.reduceLanes(VectorOperators.ADD), a30.reduceLanes(VectorOperators.ADD),
+                a01.reduceLanes(VectorOperators.ADD), a11.reduceLanes(VectorOperators.ADD),
+                a21.reduceLanes(VectorOperators.ADD), a31.reduceLanes(VectorOperators.ADD),
+                a02.reduceLanes(VectorOperators.ADD), a12.reduceLanes(VectorOperators.ADD),
+                a22.reduceLanes(VectorOperators.ADD), a32.reduceLanes(VectorOperators.ADD)};
+        for (; i < n; i++) {
+            for (int t = 0; t < 3; t++) {
+                float xi = x.getAtIndex(F32, xOff + (long) t * n + i);
+                for (int j = 0; j < ROWS; j++) {
+                    s[t * ROWS + j] += block[j * n + i] * xi;
+                }
+            }
+        }
+        for (int t = 0; t < 3; t++) {
+            for (int j = 0; j < ROWS; j++) {
+                out.setAtIndex(F32, o + (long) t * outStride + j, s[t * ROWS + j]);
+            }
+        }
+    }
+
+    private static float dot(float[] a, int aOff, MemorySegment x, long xOff, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromMemorySegment(F, x, (xOff + i) * 4L, NATIVE), acc);
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += a[aOff + i] * x.getAtIndex(F32, xOff + i);
+        }
+        return s;
+    }
+
+    /** Dot product of two f32 vectors in segments (element offsets). */
+    private static float dot(MemorySegment a, long aOff, MemorySegment b, long bOff, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            acc = FloatVector.fromMemorySegment(F, a, (aOff + i) * 4L, NATIVE)
+                    .fma(FloatVector.fromMemorySegment(F, b, (bOff + i) * 4L, NATIVE), acc);
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            s += a.getAtIndex(F32, aOff + i) * b.getAtIndex(F32, bOff + i);
+        }
+        return s;
+    }
+
+    /** y[yOff + i] += p * v[vOff + i] for i < n. */
+    private static void axpy(float p, MemorySegment v, long vOff, MemorySegment y, long yOff, int n) {
+        FloatVector pv = FloatVector.broadcast(F, p);
+        int upper = F.loopBound(n);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            FloatVector yv = FloatVector.fromMemorySegment(F, y, (yOff + i) * 4L, NATIVE);
+            FloatVector.fromMemorySegment(F, v, (vOff + i) * 4L, NATIVE).fma(pv, yv)
+                    .intoMemorySegment(y, (yOff + i) * 4L, NATIVE);
+        }
+        for (; i < n; i++) {
+            y.setAtIndex(F32, yOff + i, y.getAtIndex(F32, yOff + i) + p * v.getAtIndex(F32, vOff + i));
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------- small ops
+
+    @Override
+    public void embed(WeightType type, MemorySegment table, long row, int dim, MemorySegment out) {
+        for (int i = 0; i < dim; i++) {
+            out.setAtIndex(F32, i, weight(type, table, row * dim + i));
+        }
+    }
+
+    @Override
+    public void layerNorm(MemorySegment x, MemorySegment weight, MemorySegment out, int tokens, int dim, float eps) {
+        for (int t = 0; t < tokens; t++) {
+            long base = (long) t * dim;
+            double sum = 0;
+            for (int i = 0; i < dim; i++) {
+                sum += x.getAtIndex(F32, base + i);
+            }
+            float mean = (float) (sum / dim);
+            double sq = 0;
+            for (int i = 0; i < dim; i++) {
+                float d = x.getAtIndex(F32, base + i) - mean;
+                sq += d * d;
+            }
+            float var = (float) (sq / dim); // biased variance, like torch's mean of squares
+            float inv = (float) (1.0 / Math.sqrt(var + eps));
+            for (int i = 0; i < dim; i++) {
+                float v = (x.getAtIndex(F32, base + i) - mean) * inv;
+                out.setAtIndex(F32, base + i, weight.getAtIndex(F32, i) * v);
+            }
+        }
+    }
+
+    @Override
+    public void ropeInterleaved(MemorySegment vec, int tokens, int heads, int headDim, int pos0,
+                                MemorySegment cos, MemorySegment sin) {
+        int half = headDim / 2;
+        for (int t = 0; t < tokens; t++) {
+            long table = (long) (pos0 + t) * half;
+            for (int h = 0; h < heads; h++) {
+                long base = ((long) t * heads + h) * headDim;
+                for (int i = 0; i < half; i++) {
+                    float c = cos.getAtIndex(F32, table + i);
+                    float s = sin.getAtIndex(F32, table + i);
+                    float a = vec.getAtIndex(F32, base + 2 * i);
+                    float b = vec.getAtIndex(F32, base + 2 * i + 1);
+                    vec.setAtIndex(F32, base + 2 * i, a * c - b * s);
+                    vec.setAtIndex(F32, base + 2 * i + 1, b * c + a * s);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void attention(MemorySegment q, MemorySegment kCache, MemorySegment vCache, MemorySegment out,
+                          int tokens, int pos0, int heads, int kvHeads, int headDim, int capacity, int window,
+                          float scale, MemorySegment scratch, int itemStart, int itemEnd) {
+        int group = heads / kvHeads;
+        int kvDim = kvHeads * headDim;
+        for (int item = itemStart; item < itemEnd; item++) {
+            int t = item / heads;
+            int h = item % heads;
+            int pos = pos0 + t;
+            int first = window == 0 ? 0 : Math.max(0, pos - window + 1);
+            long qOff = (long) item * headDim;
+            long kvOff = (long) (h / group) * headDim;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int k = first; k <= pos; k++) {
+                long slot = k % capacity;
+                float s = dot(q, qOff, kCache, slot * kvDim + kvOff, headDim) * scale;
+                scratch.setAtIndex(F32, k - first, s);
+                max = Math.max(max, s);
+            }
+            float sum = 0;
+            for (int k = first; k <= pos; k++) {
+                float e = (float) Math.exp(scratch.getAtIndex(F32, k - first) - max);
+                scratch.setAtIndex(F32, k - first, e);
+                sum += e;
+            }
+            float inv = 1f / sum;
+            long oOff = (long) item * headDim;
+            out.asSlice(oOff * 4, headDim * 4L).fill((byte) 0);
+            for (int k = first; k <= pos; k++) {
+                long slot = k % capacity;
+                axpy(scratch.getAtIndex(F32, k - first) * inv, vCache, slot * kvDim + kvOff, out, oOff, headDim);
+            }
+        }
+    }
+
+    @Override
+    public void swiglu(MemorySegment gate, MemorySegment up, long start, long end) {
+        for (long i = start; i < end; i++) {
+            float g = gate.getAtIndex(F32, i);
+            float silu = g / (1f + (float) Math.exp(-g));
+            gate.setAtIndex(F32, i, silu * up.getAtIndex(F32, i));
+        }
+    }
+
+    @Override
+    public void softmax(MemorySegment x, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, x.getAtIndex(F32, i));
+        }
+        float sum = 0;
+        for (int i = 0; i < n; i++) {
+            float e = (float) Math.exp(x.getAtIndex(F32, i) - max);
+            x.setAtIndex(F32, i, e);
+            sum += e;
+        }
+        float inv = 1f / sum;
+        for (int i = 0; i < n; i++) {
+            x.setAtIndex(F32, i, x.getAtIndex(F32, i) * inv);
+        }
+    }
 }

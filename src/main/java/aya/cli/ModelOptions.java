@@ -1,0 +1,74 @@
+package aya.cli;
+
+import aya.AyaException;
+import aya.kernels.Backend;
+import aya.kernels.Parallel;
+import aya.model.AyaForward;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Options shared by the commands that load a model: which model, which backend, how many threads, how much context. */
+final class ModelOptions {
+
+    @Option(names = "--model", required = true, paramLabel = "DIR",
+            description = "Hugging Face checkpoint directory (config.json + *.safetensors).")
+    Path model;
+
+    @Option(names = "--backend", defaultValue = "auto", paramLabel = "NAME",
+            description = "Kernels: java, native or auto (native, else java with a warning). Default: ${DEFAULT-VALUE}.")
+    String backend;
+
+    @Option(names = "--threads", paramLabel = "N", description = "Worker threads (default: available cores).")
+    Integer threads;
+
+    @Option(names = "--context", paramLabel = "N",
+            description = "Context length (KV-cache positions); default: what the command needs, capped by max_position_embeddings.")
+    Integer context;
+
+    /** Loads the model: checks the directory, opens the backend, maps and validates the weights. */
+    AyaForward load() {
+        if (!Files.isDirectory(model)) {
+            throw new AyaException("--model " + model + ": not a directory (give a local checkpoint folder with config.json and *.safetensors)");
+        }
+        int n = threads == null ? Parallel.defaultThreads() : threads;
+        if (n < 1 || n > 1024) {
+            throw new AyaException("--threads must be between 1 and 1024, got " + n);
+        }
+        if (context != null && context < 1) {
+            throw new AyaException("--context must be at least 1, got " + context);
+        }
+        return AyaForward.load(model, Backend.open(backend), n); // the model closes the kernels, also on failure
+    }
+
+    /** The context for a run that needs {@code needed} positions: --context if given (it must fit), else needed. */
+    int contextFor(int needed) {
+        int ctx = context == null ? needed : context;
+        if (needed > ctx) {
+            throw new AyaException(needed + " tokens do not fit the context of " + ctx + " (--context)");
+        }
+        return ctx;
+    }
+
+    /** Parses "5,17,42" into ids; rejects anything that is not a comma-separated list of non-negative integers. */
+    static int[] parseIds(String text) {
+        if (text == null || text.isBlank()) {
+            throw new AyaException("--ids is empty: give comma-separated token ids, e.g. --ids 2,17,42");
+        }
+        String[] parts = text.split(",", -1);
+        int[] ids = new int[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            String p = parts[i].strip();
+            try {
+                ids[i] = Integer.parseInt(p);
+            } catch (NumberFormatException e) {
+                throw new AyaException("--ids: '" + p + "' (item " + (i + 1) + ") is not a token id; expected comma-separated integers");
+            }
+            if (ids[i] < 0) {
+                throw new AyaException("--ids: " + ids[i] + " (item " + (i + 1) + ") is negative");
+            }
+        }
+        return ids;
+    }
+}

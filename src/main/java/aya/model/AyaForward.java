@@ -1,0 +1,517 @@
+package aya.model;
+
+import aya.AyaException;
+import aya.config.ModelConfig;
+import aya.kernels.Kernels;
+import aya.kernels.Parallel;
+import aya.kernels.WeightType;
+import aya.weights.Checkpoint;
+import aya.weights.Tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Tiny Aya (transformers' {@code Cohere2ForCausalLM}) forward pass, in llama2.c order:
+ * weights, run state (KV cache + scratch), forward. The PyTorch reference is
+ * {@code transformers/models/cohere2/modeling_cohere2.py}; comments name where Cohere differs from Llama.
+ *
+ * <p>An {@code AyaForward} is the loaded model: config, memory-mapped weights, kernels and thread pool.
+ * It is immutable after {@link #load} and may be shared by many {@link State}s (one per conversation);
+ * one State is used by one thread at a time. Shapes below: D hidden, I intermediate, H query heads,
+ * KV key/value heads, hd head_dim, V vocab, T tokens in a block, C a KV-cache capacity.
+ */
+public final class AyaForward implements AutoCloseable {
+
+    /** Largest block of tokens one pass of the layers processes; longer inputs are prefilled block by block. */
+    public static final int DEFAULT_MAX_BLOCK = 256;
+    /** Output-head rows computed at once when every position's logits are wanted (bounds the logits buffer). */
+    static final int HEAD_ROWS = 32;
+
+    // =========================================================================================== weights
+
+    /** A weight matrix [rows, cols] in its file's dtype, read in place by the kernels. */
+    record Matrix(WeightType type, MemorySegment data, int rows, int cols) {
+        static Matrix of(Tensor t, long rows, long cols) {
+            t.expectShape(rows, cols);
+            return new Matrix(t.weightType(), t.data(), (int) rows, (int) cols);
+        }
+    }
+
+    /** One decoder layer. Cohere: a single LayerNorm feeds both attention and MLP; no biases anywhere. */
+    record Layer(
+            MemorySegment norm, // [D] f32, input_layernorm.weight (no bias)
+            Matrix wq,          // [H*hd, D]
+            Matrix wk,          // [KV*hd, D]
+            Matrix wv,          // [KV*hd, D]
+            Matrix wo,          // [D, H*hd]
+            Matrix wGate,       // [I, D]
+            Matrix wUp,         // [I, D]
+            Matrix wDown,       // [D, I]
+            boolean sliding) {  // sliding window + RoPE, else global attention with no position encoding (NoPE)
+    }
+
+    private final ModelConfig config;
+    private final Checkpoint checkpoint;
+    private final Kernels kernels;
+    private final Parallel pool;
+    private final Matrix embed;     // [V, D] model.embed_tokens.weight
+    private final Layer[] layers;
+    private final MemorySegment finalNorm; // [D] f32, model.norm.weight
+    private final Matrix head;      // [V, D] lm_head.weight, or embed when tied
+    private final long weightBytes;
+
+    private AyaForward(ModelConfig config, Checkpoint checkpoint, Kernels kernels, Parallel pool) {
+        this.config = config;
+        this.checkpoint = checkpoint;
+        this.kernels = kernels;
+        this.pool = pool;
+        long d = config.hiddenSize(), ff = config.intermediateSize(), v = config.vocabSize();
+        long q = config.qDim(), kv = config.kvDim();
+        this.embed = Matrix.of(checkpoint.tensor("model.embed_tokens.weight"), v, d);
+        this.layers = new Layer[config.numLayers()];
+        for (int i = 0; i < layers.length; i++) {
+            String p = "model.layers." + i + ".";
+            layers[i] = new Layer(
+                    vector(p + "input_layernorm.weight", d),
+                    Matrix.of(checkpoint.tensor(p + "self_attn.q_proj.weight"), q, d),
+                    Matrix.of(checkpoint.tensor(p + "self_attn.k_proj.weight"), kv, d),
+                    Matrix.of(checkpoint.tensor(p + "self_attn.v_proj.weight"), kv, d),
+                    Matrix.of(checkpoint.tensor(p + "self_attn.o_proj.weight"), d, q),
+                    Matrix.of(checkpoint.tensor(p + "mlp.gate_proj.weight"), ff, d),
+                    Matrix.of(checkpoint.tensor(p + "mlp.up_proj.weight"), ff, d),
+                    Matrix.of(checkpoint.tensor(p + "mlp.down_proj.weight"), d, ff),
+                    config.isSliding(i));
+        }
+        this.finalNorm = vector("model.norm.weight", d);
+        // Cohere: the output head is the embedding table unless the config unties it. Like transformers, a checkpoint
+        // that still holds lm_head.weight uses it even when tied (transformers only ties when the file has no head).
+        this.head = checkpoint.has("lm_head.weight") || !config.tieWordEmbeddings()
+                ? Matrix.of(checkpoint.tensor("lm_head.weight"), v, d)
+                : embed;
+        long bytes = 0;
+        for (Tensor t : checkpoint.tensors().values()) {
+            bytes += t.data().byteSize();
+        }
+        this.weightBytes = bytes;
+    }
+
+    /** A 1-D weight (LayerNorm) as f32, converted once at load: the kernels read norms in f32. */
+    private MemorySegment vector(String name, long n) {
+        Tensor t = checkpoint.tensor(name).expectShape(n);
+        WeightType type = t.weightType();
+        MemorySegment out = checkpoint.arena().allocate(n * Float.BYTES, 64);
+        kernels.embed(type, t.data(), 0, (int) n, out);
+        return out;
+    }
+
+    /**
+     * Loads the checkpoint in {@code dir} (config.json + safetensors), validating every tensor's presence and shape.
+     * The model owns {@code kernels} from this call on: it closes them with itself, or right away if loading fails.
+     */
+    public static AyaForward load(Path dir, Kernels kernels, int threads) {
+        Checkpoint checkpoint = null;
+        Parallel pool = null;
+        try {
+            if (!Files.isDirectory(dir)) {
+                throw new AyaException(dir + ": not a model directory (expected a folder with config.json and *.safetensors)");
+            }
+            ModelConfig config = ModelConfig.load(dir);
+            checkpoint = Checkpoint.open(dir);
+            pool = new Parallel(threads);
+            return new AyaForward(config, checkpoint, kernels, pool);
+        } catch (RuntimeException e) {
+            if (pool != null) pool.close();
+            if (checkpoint != null) checkpoint.close();
+            kernels.close();
+            throw e;
+        }
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public Kernels kernels() {
+        return kernels;
+    }
+
+    public int threads() {
+        return pool.threads();
+    }
+
+    /** Every tensor of the checkpoint, by name (views into the mapped files). */
+    public java.util.Map<String, Tensor> tensors() {
+        return checkpoint.tensors();
+    }
+
+    /** Bytes of all tensors in the checkpoint files. */
+    public long weightBytes() {
+        return weightBytes;
+    }
+
+    /** True when the output head is the embedding table (no lm_head.weight in the checkpoint). */
+    public boolean headTied() {
+        return head == embed;
+    }
+
+    /** Parameters of the model as it runs (a tied head counts once). */
+    public long parameterCount() {
+        long d = config.hiddenSize(), ff = config.intermediateSize();
+        long perLayer = d + 2 * config.qDim() * d + 2 * config.kvDim() * d + 3 * ff * d;
+        long n = (long) config.vocabSize() * d + config.numLayers() * perLayer + d;
+        return head == embed ? n : n + (long) config.vocabSize() * d;
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+        kernels.close();
+        checkpoint.close();
+    }
+
+    // =========================================================================================== run state
+
+    /**
+     * Per-conversation state: the KV cache, scratch activations and the position of the next token.
+     * Native memory from its own arena, freed by {@link #close()}.
+     *
+     * <p>KV cache per layer, f32 [C, KV, hd] for K and for V; position p sits in slot {@code p % C}. Global layers
+     * keep every position: C = context. Sliding layers keep a ring of C = min(context, window + maxBlock - 1):
+     * a block writes all its keys before its queries read, so the ring must hold the window of the block's first
+     * query plus the block's other keys. Its size does not grow with the context.
+     */
+    public final class State implements AutoCloseable {
+        private final Arena arena = Arena.ofShared();
+        final int context;          // positions this state can hold
+        final int maxBlock;         // tokens per pass of the layers
+        final int[] capacity;       // [layers] KV slots per layer
+        final MemorySegment[] keys; // [layers] f32 [C, KV, hd]
+        final MemorySegment[] values;
+        final MemorySegment x;      // [maxBlock, D] residual stream
+        final MemorySegment xb;     // [maxBlock, D] LayerNorm output
+        final MemorySegment q;      // [maxBlock, H*hd]
+        final MemorySegment k;      // [maxBlock, KV*hd]
+        final MemorySegment v;      // [maxBlock, KV*hd]
+        final MemorySegment att;    // [maxBlock, H*hd] attention output before o_proj
+        final MemorySegment attOut; // [maxBlock, D]
+        final MemorySegment gate;   // [maxBlock, I]
+        final MemorySegment up;     // [maxBlock, I]
+        final MemorySegment mlpOut; // [maxBlock, D]
+        final MemorySegment cos;    // [maxBlock, hd/2] RoPE table for the block's positions
+        final MemorySegment sin;    // [maxBlock, hd/2]
+        final MemorySegment scores; // [threads, max C] attention scratch, one row per worker
+        final MemorySegment logits; // [HEAD_ROWS, V]
+        final int scoresStride;
+        int position;               // tokens already in the cache = position of the next token
+
+        State(int context, int maxBlock) {
+            this.context = context;
+            this.maxBlock = maxBlock;
+            int nl = config.numLayers(), d = config.hiddenSize(), ff = config.intermediateSize();
+            int qd = config.qDim(), kvd = config.kvDim(), half = config.headDim() / 2;
+            capacity = new int[nl];
+            keys = new MemorySegment[nl];
+            values = new MemorySegment[nl];
+            int maxCap = 1;
+            for (int l = 0; l < nl; l++) {
+                capacity[l] = config.isSliding(l)
+                        ? Math.min(context, config.slidingWindow() + maxBlock - 1)
+                        : context;
+                keys[l] = floats((long) capacity[l] * kvd);
+                values[l] = floats((long) capacity[l] * kvd);
+                maxCap = Math.max(maxCap, capacity[l]);
+            }
+            x = floats((long) maxBlock * d);
+            xb = floats((long) maxBlock * d);
+            q = floats((long) maxBlock * qd);
+            k = floats((long) maxBlock * kvd);
+            v = floats((long) maxBlock * kvd);
+            att = floats((long) maxBlock * qd);
+            attOut = floats((long) maxBlock * d);
+            gate = floats((long) maxBlock * ff);
+            up = floats((long) maxBlock * ff);
+            mlpOut = floats((long) maxBlock * d);
+            cos = floats((long) maxBlock * half);
+            sin = floats((long) maxBlock * half);
+            scoresStride = (maxCap + 15) & ~15;
+            scores = floats((long) pool.threads() * scoresStride);
+            logits = floats((long) HEAD_ROWS * config.vocabSize());
+        }
+
+        private MemorySegment floats(long n) {
+            return arena.allocate(Math.max(1, n) * Float.BYTES, 64);
+        }
+
+        /** Tokens in the cache; the next token goes at this position. */
+        public int position() {
+            return position;
+        }
+
+        /** Positions this state can hold. */
+        public int context() {
+            return context;
+        }
+
+        /** Forgets every token (the cache is overwritten as new tokens come). */
+        public void reset() {
+            position = 0;
+        }
+
+        /**
+         * Rewinds to {@code newPosition} (keeping tokens before it), e.g. to re-run a changed suffix.
+         * A sliding layer's ring keeps only its last C keys, so a rewind may go back at most C - window + 1 tokens
+         * once the ring has wrapped; further back needs {@link #reset()} and a new prefill.
+         */
+        public void rewind(int newPosition) {
+            if (newPosition < 0 || newPosition > position) {
+                throw new IllegalArgumentException("cannot rewind to " + newPosition + ", position is " + position);
+            }
+            for (int l = 0; l < capacity.length; l++) {
+                if (config.isSliding(l) && position > capacity[l]
+                        && position - newPosition > capacity[l] - config.slidingWindow() + 1) {
+                    throw new IllegalArgumentException("cannot rewind " + (position - newPosition)
+                            + " tokens: the sliding-window cache keeps only " + (capacity[l] - config.slidingWindow() + 1)
+                            + " beyond the window; reset and prefill again");
+                }
+            }
+            position = newPosition;
+        }
+
+        /** KV-cache bytes this state holds. */
+        public long kvCacheBytes() {
+            long n = 0;
+            for (MemorySegment s : keys) n += 2 * s.byteSize();
+            return n;
+        }
+
+        @Override
+        public void close() {
+            arena.close();
+        }
+    }
+
+    /** A state for up to {@code context} positions (capped by max_position_embeddings), prefilling in blocks of maxBlock. */
+    public State newState(int context, int maxBlock) {
+        if (context < 1) {
+            throw new AyaException("context must be at least 1, got " + context);
+        }
+        if (maxBlock < 1) {
+            throw new AyaException("block size must be at least 1, got " + maxBlock);
+        }
+        int ctx = Math.min(context, config.maxPositionEmbeddings());
+        int block = Math.min(maxBlock, ctx);
+        long bytes = stateBytes(ctx, block);
+        long ram = physicalMemory();
+        if (ram > 0 && bytes > ram / 10 * 8) {
+            throw new AyaException(String.format("a context of %d tokens needs %.1f GB for the KV cache and buffers, more than this"
+                    + " machine's %.1f GB of RAM allows: use a smaller --context", ctx, bytes / 1e9, ram / 1e9));
+        }
+        return new State(ctx, block);
+    }
+
+    /** Native bytes a State of this context and block size allocates (KV cache + activations). */
+    public long stateBytes(int context, int maxBlock) {
+        ModelConfig c = config;
+        long kv = kvBytesPerToken() * (long) context + slidingKvBytes(context, maxBlock);
+        long perToken = 4L * c.hiddenSize() + 2L * c.qDim() + 2L * c.kvDim() + 2L * c.intermediateSize() + c.headDim();
+        return kv + perToken * Float.BYTES * maxBlock + (long) HEAD_ROWS * c.vocabSize() * Float.BYTES;
+    }
+
+    private static long physicalMemory() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            return os.getTotalMemorySize();
+        }
+        return -1;
+    }
+
+    public State newState(int context) {
+        return newState(context, DEFAULT_MAX_BLOCK);
+    }
+
+    /** Receives the logits of one input position: {@code row} holds V f32 values, valid only during the call. */
+    @FunctionalInterface
+    public interface LogitsSink {
+        void accept(int index, MemorySegment row);
+    }
+
+    // =========================================================================================== forward
+
+    /**
+     * Feeds {@code tokens} at the state's position and returns the logits [V] of the last one
+     * (a view into the state, valid until its next forward). The output head runs only for that token.
+     */
+    public MemorySegment forward(State s, int[] tokens) {
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("no tokens to feed");
+        }
+        MemorySegment[] last = new MemorySegment[1];
+        run(s, tokens, false, (i, row) -> last[0] = row);
+        return last[0];
+    }
+
+    /** Feeds {@code tokens} and hands the logits of every one of them to {@code sink}, in order. */
+    public void forwardAll(State s, int[] tokens, LogitsSink sink) {
+        run(s, tokens, true, sink);
+    }
+
+    private void run(State s, int[] tokens, boolean allLogits, LogitsSink sink) {
+        checkTokens(s, tokens);
+        for (int start = 0; start < tokens.length; start += s.maxBlock) {
+            int n = Math.min(s.maxBlock, tokens.length - start);
+            boolean lastBlock = start + n == tokens.length;
+            block(s, tokens, start, n);
+            if (allLogits) {
+                head(s, 0, n, start, sink);
+            } else if (lastBlock) {
+                head(s, n - 1, 1, start, sink);
+            }
+        }
+    }
+
+    /** Every check that can fail on user input, before any work: ids in range, room in the context. */
+    private void checkTokens(State s, int[] tokens) {
+        int vocab = config.vocabSize();
+        for (int i = 0; i < tokens.length; i++) {
+            if (tokens[i] < 0 || tokens[i] >= vocab) {
+                throw new AyaException("token id " + tokens[i] + " (input position " + i + ") is out of range: vocab_size is " + vocab);
+            }
+        }
+        if ((long) s.position + tokens.length > s.context) {
+            throw new AyaException((s.position + tokens.length) + " tokens do not fit the context of " + s.context
+                    + (s.position > 0 ? " (" + s.position + " already in the cache)" : ""));
+        }
+    }
+
+    /** One pass of every layer over tokens[start, start + n) at positions s.position..; advances the position. */
+    private void block(State s, int[] tokens, int start, int n) {
+        ModelConfig c = config;
+        int d = c.hiddenSize(), ff = c.intermediateSize(), heads = c.numHeads(), kvHeads = c.numKvHeads();
+        int hd = c.headDim(), qd = c.qDim(), kvd = c.kvDim();
+        int pos0 = s.position;
+
+        // x = embed_tokens(ids). Cohere: no embedding scaling.
+        for (int t = 0; t < n; t++) {
+            kernels.embed(embed.type(), embed.data(), tokens[start + t], d, s.x.asSlice((long) t * d * Float.BYTES));
+        }
+        ropeTables(s, pos0, n);
+
+        for (int l = 0; l < layers.length; l++) {
+            Layer L = layers[l];
+            MemorySegment keyCache = s.keys[l], valueCache = s.values[l]; // [C, KV, hd]
+            // h = input_layernorm(x): fp32 LayerNorm with mean subtraction and no bias (not RMSNorm)
+            kernels.layerNorm(s.x, L.norm, s.xb, n, d, c.layerNormEps());
+
+            // q, k, v = h Wq^T, h Wk^T, h Wv^T   [n, H*hd], [n, KV*hd], [n, KV*hd]
+            matmul(L.wq, s.xb, s.q, n);
+            matmul(L.wk, s.xb, s.k, n);
+            matmul(L.wv, s.xb, s.v, n);
+            if (L.sliding) {
+                // Cohere2: RoPE (interleaved pairs 2i, 2i+1) on sliding layers only; global layers use no positions (NoPE)
+                kernels.ropeInterleaved(s.q, n, heads, hd, 0, s.cos, s.sin);
+                kernels.ropeInterleaved(s.k, n, kvHeads, hd, 0, s.cos, s.sin);
+            }
+            // Write the block's keys and values into the cache (slot = position % C: a ring on sliding layers)
+            int cap = s.capacity[l];
+            for (int t = 0; t < n; t++) {
+                long slot = (pos0 + t) % cap;
+                MemorySegment.copy(s.k, (long) t * kvd * Float.BYTES, keyCache, slot * kvd * Float.BYTES, (long) kvd * Float.BYTES);
+                MemorySegment.copy(s.v, (long) t * kvd * Float.BYTES, valueCache, slot * kvd * Float.BYTES, (long) kvd * Float.BYTES);
+            }
+            // att = softmax(q k^T * hd^-0.5 + mask) v, f32; sliding layers see q - window < k <= q, global k <= q; GQA
+            int window = L.sliding ? c.slidingWindow() : 0;
+            float scale = (float) (1.0 / Math.sqrt(hd));
+            pool.forRange(n * heads, 1, (worker, from, to) -> kernels.attention(
+                    s.q, keyCache, valueCache, s.att, n, pos0, heads, kvHeads, hd, cap, window, scale,
+                    s.scores.asSlice((long) worker * s.scoresStride * Float.BYTES, (long) s.scoresStride * Float.BYTES),
+                    from, to));
+            matmul(L.wo, s.att, s.attOut, n);              // o_proj   [n, D]
+
+            // mlp(h) = down(silu(gate(h)) * up(h)), on the same h as attention
+            matmul(L.wGate, s.xb, s.gate, n);
+            matmul(L.wUp, s.xb, s.up, n);
+            long ffTotal = (long) n * ff;
+            pool.forRange((int) ffTotal, 64, (worker, from, to) -> kernels.swiglu(s.gate, s.up, from, to));
+            matmul(L.wDown, s.gate, s.mlpOut, n);          // down_proj [n, D]
+
+            // Cohere: parallel block, x = x + attn(h) + mlp(h)
+            residual(s.x, s.attOut, s.mlpOut, (long) n * d);
+        }
+        s.position = pos0 + n;
+    }
+
+    /** Logits for block rows [from, from + count): model.norm, then h . head^T * logit_scale, HEAD_ROWS at a time. */
+    private void head(State s, int from, int count, int blockStart, LogitsSink sink) {
+        int d = config.hiddenSize(), vocab = config.vocabSize();
+        float logitScale = config.logitScale();
+        for (int r0 = from; r0 < from + count; r0 += HEAD_ROWS) {
+            int rows = Math.min(HEAD_ROWS, from + count - r0);
+            MemorySegment h = s.xb.asSlice((long) r0 * d * Float.BYTES, (long) rows * d * Float.BYTES);
+            kernels.layerNorm(s.x.asSlice((long) r0 * d * Float.BYTES), finalNorm, h, rows, d, config.layerNormEps());
+            matmul(head, h, s.logits, rows);
+            long total = (long) rows * vocab;
+            for (long i = 0; i < total; i++) {
+                // Cohere: logits are scaled by logit_scale (0.0625 by default, 1.0 in Tiny Aya)
+                s.logits.setAtIndex(ValueLayout.JAVA_FLOAT, i, s.logits.getAtIndex(ValueLayout.JAVA_FLOAT, i) * logitScale);
+            }
+            for (int r = 0; r < rows; r++) {
+                sink.accept(blockStart + r0 + r, s.logits.asSlice((long) r * vocab * Float.BYTES, (long) vocab * Float.BYTES));
+            }
+        }
+    }
+
+    /** out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work). */
+    private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens) {
+        pool.forRange(w.rows(), 4, (worker, from, to) ->
+                kernels.matmul(w.type(), w.data(), x, out, tokens, w.cols(), w.rows(), from, to));
+    }
+
+    private static void residual(MemorySegment x, MemorySegment a, MemorySegment b, long n) {
+        for (long i = 0; i < n; i++) {
+            float v = x.getAtIndex(ValueLayout.JAVA_FLOAT, i) + a.getAtIndex(ValueLayout.JAVA_FLOAT, i)
+                    + b.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+            x.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
+        }
+    }
+
+    /**
+     * cos/sin [n, hd/2] for positions pos0..pos0+n-1, computed in f32 like transformers:
+     * inv_freq[i] = 1 / theta^(2i/hd), angle = pos * inv_freq[i].
+     */
+    private void ropeTables(State s, int pos0, int n) {
+        int hd = config.headDim(), half = hd / 2;
+        float theta = (float) config.ropeTheta();
+        for (int i = 0; i < half; i++) {
+            float invFreq = 1.0f / (float) Math.pow(theta, (float) (2 * i) / hd);
+            for (int t = 0; t < n; t++) {
+                float angle = (float) (pos0 + t) * invFreq;
+                s.cos.setAtIndex(ValueLayout.JAVA_FLOAT, (long) t * half + i, (float) Math.cos(angle));
+                s.sin.setAtIndex(ValueLayout.JAVA_FLOAT, (long) t * half + i, (float) Math.sin(angle));
+            }
+        }
+    }
+
+    // =========================================================================================== info
+
+    /** KV-cache bytes per token of context: global layers only (sliding layers have a fixed ring). */
+    public long kvBytesPerToken() {
+        long globals = 0;
+        for (Layer l : layers) {
+            if (!l.sliding) globals++;
+        }
+        return globals * 2L * config.kvDim() * Float.BYTES;
+    }
+
+    /** Fixed KV bytes of the sliding layers' rings for a state with blocks of maxBlock tokens. */
+    public long slidingKvBytes(int context, int maxBlock) {
+        long sliding = 0;
+        for (Layer l : layers) {
+            if (l.sliding) sliding++;
+        }
+        long cap = Math.min(context, (long) config.slidingWindow() + maxBlock - 1);
+        return sliding * cap * 2L * config.kvDim() * Float.BYTES;
+    }
+}

@@ -1,0 +1,130 @@
+package aya.weights;
+
+import aya.AyaException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The tensors of a Hugging Face checkpoint directory: {@code model.safetensors}, or the shards named by
+ * {@code model.safetensors.index.json}. Every file is memory-mapped into one shared arena; tensors are
+ * views into the mappings, valid until {@link #close()}.
+ */
+public final class Checkpoint implements AutoCloseable {
+
+    public static final String SINGLE_FILE = "model.safetensors";
+    public static final String INDEX_FILE = "model.safetensors.index.json";
+
+    private final Arena arena;
+    private final Map<String, Tensor> tensors;
+    private final String describe;
+
+    private Checkpoint(Arena arena, Map<String, Tensor> tensors, String describe) {
+        this.arena = arena;
+        this.tensors = tensors;
+        this.describe = describe;
+    }
+
+    /** Opens the checkpoint in {@code dir}. */
+    public static Checkpoint open(Path dir) {
+        Arena arena = Arena.ofShared();
+        try {
+            Path index = dir.resolve(INDEX_FILE);
+            Path single = dir.resolve(SINGLE_FILE);
+            if (Files.isRegularFile(index)) {
+                return openSharded(dir, index, arena);
+            }
+            if (Files.isRegularFile(single)) {
+                SafetensorsFile f = SafetensorsFile.open(single, arena);
+                return new Checkpoint(arena, f.tensors(), single.toString());
+            }
+            throw new AyaException(dir + ": no " + SINGLE_FILE + " or " + INDEX_FILE + " in the model directory");
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    private static Checkpoint openSharded(Path dir, Path index, Arena arena) {
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(Files.readString(index));
+        } catch (IOException e) {
+            throw new AyaException(index + ": not valid JSON: " + firstLine(e.getMessage()));
+        }
+        JsonNode map = root == null ? null : root.get("weight_map");
+        if (map == null || !map.isObject()) {
+            throw new AyaException(index + ": no 'weight_map' object");
+        }
+        Map<String, SafetensorsFile> shards = new LinkedHashMap<>();
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            String name = e.getKey();
+            String shardName = e.getValue().asText();
+            if (!e.getValue().isTextual() || shardName.isEmpty() || shardName.contains("/") || shardName.contains("\\")) {
+                throw new AyaException(index + ": tensor '" + name + "' maps to a bad shard name " + e.getValue());
+            }
+            SafetensorsFile shard = shards.get(shardName);
+            if (shard == null) {
+                Path p = dir.resolve(shardName);
+                if (!Files.isRegularFile(p)) {
+                    throw new AyaException(index + ": names shard " + shardName + ", which is missing");
+                }
+                shard = SafetensorsFile.open(p, arena);
+                shards.put(shardName, shard);
+            }
+            Tensor t = shard.tensors().get(name);
+            if (t == null) {
+                throw new AyaException(index + ": says tensor '" + name + "' is in " + shardName + ", but that file does not hold it");
+            }
+            tensors.put(name, t);
+        }
+        return new Checkpoint(arena, tensors, index + " (" + shards.size() + " shards)");
+    }
+
+    public boolean has(String name) {
+        return tensors.containsKey(name);
+    }
+
+    /** The tensor {@code name}, or an error naming it as missing. */
+    public Tensor tensor(String name) {
+        Tensor t = tensors.get(name);
+        if (t == null) {
+            throw new AyaException(describe + ": missing tensor '" + name + "'");
+        }
+        return t;
+    }
+
+    public Map<String, Tensor> tensors() {
+        return Collections.unmodifiableMap(tensors);
+    }
+
+    /** The arena holding the mappings (also used for small tensors converted at load). */
+    public Arena arena() {
+        return arena;
+    }
+
+    public String describe() {
+        return describe;
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) return "";
+        int nl = s.indexOf('\n');
+        return nl < 0 ? s : s.substring(0, nl);
+    }
+}
