@@ -94,7 +94,11 @@ public final class BenchCommand implements Callable<Integer> {
             default -> throw new AyaException("unknown --backend '" + backend + "' (expected java, native or both)");
         };
         List<BenchRunner.Loader> loaders = new ArrayList<>();
-        for (String b : backends) loaders.add(new BenchRunner.Loader(b, () -> BenchTargets.load(model, b, nThreads)));
+        // positions used: the warm-up (64 tokens) and the tests, all starting at the depth
+        int context = depth + Math.max(64, Math.max(promptTokens, genTokens)) + 1;
+        for (String b : backends) {
+            loaders.add(new BenchRunner.Loader(b, () -> BenchTargets.load(model, b, nThreads, context)));
+        }
         BenchRunner.Settings settings = new BenchRunner.Settings(model.toString(), promptTokens, genTokens, depth, reps,
                 nThreads, bandwidthBytes, 42);
         List<BenchResult> results = new BenchRunner(settings).run(loaders, line -> System.err.println("aya: " + line));
