@@ -1,0 +1,210 @@
+package aya.tokenizer;
+
+import aya.AyaException;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A Hugging Face tokenizer.json (BPE models), giving the same ids and decodes as the HF {@code tokenizers} library.
+ *
+ * <p>Encoding runs HF's pipeline: added tokens are cut out of the raw text first (non-normalized ones), the rest
+ * is normalized and cut on normalized added tokens, pre-tokenized into words, and each word goes through BPE;
+ * with special tokens on, the post-processor adds e.g. BOS. Thread-safe after loading.
+ */
+public final class Tokenizer {
+    private final Bpe model;
+    private final Normalizer normalizer;
+    private final PreTokenizer preTokenizer;
+    private final PostProcessor postProcessor;
+    private final Decoder decoder;
+    private final AddedVocabulary rawAdded = new AddedVocabulary();
+    private final AddedVocabulary normalizedAdded = new AddedVocabulary();
+    private final Map<String, Integer> addedIds = new HashMap<>();
+    /** idToToken[id]: the token string of every id (added tokens override model tokens), null for holes. */
+    private final String[] idToToken;
+    private final boolean[] special;
+
+    private Tokenizer(JsonNode root, String source) {
+        JsonNode modelJson = root.get("model");
+        if (modelJson == null || !modelJson.isObject()) throw new AyaException(source + ": no \"model\" object");
+        String modelType = modelJson.has("type") ? modelJson.get("type").asText() : modelJson.has("merges") ? "BPE" : "?";
+        if (!modelType.equals("BPE")) throw new AyaException(source + ": unsupported model type '" + modelType + "' (only BPE)");
+        model = new Bpe(modelJson);
+        normalizer = Normalizer.fromJson(root.get("normalizer"));
+        preTokenizer = PreTokenizer.fromJson(root.get("pre_tokenizer"));
+        decoder = Decoder.fromJson(root.get("decoder"));
+
+        int maxId = -1;
+        for (int id : model.vocab.values()) maxId = Math.max(maxId, id);
+        List<AddedVocabulary.AddedToken> added = new ArrayList<>();
+        JsonNode addedJson = root.path("added_tokens");
+        for (JsonNode t : addedJson) {
+            if (!t.has("id") || !t.has("content")) throw new AyaException(source + ": added token without id/content: " + t);
+            AddedVocabulary.AddedToken token = new AddedVocabulary.AddedToken(t.get("id").asInt(),
+                    t.get("content").asText(), t.path("special").asBoolean(false), t.path("single_word").asBoolean(false),
+                    t.path("lstrip").asBoolean(false), t.path("rstrip").asBoolean(false),
+                    t.path("normalized").asBoolean(!t.path("special").asBoolean(false)));
+            if (token.id() < 0) throw new AyaException(source + ": added token '" + token.content() + "' has a negative id");
+            added.add(token);
+            maxId = Math.max(maxId, token.id());
+        }
+        idToToken = new String[maxId + 1];
+        special = new boolean[maxId + 1];
+        for (Map.Entry<String, Integer> e : model.vocab.entrySet()) idToToken[e.getValue()] = e.getKey();
+        // HF builds its tries from the special tokens first, then the others.
+        added.sort((a, b) -> Boolean.compare(b.special(), a.special()));
+        for (AddedVocabulary.AddedToken t : added) {
+            // HF reports (and decodes) a normalized added token by its normalized content.
+            idToToken[t.id()] = t.normalized() && normalizer != null ? normalizer.normalize(t.content()) : t.content();
+            special[t.id()] = t.special();
+            addedIds.put(t.content(), t.id());
+            if (t.normalized() && normalizer != null) normalizedAdded.add(t, normalizer.normalize(t.content()));
+            else if (t.normalized()) normalizedAdded.add(t, t.content());
+            else rawAdded.add(t, t.content());
+        }
+        Map<String, Integer> allIds = new HashMap<>(model.vocab);
+        allIds.putAll(addedIds);
+        postProcessor = PostProcessor.fromJson(root.get("post_processor"), allIds);
+    }
+
+    /** Loads a tokenizer.json; a missing or malformed file is an AyaException naming the file and the problem. */
+    public static Tokenizer load(Path tokenizerJson) {
+        String source = tokenizerJson.toString();
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(Files.readAllBytes(tokenizerJson));
+        } catch (NoSuchFileException e) {
+            throw new AyaException(source + ": file not found");
+        } catch (JsonProcessingException e) {
+            throw new AyaException(source + ": malformed JSON: " + e.getOriginalMessage().lines().findFirst().orElse(""));
+        } catch (IOException e) {
+            throw new AyaException(source + ": cannot read: " + e.getMessage());
+        }
+        if (root == null || !root.isObject()) throw new AyaException(source + ": not a JSON object");
+        try {
+            return new Tokenizer(root, source);
+        } catch (AyaException e) {
+            if (e.getMessage().startsWith(source)) throw e;
+            throw new AyaException(source + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The ids of {@code text}; with {@code addSpecialTokens} the post-processor runs (e.g. prepends BOS). */
+    public int[] encode(String text, boolean addSpecialTokens) {
+        int[] ids = encodeNoPostProcess(text, true);
+        return addSpecialTokens && postProcessor != null ? postProcessor.process(ids) : ids;
+    }
+
+    /**
+     * The ids of {@code text} without the post-processor. With {@code matchSpecialTokens} false, the text of
+     * special tokens is tokenized as plain text (used for chat message contents, so users cannot inject them).
+     */
+    public int[] encodeNoPostProcess(String text, boolean matchSpecialTokens) {
+        IntList out = new IntList(text.length() / 3 + 4);
+        boolean skipSpecial = !matchSpecialTokens;
+        for (AddedVocabulary.Split s : rawAdded.split(text, skipSpecial)) {
+            if (s.id() >= 0) {
+                out.add(s.id());
+                continue;
+            }
+            if (s.start() == s.end()) continue;
+            String piece = text.substring(s.start(), s.end());
+            boolean atStart = s.start() == 0;
+            String normalized = normalizer == null ? piece : normalizer.normalize(piece);
+            for (AddedVocabulary.Split n : normalizedAdded.split(normalized, skipSpecial)) {
+                if (n.id() >= 0) {
+                    out.add(n.id());
+                } else if (n.start() < n.end()) {
+                    tokenizeNormalized(normalized.substring(n.start(), n.end()), atStart && n.start() == 0, out);
+                }
+            }
+        }
+        return out.toArray();
+    }
+
+    private void tokenizeNormalized(String text, boolean atStart, IntList out) {
+        if (preTokenizer == null) {
+            out.addAll(model.tokenize(text));
+            return;
+        }
+        List<PreTokenizer.Piece> pieces = new ArrayList<>();
+        preTokenizer.split(new PreTokenizer.Piece(text, atStart), pieces);
+        for (PreTokenizer.Piece p : pieces) out.addAll(model.tokenize(p.text()));
+    }
+
+    /** The text of {@code ids}, special tokens included (like HF decode(skip_special_tokens=False)). */
+    public String decode(int[] ids) {
+        return decode(ids, false);
+    }
+
+    /** The text of {@code ids}; an id this tokenizer does not define is an AyaException. */
+    public String decode(int[] ids, boolean skipSpecialTokens) {
+        List<String> tokens = new ArrayList<>(ids.length);
+        for (int id : ids) {
+            String t = token(id);
+            if (t == null) throw new AyaException("token id " + id + " is out of range (vocabulary has " + vocabSize() + " ids)");
+            if (skipSpecialTokens && special[id]) continue;
+            tokens.add(t);
+        }
+        if (decoder == null) return String.join(" ", tokens);
+        return String.join("", decoder.decodeChain(tokens));
+    }
+
+    /** The token string of an id, or null if the id is not defined. */
+    public String token(int id) {
+        return id >= 0 && id < idToToken.length ? idToToken[id] : null;
+    }
+
+    /** The id of a token string (added tokens first, then the model vocabulary), or -1. */
+    public int tokenId(String token) {
+        Integer id = addedIds.get(token);
+        if (id == null) id = model.vocab.get(token);
+        return id == null ? -1 : id;
+    }
+
+    /** Number of ids the tokenizer defines: max id + 1 (the model's embedding table may be larger). */
+    public int vocabSize() {
+        return idToToken.length;
+    }
+
+    /** True for special added tokens (BOS, EOS, turn markers...). */
+    public boolean isSpecial(int id) {
+        return id >= 0 && id < special.length && special[id];
+    }
+
+    /** A growable int array. */
+    static final class IntList {
+        private int[] data;
+        private int size;
+
+        IntList(int capacity) {
+            data = new int[Math.max(4, capacity)];
+        }
+
+        void add(int v) {
+            if (size == data.length) data = Arrays.copyOf(data, size * 2);
+            data[size++] = v;
+        }
+
+        void addAll(int[] vs) {
+            if (size + vs.length > data.length) data = Arrays.copyOf(data, Math.max(size * 2, size + vs.length));
+            System.arraycopy(vs, 0, data, size, vs.length);
+            size += vs.length;
+        }
+
+        int[] toArray() {
+            return Arrays.copyOf(data, size);
+        }
+    }
+}

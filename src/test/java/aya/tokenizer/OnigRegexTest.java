@@ -1,0 +1,46 @@
+package aya.tokenizer;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The translated character classes contain exactly the code points Oniguruma (HF tokenizers) puts in them. */
+class OnigRegexTest {
+
+    @Test
+    void classesMatchOnigurumaOverAllCodePoints() throws IOException {
+        JsonNode all = new ObjectMapper().readTree(Path.of("src/test/resources/tokenizer/regex_classes.json").toFile());
+        List<String> report = new ArrayList<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = all.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            BitSet want = new BitSet(0x110000);
+            for (JsonNode r : e.getValue()) want.set(r.get(0).asInt(), r.get(1).asInt() + 1);
+            Pattern p = OnigRegex.compile("(?:" + e.getKey() + ")");
+            BitSet got = new BitSet(0x110000);
+            for (int cp = 0; cp < 0x110000; cp++) {
+                if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+                if (p.matcher(Character.toString(cp)).matches()) got.set(cp);
+            }
+            BitSet diff = (BitSet) want.clone();
+            diff.xor(got);
+            if (!diff.isEmpty()) {
+                StringBuilder sb = new StringBuilder(e.getKey() + ": " + diff.cardinality() + " differ:");
+                diff.stream().limit(12).forEach(cp -> sb.append(String.format(" U+%04X(%s,want=%b)", cp, Character.getType(cp), want.get(cp))));
+                report.add(sb.toString());
+            }
+        }
+        assertTrue(report.isEmpty(), String.join("\n", report));
+    }
+}
