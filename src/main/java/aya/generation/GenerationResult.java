@@ -6,13 +6,14 @@ package aya.generation;
  * @param ids             generated ids, without the end token that stopped it
  * @param text            their text (special tokens skipped), cut before a stop string
  * @param stopReason      why it ended
+ * @param endToken        the end token that stopped it (END_TOKEN), else -1
  * @param promptTokens    tokens of the prompt
  * @param reusedTokens    prompt tokens already in the KV cache (not processed again)
  * @param prefillNanos    time to process the new prompt tokens
  * @param firstTokenNanos time from the call to the first generated token
  * @param decodeNanos     time spent generating after the first token
  */
-public record GenerationResult(int[] ids, String text, StopReason stopReason, int promptTokens, int reusedTokens,
+public record GenerationResult(int[] ids, String text, StopReason stopReason, int endToken, int promptTokens, int reusedTokens,
                                long prefillNanos, long firstTokenNanos, long decodeNanos) {
 
     /** Prompt tokens processed per second (the reused ones are not counted). */

@@ -85,11 +85,13 @@ public final class Session implements AutoCloseable {
         int n = 0;
         long firstToken = 0;
         StopReason reason = StopReason.MAX_TOKENS;
+        int endToken = -1;
         while (n < settings.maxTokens()) {
             int next = sampler.sample(logits);
             if (n == 0) firstToken = System.nanoTime();
             if (!settings.ignoreEos() && model.isEndToken(next)) {
                 reason = StopReason.END_TOKEN;
+                endToken = next;
                 break;
             }
             if (n == out.length) out = Arrays.copyOf(out, Math.min(settings.maxTokens(), 2 * n));
@@ -120,7 +122,7 @@ public final class Session implements AutoCloseable {
             }
         }
         if (n == 0) firstToken = end;
-        return new GenerationResult(Arrays.copyOf(out, n), text.toString(), reason, prompt.length, reused,
+        return new GenerationResult(Arrays.copyOf(out, n), text.toString(), reason, endToken, prompt.length, reused,
                 prefillEnd - start, firstToken - start, n == 0 ? 0 : end - firstToken);
     }
 
