@@ -3,9 +3,11 @@ package aya.generation;
 import aya.AyaException;
 import aya.model.AyaForward;
 import aya.sampling.Sampler;
+import aya.tokenizer.ChatTemplate;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * One conversation with a loaded model: its own KV cache (native memory, freed by {@link #close()}) and the ids it
@@ -52,6 +54,17 @@ public final class Session implements AutoCloseable {
     /** Generates from a raw text prompt, tokenized as HF {@code encode} does (with BOS). */
     public GenerationResult generate(String prompt, GenerationSettings settings, TokenListener listener) {
         return generate(model.tokenizer().encode(prompt, true), settings, listener);
+    }
+
+    /**
+     * Generates the assistant's next reply to a conversation rendered with the model's chat template (the
+     * generation prompt added). Call it again with the reply and the next user message appended: only what is new
+     * is processed.
+     */
+    public GenerationResult chat(List<ChatTemplate.Message> messages, GenerationSettings settings, TokenListener listener) {
+        ChatTemplate template = model.chatTemplate().orElseThrow(() ->
+                new AyaException(model.directory() + " has no chat template (a base model): use generate"));
+        return generate(template.encodeChat(messages, true), settings, listener);
     }
 
     /**
