@@ -33,6 +33,11 @@ FIXTURES = [
          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, sliding_window=6,
          logit_scale=None, tie_word_embeddings=True, rope_theta=50000.0, layer_types=None, sliding_window_pattern=2,
          old_config=True, seq=20, new_tokens=8),
+    # f16 weights, a global first layer, head_dim 20, GQA 2; generation_config's eos is a token greedy decoding reaches
+    dict(name="f16-eos", dtype="float16", seed=4, vocab_size=200, hidden_size=40, intermediate_size=72,
+         num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=1, sliding_window=4,
+         logit_scale=0.5, tie_word_embeddings=True, rope_theta=10000.0,
+         layer_types=["full_attention", "sliding_attention", "sliding_attention"], seq=24, new_tokens=10, eos_hit=4),
 ]
 
 
@@ -101,14 +106,25 @@ def make(spec):
         assert abs(ref.logit_scale - 0.0625) < 1e-12
     rng = np.random.default_rng(spec["seed"])
     ids = [2] + rng.integers(4, spec["vocab_size"], size=spec["seq"] - 1).tolist()
+    eos = 3
     with torch.no_grad():
         logits = ref(torch.tensor([ids])).logits[0].float().numpy()
+        if "eos_hit" in spec:
+            # make the eos the token greedy decoding emits at step eos_hit, so generation must stop there
+            free = ref.generate(torch.tensor([ids[:12]]), do_sample=False, max_new_tokens=spec["new_tokens"],
+                                eos_token_id=None, pad_token_id=0)
+            eos = int(free[0, 12 + spec["eos_hit"]])
+            with open(os.path.join(out, "generation_config.json"), "w") as f:
+                json.dump({"bos_token_id": 2, "eos_token_id": [eos], "pad_token_id": 0}, f)
         gen = ref.generate(torch.tensor([ids[:12]]), do_sample=False, max_new_tokens=spec["new_tokens"],
-                           eos_token_id=3, pad_token_id=0)
+                           eos_token_id=eos, pad_token_id=0)
     greedy = gen[0, 12:].tolist()
+    if eos in greedy:
+        greedy = greedy[:greedy.index(eos) + 1]  # HF pads after eos; the continuation ends with the eos
+        assert len(greedy) < spec["new_tokens"], "eos must stop generation early in this fixture"
     # Greedy picks must be clear: a near-tie would make an exact-ids test depend on rounding.
     with torch.no_grad():
-        full = ref(gen).logits[0, 11:-1].float()
+        full = ref(torch.tensor([ids[:12] + greedy])).logits[0, 11:-1].float()
     top2 = torch.topk(full, 2, dim=-1).values
     margin = float((top2[:, 0] - top2[:, 1]).min())
     assert margin > 1e-3 * float(full.abs().max()), f"{name}: greedy margin {margin} too small, change the seed"
@@ -116,7 +132,7 @@ def make(spec):
     with open(os.path.join(out, "input_ids.json"), "w") as f:
         json.dump(ids, f)
     with open(os.path.join(out, "greedy.json"), "w") as f:
-        json.dump({"prompt": ids[:12], "max_new_tokens": spec["new_tokens"], "ids": greedy,
+        json.dump({"prompt": ids[:12], "max_new_tokens": spec["new_tokens"], "ids": greedy, "eos": eos,
                    "min_top2_margin": margin}, f)
     size = sum(os.path.getsize(os.path.join(out, x)) for x in os.listdir(out))
     print(f"{name}: {len(ids)} ids, logits {logits.shape}, max|logit| {np.abs(logits).max():.3f}, "

@@ -67,7 +67,7 @@ def make_gpt2():
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     tok.train_from_iterator(training_text(), byte_level_trainer(1500, ["<|endoftext|>"]))
-    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True)])
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True), "<|im_start|>", "<|im_end|>"])
     tok.add_tokens([AddedToken("hello world", single_word=True), AddedToken("[TAB]", rstrip=True, normalized=False),
                     AddedToken("abc", single_word=True, normalized=False)])
     return tok

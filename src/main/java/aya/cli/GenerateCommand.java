@@ -52,6 +52,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--print-ids", description = "Print the generated ids as one comma-separated line (the end token that stopped it included) instead of text.")
     boolean printIds;
 
+    @Option(names = "--stats", description = "With --print-ids: print the timings to stderr too (text mode always does).")
+    boolean stats;
+
     @Mixin
     GenerationOptions options;
 
@@ -110,6 +113,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 if (r.endToken() >= 0) line.add(Integer.toString(r.endToken()));
                 out.println(line);
                 out.flush();
+                if (stats) printTimings(model, r);
                 return 0;
             }
             out.println();
@@ -117,9 +121,14 @@ public final class GenerateCommand implements Callable<Integer> {
             if (r.stopReason() == StopReason.CONTEXT_FULL) {
                 System.err.println("aya: stopped: the context of " + context + " tokens is full (raise --context)");
             }
-            System.err.println(r.timings().lines().map(l -> "aya: " + l).reduce((a, b) -> a + System.lineSeparator() + b).orElse(""));
+            printTimings(model, r);
             return 0;
         }
+    }
+
+    private static void printTimings(AyaModel model, GenerationResult r) {
+        System.err.println("aya: " + model.backendName() + " backend, " + model.threads() + " threads");
+        r.timings().lines().forEach(l -> System.err.println("aya: " + l));
     }
 
     /** The prompt's ids: through the chat template for chat models, else (or with --raw) as HF encode gives them. */

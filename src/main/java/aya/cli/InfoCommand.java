@@ -36,7 +36,7 @@ public final class InfoCommand implements Callable<Integer> {
                     c.slidingWindow(), c.ropeTheta(), globals);
             System.out.printf("schedule     %s  (S sliding, G global)%n", schedule);
             System.out.printf("head         %s, logit_scale %s, layer_norm_eps %s%n",
-                    c.tieWordEmbeddings() ? "tied to embed_tokens" : "lm_head.weight", c.logitScale(), c.layerNormEps());
+                    model.headTied() ? "tied to embed_tokens" : "lm_head.weight", c.logitScale(), c.layerNormEps());
             System.out.printf("positions    max_position_embeddings %d%n", c.maxPositionEmbeddings());
             System.out.printf("parameters   %,d%n", model.parameterCount());
             Map<String, Long> byType = new TreeMap<>();

@@ -39,13 +39,7 @@ final class ModelOptions {
         if (context != null && context < 1) {
             throw new AyaException("--context must be at least 1, got " + context);
         }
-        var kernels = Backend.open(backend);
-        try {
-            return AyaForward.load(model, kernels, n);
-        } catch (RuntimeException e) {
-            kernels.close();
-            throw e;
-        }
+        return AyaForward.load(model, Backend.open(backend), n); // the model closes the kernels, also on failure
     }
 
     /** The context for a run that needs {@code needed} positions: --context if given (it must fit), else needed. */

@@ -137,8 +137,15 @@ public record ModelConfig(
             throw new AyaException(where + ": field 'layer_norm_eps' must be positive, got " + eps);
         }
         double theta = ropeTheta(root, f, where);
-        int window = f.positive("sliding_window", 4096);
         boolean[] sliding = layerTypes(root, f, where, layers);
+        int window = f.positive("sliding_window", 4096);
+        if (root.has("sliding_window") && root.get("sliding_window").isNull()) {
+            for (boolean s : sliding) {
+                if (s) { // transformers refuses this too: sliding layers need a window
+                    throw new AyaException(where + ": field 'sliding_window' is null but layer_types has sliding layers");
+                }
+            }
+        }
         float logitScale = (float) f.number("logit_scale", 0.0625);
         boolean tied = f.bool("tie_word_embeddings", true);
         int maxPos = f.positive("max_position_embeddings", 8192);

@@ -6,7 +6,6 @@ import aya.config.ModelConfig;
 import aya.hub.HubSettings;
 import aya.hub.ModelLocator;
 import aya.kernels.Backend;
-import aya.kernels.Kernels;
 import aya.kernels.Parallel;
 import aya.model.AyaForward;
 import aya.sampling.SamplerSettings;
@@ -16,7 +15,6 @@ import aya.weights.Tensor;
 
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -110,14 +108,7 @@ public final class AyaModel implements AutoCloseable {
         Path tokenizerFile = dir.resolve("tokenizer.json");
         Tokenizer tokenizer = Files.exists(tokenizerFile) ? Tokenizer.load(tokenizerFile) : null;
         ChatTemplate template = tokenizer == null ? null : ChatTemplate.load(dir, tokenizer).orElse(null);
-        Kernels kernels = Backend.open(options.backend());
-        AyaForward forward;
-        try {
-            forward = AyaForward.load(dir, kernels, threads);
-        } catch (RuntimeException e) {
-            kernels.close();
-            throw e;
-        }
+        AyaForward forward = AyaForward.load(dir, Backend.open(options.backend()), threads); // closes the kernels if it fails
         try {
             readIn(forward, progress);
             GenerationConfig gen = GenerationConfig.load(dir, forward.config());
@@ -191,6 +182,15 @@ public final class AyaModel implements AutoCloseable {
         return tokenizer != null ? tokenizer.vocabSize() : forward.config().vocabSize();
     }
 
+    /** The kernel backend in use (java or native). */
+    public String backendName() {
+        return forward.kernels().name();
+    }
+
+    public int threads() {
+        return forward.threads();
+    }
+
     AyaForward forward() {
         return forward;
     }
@@ -221,16 +221,10 @@ public final class AyaModel implements AutoCloseable {
             throw new AyaException("a context of " + context + " tokens is more than the model's max_position_embeddings ("
                     + c.maxPositionEmbeddings() + ")");
         }
-        long kvBytes = kvCacheBytes(context);
-        long physical = physicalMemory();
-        if (physical > 0 && kvBytes > physical) {
-            throw new AyaException("a context of " + context + " tokens needs " + LoadProgress.bytes(kvBytes)
-                    + " of KV cache, more than this machine's memory (" + LoadProgress.bytes(physical) + "): use a smaller --context");
-        }
         try {
-            return new Session(this, forward.newState(context));
+            return new Session(this, forward.newState(context)); // refuses a KV cache that would not fit in RAM
         } catch (OutOfMemoryError e) {
-            throw new AyaException("could not allocate " + LoadProgress.bytes(kvBytes) + " of KV cache for a context of "
+            throw new AyaException("could not allocate " + LoadProgress.bytes(kvCacheBytes(context)) + " of KV cache for a context of "
                     + context + " tokens: use a smaller --context");
         }
     }
@@ -239,13 +233,6 @@ public final class AyaModel implements AutoCloseable {
     public long kvCacheBytes(int context) {
         int block = Math.min(AyaForward.DEFAULT_MAX_BLOCK, context);
         return forward.kvBytesPerToken() * context + forward.slidingKvBytes(context, block);
-    }
-
-    private static long physicalMemory() {
-        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-            return os.getTotalMemorySize();
-        }
-        return 0;
     }
 
     /** Unmaps the weights and stops the thread pool; sessions must be closed first. */

@@ -87,8 +87,11 @@ public final class AyaForward implements AutoCloseable {
                     config.isSliding(i));
         }
         this.finalNorm = vector("model.norm.weight", d);
-        // Cohere: the output head is the embedding table unless the config unties it.
-        this.head = config.tieWordEmbeddings() ? embed : Matrix.of(checkpoint.tensor("lm_head.weight"), v, d);
+        // Cohere: the output head is the embedding table unless the config unties it. Like transformers, a checkpoint
+        // that still holds lm_head.weight uses it even when tied (transformers only ties when the file has no head).
+        this.head = checkpoint.has("lm_head.weight") || !config.tieWordEmbeddings()
+                ? Matrix.of(checkpoint.tensor("lm_head.weight"), v, d)
+                : embed;
         long bytes = 0;
         for (Tensor t : checkpoint.tensors().values()) {
             bytes += t.data().byteSize();
@@ -107,21 +110,23 @@ public final class AyaForward implements AutoCloseable {
 
     /**
      * Loads the checkpoint in {@code dir} (config.json + safetensors), validating every tensor's presence and shape.
-     * The model owns {@code kernels} and closes them with itself.
+     * The model owns {@code kernels} from this call on: it closes them with itself, or right away if loading fails.
      */
     public static AyaForward load(Path dir, Kernels kernels, int threads) {
-        if (!Files.isDirectory(dir)) {
-            throw new AyaException(dir + ": not a model directory (expected a folder with config.json and *.safetensors)");
-        }
-        ModelConfig config = ModelConfig.load(dir);
-        Checkpoint checkpoint = Checkpoint.open(dir);
+        Checkpoint checkpoint = null;
         Parallel pool = null;
         try {
+            if (!Files.isDirectory(dir)) {
+                throw new AyaException(dir + ": not a model directory (expected a folder with config.json and *.safetensors)");
+            }
+            ModelConfig config = ModelConfig.load(dir);
+            checkpoint = Checkpoint.open(dir);
             pool = new Parallel(threads);
             return new AyaForward(config, checkpoint, kernels, pool);
         } catch (RuntimeException e) {
             if (pool != null) pool.close();
-            checkpoint.close();
+            if (checkpoint != null) checkpoint.close();
+            kernels.close();
             throw e;
         }
     }
@@ -148,12 +153,17 @@ public final class AyaForward implements AutoCloseable {
         return weightBytes;
     }
 
+    /** True when the output head is the embedding table (no lm_head.weight in the checkpoint). */
+    public boolean headTied() {
+        return head == embed;
+    }
+
     /** Parameters of the model as it runs (a tied head counts once). */
     public long parameterCount() {
         long d = config.hiddenSize(), ff = config.intermediateSize();
         long perLayer = d + 2 * config.qDim() * d + 2 * config.kvDim() * d + 3 * ff * d;
         long n = (long) config.vocabSize() * d + config.numLayers() * perLayer + d;
-        return config.tieWordEmbeddings() ? n : n + (long) config.vocabSize() * d;
+        return head == embed ? n : n + (long) config.vocabSize() * d;
     }
 
     @Override
@@ -293,7 +303,29 @@ public final class AyaForward implements AutoCloseable {
             throw new AyaException("block size must be at least 1, got " + maxBlock);
         }
         int ctx = Math.min(context, config.maxPositionEmbeddings());
-        return new State(ctx, Math.min(maxBlock, ctx));
+        int block = Math.min(maxBlock, ctx);
+        long bytes = stateBytes(ctx, block);
+        long ram = physicalMemory();
+        if (ram > 0 && bytes > ram / 10 * 8) {
+            throw new AyaException(String.format("a context of %d tokens needs %.1f GB for the KV cache and buffers, more than this"
+                    + " machine's %.1f GB of RAM allows: use a smaller --context", ctx, bytes / 1e9, ram / 1e9));
+        }
+        return new State(ctx, block);
+    }
+
+    /** Native bytes a State of this context and block size allocates (KV cache + activations). */
+    public long stateBytes(int context, int maxBlock) {
+        ModelConfig c = config;
+        long kv = kvBytesPerToken() * (long) context + slidingKvBytes(context, maxBlock);
+        long perToken = 4L * c.hiddenSize() + 2L * c.qDim() + 2L * c.kvDim() + 2L * c.intermediateSize() + c.headDim();
+        return kv + perToken * Float.BYTES * maxBlock + (long) HEAD_ROWS * c.vocabSize() * Float.BYTES;
+    }
+
+    private static long physicalMemory() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            return os.getTotalMemorySize();
+        }
+        return -1;
     }
 
     public State newState(int context) {

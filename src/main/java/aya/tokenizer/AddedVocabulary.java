@@ -105,6 +105,20 @@ final class AddedVocabulary {
         return splits;
     }
 
+    /** The end of the longest token starting at {@code pos}, or -1. */
+    int longestAt(String s, int pos) {
+        Node node = root;
+        int bestEnd = -1;
+        for (int i = pos; i < s.length(); ) {
+            int cp = s.codePointAt(i);
+            i += Character.charCount(cp);
+            node = node.children.get(cp);
+            if (node == null) break;
+            if (node.token != null) bestEnd = i;
+        }
+        return bestEnd;
+    }
+
     /** Rust regex's Unicode \w: Alphabetic, marks, decimal digits, connector punctuation, joiners. */
     static boolean isWordChar(int cp) {
         if (Character.isAlphabetic(cp)) return true;

@@ -133,6 +133,32 @@ public final class Tokenizer {
         return out.toArray();
     }
 
+    /**
+     * Encodes a rendered chat prompt whose message text was guarded (see ChatTemplate): the guards stop special
+     * tokens from matching inside message text, and are removed before the text is normalized and tokenized.
+     * A piece that held guards is also not searched for normalized special tokens.
+     */
+    int[] encodeGuarded(String text, char guard) {
+        IntList out = new IntList(text.length() / 3 + 4);
+        for (AddedVocabulary.Split s : rawAdded.split(text, false)) {
+            if (s.id() >= 0) {
+                out.add(s.id());
+                continue;
+            }
+            if (s.start() == s.end()) continue;
+            String guarded = text.substring(s.start(), s.end());
+            String piece = ChatTemplate.unguard(guarded);
+            boolean hadGuards = piece.length() != guarded.length();
+            if (piece.isEmpty()) continue;
+            String normalized = normalizer == null ? piece : normalizer.normalize(piece);
+            for (AddedVocabulary.Split n : normalizedAdded.split(normalized, hadGuards)) {
+                if (n.id() >= 0) out.add(n.id());
+                else if (n.start() < n.end()) tokenizeNormalized(normalized.substring(n.start(), n.end()), s.start() == 0 && n.start() == 0, out);
+            }
+        }
+        return out.toArray();
+    }
+
     private void tokenizeNormalized(String text, boolean atStart, IntList out) {
         if (preTokenizer == null) {
             out.addAll(model.tokenize(text));

@@ -1,6 +1,7 @@
 package aya.weights;
 
 import aya.AyaException;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -98,7 +99,8 @@ public final class SafetensorsFile {
         }
         JsonNode header;
         try {
-            header = new ObjectMapper().readTree(headerText);
+            // duplicate names would let one entry hide another's byte range from the overlap check
+            header = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION).readTree(headerText);
         } catch (JsonProcessingException e) {
             throw new AyaException(path + ": header is not valid JSON: " + e.getOriginalMessage());
         }

@@ -99,6 +99,8 @@ class ModelConfigTest {
         assertTrue(fails("{\"hidden_act\": \"gelu\"}").getMessage().contains("hidden_act"));
         assertTrue(fails("{\"attention_bias\": true}").getMessage().contains("attention_bias"));
         assertTrue(fails("{\"hidden_size\": 60, \"num_attention_heads\": 4}").getMessage().contains("even"));
+        assertTrue(fails("{\"sliding_window\": null}").getMessage().contains("sliding_window"));
+        assertEquals(0, parse("{\"num_hidden_layers\": 1, \"sliding_window\": null, \"layer_types\": [\"full_attention\"]}").numLayers() - 1);
     }
 
     @Test

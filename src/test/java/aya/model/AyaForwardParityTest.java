@@ -5,13 +5,21 @@ import aya.kernels.Backend;
 import aya.kernels.Backends;
 import aya.weights.Npy;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -115,6 +123,7 @@ class AyaForwardParityTest {
         int[] prompt = ModelFixtures.ints(g.get("prompt"));
         int[] expected = ModelFixtures.ints(g.get("ids"));
         int max = g.get("max_new_tokens").asInt();
+        int eos = g.get("eos").asInt();
         try (AyaForward model = AyaForward.load(ModelFixtures.dir(fixture), Backend.open(backend), 2);
              AyaForward.State state = model.newState(prompt.length + max, 4)) {
             List<Integer> got = new ArrayList<>();
@@ -122,7 +131,7 @@ class AyaForwardParityTest {
             while (got.size() < max) {
                 int next = argmax(logits, model.config().vocabSize());
                 got.add(next);
-                if (next == 3) break; // the fixtures' eos
+                if (next == eos) break; // transformers stops after emitting eos
                 logits = model.forward(state, new int[] {next});
             }
             assertArrayEquals(expected, got.stream().mapToInt(Integer::intValue).toArray());
@@ -200,6 +209,20 @@ class AyaForwardParityTest {
     }
 
     @Test
+    void aContextBeyondTheMachinesMemoryIsRefusedBeforeAllocating(@TempDir Path tmp) throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("m"));
+        for (String f : new String[] {"config.json", "generation_config.json", "model.safetensors"}) {
+            Files.copy(ModelFixtures.dir("f32-tied").resolve(f), dir.resolve(f));
+        }
+        Path cfg = dir.resolve("config.json");
+        Files.writeString(cfg, Files.readString(cfg).replace("\"max_position_embeddings\": 128", "\"max_position_embeddings\": 2147483647"));
+        try (AyaForward model = AyaForward.load(dir, Backend.open("java"), 1)) {
+            AyaException e = assertThrows(AyaException.class, () -> model.newState(Integer.MAX_VALUE));
+            assertTrue(e.getMessage().contains("--context"), e.getMessage());
+        }
+    }
+
+    @Test
     void contextIsCappedByMaxPositionEmbeddingsAndSlidingRingsDoNotGrow() {
         try (AyaForward model = AyaForward.load(ModelFixtures.dir("f32-tied"), Backend.open("java"), 1)) {
             assertEquals(128, model.config().maxPositionEmbeddings());
@@ -211,6 +234,51 @@ class AyaForwardParityTest {
                 assertEquals((3 * 23 + 64) * kvRow, small.kvCacheBytes());
             }
             assertEquals(2L * 36 * 4, model.kvBytesPerToken());
+        }
+    }
+
+    /**
+     * transformers ties the head only when the checkpoint has no lm_head.weight; a checkpoint that holds one (with
+     * tie_word_embeddings true) uses it. Here lm_head = 2 x embed_tokens, so the logits must be twice HF's tied ones.
+     */
+    @Test
+    void anLmHeadInTheCheckpointWinsOverTying(@TempDir Path tmp) throws Exception {
+        String fixture = "f32-tied";
+        Path dir = tmp.resolve("m");
+        Files.createDirectories(dir);
+        for (String f : new String[] {"config.json", "generation_config.json"}) {
+            Files.copy(ModelFixtures.dir(fixture).resolve(f), dir.resolve(f));
+        }
+        byte[] all = Files.readAllBytes(ModelFixtures.dir(fixture).resolve("model.safetensors"));
+        ByteBuffer b = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
+        int n = (int) b.getLong(0);
+        var mapper = new ObjectMapper();
+        var header = (ObjectNode) mapper.readTree(new String(all, 8, n, StandardCharsets.UTF_8));
+        var embed = header.get("model.embed_tokens.weight");
+        long begin = embed.get("data_offsets").get(0).asLong(), end = embed.get("data_offsets").get(1).asLong();
+        long dataLen = all.length - 8 - n;
+        var head = header.putObject("lm_head.weight");
+        head.put("dtype", "F32");
+        head.set("shape", embed.get("shape"));
+        head.putArray("data_offsets").add(dataLen).add(dataLen + (end - begin));
+        byte[] h = mapper.writeValueAsBytes(header);
+        ByteBuffer outBuf = ByteBuffer.allocate(8 + h.length + (int) dataLen + (int) (end - begin)).order(ByteOrder.LITTLE_ENDIAN);
+        outBuf.putLong(h.length).put(h).put(all, 8 + n, (int) dataLen);
+        for (long i = begin; i < end; i += 4) {
+            outBuf.putFloat(2 * b.getFloat((int) (8 + n + i)));
+        }
+        Files.write(dir.resolve("model.safetensors"), outBuf.array());
+
+        int[] ids = ModelFixtures.inputIds(fixture);
+        Npy.Matrix ref = Npy.read(ModelFixtures.dir(fixture).resolve("logits.npy"));
+        try (AyaForward model = AyaForward.load(dir, Backend.open("java"), 2);
+             AyaForward.State state = model.newState(ids.length)) {
+            assertFalse(model.headTied());
+            float[] got = new float[ids.length * ref.cols()];
+            model.forwardAll(state, ids, (i, row) -> MemorySegment.copy(row, ValueLayout.JAVA_FLOAT, 0, got, i * ref.cols(), ref.cols()));
+            float[] doubled = ref.data().clone();
+            for (int i = 0; i < doubled.length; i++) doubled[i] *= 2;
+            assertClose(new Npy.Matrix(ref.rows(), ref.cols(), doubled), got, "lm_head = 2 x embed");
         }
     }
 }

@@ -90,6 +90,13 @@ class SafetensorsTest {
     }
 
     @Test
+    void duplicateTensorNames(@TempDir Path dir) throws IOException {
+        assertMentions(opening(dir, "dup.safetensors",
+                file("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
+                        + " \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", new byte[8])), "'w'");
+    }
+
+    @Test
     void unknownDtypeIsNamed(@TempDir Path dir) throws IOException {
         assertMentions(opening(dir, "dtype.safetensors",
                 file("{\"w\": {\"dtype\": \"Q7\", \"shape\": [2], \"data_offsets\": [0, 2]}}", new byte[2])), "'w'", "Q7");
