@@ -88,8 +88,12 @@ public final class AyaModel implements AutoCloseable {
 
     /** Loads a local checkpoint directory, or a hub repo id (found in the HF cache, else downloaded). */
     public static AyaModel load(String modelOrRepoId, Options options) {
-        ModelLocator locator = new ModelLocator(HubSettings.fromEnvironment(), options.log(),
-                options.log() != null && LoadProgress.stderrIsTerminal());
+        return load(modelOrRepoId, options, new ModelLocator(HubSettings.fromEnvironment(), options.log(),
+                options.log() != null && LoadProgress.stderrIsTerminal()));
+    }
+
+    /** The same with a given hub client (e.g. another endpoint, cache or token than the environment's). */
+    public static AyaModel load(String modelOrRepoId, Options options, ModelLocator locator) {
         return load(locator.resolve(modelOrRepoId), options);
     }
 

@@ -83,6 +83,24 @@ class SessionTest {
     }
 
     @Test
+    void aPromptThatDivergesFromTheCacheRewindsToTheCommonPrefix() {
+        JsonNode chat = testCase("chat"), noSystem = testCase("chat_no_system");
+        int[] first = ints(chat.get("prompt_ids")), second = ints(noSystem.get("prompt_ids"));
+        int common = 0;
+        while (first[common] == second[common]) common++;
+        try (Session s = model.newSession()) {
+            s.generate(first, greedy(), TokenListener.NONE);
+            GenerationResult r = s.generate(second, greedy(), TokenListener.NONE);
+            assertEquals(common, r.reusedTokens(), "only the shared start (BOS, START_OF_TURN) is kept");
+            assertArrayEquals(replyIds(noSystem), r.ids(), "the same as a fresh session (transformers' reply)");
+            // the same prompt again: everything but the last token is reused (its logits are needed)
+            GenerationResult again = s.generate(second, greedy(), TokenListener.NONE);
+            assertEquals(second.length - 1, again.reusedTokens());
+            assertArrayEquals(replyIds(noSystem), again.ids());
+        }
+    }
+
+    @Test
     void neverChoosesIdsBeyondTheTokenizer() {
         // the fixture's extra output rows would win an unrestricted argmax at every step (checked by the script)
         int tokVocab = REFERENCE.get("meta").get("tokenizer_vocab").asInt();
