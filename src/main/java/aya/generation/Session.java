@@ -4,6 +4,7 @@ import aya.AyaException;
 import aya.model.AyaForward;
 import aya.sampling.Sampler;
 import aya.tokenizer.ChatTemplate;
+import aya.tokenizer.StreamingDecoder;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -91,7 +92,8 @@ public final class Session implements AutoCloseable {
         Sampler sampler = new Sampler(settings.sampling(), model.samplingVocab(), state.context());
         for (int id : prompt) sampler.accept(id); // the repeat penalty sees the prompt too, as in llama.cpp
 
-        var decoder = model.hasTokenizer() ? new StreamingDecoder(ids -> model.tokenizer().decode(ids, true)) : null;
+        // UTF-8 safe: holds back a character's bytes until it is complete; special tokens are not text
+        var decoder = model.hasTokenizer() ? new StreamingDecoder(model.tokenizer(), true) : null;
         StopStrings stops = new StopStrings(settings.stopStrings());
         StringBuilder text = new StringBuilder();
         int[] out = new int[Math.min(settings.maxTokens(), 1024)];
@@ -109,7 +111,7 @@ public final class Session implements AutoCloseable {
             }
             if (n == out.length) out = Arrays.copyOf(out, Math.min(settings.maxTokens(), 2 * n));
             out[n++] = next;
-            String piece = decoder == null ? "" : stops.push(decoder.push(next));
+            String piece = decoder == null ? "" : stops.push(decoder.accept(next));
             text.append(piece);
             listener.onToken(next, piece);
             if (stops.stopped()) {

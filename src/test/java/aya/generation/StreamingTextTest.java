@@ -1,5 +1,6 @@
 package aya.generation;
 
+import aya.tokenizer.StreamingDecoder;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayOutputStream;
@@ -8,68 +9,67 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
-import java.util.function.Function;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** The streaming detokenizer and stop strings, on hand-made byte tokens with known UTF-8. */
+/** Streamed text (the tokenizer's streaming decoder on byte tokens), stop strings, load progress. */
 class StreamingTextTest {
 
-    /** A byte-level "tokenizer": id i < 256 is the byte i; decoding is lossy UTF-8 like HF's. */
-    static final Function<int[], String> BYTES = ids -> {
-        byte[] b = new byte[ids.length];
-        for (int i = 0; i < ids.length; i++) b[i] = (byte) ids[i];
-        return new String(b, StandardCharsets.UTF_8);
-    };
+    static final aya.tokenizer.Tokenizer TOKENIZER = aya.tokenizer.Tokenizer.load(ChatFixture.DIR.resolve("tokenizer.json"));
 
-    static int[] utf8(String s) {
+    /** The fixture tokenizer's id for one raw byte (byte-level BPE has a token for each of the 256 bytes). */
+    static int byteToken(int b) {
+        // GPT-2's byte-to-unicode map: printable Latin-1 bytes stand for themselves, the others for U+0100.. in order
+        int next = 0;
+        for (int x = 0; x < 256; x++) {
+            boolean printable = (x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF);
+            char c = printable ? (char) x : (char) (256 + next++);
+            if (x == b) {
+                int id = TOKENIZER.tokenId(String.valueOf(c));
+                assertTrue(id >= 0, "byte token " + b);
+                return id;
+            }
+        }
+        throw new IllegalArgumentException();
+    }
+
+    static int[] byteTokens(String s) {
         byte[] b = s.getBytes(StandardCharsets.UTF_8);
         int[] ids = new int[b.length];
-        for (int i = 0; i < b.length; i++) ids[i] = b[i] & 0xFF;
+        for (int i = 0; i < b.length; i++) ids[i] = byteToken(b[i] & 0xFF);
         return ids;
     }
 
     @Test
-    void neverEmitsHalfACharacter() {
-        StreamingDecoder d = new StreamingDecoder(BYTES);
-        assertEquals("a", d.push('a'));
-        assertEquals("", d.push(0xC3)); // first byte of é
-        assertEquals("é", d.push(0xA9));
-        int[] smiley = utf8("😀"); // F0 9F 98 80: a surrogate pair in Java
-        assertEquals("", d.push(smiley[0]));
-        assertEquals("", d.push(smiley[1]));
-        assertEquals("", d.push(smiley[2]));
-        assertEquals("😀", d.push(smiley[3]));
-        assertEquals("", d.finish());
-    }
-
-    @Test
-    void invalidBytesBecomeReplacementCharactersOnceResolved() {
-        StreamingDecoder d = new StreamingDecoder(BYTES);
-        assertEquals("", d.push(0xC3));
-        assertEquals("\uFFFDA", d.push('A'), "a lead byte followed by ASCII is invalid");
-        assertEquals("", d.push(0xE6));
+    void sessionTextIsUtf8SafeAndEqualsTheWholeDecodeOnRandomByteStreams() {
+        // What Session streams: the tokenizer's StreamingDecoder, one byte token at a time.
+        StreamingDecoder d = new StreamingDecoder(TOKENIZER, true);
+        int[] smiley = byteTokens("😀");
+        assertEquals("", d.accept(smiley[0]));
+        assertEquals("", d.accept(smiley[1]));
+        assertEquals("", d.accept(smiley[2]));
+        assertEquals("😀", d.accept(smiley[3]));
+        assertEquals("", d.accept(byteToken(0xC3)));
+        assertEquals("\uFFFDA", d.accept(byteToken('A')), "a lead byte followed by ASCII is invalid");
+        assertEquals("", d.accept(byteToken(0xE6)));
         assertEquals("\uFFFD", d.finish(), "an incomplete sequence at the end");
-    }
 
-    @Test
-    void piecesConcatenateToTheWholeDecodeForRandomByteStreams() {
         Random random = new Random(7);
-        int[] pool = utf8("aé日😀ß\u0416 ");
-        for (int round = 0; round < 300; round++) {
+        int[] pool = byteTokens("aé日😀ß\u0416 ");
+        for (int round = 0; round < 200; round++) {
             int[] ids = new int[random.nextInt(30)];
             for (int i = 0; i < ids.length; i++) {
-                ids[i] = random.nextInt(10) == 0 ? random.nextInt(256) : pool[random.nextInt(pool.length)];
+                ids[i] = random.nextInt(10) == 0 ? byteToken(random.nextInt(256)) : pool[random.nextInt(pool.length)];
             }
-            StreamingDecoder d = new StreamingDecoder(BYTES);
+            StreamingDecoder stream = new StreamingDecoder(TOKENIZER, true);
             StringBuilder s = new StringBuilder();
             for (int id : ids) {
-                String piece = d.push(id);
+                String piece = stream.accept(id);
                 assertFalse(!piece.isEmpty() && Character.isHighSurrogate(piece.charAt(piece.length() - 1)), "no half surrogate pair");
                 s.append(piece);
             }
-            s.append(d.finish());
-            assertEquals(BYTES.apply(ids), s.toString());
+            s.append(stream.finish());
+            assertEquals(TOKENIZER.decode(ids, true), s.toString());
         }
     }
 
