@@ -15,6 +15,8 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -40,7 +42,9 @@ public final class ChatCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        // strict UTF-8: a bad byte in the input is an error, not a silent replacement character
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)));
         var console = System.console();
         boolean interactive = console != null && console.isTerminal();
         try (AyaModel model = options.load()) {
@@ -57,7 +61,12 @@ public final class ChatCommand implements Callable<Integer> {
                         out.print("> ");
                         out.flush();
                     }
-                    String line = in.readLine();
+                    String line;
+                    try {
+                        line = in.readLine();
+                    } catch (CharacterCodingException e) {
+                        throw new AyaException("standard input is not valid UTF-8");
+                    }
                     if (line == null) break; // end of input: Ctrl-D or the end of the pipe
                     String text = line.strip();
                     if (text.isEmpty()) continue;

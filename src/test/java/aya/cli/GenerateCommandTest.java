@@ -216,6 +216,12 @@ class GenerateCommandTest {
     }
 
     @Test
+    void chatRejectsInvalidUtf8Input() {
+        System.setIn(new ByteArrayInputStream(new byte[] {'h', 'i', (byte) 0xFF, '\n'}));
+        fails("not valid UTF-8", "chat", "--model", MODEL, "--threads", "1");
+    }
+
+    @Test
     void chatNeedsAChatTemplate(@TempDir Path tmp) throws IOException {
         Path base = copyChatFixture(tmp.resolve("base"));
         Files.delete(base.resolve("chat_template.jinja"));
