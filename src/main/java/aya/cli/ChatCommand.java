@@ -29,7 +29,7 @@ import java.util.concurrent.Callable;
  * conversation, {@code /exit} or end of input (Ctrl-D) quits. With stdin a pipe, each line is a user message and
  * only the replies are printed, one per line.
  */
-@Command(name = "chat", sortOptions = false,
+@Command(name = "chat", sortOptions = false, mixinStandardHelpOptions = true,
         description = "Chat with the model (one message per line; /reset, /exit, Ctrl-D).")
 public final class ChatCommand implements Callable<Integer> {
 

@@ -30,7 +30,7 @@ import java.util.concurrent.Callable;
  * (the prompt is the user's message) unless {@code --raw}; {@code --ids} takes token ids and {@code --print-ids}
  * prints ids instead of text (the engine's contract: one line, including the end token that stopped it).
  */
-@Command(name = "generate", sortOptions = false,
+@Command(name = "generate", sortOptions = false, mixinStandardHelpOptions = true,
         description = "Generate text from a prompt (streamed to stdout; timings on stderr).")
 public final class GenerateCommand implements Callable<Integer> {
 

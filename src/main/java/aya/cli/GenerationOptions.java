@@ -52,10 +52,11 @@ final class GenerationOptions {
     Long seed;
 
     @Option(names = {"-n", "--max-tokens"}, paramLabel = "N",
-            description = "Tokens to generate at most (-1 = until an end token or the context is full). Default: -1.")
+            description = "Tokens to generate at most (-1 = until an end token or the context is full). Default: -1 (32 with generate --ids).")
     Integer maxTokens;
 
-    @Option(names = "--stop", paramLabel = "TEXT", description = "Stop when the text contains TEXT (not printed). Repeatable.")
+    @Option(names = "--stop", paramLabel = "TEXT",
+            description = "Stop when the text contains TEXT (not printed). Repeatable. \\n, \\t, \\r and \\\\ are escapes.")
     List<String> stops = new ArrayList<>();
 
     @Option(names = "--ignore-eos", description = "Do not stop at end tokens.")
@@ -85,10 +86,37 @@ final class GenerationOptions {
     GenerationSettings settings(AyaModel m, int contextLength, long seedOffset, int defaultMax) {
         int max = maxTokens == null ? defaultMax : maxTokens;
         if (max < -1) throw new AyaException("--max-tokens must be >= 0, or -1 for no limit; got " + max);
+        List<String> texts = new ArrayList<>();
         for (String s : stops) {
             if (s.isEmpty()) throw new AyaException("--stop needs a non-empty text");
+            texts.add(unescape(s));
         }
         // -1: the context is the limit (generation stops there with a message)
-        return new GenerationSettings(m.samplerSettings(overrides(seedOffset)), max == -1 ? contextLength : max, stops, ignoreEos);
+        return new GenerationSettings(m.samplerSettings(overrides(seedOffset)), max == -1 ? contextLength : max, texts, ignoreEos);
+    }
+
+    /** Shell-friendly escapes in --stop, as llama.cpp processes them: \n, \t, \r, \\ (others stay as typed). */
+    static String unescape(String s) {
+        StringBuilder out = new StringBuilder(s.length());
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '\\' && i + 1 < s.length()) {
+                char e = s.charAt(i + 1);
+                String r = switch (e) {
+                    case 'n' -> "\n";
+                    case 't' -> "\t";
+                    case 'r' -> "\r";
+                    case '\\' -> "\\";
+                    default -> null;
+                };
+                if (r != null) {
+                    out.append(r);
+                    i++;
+                    continue;
+                }
+            }
+            out.append(c);
+        }
+        return out.toString();
     }
 }

@@ -146,6 +146,12 @@ class GenerateCommandTest {
     }
 
     @Test
+    void stopStringsTakeShellFriendlyEscapes() {
+        assertEquals("a\nb\\c\\q\t", GenerationOptions.unescape("a\\nb\\\\c\\q\\t"));
+        assertEquals("end\\", GenerationOptions.unescape("end\\"), "a trailing backslash stays");
+    }
+
+    @Test
     void sameSeedSameTextOtherSeedOtherText() {
         String[] args = {"generate", "--model", MODEL, "--raw", "Hello", "--temperature", "1.5", "--top-k", "0", "--top-p", "1",
                 "--min-p", "0", "-n", "20", "--ignore-eos"};
