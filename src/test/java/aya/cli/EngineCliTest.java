@@ -143,6 +143,9 @@ class EngineCliTest {
         assertTrue(stderr().contains("context"), stderr());
         fails("logits", "--model", model, "--ids", "1,2", "--output", npy, "--chunk", "0", "--backend", "java");
         fails("logits", "--model", model, "--ids", "1,2", "--output", tmp.resolve("no/such/dir/x.npy").toString(), "--backend", "java");
+        fails("logits", "--model", model, "--ids", "1,2", "--output", tmp.toString(), "--backend", "java");
+        assertTrue(stderr().contains("directory"), stderr());
+        fails("generate", "--model", model, "--ids", "1,2", "--max-tokens", "2147483647", "--print-ids", "--backend", "java");
         fails("logits", "--model", model, "--ids", "1,2", "--output", npy, "--backend", "cuda");
         assertTrue(stderr().contains("cuda"), stderr());
         fails("generate", "--model", model, "--ids", "1,2", "--max-tokens", "200", "--print-ids", "--backend", "java");
