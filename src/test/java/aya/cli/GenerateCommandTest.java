@@ -6,6 +6,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -60,10 +62,14 @@ class GenerateCommandTest {
 
     /** Runs the command with the java backend, one thread; asserts exit 0 and returns stdout. */
     String run(String... args) {
+        return runOn("java", args);
+    }
+
+    String runOn(String backend, String... args) {
         out.reset();
         err.reset();
         List<String> all = new ArrayList<>(Arrays.asList(args));
-        all.addAll(List.of("--backend", "java", "--threads", "1"));
+        all.addAll(List.of("--backend", backend, "--threads", "1"));
         int code = Main.run(all.toArray(String[]::new));
         assertEquals(0, code, stderr());
         return stdout();
@@ -101,6 +107,16 @@ class GenerateCommandTest {
                 "generated: " + replyIds(c).length + " tokens", "stop: end_token"}) {
             assertTrue(e.contains(what), what + " in " + e);
         }
+    }
+
+    @ParameterizedTest
+    @MethodSource("aya.kernels.Backends#available")
+    void everyBackendGivesTransformersReplyAndTheSameSeededText(String backend) {
+        JsonNode c = testCase("chat");
+        assertEquals(c.get("text").asText() + NL, runOn(backend, "generate", "--model", MODEL, "--system",
+                c.get("system").asText(), c.get("user").asText(), "--temperature", "0", "-n", "24"));
+        String[] sampled = {"generate", "--model", MODEL, "--raw", "Hello", "--temperature", "1.0", "--seed", "5", "-n", "12", "--ignore-eos"};
+        assertEquals(runOn(backend, sampled), runOn(backend, sampled));
     }
 
     @Test

@@ -1,7 +1,10 @@
 package aya.generation;
 
+import aya.kernels.Backends;
 import aya.sampling.SamplerSettings;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -43,8 +46,8 @@ class ConcurrentSessionsTest {
         }
     }
 
-    void check(Path dir, int poolThreads) throws Exception {
-        try (AyaModel model = AyaModel.load(dir, new AyaModel.Options("java", poolThreads, null))) {
+    void check(Path dir, String backend, int poolThreads) throws Exception {
+        try (AyaModel model = AyaModel.load(dir, new AyaModel.Options(backend, poolThreads, null))) {
             List<Job> jobs = jobs(model);
             List<int[]> alone = new ArrayList<>();
             for (Job job : jobs) alone.add(runAlone(model, job));
@@ -70,11 +73,18 @@ class ConcurrentSessionsTest {
         }
     }
 
-    @Test
-    void concurrentSessionsMatchSequentialRunsOnEveryFixture() throws Exception {
-        check(ChatFixture.DIR, 2);
-        check(Path.of("src/test/resources/model/f32-tied"), 1);
-        check(Path.of("src/test/resources/model/bf16-untied-sharded"), 1);
+    static List<String> backends() {
+        return Backends.available();
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void concurrentSessionsMatchSequentialRuns(String backend) throws Exception {
+        check(ChatFixture.DIR, backend, 2); // two pool threads: the sessions take turns on the shared pool
+        if (backend.equals("java")) {
+            check(Path.of("src/test/resources/model/f32-tied"), backend, 1);
+            check(Path.of("src/test/resources/model/bf16-untied-sharded"), backend, 1);
+        }
     }
 
     @Test
