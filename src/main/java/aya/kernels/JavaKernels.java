@@ -33,7 +33,7 @@ public final class JavaKernels implements Kernels {
     /** Rows widened to f32 at once for prefill: x slices are reused across all of them. */
     private static final int ROW_TILE = 16;
 
-    /** Per-thread f32 copy of a block of ROWS weight rows, reused across the tokens of a prefill. */
+    /** Per-thread f32 copy of ROW_TILE weight rows, reused across the tokens of a prefill (and for F16 decode). */
     private static final ThreadLocal<float[]> ROW_BLOCK = ThreadLocal.withInitial(() -> new float[0]);
 
     @Override
