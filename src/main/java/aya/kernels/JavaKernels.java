@@ -18,7 +18,9 @@ import java.nio.ByteOrder;
  */
 public final class JavaKernels implements Kernels {
 
-    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** The machine's widest float vectors; at least 128 bits, because BF16 widening needs half of F as shorts. */
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 128
+            ? FloatVector.SPECIES_PREFERRED : FloatVector.SPECIES_128;
     /** As many shorts (BF16 bit patterns) as F has floats. */
     static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
