@@ -308,28 +308,15 @@ public final class AyaForward implements AutoCloseable {
         }
         int ctx = Math.min(context, config.maxPositionEmbeddings());
         int block = Math.min(maxBlock, ctx);
-        long bytes = stateBytes(ctx, block);
-        long ram = physicalMemory();
-        if (ram > 0 && bytes > ram / 10 * 8) {
-            throw new AyaException(String.format("a context of %d tokens needs %.1f GB for the KV cache and buffers, more than this"
-                    + " machine's %.1f GB of RAM allows: use a smaller --context", ctx, bytes / 1e9, ram / 1e9));
-        }
+        checkpoint.verifyUnchanged(); // a weight file shrunk under its mapping would crash the process (SIGBUS) mid-run
+        // native memory is not bounded by -Xmx and Linux overcommits: refuse before allocating, not when filling
+        MemoryLimits.checkFits(stateBytes(ctx, block), MemoryLimits.limitBytes(), ctx);
         return new State(ctx, block);
     }
 
-    /** Native bytes a State of this context and block size allocates (KV cache + activations). */
+    /** Native bytes a State of this context and block size allocates (KV cache + activations + scratch). */
     public long stateBytes(int context, int maxBlock) {
-        ModelConfig c = config;
-        long kv = kvBytesPerToken() * (long) context + slidingKvBytes(context, maxBlock);
-        long perToken = 4L * c.hiddenSize() + 2L * c.qDim() + 2L * c.kvDim() + 2L * c.intermediateSize() + c.headDim();
-        return kv + perToken * Float.BYTES * maxBlock + (long) HEAD_ROWS * c.vocabSize() * Float.BYTES;
-    }
-
-    private static long physicalMemory() {
-        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-            return os.getTotalMemorySize();
-        }
-        return -1;
+        return MemoryLimits.stateBytes(config, context, maxBlock, pool.threads());
     }
 
     public State newState(int context) {
