@@ -156,6 +156,42 @@ static void test_against_scalar(const char *isa) {
     }
 }
 
+/* Same value or both NaN, up to a relative tolerance; infinities must match exactly. */
+static int same_special(float a, float b) {
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    if (isinf(a) || isinf(b)) return a == b;
+    return fabs((double) a - (double) b) <= 1e-6 * fabs((double) b) + 1e-44;
+}
+
+/* NaN, infinities and huge arguments behave as in the scalar code (which uses expf). */
+static void test_special_values(const char *isa) {
+    const float special[] = { NAN, INFINITY, -INFINITY, 100.0f, -100.0f, 88.5f, -88.5f, 88.7f, -88.7f, 88.0f, -88.0f,
+                              89.0f, -87.0f, 0.0f, -0.0f, 1e-30f, 3.0f, -3.0f, 50.0f, -50.0f, -87.5f, 87.5f };
+    enum { N = sizeof special / sizeof special[0] };
+    float up[N], want[N], got[N];
+    for (int i = 0; i < N; i++) up[i] = 1.5f;
+    memcpy(want, special, sizeof special);
+    memcpy(got, special, sizeof special);
+    use_isa("scalar");
+    aya_swiglu_f32(want, up, 0, N);
+    use_isa(isa);
+    aya_swiglu_f32(got, up, 0, N);
+    for (int i = 0; i < N; i++) {
+        CHECK(same_special(got[i], want[i]), "%s swiglu(%g) = %g, scalar %g", isa, special[i], got[i], want[i]);
+    }
+    /* softmax: one NaN poisons everything; an infinite logit is NaN in f32 arithmetic too (inf - inf) */
+    for (int poison = 0; poison < 2; poison++) {
+        float x[11], y[11];
+        for (int i = 0; i < 11; i++) x[i] = y[i] = (float) i - 5.0f;
+        x[7] = y[7] = poison ? INFINITY : NAN;
+        use_isa("scalar");
+        aya_softmax_f32(x, 11);
+        use_isa(isa);
+        aya_softmax_f32(y, 11);
+        for (int i = 0; i < 11; i++) CHECK(same_special(y[i], x[i]), "%s softmax with %s [%d] = %g, scalar %g", isa, poison ? "inf" : "NaN", i, y[i], x[i]);
+    }
+}
+
 int main(void) {
     if (!use_isa("scalar")) return 1;
     test_hand_computed("scalar");
@@ -167,6 +203,7 @@ int main(void) {
         if (!use_isa(simd_isas[i])) continue;
         test_hand_computed(simd_isas[i]);
         test_against_scalar(simd_isas[i]);
+        test_special_values(simd_isas[i]);
         printf("%s: compared with scalar\n", simd_isas[i]);
     }
     return finish("test_ops");

@@ -5,10 +5,12 @@
 
 #include "kernels_internal.h"
 
-/* e^x for 4 floats (Cephes expf: range reduction by ln 2, degree-6 polynomial); below -87.3 gives 0, above 88 saturates. */
+/* e^x for 4 floats (Cephes expf: range reduction by ln 2, degree-6 polynomial). Like expf: 0 below -87.3, +inf above
+ * 88.72, NaN stays NaN (fmax/fmin propagate it). */
 static inline float32x4_t exp4(float32x4_t x) {
-    const float32x4_t lo = vdupq_n_f32(-87.33654f), hi = vdupq_n_f32(88.0f);
+    const float32x4_t lo = vdupq_n_f32(-87.33654f), hi = vdupq_n_f32(88.72283f);
     uint32x4_t underflow = vcltq_f32(x, lo);
+    uint32x4_t overflow = vcgtq_f32(x, hi);
     x = vminq_f32(vmaxq_f32(x, lo), hi);
     float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
     float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f)); /* ln 2 split in two for exactness */
@@ -20,9 +22,12 @@ static inline float32x4_t exp4(float32x4_t x) {
     p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
     p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
     p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
-    int32x4_t scale = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
-    float32x4_t e = vmulq_f32(p, vreinterpretq_f32_s32(scale));
-    return vbslq_f32(underflow, vdupq_n_f32(0.0f), e);
+    /* 2^n by building the exponent; n reaches 128 near the top of the range, where 2^n = 2^127 * 2 */
+    float32x4_t n1 = vminq_f32(n, vdupq_n_f32(127.0f));
+    int32x4_t scale = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n1), vdupq_n_s32(127)), 23);
+    float32x4_t e = vmulq_f32(vmulq_f32(p, vreinterpretq_f32_s32(scale)), vaddq_f32(vdupq_n_f32(1.0f), vsubq_f32(n, n1)));
+    e = vbslq_f32(underflow, vdupq_n_f32(0.0f), e);
+    return vbslq_f32(overflow, vdupq_n_f32(INFINITY), e);
 }
 
 void aya_layernorm_neon(const float *x, const float *weight, float *out, int32_t tokens, int32_t dim, float eps) {

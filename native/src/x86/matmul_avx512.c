@@ -3,7 +3,13 @@
  * activations to bf16 and change the numerics: not used here.)
  * Decode (tokens == 1) streams 4 weight rows at once with prefetch; prefill widens a tile of weight rows once into an
  * L1-sized f32 buffer and reuses it for every 3 tokens (a 4-row x 3-token block of 12 accumulators). */
+#ifdef AYA_EMULATE_AVX512
+/* Test build only (see CMakeLists.txt): the same code on SIMDe's portable AVX-512, so CPUs without AVX-512 run it. */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#else
 #include <immintrin.h>
+#endif
 
 #include "kernels_internal.h"
 

@@ -1,15 +1,112 @@
 package aya.cli;
 
 import aya.AyaException;
+import aya.bench.Bandwidth;
+import aya.bench.BenchReport;
+import aya.bench.BenchResult;
+import aya.bench.BenchRunner;
+import aya.bench.BenchTargets;
+import aya.kernels.Parallel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 
-/** PLACEHOLDER: replaced by the work that owns this command. */
-@Command(name = "bench", description = "(not implemented yet)")
+/** {@code aya bench}: prefill and decode throughput, in the spirit of llama-bench. */
+@Command(name = "bench", description = "Measure prefill and decode tokens/s (random prompt tokens), load time, "
+        + "peak memory and the machine's memory read bandwidth in the same run.")
 public final class BenchCommand implements Callable<Integer> {
+
+    @Option(names = "--model", paramLabel = "DIR", description = "Model directory (e.g. from 'aya init-random').")
+    Path model;
+
+    @Option(names = "--backend", defaultValue = "java", paramLabel = "B",
+            description = "java, native or both (alternating; prints the ratio). Default: ${DEFAULT-VALUE}.")
+    String backend;
+
+    @Option(names = "--prompt-tokens", defaultValue = "512", paramLabel = "N",
+            description = "Prefill test size (0 skips it). Default: ${DEFAULT-VALUE}.")
+    int promptTokens;
+
+    @Option(names = "--gen-tokens", defaultValue = "32", paramLabel = "N",
+            description = "Decode test size (0 skips it). Default: ${DEFAULT-VALUE}.")
+    int genTokens;
+
+    @Option(names = "--depth", defaultValue = "0", paramLabel = "D",
+            description = "Context already in the KV cache: D random tokens are prefilled once (untimed), then every "
+                    + "test runs at positions D... (llama-bench's -d). Default: ${DEFAULT-VALUE}.")
+    int depth;
+
+    @Option(names = "--threads", paramLabel = "N", description = "Threads (default: all cores).")
+    Integer threads;
+
+    @Option(names = "--reps", defaultValue = "3", paramLabel = "R", description = "Repetitions. Default: ${DEFAULT-VALUE}.")
+    int reps;
+
+    @Option(names = "--json", description = "Print one JSON object per line per backend instead of the table.")
+    boolean json;
+
+    @Option(names = "--bandwidth-only", description = "Only measure the memory read bandwidth (no model needed).")
+    boolean bandwidthOnly;
+
+    @Option(names = "--bandwidth-mb", defaultValue = "1024", paramLabel = "MB",
+            description = "Size of the bandwidth probe's buffer in MiB. Default: ${DEFAULT-VALUE}.")
+    int bandwidthMb;
+
     @Override
     public Integer call() {
-        throw new AyaException("'bench' is not implemented yet");
+        int nThreads = threads == null ? Parallel.defaultThreads() : threads;
+        if (nThreads < 1) throw new AyaException("--threads must be >= 1, got " + nThreads);
+        if (reps < 1) throw new AyaException("--reps must be >= 1, got " + reps);
+        if (promptTokens < 0 || genTokens < 0 || depth < 0) {
+            throw new AyaException("--prompt-tokens, --gen-tokens and --depth must be >= 0");
+        }
+        if (promptTokens == 0 && genTokens == 0) throw new AyaException("nothing to measure: --prompt-tokens and --gen-tokens are 0");
+        if (bandwidthMb < 1) throw new AyaException("--bandwidth-mb must be >= 1, got " + bandwidthMb);
+        long bandwidthBytes = (long) bandwidthMb << 20;
+
+        if (bandwidthOnly) {
+            double gbs;
+            try (Parallel pool = new Parallel(nThreads)) {
+                gbs = Bandwidth.readGbPerSecond(pool, bandwidthBytes, reps);
+            }
+            if (json) {
+                System.out.printf(Locale.ROOT, "{\"threads\":%d,\"buffer_bytes\":%d,\"read_gb_per_s\":%.3f}%n",
+                        nThreads, bandwidthBytes, gbs);
+            } else {
+                System.out.printf(Locale.ROOT, "memory read bandwidth: %.2f GB/s (%d threads, %d MiB buffer, best of %d)%n",
+                        gbs, nThreads, bandwidthMb, reps);
+            }
+            return 0;
+        }
+
+        if (model == null) throw new AyaException("--model is required (or use --bandwidth-only)");
+        if (!Files.isDirectory(model)) throw new AyaException("model directory not found: " + model);
+        List<String> backends = switch (backend.toLowerCase(Locale.ROOT)) {
+            case "java" -> List.of("java");
+            case "native" -> List.of("native");
+            case "both" -> List.of("java", "native");
+            default -> throw new AyaException("unknown --backend '" + backend + "' (expected java, native or both)");
+        };
+        List<BenchRunner.Loader> loaders = new ArrayList<>();
+        // positions used: the warm-up (64 tokens) and the tests, all starting at the depth
+        int context = depth + Math.max(64, Math.max(promptTokens, genTokens)) + 1;
+        for (String b : backends) {
+            loaders.add(new BenchRunner.Loader(b, () -> BenchTargets.load(model, b, nThreads, context)));
+        }
+        BenchRunner.Settings settings = new BenchRunner.Settings(model.toString(), promptTokens, genTokens, depth, reps,
+                nThreads, bandwidthBytes, 42);
+        List<BenchResult> results = new BenchRunner(settings).run(loaders, line -> System.err.println("aya: " + line));
+        if (json) {
+            for (BenchResult r : results) System.out.println(r.toJson());
+        } else {
+            System.out.print(BenchReport.text(results));
+        }
+        return 0;
     }
 }

@@ -73,7 +73,11 @@ final class NativeLibrary {
         try {
             System.load(path.toString());
         } catch (UnsatisfiedLinkError e) {
-            throw new AyaException("cannot load native library " + path + ": " + e.getMessage(), e);
+            String reason = String.valueOf(e.getMessage());
+            while (reason.startsWith(path + ": ")) { // the JDK repeats the path
+                reason = reason.substring(path.toString().length() + 2);
+            }
+            throw new AyaException("cannot load native library " + path + ": " + reason, e);
         }
         // A handle of our own (dlopen returns the same one) to check that every function is there.
         SymbolLookup lookup;

@@ -348,4 +348,43 @@ class KernelsParityTest {
             }
         }
     }
+
+    /** Same value (relative 2e-6, or within 1e-37 for values f32 flushes), or both NaN, or the same infinity. */
+    static void assertSameSpecial(double want, float got, String what) {
+        if (Double.isNaN(want) || Float.isNaN(got)) {
+            assertTrue(Double.isNaN(want) && Float.isNaN(got), what + ": got " + got + ", reference " + want);
+        } else if (Double.isInfinite(want) || Float.isInfinite(got)) {
+            assertEquals(want, got, 0.0, what);
+        } else {
+            assertEquals(want, got, 2e-6 * Math.abs(want) + 1e-37, what);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void nanAndInfinityPropagateAsInTheReference(String backend) {
+        Kernels k = kernels(backend);
+        float[] g = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 100, -100, 88.5f, -88.5f, 89, -87, 0, -0f,
+                1e-30f, 3, -3, 50, -50, 7};
+        float[] u = new float[g.length];
+        java.util.Arrays.fill(u, 1.5f);
+        MemorySegment gs = floats(g);
+        k.swiglu(gs, floats(u), 0, g.length);
+        float[] got = toFloats(gs, g.length);
+        for (int i = 0; i < g.length; i++) {
+            // f32 semantics: e^-g overflows to infinity past 88.72
+            double e = -g[i] > 88.72283 ? Double.POSITIVE_INFINITY : Math.exp(-g[i]);
+            assertSameSpecial(g[i] / (1 + e) * u[i], got[i], backend + " swiglu(" + g[i] + ")");
+        }
+        for (float poison : new float[]{Float.NaN, Float.POSITIVE_INFINITY}) {
+            float[] x = new float[11];
+            for (int i = 0; i < x.length; i++) x[i] = i - 5;
+            x[7] = poison;
+            MemorySegment xs = floats(x);
+            k.softmax(xs, x.length);
+            for (float v : toFloats(xs, x.length)) {
+                assertTrue(Float.isNaN(v), backend + " softmax with a " + poison + " logit must give NaN (as inf - inf), got " + v);
+            }
+        }
+    }
 }

@@ -126,4 +126,17 @@ class NativeKernelsTest {
         assertTrue(last.startsWith("error: cannot load native library " + notElf + ": "), out);
         assertTrue(last.contains("header") || last.contains("ELF") || last.contains("too short"), "dlopen's reason: " + last);
     }
+
+    @Test
+    void aLibraryForAnotherArchitectureIsReportedByDlopen() throws Exception {
+        // the cross build puts the aarch64 library next to ours when a cross compiler is installed
+        String foreign = "aarch64".equals(System.getProperty("os.arch")) ? "linux-x86_64" : "linux-aarch64";
+        Path lib = Path.of("target/classes/native", foreign, System.mapLibraryName("aya_kernels"));
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isRegularFile(lib), "no " + foreign + " build here");
+        String out = probe(Map.of(), "-Daya.native.library=" + lib.toAbsolutePath());
+        String last = out.substring(out.lastIndexOf('\n') + 1);
+        assertTrue(last.startsWith("error: cannot load native library " + lib.toAbsolutePath() + ": "), out);
+        assertTrue(last.contains("ELF") || last.contains("wrong") || last.contains("AARCH64") || last.contains("AMD 64"),
+                "dlopen's reason: " + last);
+    }
 }

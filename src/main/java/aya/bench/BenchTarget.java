@@ -1,0 +1,51 @@
+package aya.bench;
+
+/**
+ * What {@code aya bench} measures: one loaded model on one backend. The engine adapts its model to this, so the
+ * measurement loop (and its tests) do not depend on the engine's classes.
+ */
+public interface BenchTarget extends AutoCloseable {
+
+    /** Backend name as shown in reports: {@code java} or {@code native}. */
+    String backend();
+
+    /** Weight format: {@code bf16}, {@code f32}, {@code q8_0}, {@code q4_0}... */
+    String quant();
+
+    /** Activation type of the matmuls: {@code f32} (exact) or {@code bf16} (opt-in fast prefill). */
+    String activations();
+
+    /** Kernel implementation details for the report, e.g. {@code java (512-bit vectors)}. */
+    String kernels();
+
+    /** Bytes of all weights the model holds. */
+    long weightBytes();
+
+    /** Bytes one decode step at position {@code pos} must read from memory (weights, head, KV cache). */
+    long bytesReadPerDecodeToken(int pos);
+
+    /** Vocabulary size: prompt tokens are drawn from [0, vocabSize). */
+    int vocabSize();
+
+    /** Largest position the model's state can hold (depth + prompt + generated tokens must fit). */
+    int maxPositions();
+
+    /**
+     * Fills the KV cache with {@code depth} tokens (random ids, a real prefill), untimed: the tests then run at
+     * positions from depth on, as llama-bench's {@code -d}. Called once, before any test.
+     */
+    void fillContext(int depth);
+
+    /**
+     * Runs the prompt {@code tokens} at positions {@code pos0, pos0 + 1, ...} (dropping whatever the cache held from
+     * pos0 on), computing the logits of the last position only.
+     */
+    void prefill(int[] tokens, int pos0);
+
+    /** Runs one token at position {@code pos} (dropping cache entries from pos on) and computes its logits. */
+    void decode(int token, int pos);
+
+    @Override
+    default void close() {
+    }
+}

@@ -1,0 +1,130 @@
+package aya.bench;
+
+import aya.AyaException;
+import aya.config.ModelConfig;
+import aya.kernels.Backend;
+import aya.kernels.Kernels;
+import aya.model.AyaForward;
+import aya.weights.Tensor;
+
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/** Adapts the engine ({@link AyaForward}) to {@link BenchTarget}. */
+public final class BenchTargets {
+
+    private BenchTargets() {
+    }
+
+    /**
+     * Loads {@code model} on {@code backend} ("java" or "native", never a silent fallback) with {@code threads}
+     * threads and a state holding {@code context} positions.
+     */
+    public static BenchTarget load(Path model, String backend, int threads, int context) {
+        Kernels kernels = Backend.open(backend);
+        AyaForward forward;
+        try {
+            forward = AyaForward.load(model, kernels, threads);
+        } catch (RuntimeException e) {
+            kernels.close();
+            throw e;
+        }
+        return new EngineTarget(forward, backend, context);
+    }
+
+    /** One model + one state; positions move by rewinding the state (only the cache below pos is kept). */
+    static final class EngineTarget implements BenchTarget {
+        private final AyaForward model;
+        private final AyaForward.State state;
+        private final String backend;
+        private final int[] one = new int[1];
+
+        EngineTarget(AyaForward model, String backend, int context) {
+            this.model = model;
+            this.backend = backend;
+            AyaForward.State s = null;
+            try {
+                s = model.newState(context);
+            } catch (RuntimeException e) {
+                model.close();
+                throw e;
+            }
+            this.state = s;
+        }
+
+        @Override public String backend() { return backend; }
+
+        @Override public String kernels() { return model.kernels().name(); }
+
+        @Override
+        public String quant() {
+            Tensor t = model.tensors().get("model.layers.0.mlp.gate_proj.weight");
+            return t == null ? "?" : t.weightType().name().toLowerCase(Locale.ROOT);
+        }
+
+        @Override public String activations() { return "f32"; }
+
+        @Override public long weightBytes() { return model.weightBytes(); }
+
+        @Override
+        public long bytesReadPerDecodeToken(int pos) {
+            ModelConfig c = model.config();
+            long keys = pos + 1L; // the new token attends to itself and every earlier position
+            long kvRow = 2L * c.kvDim() * Float.BYTES; // one position's K and V in one layer (f32 cache)
+            long kv = 0;
+            for (int l = 0; l < c.numLayers(); l++) {
+                kv += kvRow * (c.isSliding(l) ? Math.min(keys, c.slidingWindow()) : keys);
+            }
+            return model.weightBytes() + kv; // every weight once (the tied head reads the embedding table)
+        }
+
+        @Override public int vocabSize() { return model.config().vocabSize(); }
+
+        @Override public int maxPositions() { return state.context(); }
+
+        @Override
+        public void fillContext(int depth) {
+            state.reset();
+            SplittableRandom random = new SplittableRandom(depth);
+            int block = 256;
+            for (int done = 0; done < depth; done += block) {
+                int[] tokens = new int[Math.min(block, depth - done)];
+                for (int i = 0; i < tokens.length; i++) tokens[i] = random.nextInt(vocabSize());
+                model.forward(state, tokens);
+            }
+        }
+
+        @Override
+        public void prefill(int[] tokens, int pos0) {
+            moveTo(pos0);
+            model.forward(state, tokens);
+        }
+
+        @Override
+        public void decode(int token, int pos) {
+            moveTo(pos);
+            one[0] = token;
+            model.forward(state, one);
+        }
+
+        private void moveTo(int pos) {
+            if (pos > state.position()) {
+                throw new IllegalStateException("position " + pos + " is past the filled context " + state.position());
+            }
+            try {
+                state.rewind(pos);
+            } catch (IllegalArgumentException e) {
+                // the sliding layers' ring has wrapped: it no longer holds the window of position pos
+                throw new AyaException("cannot run the tests at --depth " + pos + ": " + e.getMessage()
+                        + " (use a smaller --depth or --prompt-tokens)");
+            }
+        }
+
+        @Override
+        public void close() {
+            state.close();
+            model.close();
+        }
+    }
+}
