@@ -204,7 +204,10 @@ AYA_ALWAYS_INLINE void micro_panel(const float *panel, const float *x, size_t x_
     __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), lane);
     __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows - 8), lane);
     for (int t = 0; t < T; t++) {
-        if (accumulate) {
+        if (accumulate && rows == PANEL) {
+            acc[t][0] = _mm256_loadu_ps(o + (size_t) t * o_stride);
+            acc[t][1] = _mm256_loadu_ps(o + (size_t) t * o_stride + 8);
+        } else if (accumulate) {  /* masked moves only for a partial panel: they are slow on AMD */
             acc[t][0] = _mm256_maskload_ps(o + (size_t) t * o_stride, mask0);
             acc[t][1] = _mm256_maskload_ps(o + (size_t) t * o_stride + 8, mask1);
         } else {
@@ -224,8 +227,13 @@ AYA_ALWAYS_INLINE void micro_panel(const float *panel, const float *x, size_t x_
         }
     }
     for (int t = 0; t < T; t++) {
-        _mm256_maskstore_ps(o + (size_t) t * o_stride, mask0, acc[t][0]);
-        _mm256_maskstore_ps(o + (size_t) t * o_stride + 8, mask1, acc[t][1]);
+        if (rows == PANEL) {
+            _mm256_storeu_ps(o + (size_t) t * o_stride, acc[t][0]);
+            _mm256_storeu_ps(o + (size_t) t * o_stride + 8, acc[t][1]);
+        } else {
+            _mm256_maskstore_ps(o + (size_t) t * o_stride, mask0, acc[t][0]);
+            _mm256_maskstore_ps(o + (size_t) t * o_stride + 8, mask1, acc[t][1]);
+        }
     }
 }
 
