@@ -54,6 +54,10 @@ LLAMA3_TEMPLATE = (
 )
 
 CHATML_TEMPLATE = (
+    "{%- set ns = namespace(last_user=-1, count=messages|length - 1) %}"
+    "{%- for m in messages[::-1] %}{% if ns.last_user == -1 and m['role'] == 'user' %}"
+    "{% set ns.last_user = ns.count - loop.index0 %}{% endif %}{% endfor %}"
+    "{%- if not tools is defined %}<!-- last user turn: {{ ns.last_user }} -->\n{% endif %}"
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
     "<|im_start|>{{ message['role'] }}\n"
@@ -150,6 +154,41 @@ def safe_ids(tok, rendered_guarded):
     return ids
 
 
+# Small templates exercising the Jinja2 features real chat templates use (Command R7B, Llama 3, Qwen 3 style):
+# macros, comments, loop controls, slices, membership, list concatenation, filters, string methods, tojson.
+FEATURE_TEMPLATES = [
+    "{%- macro turn(role, text) -%}\n<{{ role|upper }}>{{ text }}</{{ role|upper }}>\n{%- endmacro -%}\n"
+    "{# a comment #}{% for m in messages %}{{ turn(m.role, m.content) }}{% endfor %}",
+    "{% for m in messages %}{% if m.role|lower == 'assistant' %}{% break %}{% endif %}[{{ m.content }}]{% endfor %}"
+    "{% for m in messages %}{% if loop.first %}{% continue %}{% endif %}({{ loop.index }}/{{ loop.length }}){% endfor %}",
+    "{% for m in messages[1:] %}{{ m.role }};{% endfor %}|{% for m in messages[:-1] %}{{ m.role }};{% endfor %}"
+    "|{% for m in messages[0:2] %}{{ loop.revindex }}{% endfor %}",
+    "{% set seen = namespace(value=[]) %}{% for m in messages %}{% if m.role not in seen.value %}"
+    "{% set seen.value = seen.value + [m.role] %}{% endif %}{% endfor %}{{ seen.value|join(',') }}|{{ seen.value|length }}"
+    "|{{ 'yes' if 'user' in seen.value else 'no' }}|{{ 'yes' if enable_citations is defined else 'no' }}"
+    "|{% if enable_citations %}cite{% endif %}",
+    "{{ messages[0].content|tojson }}|{{ messages|map(attribute='role')|list|tojson }}|{{ {'k': [1, 2.5, none, true]}|tojson }}",
+    "{{ messages[0].content.strip().split(' ')|join('_') }}|{{ messages[0].content.replace('a', 'A') }}|"
+    "{{ 'yes' if messages[0].content.startswith(' ') else 'no' }}|{{ 'yes' if messages[0].content.endswith(('x', '!')) else 'no' }}"
+    "|{{ messages[0].content.lstrip() }}"
+    "|{{ messages[0].content.rstrip('! ') }}|{{ 'hello world'.title() }}|{{ 'ABC'.lower() }}|{{ 'x,y,,z'.split(',') }}",
+    "{{- bos_token -}}\n  {%- for m in messages -%}\n    {{- m.role ~ ': ' ~ m.content|trim -}}\n    {%- if not loop.last %}\n{% endif -%}\n"
+    "  {%- endfor -%}\n{%- if add_generation_prompt %}\nassistant:{% endif %}\r\nwindows line\r\nend {{ 'a\r\nb' }}\n",
+    "{% if messages|length > 2 and messages[-1]['role'] == 'user' %}last is user{% elif messages|length == 1 %}one{% else %}other{% endif %}"
+    "|{{ messages|selectattr('role', 'equalto', 'user')|list|length }}|{{ (messages|length) // 2 }}|{{ 7 % 3 }}|{{ 2 ** 3 }}",
+    "{%- if messages and messages[0]['role']|lower == 'system' %}{%- set dev = messages[0]['content'] %}{% endif %}"
+    "Preamble\n{%- if dev %}\n\n# Developer\n{{ dev }}\n{%- endif -%}\n<END>\n{%- for m in messages %}\n"
+    "    {%- if m.role|lower == 'system' and not (loop.first and dev) %}\nS:{{ m.content }}\n"
+    "    {%- elif m.role|lower == 'user' %}\nU:{{ m.content }}\n    {%- endif %}\n{%- endfor %}",
+]
+
+FEATURE_MESSAGES = [
+    [{"role": "system", "content": "  Be brief!  "}, {"role": "user", "content": "a banana x"},
+     {"role": "assistant", "content": "ok"}, {"role": "user", "content": "Grüße 👋 \"quoted\""}],
+    [{"role": "user", "content": "solo"}],
+]
+
+
 def main():
     rows = []
     for name, (kind, template, specials) in TEMPLATES.items():
@@ -187,6 +226,13 @@ def main():
                 assert unguard(rendered_guarded) == rendered
                 rows.append({"model": name, "conversation": conv_name, "messages": messages, "add_generation_prompt": gen,
                              "rendered": rendered, "hf_ids": list(hf_ids), "safe_ids": safe_ids(tok, rendered_guarded)})
+    feature_tok = PreTrainedTokenizerFast.from_pretrained(os.path.join(BASE, "aya"))
+    for i, template in enumerate(FEATURE_TEMPLATES):
+        for j, messages in enumerate(FEATURE_MESSAGES):
+            rendered = feature_tok.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                                       add_generation_prompt=True)
+            rows.append({"model": "aya", "conversation": f"feature{i}_{j}", "template": template, "messages": messages,
+                         "add_generation_prompt": True, "rendered": rendered})
     # A conversation that breaks the Cohere template's alternation rule: its raise_exception must surface.
     bad = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
     tok = PreTrainedTokenizerFast.from_pretrained(os.path.join(BASE, "aya"))

@@ -19,7 +19,8 @@ class EngineImportRulesTest {
             "kernels", List.of("aya.model", "aya.generation", "aya.cli", "aya.config", "aya.weights", "aya.tokenizer", "aya.sampling", "aya.hub"),
             "weights", List.of("aya.model", "aya.generation", "aya.cli", "aya.config"),
             "config", List.of("aya.model", "aya.generation", "aya.cli", "aya.weights", "aya.kernels"),
-            "model", List.of("aya.generation", "aya.cli", "aya.tokenizer", "aya.sampling", "aya.hub"));
+            "model", List.of("aya.generation", "aya.cli", "aya.tokenizer", "aya.sampling", "aya.hub"),
+            "generation", List.of("aya.cli"));
 
     @Test
     void packagesImportOnlyDownwards() throws IOException {

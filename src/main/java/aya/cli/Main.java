@@ -22,6 +22,7 @@ import java.nio.charset.StandardCharsets;
                 DownloadCommand.class,
                 BenchCommand.class,
                 InitRandomCommand.class,
+                KernelBenchCommand.class,
         })
 public final class Main implements Runnable {
 

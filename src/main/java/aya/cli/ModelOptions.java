@@ -39,7 +39,13 @@ final class ModelOptions {
         if (context != null && context < 1) {
             throw new AyaException("--context must be at least 1, got " + context);
         }
-        return AyaForward.load(model, Backend.open(backend), n); // the model closes the kernels, also on failure
+        AyaForward loaded = AyaForward.load(model, Backend.open(backend), n); // the model closes the kernels, also on failure
+        int maxPos = loaded.config().maxPositionEmbeddings();
+        if (context != null && context > maxPos) {
+            loaded.close();
+            throw new AyaException("--context " + context + " is more than the model's max_position_embeddings (" + maxPos + ")");
+        }
+        return loaded;
     }
 
     /** The context for a run that needs {@code needed} positions: --context if given (it must fit), else needed. */

@@ -30,6 +30,8 @@ public final class JavaKernels implements Kernels {
 
     /** Rows of a weight matrix handled together: one load of x feeds four rows. */
     private static final int ROWS = 4;
+    /** Rows widened to f32 at once for prefill: x slices are reused across all of them. */
+    private static final int ROW_TILE = 16;
 
     /** Per-thread f32 copy of a block of ROWS weight rows, reused across the tokens of a prefill. */
     private static final ThreadLocal<float[]> ROW_BLOCK = ThreadLocal.withInitial(() -> new float[0]);
@@ -51,31 +53,33 @@ public final class JavaKernels implements Kernels {
             matvec(type, w, x, out, inDim, rowStart, rowEnd);
             return;
         }
-        // Prefill: widen a block of rows to f32 once, then reuse it (from L1/L2) for every token.
-        float[] block = ROW_BLOCK.get();
-        if (block.length < ROWS * inDim) {
-            block = new float[ROWS * inDim];
-            ROW_BLOCK.set(block);
+        // Prefill: widen a tile of rows to f32 once, then reuse it (from L1/L2) for every token; each group of three
+        // tokens is multiplied against all the tile's rows while its x slices are hot in L1.
+        float[] tile = ROW_BLOCK.get();
+        if (tile.length < ROW_TILE * inDim) {
+            tile = new float[ROW_TILE * inDim];
+            ROW_BLOCK.set(tile);
         }
-        for (int r0 = rowStart; r0 < rowEnd; r0 += ROWS) {
-            int rows = Math.min(ROWS, rowEnd - r0);
+        for (int r0 = rowStart; r0 < rowEnd; r0 += ROW_TILE) {
+            int rows = Math.min(ROW_TILE, rowEnd - r0);
+            int quads = rows / ROWS * ROWS;
             for (int j = 0; j < rows; j++) {
-                widenRow(type, w, (long) (r0 + j) * inDim, inDim, block, j * inDim);
+                widenRow(type, w, (long) (r0 + j) * inDim, inDim, tile, j * inDim);
             }
-            if (rows == ROWS) {
-                int t = 0;
-                for (; t + 3 <= tokens; t += 3) {
-                    dot4x3(block, inDim, x, (long) t * inDim, out, (long) t * outStride + r0, outStride);
+            int t = 0;
+            for (; t + 3 <= tokens; t += 3) {
+                for (int j = 0; j < quads; j += ROWS) {
+                    dot4x3(tile, j * inDim, inDim, x, (long) t * inDim, out, (long) t * outStride + r0 + j, outStride);
                 }
-                for (; t < tokens; t++) {
-                    dot4(block, inDim, x, (long) t * inDim, out, (long) t * outStride + r0);
+            }
+            for (; t < tokens; t++) {
+                for (int j = 0; j < quads; j += ROWS) {
+                    dot4(tile, j * inDim, inDim, x, (long) t * inDim, out, (long) t * outStride + r0 + j);
                 }
-            } else {
-                for (int t = 0; t < tokens; t++) {
-                    for (int j = 0; j < rows; j++) {
-                        float s = dot(block, j * inDim, x, (long) t * inDim, inDim);
-                        out.setAtIndex(F32, (long) t * outStride + r0 + j, s);
-                    }
+            }
+            for (int j = quads; j < rows; j++) {
+                for (t = 0; t < tokens; t++) {
+                    out.setAtIndex(F32, (long) t * outStride + r0 + j, dot(tile, j * inDim, x, (long) t * inDim, inDim));
                 }
             }
         }
@@ -177,25 +181,25 @@ public final class JavaKernels implements Kernels {
     }
 
     /** out[o + j] = block row j . x[xOff, xOff + n) for the four rows of block. */
-    private static void dot4(float[] block, int n, MemorySegment x, long xOff, MemorySegment out, long o) {
+    private static void dot4(float[] block, int b, int n, MemorySegment x, long xOff, MemorySegment out, long o) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         int upper = F.loopBound(n);
         int i = 0;
         for (; i < upper; i += F.length()) {
             FloatVector xv = FloatVector.fromMemorySegment(F, x, (xOff + i) * 4L, NATIVE);
-            a0 = FloatVector.fromArray(F, block, i).fma(xv, a0);
-            a1 = FloatVector.fromArray(F, block, n + i).fma(xv, a1);
-            a2 = FloatVector.fromArray(F, block, 2 * n + i).fma(xv, a2);
-            a3 = FloatVector.fromArray(F, block, 3 * n + i).fma(xv, a3);
+            a0 = FloatVector.fromArray(F, block, b + i).fma(xv, a0);
+            a1 = FloatVector.fromArray(F, block, b + n + i).fma(xv, a1);
+            a2 = FloatVector.fromArray(F, block, b + 2 * n + i).fma(xv, a2);
+            a3 = FloatVector.fromArray(F, block, b + 3 * n + i).fma(xv, a3);
         }
         float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
         float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
             float xi = x.getAtIndex(F32, xOff + i);
-            s0 += block[i] * xi;
-            s1 += block[n + i] * xi;
-            s2 += block[2 * n + i] * xi;
-            s3 += block[3 * n + i] * xi;
+            s0 += block[b + i] * xi;
+            s1 += block[b + n + i] * xi;
+            s2 += block[b + 2 * n + i] * xi;
+            s3 += block[b + 3 * n + i] * xi;
         }
         out.setAtIndex(F32, o, s0);
         out.setAtIndex(F32, o + 1, s1);
@@ -207,7 +211,7 @@ public final class JavaKernels implements Kernels {
      * Prefill micro-kernel: four rows times three tokens. Twelve accumulators share each load of x and of w
      * (7 loads per 12 FMAs instead of 5 per 4), which keeps the FMA units busy rather than the load ports.
      */
-    private static void dot4x3(float[] block, int n, MemorySegment x, long xOff, MemorySegment out, long o, int outStride) {
+    private static void dot4x3(float[] block, int b, int n, MemorySegment x, long xOff, MemorySegment out, long o, int outStride) {
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
         int upper = F.loopBound(n);
@@ -216,19 +220,19 @@ public final class JavaKernels implements Kernels {
             FloatVector x0 = FloatVector.fromMemorySegment(F, x, (xOff + i) * 4L, NATIVE);
             FloatVector x1 = FloatVector.fromMemorySegment(F, x, (xOff + n + i) * 4L, NATIVE);
             FloatVector x2 = FloatVector.fromMemorySegment(F, x, (xOff + 2L * n + i) * 4L, NATIVE);
-            FloatVector w = FloatVector.fromArray(F, block, i);
+            FloatVector w = FloatVector.fromArray(F, block, b + i);
             a00 = w.fma(x0, a00);
             a01 = w.fma(x1, a01);
             a02 = w.fma(x2, a02);
-            w = FloatVector.fromArray(F, block, n + i);
+            w = FloatVector.fromArray(F, block, b + n + i);
             a10 = w.fma(x0, a10);
             a11 = w.fma(x1, a11);
             a12 = w.fma(x2, a12);
-            w = FloatVector.fromArray(F, block, 2 * n + i);
+            w = FloatVector.fromArray(F, block, b + 2 * n + i);
             a20 = w.fma(x0, a20);
             a21 = w.fma(x1, a21);
             a22 = w.fma(x2, a22);
-            w = FloatVector.fromArray(F, block, 3 * n + i);
+            w = FloatVector.fromArray(F, block, b + 3 * n + i);
             a30 = w.fma(x0, a30);
             a31 = w.fma(x1, a31);
             a32 = w.fma(x2, a32);
@@ -244,7 +248,7 @@ public final class JavaKernels implements Kernels {
             for (int t = 0; t < 3; t++) {
                 float xi = x.getAtIndex(F32, xOff + (long) t * n + i);
                 for (int j = 0; j < ROWS; j++) {
-                    s[t * ROWS + j] += block[j * n + i] * xi;
+                    s[t * ROWS + j] += block[b + j * n + i] * xi;
                 }
             }
         }

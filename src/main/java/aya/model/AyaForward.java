@@ -304,28 +304,15 @@ public final class AyaForward implements AutoCloseable {
         }
         int ctx = Math.min(context, config.maxPositionEmbeddings());
         int block = Math.min(maxBlock, ctx);
-        long bytes = stateBytes(ctx, block);
-        long ram = physicalMemory();
-        if (ram > 0 && bytes > ram / 10 * 8) {
-            throw new AyaException(String.format("a context of %d tokens needs %.1f GB for the KV cache and buffers, more than this"
-                    + " machine's %.1f GB of RAM allows: use a smaller --context", ctx, bytes / 1e9, ram / 1e9));
-        }
+        checkpoint.verifyUnchanged(); // a weight file shrunk under its mapping would crash the process (SIGBUS) mid-run
+        // native memory is not bounded by -Xmx and Linux overcommits: refuse before allocating, not when filling
+        MemoryLimits.checkFits(stateBytes(ctx, block), MemoryLimits.limitBytes(), ctx);
         return new State(ctx, block);
     }
 
-    /** Native bytes a State of this context and block size allocates (KV cache + activations). */
+    /** Native bytes a State of this context and block size allocates (KV cache + activations + scratch). */
     public long stateBytes(int context, int maxBlock) {
-        ModelConfig c = config;
-        long kv = kvBytesPerToken() * (long) context + slidingKvBytes(context, maxBlock);
-        long perToken = 4L * c.hiddenSize() + 2L * c.qDim() + 2L * c.kvDim() + 2L * c.intermediateSize() + c.headDim();
-        return kv + perToken * Float.BYTES * maxBlock + (long) HEAD_ROWS * c.vocabSize() * Float.BYTES;
-    }
-
-    private static long physicalMemory() {
-        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-            return os.getTotalMemorySize();
-        }
-        return -1;
+        return MemoryLimits.stateBytes(config, context, maxBlock, pool.threads());
     }
 
     public State newState(int context) {
@@ -389,7 +376,7 @@ public final class AyaForward implements AutoCloseable {
     /** One pass of every layer over tokens[start, start + n) at positions s.position..; advances the position. */
     private void block(State s, int[] tokens, int start, int n) {
         ModelConfig c = config;
-        int d = c.hiddenSize(), ff = c.intermediateSize(), heads = c.numHeads(), kvHeads = c.numKvHeads();
+        int d = c.hiddenSize(), heads = c.numHeads(), kvHeads = c.numKvHeads();
         int hd = c.headDim(), qd = c.qDim(), kvd = c.kvDim();
         int pos0 = s.position;
 
@@ -400,16 +387,14 @@ public final class AyaForward implements AutoCloseable {
         ropeTables(s, pos0, n);
 
         for (int l = 0; l < layers.length; l++) {
-            Layer L = layers[l];
+            Layer layer = layers[l];
             MemorySegment keyCache = s.keys[l], valueCache = s.values[l]; // [C, KV, hd]
             // h = input_layernorm(x): fp32 LayerNorm with mean subtraction and no bias (not RMSNorm)
-            kernels.layerNorm(s.x, L.norm, s.xb, n, d, c.layerNormEps());
+            kernels.layerNorm(s.x, layer.norm, s.xb, n, d, c.layerNormEps());
 
             // q, k, v = h Wq^T, h Wk^T, h Wv^T   [n, H*hd], [n, KV*hd], [n, KV*hd]
-            matmul(L.wq, s.xb, s.q, n);
-            matmul(L.wk, s.xb, s.k, n);
-            matmul(L.wv, s.xb, s.v, n);
-            if (L.sliding) {
+            qkv(layer, s, n);
+            if (layer.sliding) {
                 // Cohere2: RoPE (interleaved pairs 2i, 2i+1) on sliding layers only; global layers use no positions (NoPE)
                 kernels.ropeInterleaved(s.q, n, heads, hd, 0, s.cos, s.sin);
                 kernels.ropeInterleaved(s.k, n, kvHeads, hd, 0, s.cos, s.sin);
@@ -422,20 +407,17 @@ public final class AyaForward implements AutoCloseable {
                 MemorySegment.copy(s.v, (long) t * kvd * Float.BYTES, valueCache, slot * kvd * Float.BYTES, (long) kvd * Float.BYTES);
             }
             // att = softmax(q k^T * hd^-0.5 + mask) v, f32; sliding layers see q - window < k <= q, global k <= q; GQA
-            int window = L.sliding ? c.slidingWindow() : 0;
+            int window = layer.sliding ? c.slidingWindow() : 0;
             float scale = (float) (1.0 / Math.sqrt(hd));
             pool.forRange(n * heads, 1, (worker, from, to) -> kernels.attention(
                     s.q, keyCache, valueCache, s.att, n, pos0, heads, kvHeads, hd, cap, window, scale,
                     s.scores.asSlice((long) worker * s.scoresStride * Float.BYTES, (long) s.scoresStride * Float.BYTES),
                     from, to));
-            matmul(L.wo, s.att, s.attOut, n);              // o_proj   [n, D]
+            matmul(layer.wo, s.att, s.attOut, n);          // o_proj    [n, D]
 
             // mlp(h) = down(silu(gate(h)) * up(h)), on the same h as attention
-            matmul(L.wGate, s.xb, s.gate, n);
-            matmul(L.wUp, s.xb, s.up, n);
-            long ffTotal = (long) n * ff;
-            pool.forRange((int) ffTotal, 64, (worker, from, to) -> kernels.swiglu(s.gate, s.up, from, to));
-            matmul(L.wDown, s.gate, s.mlpOut, n);          // down_proj [n, D]
+            gateUp(layer, s, n);                           // silu(gate(h)) * up(h) [n, I]
+            matmul(layer.wDown, s.gate, s.mlpOut, n);      // down_proj [n, D]
 
             // Cohere: parallel block, x = x + attn(h) + mlp(h)
             residual(s.x, s.attOut, s.mlpOut, (long) n * d);
@@ -461,6 +443,39 @@ public final class AyaForward implements AutoCloseable {
                 sink.accept(blockStart + r0 + r, s.logits.asSlice((long) r * vocab * Float.BYTES, (long) vocab * Float.BYTES));
             }
         }
+    }
+
+    /**
+     * q, k, v = h Wq^T, h Wk^T, h Wv^T in one job over the pool: the rows of the three matrices are split as one
+     * range, so the threads synchronize once instead of three times.
+     */
+    private void qkv(Layer layer, State s, int n) {
+        int qRows = layer.wq.rows(), kRows = layer.wk.rows(), vRows = layer.wv.rows();
+        pool.forRange(qRows + kRows + vRows, 4, (worker, from, to) -> {
+            rowSlice(layer.wq, s.xb, s.q, n, from, to, 0);
+            rowSlice(layer.wk, s.xb, s.k, n, from, to, qRows);
+            rowSlice(layer.wv, s.xb, s.v, n, from, to, qRows + kRows);
+        });
+    }
+
+    /** The part of rows [from, to) of a stacked range that falls in matrix w, which starts at row {@code offset}. */
+    private void rowSlice(Matrix w, MemorySegment x, MemorySegment out, int tokens, int from, int to, int offset) {
+        int start = Math.max(from - offset, 0), end = Math.min(to - offset, w.rows());
+        if (start < end) {
+            kernels.matmul(w.type(), w.data(), x, out, tokens, w.cols(), w.rows(), start, end);
+        }
+    }
+
+    /** gate = silu(h Wgate^T) * (h Wup^T): each thread computes its rows of both and applies SwiGLU to them. */
+    private void gateUp(Layer layer, State s, int n) {
+        int ff = layer.wGate.rows();
+        pool.forRange(ff, 4, (worker, from, to) -> {
+            kernels.matmul(layer.wGate.type(), layer.wGate.data(), s.xb, s.gate, n, layer.wGate.cols(), ff, from, to);
+            kernels.matmul(layer.wUp.type(), layer.wUp.data(), s.xb, s.up, n, layer.wUp.cols(), ff, from, to);
+            for (int t = 0; t < n; t++) {
+                kernels.swiglu(s.gate, s.up, (long) t * ff + from, (long) t * ff + to);
+            }
+        });
     }
 
     /** out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work). */

@@ -1,14 +1,8 @@
 package aya.sampling;
 
 import aya.AyaException;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import aya.config.GenerationConfig;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
-import java.nio.file.Path;
 import java.security.SecureRandom;
 
 /**
@@ -51,69 +45,6 @@ public record SamplerSettings(float temperature, int topK, float topP, float min
     public record Overrides(Float temperature, Integer topK, Float topP, Float minP,
                             Float repeatPenalty, Integer repeatLastN, Long seed) {
         public static final Overrides NONE = new Overrides(null, null, null, null, null, null, null);
-    }
-
-    /** The sampling fields of a model's generation_config.json; null = absent. */
-    public record GenerationConfig(Boolean doSample, Float temperature, Integer topK, Float topP, Float minP,
-                                   Float repetitionPenalty) {
-        public static final GenerationConfig NONE = new GenerationConfig(null, null, null, null, null, null);
-
-        /** Reads generation_config.json; a missing file gives {@link #NONE}, a malformed one a one-line error. */
-        public static GenerationConfig read(Path file) {
-            String text;
-            try {
-                text = Files.readString(file);
-            } catch (NoSuchFileException e) {
-                return NONE;
-            } catch (IOException e) {
-                throw new AyaException("cannot read " + file + ": " + e.getMessage(), e);
-            }
-            return parse(text, file.toString());
-        }
-
-        /** Parses the JSON text; {@code source} names the file in error messages. */
-        public static GenerationConfig parse(String json, String source) {
-            JsonNode root;
-            try {
-                root = new ObjectMapper().readTree(json);
-            } catch (JsonProcessingException e) {
-                throw new AyaException(source + ": not valid JSON (" + e.getOriginalMessage() + ")", e);
-            }
-            if (root == null || !root.isObject()) throw new AyaException(source + ": expected a JSON object");
-            JsonNode doSample = root.get("do_sample");
-            Boolean sample = null;
-            if (doSample != null && !doSample.isNull()) {
-                if (!doSample.isBoolean()) throw new AyaException(source + ": do_sample must be true or false, got " + doSample);
-                sample = doSample.booleanValue();
-            }
-            Float temperature = number(root, "temperature", source);
-            Float topP = number(root, "top_p", source);
-            Float minP = number(root, "min_p", source);
-            Float penalty = number(root, "repetition_penalty", source);
-            Float topKValue = number(root, "top_k", source);
-            Integer topK = null;
-            if (topKValue != null) {
-                if (topKValue != Math.rint(topKValue) || topKValue < 0) {
-                    throw new AyaException(source + ": top_k must be a whole number >= 0, got " + topKValue);
-                }
-                topK = topKValue.intValue();
-            }
-            try {
-                // validate ranges with the same rules as the command line, naming the file
-                new SamplerSettings(temperature == null ? 1 : temperature, topK == null ? 0 : topK,
-                        topP == null ? 1 : topP, minP == null ? 0 : minP, penalty == null ? 1 : penalty, 0, 0);
-            } catch (AyaException e) {
-                throw new AyaException(source + ": " + e.getMessage(), e);
-            }
-            return new GenerationConfig(sample, temperature, topK, topP, minP, penalty);
-        }
-
-        private static Float number(JsonNode root, String field, String source) {
-            JsonNode node = root.get(field);
-            if (node == null || node.isNull()) return null;
-            if (!node.isNumber()) throw new AyaException(source + ": " + field + " must be a number, got " + node);
-            return node.floatValue();
-        }
     }
 
     /**

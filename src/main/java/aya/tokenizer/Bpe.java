@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -33,17 +33,13 @@ final class Bpe {
     private final int[] byteFallbackIds = new int[256];
     private final Map<String, int[]> cache = new ConcurrentHashMap<>();
 
-    Bpe(JsonNode json) {
-        JsonNode vocabJson = json.get("vocab");
-        if (vocabJson == null || !vocabJson.isObject()) throw new AyaException("BPE model has no \"vocab\" object");
-        vocab = new HashMap<>(vocabJson.size() * 2);
-        for (Iterator<Map.Entry<String, JsonNode>> it = vocabJson.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            if (!e.getValue().canConvertToInt() || e.getValue().asInt() < 0) {
-                throw new AyaException("BPE vocab entry '" + e.getKey() + "' has a bad id: " + e.getValue());
-            }
-            vocab.put(e.getKey(), e.getValue().asInt());
-        }
+    /**
+     * @param json   the model's settings (everything but vocab and merges)
+     * @param vocab  token → id
+     * @param mergeList the merges in rank order, each {left, right}
+     */
+    Bpe(JsonNode json, Map<String, Integer> vocab, List<String[]> mergeList) {
+        this.vocab = vocab;
         prefix = textOrNull(json, "continuing_subword_prefix");
         suffix = textOrNull(json, "end_of_word_suffix");
         String unk = textOrNull(json, "unk_token");
@@ -66,25 +62,10 @@ final class Bpe {
             byteFallbackIds[b] = id == null ? -1 : id;
         }
 
-        JsonNode mergesJson = json.get("merges");
-        if (mergesJson == null || !mergesJson.isArray()) throw new AyaException("BPE model has no \"merges\" array");
-        merges = new PairMap(Math.max(16, mergesJson.size() * 2));
-        int rank = 0;
-        for (JsonNode m : mergesJson) {
-            String left;
-            String right;
-            if (m.isTextual()) {
-                String s = m.asText();
-                int space = s.indexOf(' ');
-                if (space < 0) throw new AyaException("BPE merge #" + rank + " '" + s + "' is not two tokens separated by a space");
-                left = s.substring(0, space);
-                right = s.substring(space + 1);
-            } else if (m.isArray() && m.size() == 2) {
-                left = m.get(0).asText();
-                right = m.get(1).asText();
-            } else {
-                throw new AyaException("BPE merge #" + rank + " is neither \"a b\" nor [\"a\", \"b\"]: " + m);
-            }
+        merges = new PairMap(Math.max(16, mergeList.size() * 2));
+        for (int rank = 0; rank < mergeList.size(); rank++) {
+            String left = mergeList.get(rank)[0];
+            String right = mergeList.get(rank)[1];
             Integer a = vocab.get(left);
             Integer b = vocab.get(right);
             String merged = left + (prefix != null && right.startsWith(prefix) ? right.substring(prefix.length()) : right);
@@ -93,7 +74,6 @@ final class Bpe {
                 throw new AyaException("BPE merge #" + rank + " '" + left + " " + right + "' uses a token missing from the vocab");
             }
             merges.put(a, b, rank, c);
-            rank++;
         }
     }
 

@@ -68,7 +68,7 @@ public final class ChatTemplate {
 
     ChatTemplate(String source, String template, Tokenizer tokenizer, Map<String, Object> specialTokens) {
         this.source = source;
-        this.template = rewriteLoopFilters(template, loopConditions);
+        this.template = rewriteLoopFilters(rewriteJinja2Syntax(jinja2Source(template)), loopConditions);
         this.tokenizer = tokenizer;
         this.specialTokens = specialTokens;
         for (int id = 0; id < tokenizer.vocabSize(); id++) {
@@ -103,6 +103,47 @@ public final class ChatTemplate {
         jinjava.getGlobalContext().registerFilter(new PythonToJson());
         jinjava.getGlobalContext().registerFilter(new LoopFilter());
         jinjava.getGlobalContext().registerFilter(new PythonTrim());
+        jinjava.getGlobalContext().registerExpTest(new IsNone());
+    }
+
+    /**
+     * Python's None for variables transformers always passes (tools, documents): defined, falsy, "is none",
+     * printed as "None". A plain Java null would make {@code tools is defined} false, unlike Jinja2.
+     */
+    static final class PyNone implements com.hubspot.jinjava.util.HasObjectTruthValue, com.hubspot.jinjava.objects.serialization.PyishSerializable {
+        static final PyNone NONE = new PyNone();
+
+        private PyNone() {
+        }
+
+        @Override
+        @SuppressWarnings("unchecked")
+        public <T extends Appendable & CharSequence> T appendPyishString(T appendable) throws IOException {
+            return (T) appendable.append("None");
+        }
+
+        @Override
+        public String toString() {
+            return "None";
+        }
+
+        @Override
+        public boolean getObjectTruthValue() {
+            return false;
+        }
+    }
+
+    /** "x is none" that also knows PyNone. */
+    static final class IsNone implements com.hubspot.jinjava.lib.exptest.ExpTest {
+        @Override
+        public String getName() {
+            return "none";
+        }
+
+        @Override
+        public boolean evaluate(Object var, JinjavaInterpreter interpreter, Object... args) {
+            return var == null || var == PyNone.NONE;
+        }
     }
 
     /**
@@ -123,6 +164,71 @@ public final class ChatTemplate {
         m.appendTail(out);
         return out.toString();
     }
+
+    /** Jinja2's lexer turns every \\r\\n or \\r into \\n, and drops one trailing newline (keep_trailing_newline=False). */
+    static String jinja2Source(String template) {
+        String s = template.replace("\r\n", "\n").replace('\r', '\n');
+        return s.endsWith("\n") ? s.substring(0, s.length() - 1) : s;
+    }
+
+    /**
+     * Rewrites Jinja2 syntax that Jinjava parses differently, inside {{ }} and {% %} only:
+     * {@code x[::-1]} (reversed list), {@code not x is defined} ("is" binds tighter than "not" in Jinja2),
+     * and keyword arguments of namespace(...) (Jinjava needs {@code a=(b|length - 1)} parenthesized).
+     */
+    static String rewriteJinja2Syntax(String template) {
+        java.util.regex.Matcher tags = TAG.matcher(template);
+        StringBuilder out = new StringBuilder();
+        while (tags.find()) {
+            String tag = tags.group();
+            tag = tag.replace("[::-1]", "|reverse|list");
+            tag = NOT_IS.matcher(tag).replaceAll("not ($1 is $2$3)");
+            java.util.regex.Matcher ns = NAMESPACE_CALL.matcher(tag);
+            StringBuilder t = new StringBuilder();
+            while (ns.find()) {
+                ns.appendReplacement(t, java.util.regex.Matcher.quoteReplacement("namespace(" + parenthesizeKwargs(ns.group(1)) + ")"));
+            }
+            ns.appendTail(t);
+            tags.appendReplacement(out, java.util.regex.Matcher.quoteReplacement(t.toString()));
+        }
+        tags.appendTail(out);
+        return out.toString();
+    }
+
+    /** "a=1, b=x|length - 1" → "a=(1), b=(x|length - 1)" (commas inside brackets or quotes do not split). */
+    private static String parenthesizeKwargs(String args) {
+        List<String> parts = new ArrayList<>();
+        int depth = 0;
+        char quote = 0;
+        int start = 0;
+        for (int i = 0; i < args.length(); i++) {
+            char c = args.charAt(i);
+            if (quote != 0) {
+                if (c == '\\') i++;
+                else if (c == quote) quote = 0;
+            } else if (c == '\'' || c == '"') quote = c;
+            else if (c == '(' || c == '[' || c == '{') depth++;
+            else if (c == ')' || c == ']' || c == '}') depth--;
+            else if (c == ',' && depth == 0) {
+                parts.add(args.substring(start, i));
+                start = i + 1;
+            }
+        }
+        parts.add(args.substring(start));
+        List<String> out = new ArrayList<>();
+        for (String p : parts) {
+            java.util.regex.Matcher kv = KWARG.matcher(p);
+            out.add(kv.matches() ? kv.group(1) + "=(" + kv.group(2) + ")" : p);
+        }
+        return String.join(",", out);
+    }
+
+    private static final java.util.regex.Pattern TAG = java.util.regex.Pattern.compile("\\{\\{.*?\\}\\}|\\{%.*?%\\}", java.util.regex.Pattern.DOTALL);
+    private static final java.util.regex.Pattern NOT_IS = java.util.regex.Pattern.compile(
+            "\\bnot\\s+([A-Za-z_]\\w*(?:\\.[A-Za-z_]\\w*|\\[[^\\[\\]]*\\])*)\\s+is\\s+(not\\s+)?([A-Za-z_]\\w*)");
+    private static final java.util.regex.Pattern NAMESPACE_CALL = java.util.regex.Pattern.compile(
+            "namespace\\(((?:[^()]|\\([^()]*\\))*)\\)");
+    private static final java.util.regex.Pattern KWARG = java.util.regex.Pattern.compile("\\s*([A-Za-z_]\\w*)\\s*=(?!=)(.*)", java.util.regex.Pattern.DOTALL);
 
     private static final java.util.regex.Pattern LOOP_IF = java.util.regex.Pattern.compile(
             "\\{%(-?)\\s*for\\s+([A-Za-z_][A-Za-z_0-9]*)\\s+in\\s+((?:(?!%\\}).)+?)\\s+if\\s+((?:(?!%\\}).)+?)\\s*(-?)%\\}", java.util.regex.Pattern.DOTALL);
@@ -205,6 +311,11 @@ public final class ChatTemplate {
         throw new AyaException(where + ": must be a string or a list of {name, template}");
     }
 
+    /** The same model's tokenizer and special tokens with another template text (tests, --chat-template). */
+    ChatTemplate withTemplate(String otherTemplate) {
+        return new ChatTemplate("template", otherTemplate, tokenizer, specialTokens);
+    }
+
     /** Reads a JSON array of {"role": ..., "content": ...} messages. */
     public static List<Message> readMessages(Path file) {
         JsonNode root;
@@ -258,6 +369,8 @@ public final class ChatTemplate {
         Map<String, Object> bindings = new HashMap<>(specialTokens);
         bindings.put("messages", list);
         bindings.put("add_generation_prompt", addGenerationPrompt);
+        bindings.put("tools", PyNone.NONE);
+        bindings.put("documents", PyNone.NONE);
         RenderResult result = jinjava.renderForResult(template, bindings);
         for (TemplateError e : result.getErrors()) {
             if (e.getSeverity() == TemplateError.ErrorType.FATAL) {

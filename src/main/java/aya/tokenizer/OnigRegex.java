@@ -28,10 +28,15 @@ final class OnigRegex {
     static final String WORD = "\\p{IsAlphabetic}\\p{M}\\p{Nd}\\p{Pc}\\xB2\\xB3\\xB9\\xBC-\\xBE";
     private static final String SPACE = "\\p{IsWhite_Space}";
     private static final String NOT_SPACE = "\\P{IsWhite_Space}";
+    /**
+     * "The previous code point is a word char", for use inside a lookbehind. Java's lookbehind does not see a
+     * supplementary char (e.g. U+1D7D9, a digit) as one code point, so a surrogate pair is checked with a lookahead.
+     */
+    private static final String WORD_BEHIND = "(?:[" + WORD + "]|(?=[" + WORD + "])[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])";
     private static final String BOUNDARY =
-            "(?:(?<=[" + WORD + "])(?![" + WORD + "])|(?<![" + WORD + "])(?=[" + WORD + "]))";
+            "(?:(?<=" + WORD_BEHIND + ")(?![" + WORD + "])|(?<!" + WORD_BEHIND + ")(?=[" + WORD + "]))";
     private static final String NOT_BOUNDARY =
-            "(?:(?<=[" + WORD + "])(?=[" + WORD + "])|(?<![" + WORD + "])(?![" + WORD + "]))";
+            "(?:(?<=" + WORD_BEHIND + ")(?=[" + WORD + "])|(?<!" + WORD_BEHIND + ")(?![" + WORD + "]))";
 
     /** Oniguruma property names (lower case, without '_', '-', ' ') whose Java spelling differs. */
     private static final Map<String, String> PROPERTIES = Map.ofEntries(

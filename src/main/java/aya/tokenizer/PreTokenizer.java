@@ -48,10 +48,13 @@ interface PreTokenizer {
                 };
             }
             case "Split" -> {
-                Pattern pattern = Json.pattern(json.get("pattern"), "Split pre_tokenizer");
+                JsonNode p = json.get("pattern");
+                MatchFinder finder = p != null && DIGIT_GROUPS_REGEX.equals(p.path("Regex").asText(null))
+                        ? PreTokenizer::digitGroups
+                        : regexFinder(Json.pattern(p, "Split pre_tokenizer"));
                 Behavior behavior = behavior(json.path("behavior").asText(""));
                 boolean invert = json.path("invert").asBoolean(false);
-                yield (piece, out) -> splitRegex(piece, pattern, behavior, invert, out);
+                yield (piece, out) -> splitRegex(piece, finder, behavior, invert, out);
             }
             case "ByteLevel" -> byteLevel(json);
             case "Digits" -> {
@@ -155,21 +158,86 @@ interface PreTokenizer {
         segs.emit(piece, behavior, out);
     }
 
+    /** Receives one match as (start, end) char offsets. */
+    interface MatchSink {
+        void match(int start, int end);
+    }
+
+    /** Reports the matches of a pattern in s, left to right. */
+    interface MatchFinder {
+        void find(String s, MatchSink sink);
+    }
+
+    static MatchFinder regexFinder(Pattern pattern) {
+        return (s, sink) -> {
+            Matcher m = pattern.matcher(s);
+            while (m.find()) sink.match(m.start(), m.end());
+        };
+    }
+
+    /** Tiny Aya's digit-grouping split: groups of three digits counted from the right end of a number. */
+    String DIGIT_GROUPS_REGEX = "\\d{1,3}(?=(?:\\d{3})*\\b)";
+
+    /**
+     * The matches of DIGIT_GROUPS_REGEX in linear time (a backtracking engine needs quadratic time on long digit
+     * runs). A run of Nd digits matches only if a word boundary follows it (end of text or a non-word char, with
+     * Oniguruma's word class); its groups are then 1-3 digits, then threes. OnigRegexTest checks this against the
+     * translated regex.
+     */
+    static void digitGroups(String s, MatchSink sink) {
+        int n = s.length();
+        int i = 0;
+        while (i < n) {
+            int cp = s.codePointAt(i);
+            if (Character.getType(cp) != Character.DECIMAL_DIGIT_NUMBER) {
+                i += Character.charCount(cp);
+                continue;
+            }
+            int runStart = i;
+            int count = 0;
+            int j = i;
+            while (j < n && Character.getType(cp = s.codePointAt(j)) == Character.DECIMAL_DIGIT_NUMBER) {
+                j += Character.charCount(cp);
+                count++;
+            }
+            if (j == n || !isOnigWordChar(s.codePointAt(j))) {
+                int group = (count - 1) % 3 + 1;
+                for (int k = runStart; k < j; group = 3) {
+                    int e = k;
+                    for (int c = 0; c < group; c++) e += Character.charCount(s.codePointAt(e));
+                    sink.match(k, e);
+                    k = e;
+                }
+            }
+            i = j;
+        }
+    }
+
+    /** A char of Oniguruma's word class (see OnigRegex.WORD). */
+    static boolean isOnigWordChar(int cp) {
+        if (Character.isAlphabetic(cp)) return true;
+        int t = Character.getType(cp);
+        return t == Character.NON_SPACING_MARK || t == Character.COMBINING_SPACING_MARK || t == Character.ENCLOSING_MARK
+                || t == Character.DECIMAL_DIGIT_NUMBER || t == Character.CONNECTOR_PUNCTUATION
+                || cp == 0xB2 || cp == 0xB3 || cp == 0xB9 || (cp >= 0xBC && cp <= 0xBE);
+    }
+
     /** Splits on the matches of a regex ({@code invert}: the non-matches are the delimiters). */
     static void splitRegex(Piece piece, Pattern pattern, Behavior behavior, boolean invert, List<Piece> out) {
+        splitRegex(piece, regexFinder(pattern), behavior, invert, out);
+    }
+
+    static void splitRegex(Piece piece, MatchFinder finder, Behavior behavior, boolean invert, List<Piece> out) {
         String s = piece.text();
         if (s.isEmpty()) return;
         Segments segs = new Segments(16);
-        Matcher m = pattern.matcher(s);
-        int prev = 0;
-        while (m.find()) {
-            int start = m.start();
-            int end = m.end();
-            if (prev != start) segs.add(prev, start, invert);
+        int[] prev = {0};
+        finder.find(s, (start, end) -> {
+            if (prev[0] != start) segs.add(prev[0], start, invert);
             segs.add(start, end, !invert);
-            prev = end;
-        }
-        if (prev != s.length()) segs.add(prev, s.length(), invert);
+            prev[0] = end;
+        });
+        if (prev[0] != s.length()) segs.add(prev[0], s.length(), invert);
         segs.emit(piece, behavior, out);
     }
 

@@ -171,7 +171,7 @@ final class PythonStrings {
 
     /** json.dumps(v, ensure_ascii=False) with Python's default ", " / ": " separators. */
     static void json(Object v, StringBuilder sb) {
-        if (v == null) {
+        if (v == null || v == ChatTemplate.PyNone.NONE) {
             sb.append("null");
         } else if (v instanceof Boolean b) {
             sb.append(b ? "true" : "false");

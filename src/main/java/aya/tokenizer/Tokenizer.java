@@ -1,9 +1,12 @@
 package aya.tokenizer;
 
 import aya.AyaException;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -35,12 +38,8 @@ public final class Tokenizer {
     private final String[] idToToken;
     private final boolean[] special;
 
-    private Tokenizer(JsonNode root, String source) {
-        JsonNode modelJson = root.get("model");
-        if (modelJson == null || !modelJson.isObject()) throw new AyaException(source + ": no \"model\" object");
-        String modelType = modelJson.has("type") ? modelJson.get("type").asText() : modelJson.has("merges") ? "BPE" : "?";
-        if (!modelType.equals("BPE")) throw new AyaException(source + ": unsupported model type '" + modelType + "' (only BPE)");
-        model = new Bpe(modelJson);
+    private Tokenizer(JsonNode root, Bpe model) {
+        this.model = model;
         normalizer = Normalizer.fromJson(root.get("normalizer"));
         preTokenizer = PreTokenizer.fromJson(root.get("pre_tokenizer"));
         decoder = Decoder.fromJson(root.get("decoder"));
@@ -50,12 +49,12 @@ public final class Tokenizer {
         List<AddedVocabulary.AddedToken> added = new ArrayList<>();
         JsonNode addedJson = root.path("added_tokens");
         for (JsonNode t : addedJson) {
-            if (!t.has("id") || !t.has("content")) throw new AyaException(source + ": added token without id/content: " + t);
+            if (!t.has("id") || !t.has("content")) throw new AyaException("added token without id/content: " + t);
             AddedVocabulary.AddedToken token = new AddedVocabulary.AddedToken(t.get("id").asInt(),
                     t.get("content").asText(), t.path("special").asBoolean(false), t.path("single_word").asBoolean(false),
                     t.path("lstrip").asBoolean(false), t.path("rstrip").asBoolean(false),
                     t.path("normalized").asBoolean(!t.path("special").asBoolean(false)));
-            if (token.id() < 0) throw new AyaException(source + ": added token '" + token.content() + "' has a negative id");
+            if (token.id() < 0) throw new AyaException("added token '" + token.content() + "' has a negative id");
             added.add(token);
             maxId = Math.max(maxId, token.id());
         }
@@ -81,23 +80,90 @@ public final class Tokenizer {
     /** Loads a tokenizer.json; a missing or malformed file is an AyaException naming the file and the problem. */
     public static Tokenizer load(Path tokenizerJson) {
         String source = tokenizerJson.toString();
-        JsonNode root;
+        byte[] bytes;
         try {
-            root = new ObjectMapper().readTree(Files.readAllBytes(tokenizerJson));
+            bytes = Files.readAllBytes(tokenizerJson);
         } catch (NoSuchFileException e) {
             throw new AyaException(source + ": file not found");
+        } catch (IOException e) {
+            throw new AyaException(source + ": cannot read: " + e.getMessage());
+        }
+        try {
+            return parse(bytes);
         } catch (JsonProcessingException e) {
             throw new AyaException(source + ": malformed JSON: " + e.getOriginalMessage().lines().findFirst().orElse(""));
         } catch (IOException e) {
             throw new AyaException(source + ": cannot read: " + e.getMessage());
-        }
-        if (root == null || !root.isObject()) throw new AyaException(source + ": not a JSON object");
-        try {
-            return new Tokenizer(root, source);
         } catch (AyaException e) {
-            if (e.getMessage().startsWith(source)) throw e;
             throw new AyaException(source + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Streams the file: the big model.vocab and model.merges go straight into our tables (a full JSON tree of a
+     * 260k-token vocabulary costs seconds), everything else is read as small trees.
+     */
+    private static Tokenizer parse(byte[] bytes) throws IOException {
+        ObjectMapper mapper = new ObjectMapper();
+        ObjectNode root = mapper.createObjectNode();
+        Bpe model = null;
+        try (JsonParser p = mapper.getFactory().createParser(bytes)) {
+            if (p.nextToken() != JsonToken.START_OBJECT) throw new AyaException("not a JSON object");
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String field = p.currentName();
+                JsonToken value = p.nextToken();
+                if (field.equals("model") && value == JsonToken.START_OBJECT) model = parseModel(p, mapper);
+                else root.set(field, mapper.readTree(p));
+            }
+        }
+        if (model == null) throw new AyaException("no \"model\" object");
+        return new Tokenizer(root, model);
+    }
+
+    private static Bpe parseModel(JsonParser p, ObjectMapper mapper) throws IOException {
+        ObjectNode settings = mapper.createObjectNode();
+        Map<String, Integer> vocab = null;
+        List<String[]> merges = null;
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+            String field = p.currentName();
+            JsonToken value = p.nextToken();
+            if (field.equals("vocab") && value == JsonToken.START_OBJECT) {
+                vocab = new HashMap<>(1 << 16);
+                while (p.nextToken() == JsonToken.FIELD_NAME) {
+                    String token = p.currentName();
+                    if (p.nextToken() != JsonToken.VALUE_NUMBER_INT || p.getIntValue() < 0) {
+                        throw new AyaException("BPE vocab entry '" + token + "' has a bad id: " + p.getText());
+                    }
+                    vocab.put(token, p.getIntValue());
+                }
+            } else if (field.equals("merges") && value == JsonToken.START_ARRAY) {
+                merges = new ArrayList<>(1 << 16);
+                for (JsonToken t = p.nextToken(); t != JsonToken.END_ARRAY; t = p.nextToken()) {
+                    int rank = merges.size();
+                    if (t == JsonToken.VALUE_STRING) {
+                        String s = p.getText();
+                        int space = s.indexOf(' ');
+                        if (space < 0) throw new AyaException("BPE merge #" + rank + " '" + s + "' is not two tokens separated by a space");
+                        merges.add(new String[]{s.substring(0, space), s.substring(space + 1)});
+                    } else if (t == JsonToken.START_ARRAY && p.nextToken() == JsonToken.VALUE_STRING) {
+                        String left = p.getText();
+                        if (p.nextToken() != JsonToken.VALUE_STRING) throw new AyaException("BPE merge #" + rank + " is not a pair of strings");
+                        String right = p.getText();
+                        if (p.nextToken() != JsonToken.END_ARRAY) throw new AyaException("BPE merge #" + rank + " has more than two tokens");
+                        merges.add(new String[]{left, right});
+                    } else {
+                        throw new AyaException("BPE merge #" + rank + " is neither \"a b\" nor [\"a\", \"b\"]");
+                    }
+                }
+            } else {
+                settings.set(field, mapper.readTree(p));
+            }
+        }
+        String type = settings.has("type") ? settings.get("type").asText() : merges != null ? "BPE" : "?";
+        if (!type.equals("BPE")) throw new AyaException("unsupported model type '" + type + "' (only BPE)");
+        if (vocab == null) throw new AyaException("BPE model has no \"vocab\" object");
+        if (merges == null) throw new AyaException("BPE model has no \"merges\" array");
+        return new Bpe(settings, vocab, merges);
     }
 
     /** The ids of {@code text}; with {@code addSpecialTokens} the post-processor runs (e.g. prepends BOS). */

@@ -8,6 +8,10 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Collections;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -26,11 +30,25 @@ public final class Checkpoint implements AutoCloseable {
     private final Arena arena;
     private final Map<String, Tensor> tensors;
     private final String describe;
+    private final List<FileStamp> files; // what each mapped file looked like when it was mapped
 
-    private Checkpoint(Arena arena, Map<String, Tensor> tensors, String describe) {
+    private Checkpoint(Arena arena, Map<String, Tensor> tensors, String describe, List<FileStamp> files) {
         this.arena = arena;
         this.tensors = tensors;
         this.describe = describe;
+        this.files = files;
+    }
+
+    /** Size, modification time and identity (inode) of a mapped file. */
+    private record FileStamp(Path path, long size, FileTime modified, Object key) {
+        static FileStamp of(Path path) {
+            try {
+                BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
+                return new FileStamp(path, a.size(), a.lastModifiedTime(), a.fileKey());
+            } catch (IOException e) {
+                throw new AyaException(path + ": cannot read: " + e.getMessage());
+            }
+        }
     }
 
     /** Opens the checkpoint in {@code dir}. */
@@ -44,7 +62,7 @@ public final class Checkpoint implements AutoCloseable {
             }
             if (Files.isRegularFile(single)) {
                 SafetensorsFile f = SafetensorsFile.open(single, arena);
-                return new Checkpoint(arena, f.tensors(), single.toString());
+                return new Checkpoint(arena, f.tensors(), single.toString(), List.of(FileStamp.of(single)));
             }
             throw new AyaException(dir + ": no " + SINGLE_FILE + " or " + INDEX_FILE + " in the model directory");
         } catch (RuntimeException e) {
@@ -88,7 +106,9 @@ public final class Checkpoint implements AutoCloseable {
             }
             tensors.put(name, t);
         }
-        return new Checkpoint(arena, tensors, index + " (" + shards.size() + " shards)");
+        List<FileStamp> stamps = new ArrayList<>();
+        for (SafetensorsFile s : shards.values()) stamps.add(FileStamp.of(s.path()));
+        return new Checkpoint(arena, tensors, index + " (" + shards.size() + " shards)", stamps);
     }
 
     public boolean has(String name) {
@@ -115,6 +135,30 @@ public final class Checkpoint implements AutoCloseable {
 
     public String describe() {
         return describe;
+    }
+
+    /**
+     * Throws if a mapped file was truncated or rewritten in place since it was mapped. Reading a page of a mapping
+     * past the file's new end raises SIGBUS, which kills the JVM (or crashes a native kernel) instead of giving an
+     * error, so callers check here before each session. Costs one stat per file. A file replaced by rename (as
+     * downloads do) is not a risk: the mapping keeps the old file alive.
+     */
+    public void verifyUnchanged() {
+        for (FileStamp was : files) {
+            BasicFileAttributes now;
+            try {
+                now = Files.readAttributes(was.path(), BasicFileAttributes.class);
+            } catch (IOException e) {
+                continue; // deleted or renamed away: the mapping still holds the old file
+            }
+            if (!java.util.Objects.equals(now.fileKey(), was.key())) {
+                continue; // replaced by another file: ours is still mapped intact
+            }
+            if (now.size() != was.size() || !now.lastModifiedTime().equals(was.modified())) {
+                throw new AyaException(was.path() + ": changed on disk after it was loaded (" + was.size() + " -> " + now.size()
+                        + " bytes): reload the model");
+            }
+        }
     }
 
     @Override

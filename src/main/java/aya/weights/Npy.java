@@ -44,6 +44,9 @@ public final class Npy {
             if (dir == null || !Files.isDirectory(dir)) {
                 throw new AyaException(target + ": cannot write: directory " + dir + " does not exist");
             }
+            if (Files.isDirectory(this.target)) {
+                throw new AyaException(target + ": cannot write: it is a directory");
+            }
             try {
                 this.temp = Files.createTempFile(dir, "." + this.target.getFileName(), ".npy.tmp");
                 this.channel = FileChannel.open(temp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);

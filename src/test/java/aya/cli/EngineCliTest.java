@@ -143,11 +143,13 @@ class EngineCliTest {
         assertTrue(stderr().contains("context"), stderr());
         fails("logits", "--model", model, "--ids", "1,2", "--output", npy, "--chunk", "0", "--backend", "java");
         fails("logits", "--model", model, "--ids", "1,2", "--output", tmp.resolve("no/such/dir/x.npy").toString(), "--backend", "java");
+        fails("logits", "--model", model, "--ids", "1,2", "--output", tmp.toString(), "--backend", "java");
+        assertTrue(stderr().contains("directory"), stderr());
+        fails("generate", "--model", model, "--ids", "1,2", "--max-tokens", "2147483647", "--print-ids", "--backend", "java");
         fails("logits", "--model", model, "--ids", "1,2", "--output", npy, "--backend", "cuda");
         assertTrue(stderr().contains("cuda"), stderr());
         fails("generate", "--model", model, "--ids", "1,2", "--max-tokens", "200", "--print-ids", "--backend", "java");
         assertTrue(stderr().contains("context"), stderr()); // max_position_embeddings is 128
-        fails("generate", "--model", model, "--ids", "1,2", "--temperature", "0.7", "--backend", "java");
         fails("info", "--model", tmp.toString(), "--backend", "java");
         assertTrue(stderr().contains("config.json"), stderr());
         assertFalse(Files.exists(Path.of(npy)), "nothing written on failure");

@@ -135,8 +135,8 @@ class JavaKernelsTest {
         Random rnd = new Random(7);
         for (WeightType type : new WeightType[] {WeightType.F32, WeightType.BF16, WeightType.F16}) {
             for (int inDim : new int[] {1, 7, 16, 37, 130}) {
-                for (int rows : new int[] {1, 5, 13}) {
-                    for (int tokens : new int[] {1, 2, 5}) {
+                for (int rows : new int[] {1, 5, 13, 37}) {
+                    for (int tokens : new int[] {1, 2, 5, 7}) {
                         float[] w = new float[rows * inDim];
                         for (int i = 0; i < w.length; i++) w[i] = round(type, (float) rnd.nextGaussian());
                         float[] x = new float[tokens * inDim];

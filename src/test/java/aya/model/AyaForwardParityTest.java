@@ -165,6 +165,57 @@ class AyaForwardParityTest {
         }
     }
 
+    /** One loaded model serves several sessions: interleaved and concurrent sessions each get their own HF logits. */
+    @Test
+    void sessionsShareOneModel() throws Exception {
+        String fixture = "bf16-untied-sharded";
+        int[] ids = ModelFixtures.inputIds(fixture);
+        Npy.Matrix ref = Npy.read(ModelFixtures.dir(fixture).resolve("logits.npy"));
+        int v = ref.cols();
+        try (AyaForward model = AyaForward.load(ModelFixtures.dir(fixture), Backend.open("java"), 2)) {
+            // interleaved on one thread: a prefill in one session between decode steps of another
+            try (AyaForward.State a = model.newState(ids.length, 1); AyaForward.State b = model.newState(ids.length)) {
+                for (int t = 0; t < ids.length; t++) {
+                    MemorySegment row = model.forward(a, new int[] {ids[t]});
+                    for (int c = 0; c < v; c++) {
+                        assertEquals(ref.get(t, c), row.getAtIndex(ValueLayout.JAVA_FLOAT, c), 1e-3, "session a, position " + t);
+                    }
+                    if (t == ids.length / 2) {
+                        MemorySegment last = model.forward(b, ids);
+                        assertEquals(ref.get(ids.length - 1, 7), last.getAtIndex(ValueLayout.JAVA_FLOAT, 7), 1e-3);
+                    }
+                }
+            }
+            // concurrent: three threads, each its own session and feed size
+            var errors = new java.util.concurrent.ConcurrentLinkedQueue<Throwable>();
+            Thread[] threads = new Thread[3];
+            for (int i = 0; i < threads.length; i++) {
+                int chunk = 2 + 3 * i;
+                threads[i] = new Thread(() -> {
+                    try (AyaForward.State s = model.newState(ids.length, chunk)) {
+                        for (int start = 0; start < ids.length; start += chunk) {
+                            int[] piece = Arrays.copyOfRange(ids, start, Math.min(ids.length, start + chunk));
+                            int base = start;
+                            model.forwardAll(s, piece, (j, row) -> {
+                                for (int c = 0; c < v; c++) {
+                                    float want = ref.get(base + j, c), got = row.getAtIndex(ValueLayout.JAVA_FLOAT, c);
+                                    if (Math.abs(want - got) > 1e-3) {
+                                        throw new AssertionError("chunk " + chunk + " position " + (base + j) + ": " + got + " vs " + want);
+                                    }
+                                }
+                            });
+                        }
+                    } catch (Throwable e) {
+                        errors.add(e);
+                    }
+                });
+                threads[i].start();
+            }
+            for (Thread t : threads) t.join();
+            assertTrue(errors.isEmpty(), errors.toString());
+        }
+    }
+
     @Test
     void rewindAndResetReplayTheSameLogits() {
         String fixture = "f32-tied"; // window 8

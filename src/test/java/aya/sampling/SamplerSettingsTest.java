@@ -1,7 +1,7 @@
 package aya.sampling;
 
 import aya.AyaException;
-import aya.sampling.SamplerSettings.GenerationConfig;
+import aya.config.GenerationConfig;
 import aya.sampling.SamplerSettings.Overrides;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -28,7 +28,7 @@ class SamplerSettingsTest {
     void generationConfigOverridesDefaultsAndTheCommandLineOverridesBoth() {
         GenerationConfig model = GenerationConfig.parse("""
                 {"bos_token_id": 2, "eos_token_id": [3, 6], "do_sample": true, "temperature": 0.3, "top_p": 0.9,
-                 "top_k": 0, "repetition_penalty": 1.1}""", "generation_config.json");
+                 "top_k": 0, "repetition_penalty": 1.1}""", "generation_config.json", null);
         SamplerSettings s = SamplerSettings.resolve(Overrides.NONE, model);
         assertEquals(0.3f, s.temperature());
         assertEquals(0, s.topK());
@@ -48,26 +48,29 @@ class SamplerSettingsTest {
 
     @Test
     void doSampleFalseMeansGreedyUnlessTheCommandLineSetsATemperature() {
-        GenerationConfig model = GenerationConfig.parse("{\"do_sample\": false, \"temperature\": 0.6}", "g.json");
+        GenerationConfig model = GenerationConfig.parse("{\"do_sample\": false, \"temperature\": 0.6}", "g.json", null);
         assertTrue(SamplerSettings.resolve(Overrides.NONE, model).greedy());
         Overrides t = new Overrides(0.5f, null, null, null, null, null, null);
         assertEquals(0.5f, SamplerSettings.resolve(t, model).temperature());
         // absent do_sample is not a request for greedy: the file's temperature is used
         assertEquals(0.6f, SamplerSettings.resolve(Overrides.NONE,
-                GenerationConfig.parse("{\"temperature\": 0.6}", "g.json")).temperature());
+                GenerationConfig.parse("{\"temperature\": 0.6}", "g.json", null)).temperature());
     }
 
     @Test
     void aMissingFileIsNoneAndABadOneIsAOneLineErrorNamingTheFile(@TempDir Path dir) throws Exception {
-        assertEquals(GenerationConfig.NONE, GenerationConfig.read(dir.resolve("generation_config.json")));
+        GenerationConfig none = GenerationConfig.load(dir, null);
+        assertNull(none.temperature());
+        assertNull(none.doSample());
+        assertEquals(0, none.eosTokenIds().length);
         Path bad = dir.resolve("generation_config.json");
         Files.writeString(bad, "{\"temperature\": ");
-        AyaException e = assertThrows(AyaException.class, () -> GenerationConfig.read(bad));
+        AyaException e = assertThrows(AyaException.class, () -> GenerationConfig.load(dir, null));
         assertTrue(e.getMessage().startsWith(bad.toString()), e.getMessage());
         assertFalse(e.getMessage().contains("\n"), e.getMessage());
         for (String json : new String[] {"[1]", "{\"temperature\": \"hot\"}", "{\"top_k\": 2.5}", "{\"top_p\": 1.5}",
                 "{\"do_sample\": \"yes\"}", "{\"repetition_penalty\": 0}", "{\"temperature\": -1}"}) {
-            AyaException err = assertThrows(AyaException.class, () -> GenerationConfig.parse(json, "g.json"), json);
+            AyaException err = assertThrows(AyaException.class, () -> GenerationConfig.parse(json, "g.json", null), json);
             assertTrue(err.getMessage().startsWith("g.json: "), err.getMessage());
         }
     }

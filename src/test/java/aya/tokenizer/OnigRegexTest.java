@@ -19,6 +19,26 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The translated character classes contain exactly the code points Oniguruma (HF tokenizers) puts in them. */
 class OnigRegexTest {
 
+    /** The linear digit-group matcher agrees with the translated regex on random mixes of digits and others. */
+    @Test
+    void digitGroupMatcherAgreesWithRegex() {
+        java.util.regex.Pattern regex = OnigRegex.compile(PreTokenizer.DIGIT_GROUPS_REGEX);
+        String[] alphabet = {"1", "2", "0", "٣", "३", "𝟙", "a", "é", "_", " ", ".", ",", "-", "½", "²", "①", "Ⅻ", "\u0301", "\u200d", "x", "\n", "😀"};
+        java.util.Random random = new java.util.Random(42);
+        for (int trial = 0; trial < 20_000; trial++) {
+            StringBuilder sb = new StringBuilder();
+            int len = random.nextInt(14);
+            for (int i = 0; i < len; i++) sb.append(alphabet[random.nextInt(alphabet.length)]);
+            String s = sb.toString();
+            List<String> want = new ArrayList<>();
+            java.util.regex.Matcher m = regex.matcher(s);
+            while (m.find()) want.add(m.start() + "-" + m.end());
+            List<String> got = new ArrayList<>();
+            PreTokenizer.digitGroups(s, (start, end) -> got.add(start + "-" + end));
+            assertEquals(want, got, () -> "digit groups of " + TokenizerParityTest.show(s));
+        }
+    }
+
     @Test
     void classesMatchOnigurumaOverAllCodePoints() throws IOException {
         JsonNode all = new ObjectMapper().readTree(Path.of("src/test/resources/tokenizer/regex_classes.json").toFile());

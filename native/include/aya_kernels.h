@@ -1,0 +1,105 @@
+/*
+ * aya_kernels.h: the C kernels behind aya.kernels.Kernels (see its javadoc: it is the contract).
+ *
+ * Conventions, the same as the Java side:
+ *   - activations, norm weights, KV cache and outputs are f32 in native byte order;
+ *   - weight matrices are [rows, cols] row-major, read in place (e.g. straight from the mmapped file);
+ *   - every kernel is single-threaded and thread-safe: Java owns the threads and hands each call a slice
+ *     ([row_start, row_end), [item_start, item_end)); slices of one call never overlap in output;
+ *   - sizes are element counts, not bytes.
+ * Names follow aya_<op>_<weight type>_<activation type>.
+ *
+ * aya_init() picks the best instruction set for this CPU once (or the one forced by AYA_ISA=scalar|avx2|avx512|neon);
+ * before it runs, every function uses the portable scalar code.
+ */
+#ifndef AYA_KERNELS_H
+#define AYA_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Weight storage formats; the values match the order of aya.kernels.WeightType. */
+enum aya_weight_type {
+    AYA_WEIGHT_F32  = 0,
+    AYA_WEIGHT_F16  = 1,
+    AYA_WEIGHT_BF16 = 2,
+    AYA_WEIGHT_Q8_0 = 3, /* reserved: 32 weights = f16 scale + 32 int8 (kernels come later) */
+    AYA_WEIGHT_Q4_0 = 4  /* reserved: 32 weights = f16 scale + 16 bytes of 4-bit values, offset 8 */
+};
+
+/* Result codes of aya_init / aya_set_isa. */
+enum aya_status {
+    AYA_OK              = 0,
+    AYA_ERR_UNKNOWN_ISA = 1, /* the name is not one of scalar, avx2, avx512, neon */
+    AYA_ERR_NOT_BUILT   = 2, /* this library was built without that ISA (other architecture) */
+    AYA_ERR_CPU_LACKS   = 3  /* the CPU (or OS) does not support that ISA */
+};
+
+/* ---- setup ---- */
+
+/* Selects the kernels: AYA_ISA from the environment if set, else the best this CPU supports. Returns an aya_status. */
+int32_t aya_init(void);
+
+/* Forces one instruction set by name ("scalar", "avx2", "avx512", "neon"); "auto" picks the best. Returns an aya_status.
+ * Meant for tests and benchmarks: do not call while kernels run on other threads. */
+int32_t aya_set_isa(const char *name);
+
+/* Name of the instruction set in use, e.g. "avx2". Static storage. */
+const char *aya_isa_name(void);
+
+/* One line explaining the last failed aya_init / aya_set_isa (empty when none). Static storage. */
+const char *aya_last_error(void);
+
+/* 1 if this library has code for the named ISA and the CPU can run it, else 0. */
+int32_t aya_isa_available(const char *name);
+
+/* ---- matrix products: out[t*out_stride + r] = sum_i w[r, i] * x[t*in_dim + i], t < tokens, row_start <= r < row_end ----
+ * w is the whole [rows, in_dim] matrix; x is [tokens, in_dim]. tokens == 1 is decode (matrix-vector), tokens > 1 prefill.
+ * Activations stay f32: 16-bit weights are widened to f32 exactly, products and sums are f32.
+ * (Q8_0 / Q4_0 entry points, aya_matmul_q8_0_f32 and aya_matmul_q4_0_f32, will take const void *w.) */
+void aya_matmul_f32_f32(const float *w, const float *x, float *out,
+                        int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_f16_f32(const uint16_t *w, const float *x, float *out,
+                        int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_bf16_f32(const uint16_t *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
+
+/* ---- embedding lookup: out[i] = f32(table[row, i]) for i < dim ---- */
+void aya_embed_f32_f32(const float *table, int64_t row, int32_t dim, float *out);
+void aya_embed_f16_f32(const uint16_t *table, int64_t row, int32_t dim, float *out);
+void aya_embed_bf16_f32(const uint16_t *table, int64_t row, int32_t dim, float *out);
+
+/* ---- bias-free LayerNorm of each of `tokens` rows of x [tokens, dim]: (x - mean) / sqrt(var + eps) * weight,
+ * biased variance. out may equal x. ---- */
+void aya_layernorm_f32(const float *x, const float *weight, float *out, int32_t tokens, int32_t dim, float eps);
+
+/* ---- interleaved RoPE in place on vec [tokens, heads, head_dim]: pair (2i, 2i+1) of token t rotates by the angle with
+ * cosine cos[(pos0 + t) * head_dim/2 + i] and sine sin[...] (tables [positions, head_dim/2]). ---- */
+void aya_rope_interleaved_f32(float *vec, int32_t tokens, int32_t heads, int32_t head_dim, int32_t pos0,
+                              const float *cos, const float *sin);
+
+/* ---- causal attention over a KV cache, for query tokens t at positions pos0 + t.
+ * q and out are [tokens, heads, head_dim]; k_cache and v_cache are [capacity, kv_heads, head_dim], the entry of position p
+ * in slot p % capacity (a ring buffer). Query head h reads KV head h / (heads / kv_heads) (GQA). The query at position pos
+ * sees keys max(0, pos - window + 1) <= k <= pos; window == 0 means no window. Scores are scaled by `scale`, softmax in f32.
+ * Work items are item = t * heads + h; this call computes [item_start, item_end).
+ * scratch holds at least capacity floats, private to the calling thread. ---- */
+void aya_attention_f32(const float *q, const float *k_cache, const float *v_cache, float *out,
+                       int32_t tokens, int32_t pos0, int32_t heads, int32_t kv_heads, int32_t head_dim,
+                       int32_t capacity, int32_t window, float scale, float *scratch,
+                       int32_t item_start, int32_t item_end);
+
+/* ---- SwiGLU in place: gate[i] = silu(gate[i]) * up[i] for start <= i < end ---- */
+void aya_swiglu_f32(float *gate, const float *up, int64_t start, int64_t end);
+
+/* ---- softmax in place over x[0, n), max-subtracted, f32 ---- */
+void aya_softmax_f32(float *x, int32_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AYA_KERNELS_H */

@@ -1,0 +1,72 @@
+/* The AVX-512 matmul and embedding code, compiled on SIMDe's emulated intrinsics (CMakeLists.txt), against scalar:
+ * on CPUs without AVX-512 this is the only way that code runs. Odd sizes, several tokens, rows in slices. */
+#include "kernels_internal.h"
+#include "test_util.h"
+
+extern const aya_kernel_table aya_table_avx512_emulated;
+
+int main(void) {
+    static const int dims[][3] = { /* rows, in_dim, tokens */
+        { 1, 1, 1 }, { 3, 7, 1 }, { 5, 16, 2 }, { 7, 17, 3 }, { 33, 255, 1 }, { 19, 256, 5 }, { 21, 300, 4 },
+        { 64, 2048, 1 }, { 37, 520, 7 }, { 4, 32, 64 }, { 50, 513, 9 },
+    };
+    const char *names[3] = { "f32", "f16", "bf16" };
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        int rows = dims[d][0], in_dim = dims[d][1], tokens = dims[d][2], out_stride = rows + 3;
+        size_t n = (size_t) rows * in_dim, out_n = (size_t) tokens * out_stride;
+        float *x = random_floats((size_t) tokens * in_dim, -1.0f, 1.0f);
+        for (int type = 0; type < 3; type++) {
+            void *w = type == AYA_WEIGHT_F32 ? (void *) random_floats(n, -2.0f, 2.0f)
+                                             : (void *) random_weights16(n, type == AYA_WEIGHT_F16);
+            float *want = calloc(out_n, sizeof(float)), *got = calloc(out_n, sizeof(float)),
+                  *sliced = calloc(out_n, sizeof(float)), *abs_want = calloc(out_n, sizeof(float));
+            aya_table_generic.matmul[type](w, x, want, tokens, in_dim, out_stride, 0, rows);
+            aya_table_avx512_emulated.matmul[type](w, x, got, tokens, in_dim, out_stride, 0, rows);
+            int cut1 = rows / 3, cut2 = rows / 3 + (rows > 2);
+            aya_table_avx512_emulated.matmul[type](w, x, sliced, tokens, in_dim, out_stride, 0, cut1);
+            aya_table_avx512_emulated.matmul[type](w, x, sliced, tokens, in_dim, out_stride, cut1, cut2);
+            aya_table_avx512_emulated.matmul[type](w, x, sliced, tokens, in_dim, out_stride, cut2, rows);
+            /* scale of each dot product: the same matmul over |w| and |x| */
+            float *wabs_x = random_floats((size_t) tokens * in_dim, 0, 0);
+            for (size_t i = 0; i < (size_t) tokens * in_dim; i++) wabs_x[i] = fabsf(x[i]);
+            void *wabs = malloc(n * (type == AYA_WEIGHT_F32 ? 4 : 2) + 1);
+            for (size_t i = 0; i < n; i++) {
+                if (type == AYA_WEIGHT_F32) ((float *) wabs)[i] = fabsf(((float *) w)[i]);
+                else ((uint16_t *) wabs)[i] = ((uint16_t *) w)[i] & 0x7fff;
+            }
+            aya_table_generic.matmul[type](wabs, wabs_x, abs_want, tokens, in_dim, out_stride, 0, rows);
+            int bad = 0;
+            for (int t = 0; t < tokens && bad < 3; t++) {
+                for (int r = 0; r < out_stride && bad < 3; r++) {
+                    size_t o = (size_t) t * out_stride + r;
+                    if (r >= rows) {
+                        CHECK(got[o] == 0.0f, "emulated avx512 wrote outside its rows");
+                        continue;
+                    }
+                    if (!close_enough(got[o], want[o], abs_want[o], 2e-6 * sqrt((double) in_dim) + 1e-6, 1e-30)) {
+                        bad++;
+                        CHECK(0, "emulated avx512 %s %dx%d tokens %d: out[%d][%d] = %.9g, scalar %.9g", names[type], rows,
+                              in_dim, tokens, t, r, got[o], want[o]);
+                    }
+                    if (sliced[o] != got[o]) {
+                        bad++;
+                        CHECK(0, "emulated avx512 %s: slices give %.9g, one call %.9g", names[type], sliced[o], got[o]);
+                    }
+                }
+            }
+            free(w); free(want); free(got); free(sliced); free(abs_want); free(wabs_x); free(wabs);
+        }
+        free(x);
+    }
+    /* embedding rows widen exactly */
+    for (int type = 1; type < 3; type++) {
+        int dim = 37;
+        uint16_t *table = random_weights16((size_t) 4 * dim, type == AYA_WEIGHT_F16);
+        float want[37], got[37];
+        aya_table_generic.embed[type](table, 2, dim, want);
+        aya_table_avx512_emulated.embed[type](table, 2, dim, got);
+        for (int i = 0; i < dim; i++) CHECK(memcmp(&want[i], &got[i], 4) == 0, "emulated avx512 embed %s[%d]", names[type], i);
+        free(table);
+    }
+    return finish("test_avx512_emulated");
+}

@@ -1,0 +1,56 @@
+package aya.cli;
+
+import aya.AyaException;
+import aya.kernels.KernelBench;
+import aya.kernels.WeightType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** {@code ./aya bench-kernels}: Java vs native kernels on Tiny Aya's shapes (see aya.kernels.KernelBench). */
+@Command(name = "bench-kernels", mixinStandardHelpOptions = true,
+        description = "Benchmark the Java and native kernels on Tiny Aya's matrix shapes (decode and prefill), 1 and 2 threads.")
+public final class KernelBenchCommand implements Callable<Integer> {
+
+    @Option(names = "--backends", split = ",", defaultValue = "java,native", description = "Backends to compare (default: ${DEFAULT-VALUE}).")
+    List<String> backends;
+
+    @Option(names = "--threads", split = ",", defaultValue = "1,2", description = "Thread counts (default: ${DEFAULT-VALUE}).")
+    List<Integer> threads;
+
+    @Option(names = "--tokens", defaultValue = "64", description = "Tokens per prefill matmul (default: ${DEFAULT-VALUE}).")
+    int tokens;
+
+    @Option(names = "--type", defaultValue = "bf16", description = "Weight type: f32, f16, bf16 (default: ${DEFAULT-VALUE}).")
+    String type;
+
+    @Option(names = "--seconds", defaultValue = "1.5", description = "Timing budget per case (default: ${DEFAULT-VALUE}).")
+    double seconds;
+
+    @Option(names = "--small", description = "Only the 2048x2048 and 512x2048 shapes (quick check).")
+    boolean small;
+
+    @Override
+    public Integer call() {
+        WeightType weightType;
+        try {
+            weightType = WeightType.valueOf(type.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new AyaException("unknown weight type '" + type + "' (expected f32, f16 or bf16)");
+        }
+        if (weightType.quantized()) {
+            throw new AyaException("bench-kernels supports f32, f16 and bf16 weights, not " + type);
+        }
+        if (tokens < 2) throw new AyaException("--tokens must be at least 2 (the prefill case), got " + tokens);
+        if (seconds <= 0) throw new AyaException("--seconds must be positive, got " + seconds);
+        for (int t : threads) if (t < 1) throw new AyaException("--threads must be at least 1, got " + t);
+        for (String b : backends) {
+            if (!b.equals("java") && !b.equals("native")) throw new AyaException("unknown backend '" + b + "' (java, native)");
+        }
+        KernelBench.run(new KernelBench.Options(backends, threads, tokens, weightType, seconds, small));
+        return 0;
+    }
+}

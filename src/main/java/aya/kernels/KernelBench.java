@@ -1,0 +1,227 @@
+package aya.kernels;
+
+import java.lang.foreign.Arena;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.Supplier;
+
+/**
+ * Kernel benchmark: Tiny Aya's matrix shapes and ops, Java backend against native, 1 and 2 threads.
+ * Each case warms up, then repeats until {@code seconds} have passed (at least 3 runs) and reports the median.
+ * Decode (tokens = 1) is memory-bound: GB/s of weights streamed. Prefill: GFLOP/s.
+ *
+ * <pre>java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp target/aya.jar aya.kernels.KernelBench
+ * [--backends java,native] [--threads 1,2] [--tokens 64] [--type bf16] [--seconds 1.5] [--shapes all|small]</pre>
+ */
+public final class KernelBench {
+
+    /** out x in, as in the model: q/o, k/v, gate/up, down, and the tied embedding used as the output head. */
+    static final int[][] SHAPES = {{2048, 2048}, {512, 2048}, {11008, 2048}, {2048, 11008}, {262144, 2048}};
+
+    public record Options(List<String> backends, List<Integer> threads, int tokens, WeightType type, double seconds,
+                          boolean small) {
+        public static Options parse(String... args) {
+            List<String> backends = List.of("java", "native");
+            List<Integer> threads = List.of(1, 2);
+            int tokens = 64;
+            WeightType type = WeightType.BF16;
+            double seconds = 1.5;
+            boolean small = false;
+            for (int i = 0; i < args.length; i++) {
+                String value = i + 1 < args.length ? args[i + 1] : "";
+                switch (args[i]) {
+                    case "--backends" -> { backends = List.of(value.split(",")); i++; }
+                    case "--threads" -> { threads = List.of(value.split(",")).stream().map(Integer::parseInt).toList(); i++; }
+                    case "--tokens" -> { tokens = Integer.parseInt(value); i++; }
+                    case "--type" -> { type = WeightType.valueOf(value.toUpperCase(Locale.ROOT)); i++; }
+                    case "--seconds" -> { seconds = Double.parseDouble(value); i++; }
+                    case "--shapes" -> { small = value.equals("small"); i++; }
+                    default -> throw new IllegalArgumentException("unknown option " + args[i]);
+                }
+            }
+            return new Options(backends, threads, tokens, type, seconds, small);
+        }
+    }
+
+    public static void main(String[] args) {
+        run(Options.parse(args));
+    }
+
+    public static void run(Options o) {
+        Map<String, Supplier<Kernels>> factories = new LinkedHashMap<>();
+        for (String b : o.backends()) {
+            factories.put(b, switch (b) {
+                case "java" -> JavaKernels::new;
+                case "native" -> NativeKernels::load;
+                default -> throw new IllegalArgumentException("unknown backend " + b + " (java, native)");
+            });
+        }
+        List<Kernels> backends = new ArrayList<>();
+        for (var f : factories.values()) backends.add(f.get());
+        System.out.printf(Locale.ROOT, "# kernel benchmark: %s weights, prefill %d tokens, %d cores; backends: %s%n",
+                o.type(), o.tokens(), Runtime.getRuntime().availableProcessors(),
+                String.join(", ", backends.stream().map(Kernels::name).toList()));
+        System.out.println("| kernel | shape | threads | " + String.join(" | ", backends.stream().map(Kernels::name).toList())
+                + (backends.size() == 2 ? " | speed " + backends.get(1).name() + " / " + backends.get(0).name() + " |" : " |"));
+        System.out.println("|---|---|---|" + "---|".repeat(backends.size()) + (backends.size() == 2 ? "---|" : ""));
+        SplittableRandom rnd = new SplittableRandom(1);
+        try (Arena arena = Arena.ofShared()) {
+            // JIT warm-up of every path before anything is timed (the compiler threads compete for the same cores)
+            {
+                MemorySegment w = randomWeights(arena, o.type(), 512L * 2048, rnd);
+                MemorySegment x = randomFloats(arena, (long) o.tokens() * 2048, rnd);
+                MemorySegment out = arena.allocate(4L * o.tokens() * 512, 64);
+                for (Kernels k : backends) {
+                    for (int tokens : new int[]{1, o.tokens()}) {
+                        time(Math.max(1.0, o.seconds()), () -> k.matmul(o.type(), w, x, out, tokens, 2048, 512, 0, 512));
+                    }
+                }
+            }
+            int[][] shapes = o.small() ? new int[][]{{2048, 2048}, {512, 2048}} : SHAPES;
+            for (int[] shape : shapes) {
+                int rows = shape[0], in = shape[1];
+                MemorySegment w = randomWeights(arena, o.type(), (long) rows * in, rnd);
+                MemorySegment x = randomFloats(arena, (long) o.tokens() * in, rnd);
+                MemorySegment out = arena.allocate(4L * o.tokens() * rows, 64);
+                for (int tokens : new int[]{1, o.tokens()}) {
+                    for (int threads : o.threads()) {
+                        List<double[]> results = new ArrayList<>();
+                        for (Kernels k : backends) {
+                            try (Parallel pool = new Parallel(threads)) {
+                                double[] t = time(o.seconds(), () -> pool.forRange(rows, 16, (wk, a, b) ->
+                                        k.matmul(o.type(), w, x, out, tokens, in, rows, a, b)));
+                                double s = t[0];
+                                double bytes = o.type().rowBytes(in) * (double) rows;
+                                double flops = 2.0 * rows * in * tokens;
+                                results.add(new double[]{s, tokens == 1 ? bytes / s / 1e9 : flops / s / 1e9,
+                                        threads == 1 ? t[1] : Double.NaN});
+                            }
+                        }
+                        row(tokens == 1 ? "matmul decode" : "matmul prefill " + tokens, rows + "x" + in, threads, results,
+                                tokens == 1 ? "GB/s" : "GFLOP/s");
+                    }
+                }
+            }
+            // the ops around the products, single-threaded, per call as the model makes it
+            int dim = 2048, ffn = 11008, vocab = 262144, heads = 16, kvHeads = 4, headDim = 128, context = 4096;
+            MemorySegment hidden = randomFloats(arena, dim, rnd), norm = randomFloats(arena, dim, rnd);
+            MemorySegment normOut = arena.allocate(4L * dim, 64);
+            MemorySegment gate = randomFloats(arena, ffn, rnd), up = randomFloats(arena, ffn, rnd);
+            MemorySegment logits = randomFloats(arena, vocab, rnd), logitsCopy = arena.allocate(4L * vocab, 64);
+            MemorySegment q = randomFloats(arena, (long) heads * headDim, rnd);
+            MemorySegment kCache = randomFloats(arena, (long) context * kvHeads * headDim, rnd);
+            MemorySegment vCache = randomFloats(arena, (long) context * kvHeads * headDim, rnd);
+            MemorySegment att = arena.allocate(4L * heads * headDim, 64), scratch = arena.allocate(4L * context, 64);
+            float scale = (float) (1 / Math.sqrt(headDim));
+            MemorySegment gateCopy = arena.allocate(4L * ffn, 64);
+            List<double[]> ln = new ArrayList<>(), sw = new ArrayList<>(), sm = new ArrayList<>(), at = new ArrayList<>();
+            for (Kernels k : backends) {
+                ln.add(op(time(o.seconds(), () -> k.layerNorm(hidden, norm, normOut, 1, dim, 1e-5f))));
+                sw.add(op(time(o.seconds(), () -> {
+                    MemorySegment.copy(gate, 0, gateCopy, 0, 4L * ffn);
+                    k.swiglu(gateCopy, up, 0, ffn);
+                })));
+                sm.add(op(time(o.seconds(), () -> {
+                    MemorySegment.copy(logits, 0, logitsCopy, 0, 4L * vocab);
+                    k.softmax(logitsCopy, vocab);
+                })));
+                at.add(op(time(o.seconds(), () -> k.attention(q, kCache, vCache, att, 1, context - 1, heads,
+                        kvHeads, headDim, context, 0, scale, scratch, 0, heads))));
+            }
+            row("layerNorm", "2048", 1, ln, null);
+            row("swiglu (+copy)", "11008", 1, sw, null);
+            row("softmax (+copy)", "262144", 1, sm, null);
+            row("attention decode", "16 heads, 4096 keys", 1, at, null);
+        } finally {
+            for (Kernels k : backends) k.close();
+        }
+    }
+
+    /** An op's result row entry: wall seconds, no rate, CPU seconds. */
+    private static double[] op(double[] t) {
+        return new double[]{t[0], Double.NaN, t[1]};
+    }
+
+    /**
+     * One table row. Per backend: median wall time (and rate), plus the calling thread's CPU time when it did all the
+     * work (1 thread). The ratio uses CPU time when there is one: it is far less disturbed by other jobs on the machine.
+     */
+    private static void row(String kernel, String shape, int threads, List<double[]> results, String unit) {
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "| %s | %s | %d |", kernel, shape, threads));
+        for (double[] r : results) {
+            if (Double.isNaN(r[0])) {
+                sb.append(" n/a |");
+                continue;
+            }
+            sb.append(unit == null ? String.format(Locale.ROOT, " %.1f µs", r[0] * 1e6)
+                    : String.format(Locale.ROOT, " %.2f ms (%.1f %s)", r[0] * 1e3, r[1], unit));
+            if (!Double.isNaN(r[2])) {
+                sb.append(unit == null ? String.format(Locale.ROOT, ", cpu %.1f µs", r[2] * 1e6)
+                        : String.format(Locale.ROOT, ", cpu %.2f ms", r[2] * 1e3));
+            }
+            sb.append(" |");
+        }
+        if (results.size() == 2) {
+            double[] a = results.get(0), b = results.get(1);
+            boolean cpu = !Double.isNaN(a[2]) && !Double.isNaN(b[2]);
+            sb.append(String.format(Locale.ROOT, " %.2fx%s |", cpu ? a[2] / b[2] : a[0] / b[0], cpu ? " (cpu)" : ""));
+        }
+        System.out.println(sb);
+    }
+
+    /**
+     * {median wall seconds, median CPU seconds of the calling thread} per run: warm up, then repeat until the budget is
+     * spent (3 to 200 timed runs). NaN if the backend does not support the case.
+     */
+    static double[] time(double budgetSeconds, Runnable body) {
+        try {
+            // the Java backend needs its kernels JIT-compiled first: at least 0.5 s and 3 runs of warm-up
+            long warmEnd = System.nanoTime() + (long) (Math.max(0.5, budgetSeconds * 0.5) * 1e9);
+            int warm = 0;
+            do { body.run(); warm++; } while (warm < 3 || (System.nanoTime() < warmEnd && warm < 1000));
+        } catch (UnsupportedOperationException e) {
+            return new double[]{Double.NaN, Double.NaN};
+        }
+        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+        List<Long> wall = new ArrayList<>(), cpu = new ArrayList<>();
+        long end = System.nanoTime() + (long) (budgetSeconds * 1e9);
+        while (wall.size() < 3 || (System.nanoTime() < end && wall.size() < 200)) {
+            long c0 = mx.getCurrentThreadCpuTime();
+            long t0 = System.nanoTime();
+            body.run();
+            wall.add(System.nanoTime() - t0);
+            cpu.add(mx.getCurrentThreadCpuTime() - c0);
+        }
+        wall.sort(null);
+        cpu.sort(null);
+        return new double[]{wall.get(wall.size() / 2) / 1e9, cpu.get(cpu.size() / 2) / 1e9};
+    }
+
+    static MemorySegment randomFloats(Arena arena, long n, SplittableRandom rnd) {
+        MemorySegment s = arena.allocate(4 * n, 64);
+        for (long i = 0; i < n; i++) s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextDouble(-1, 1));
+        return s;
+    }
+
+    static MemorySegment randomWeights(Arena arena, WeightType type, long n, SplittableRandom rnd) {
+        MemorySegment s = arena.allocate(type.rowBytes(n), 64);
+        for (long i = 0; i < n; i++) {
+            float v = (float) rnd.nextDouble(-0.05, 0.05);
+            switch (type) {
+                case F32 -> s.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
+                case F16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(v));
+                case BF16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(v) >>> 16));
+                default -> throw new IllegalArgumentException("benchmark supports f32, f16, bf16, not " + type);
+            }
+        }
+        return s;
+    }
+}
