@@ -67,7 +67,10 @@ public final class ChatCommand implements Callable<Integer> {
                     } catch (CharacterCodingException e) {
                         throw new AyaException("standard input is not valid UTF-8");
                     }
-                    if (line == null) break; // end of input: Ctrl-D or the end of the pipe
+                    if (line == null) { // end of input: Ctrl-D or the end of the pipe
+                        if (interactive) out.println();
+                        break;
+                    }
                     String text = line.strip();
                     if (text.isEmpty()) continue;
                     if (text.equals("/exit")) break;

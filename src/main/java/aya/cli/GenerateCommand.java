@@ -100,12 +100,16 @@ public final class GenerateCommand implements Callable<Integer> {
             PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
             GenerationResult r;
             try (Session session = model.newSession(context)) {
-                r = session.generate(promptIds, settings, (id, piece) -> {
+                Session.Generation g = session.start(promptIds, settings);
+                while (g.hasNext()) {
+                    String piece = g.next().text();
                     if (!printIds && !piece.isEmpty()) {
                         out.print(piece);
                         out.flush(); // each token as it is made
+                        if (out.checkError()) return 0; // stdout closed (e.g. | head): nobody reads the rest
                     }
-                });
+                }
+                r = g.result();
             }
             if (printIds) {
                 StringJoiner line = new StringJoiner(",");

@@ -8,7 +8,9 @@ import aya.tokenizer.StreamingDecoder;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.Iterator;
 import java.util.List;
+import java.util.NoSuchElementException;
 
 /**
  * One conversation with a loaded model: its own KV cache (native memory, freed by {@link #close()}) and the ids it
@@ -78,67 +80,142 @@ public final class Session implements AutoCloseable {
      * @throws AyaException before any work if the prompt does not fit the context
      */
     public GenerationResult generate(int[] prompt, GenerationSettings settings, TokenListener listener) {
-        long start = System.nanoTime();
-        if (prompt.length == 0) throw new AyaException("the prompt is empty: nothing to continue");
-        if (prompt.length > state.context()) {
-            throw new AyaException("the prompt has " + prompt.length + " tokens, more than the context of "
-                    + state.context() + " (raise --context, or shorten the prompt)");
+        Generation g = start(prompt, settings);
+        while (g.hasNext()) {
+            Token t = g.next();
+            listener.onToken(t.id(), t.text());
         }
-        int reused = reuseCache(prompt);
-        MemorySegment logits = model.forward().forward(state, Arrays.copyOfRange(prompt, reused, prompt.length));
-        remember(prompt, reused, prompt.length);
-        long prefillEnd = System.nanoTime();
+        return g.result();
+    }
 
-        Sampler sampler = new Sampler(settings.sampling(), model.samplingVocab(), state.context());
-        for (int id : prompt) sampler.accept(id); // the repeat penalty sees the prompt too, as in llama.cpp
+    /** One generated token and the text it completes; id -1 is the text released at the end (see generate). */
+    public record Token(int id, String text) {
+    }
 
-        // UTF-8 safe: holds back a character's bytes until it is complete; special tokens are not text
-        var decoder = model.hasTokenizer() ? new StreamingDecoder(model.tokenizer(), true) : null;
-        StopStrings stops = new StopStrings(settings.stopStrings());
-        StringBuilder text = new StringBuilder();
-        int[] out = new int[Math.min(settings.maxTokens(), 1024)];
-        int n = 0;
-        long firstToken = 0;
-        StopReason reason = StopReason.MAX_TOKENS;
-        int endToken = -1;
-        while (n < settings.maxTokens()) {
-            int next = sampler.sample(logits);
-            if (n == 0) firstToken = System.nanoTime();
-            if (!settings.ignoreEos() && model.isEndToken(next)) {
-                reason = StopReason.END_TOKEN;
-                endToken = next;
-                break;
+    /**
+     * Starts a generation and returns it as an iterator of tokens: the prompt is processed now, each
+     * {@code next()} makes one token (pull instead of the callback of {@link #generate}); {@link Generation#result()}
+     * once {@code hasNext()} is false. Stopping the iteration early is fine (the session stays usable).
+     *
+     * @throws AyaException before any work if the prompt does not fit the context
+     */
+    public Generation start(int[] prompt, GenerationSettings settings) {
+        return new Generation(prompt, settings);
+    }
+
+    /** A generation in progress: an iterator of {@link Token}s. */
+    public final class Generation implements Iterator<Token> {
+        private final GenerationSettings settings;
+        private final long start = System.nanoTime();
+        private final long prefillEnd;
+        private final int promptTokens;
+        private final int reused;
+        private final Sampler sampler;
+        private final StreamingDecoder decoder; // null without a tokenizer (ids only)
+        private final StopStrings stops;
+        private final StringBuilder text = new StringBuilder();
+        private MemorySegment logits;           // of the last fed token
+        private int[] out;
+        private int n;                          // tokens generated
+        private int toFeed = -1;                // the last generated token, fed before the next one is chosen
+        private long firstToken, end;
+        private StopReason reason = StopReason.MAX_TOKENS;
+        private int endToken = -1;
+        private boolean finished;               // no more tokens will be made
+        private boolean done;                   // and the held-back text has been released
+        private Token pending;
+
+        private Generation(int[] prompt, GenerationSettings settings) {
+            if (prompt.length == 0) throw new AyaException("the prompt is empty: nothing to continue");
+            if (prompt.length > state.context()) {
+                throw new AyaException("the prompt has " + prompt.length + " tokens, more than the context of "
+                        + state.context() + " (raise --context, or shorten the prompt)");
             }
-            if (n == out.length) out = Arrays.copyOf(out, Math.min(settings.maxTokens(), 2 * n));
-            out[n++] = next;
-            String piece = decoder == null ? "" : stops.push(decoder.accept(next));
-            text.append(piece);
-            listener.onToken(next, piece);
-            if (stops.stopped()) {
-                reason = StopReason.STOP_STRING;
-                break;
-            }
-            if (n == settings.maxTokens()) break;
-            if (state.position() == state.context()) {
-                reason = StopReason.CONTEXT_FULL; // this token cannot be fed: no room for its keys and values
-                break;
-            }
-            logits = model.forward().forward(state, new int[] {next});
-            remember(new int[] {next}, 0, 1);
+            this.settings = settings;
+            this.promptTokens = prompt.length;
+            this.reused = reuseCache(prompt);
+            this.logits = model.forward().forward(state, Arrays.copyOfRange(prompt, reused, prompt.length));
+            remember(prompt, reused, prompt.length);
+            this.prefillEnd = System.nanoTime();
+            this.sampler = new Sampler(settings.sampling(), model.samplingVocab(), state.context());
+            for (int id : prompt) sampler.accept(id); // the repeat penalty sees the prompt too, as in llama.cpp
+            // UTF-8 safe: holds back a character's bytes until it is complete; special tokens are not text
+            this.decoder = model.hasTokenizer() ? new StreamingDecoder(model.tokenizer(), true) : null;
+            this.stops = new StopStrings(settings.stopStrings());
+            this.out = new int[Math.min(settings.maxTokens(), 1024)];
         }
-        long end = System.nanoTime();
-        if (decoder != null && reason != StopReason.STOP_STRING) {
-            String rest = stops.push(decoder.finish());
-            if (stops.stopped()) reason = StopReason.STOP_STRING;
-            rest += stops.finish();
-            if (!rest.isEmpty()) {
-                text.append(rest);
-                listener.onToken(-1, rest);
-            }
+
+        @Override
+        public boolean hasNext() {
+            if (pending == null && !done) pending = advance();
+            return pending != null;
         }
-        if (n == 0) firstToken = end;
-        return new GenerationResult(Arrays.copyOf(out, n), text.toString(), reason, endToken, prompt.length, reused,
-                prefillEnd - start, firstToken - start, n == 0 ? 0 : end - firstToken);
+
+        @Override
+        public Token next() {
+            if (!hasNext()) throw new NoSuchElementException("the generation has ended");
+            Token t = pending;
+            pending = null;
+            return t;
+        }
+
+        private Token advance() {
+            while (!finished) {
+                if (n == settings.maxTokens()) {
+                    finish(StopReason.MAX_TOKENS);
+                    break;
+                }
+                if (toFeed >= 0) {
+                    logits = model.forward().forward(state, new int[] {toFeed});
+                    remember(new int[] {toFeed}, 0, 1);
+                    toFeed = -1;
+                }
+                int id = sampler.sample(logits);
+                if (n == 0) firstToken = System.nanoTime();
+                if (!settings.ignoreEos() && model.isEndToken(id)) {
+                    endToken = id;
+                    finish(StopReason.END_TOKEN);
+                    break;
+                }
+                if (n == out.length) out = Arrays.copyOf(out, Math.min(settings.maxTokens(), 2 * n));
+                out[n++] = id;
+                String piece = decoder == null ? "" : stops.push(decoder.accept(id));
+                text.append(piece);
+                if (stops.stopped()) {
+                    finish(StopReason.STOP_STRING);
+                } else if (n < settings.maxTokens() && state.position() == state.context()) {
+                    finish(StopReason.CONTEXT_FULL); // this token cannot be fed: no room for its keys and values
+                } else {
+                    toFeed = id;
+                }
+                return new Token(id, piece);
+            }
+            done = true;
+            if (decoder != null && reason != StopReason.STOP_STRING) {
+                String rest = stops.push(decoder.finish());
+                if (stops.stopped()) reason = StopReason.STOP_STRING;
+                rest += stops.finish();
+                if (!rest.isEmpty()) {
+                    text.append(rest);
+                    return new Token(-1, rest);
+                }
+            }
+            return null;
+        }
+
+        private void finish(StopReason why) {
+            reason = why;
+            finished = true;
+            end = System.nanoTime();
+        }
+
+        /** What was generated; only once the iteration has ended. */
+        public GenerationResult result() {
+            if (hasNext()) throw new IllegalStateException("the generation has not ended yet");
+            long first = n == 0 ? end : firstToken;
+            return new GenerationResult(Arrays.copyOf(out, n), text.toString(), reason, endToken, promptTokens, reused,
+                    prefillEnd - start, first - start, n == 0 ? 0 : end - first);
+        }
     }
 
     /**

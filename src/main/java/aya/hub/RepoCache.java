@@ -6,8 +6,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Optional;
@@ -148,7 +148,11 @@ public final class RepoCache {
     public void markMissing(String commit, String file) throws IOException {
         Path marker = dir.resolve(".no_exist").resolve(commit).resolve(file);
         Files.createDirectories(marker.getParent());
-        if (!Files.exists(marker, LinkOption.NOFOLLOW_LINKS)) Files.createFile(marker);
+        try {
+            Files.createFile(marker);
+        } catch (FileAlreadyExistsException e) {
+            // another thread or process marked it first: the same empty marker
+        }
     }
 
     static void writeAtomically(Path file, byte[] content) throws IOException {

@@ -18,7 +18,9 @@ import java.nio.ByteOrder;
  */
 public final class JavaKernels implements Kernels {
 
-    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** The machine's widest float vectors; at least 128 bits, because BF16 widening needs half of F as shorts. */
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 128
+            ? FloatVector.SPECIES_PREFERRED : FloatVector.SPECIES_128;
     /** As many shorts (BF16 bit patterns) as F has floats. */
     static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
@@ -33,7 +35,7 @@ public final class JavaKernels implements Kernels {
     /** Rows widened to f32 at once for prefill: x slices are reused across all of them. */
     private static final int ROW_TILE = 16;
 
-    /** Per-thread f32 copy of a block of ROWS weight rows, reused across the tokens of a prefill. */
+    /** Per-thread f32 copy of ROW_TILE weight rows, reused across the tokens of a prefill (and for F16 decode). */
     private static final ThreadLocal<float[]> ROW_BLOCK = ThreadLocal.withInitial(() -> new float[0]);
 
     @Override
@@ -362,33 +364,65 @@ public final class JavaKernels implements Kernels {
                           float scale, MemorySegment scratch, int itemStart, int itemEnd) {
         int group = heads / kvHeads;
         int kvDim = kvHeads * headDim;
-        for (int item = itemStart; item < itemEnd; item++) {
+        for (int item = itemStart; item < itemEnd; ) {
             int t = item / heads;
             int h = item % heads;
+            int kvHead = h / group;
+            // GQA: the query heads of this token that share kvHead (and are in our slice) go together, so each
+            // cached key and value row is read from memory once for all of them instead of once per head.
+            int run = Math.min((kvHead + 1) * group - h, itemEnd - item);
             int pos = pos0 + t;
             int first = window == 0 ? 0 : Math.max(0, pos - window + 1);
-            long qOff = (long) item * headDim;
-            long kvOff = (long) (h / group) * headDim;
-            float max = Float.NEGATIVE_INFINITY;
+            int count = pos - first + 1;
+            long kvOff = (long) kvHead * headDim;
+            float[] p = scores(run * count); // p[j * count + (k - first)]: scores, then probabilities, of query j
             for (int k = first; k <= pos; k++) {
-                long slot = k % capacity;
-                float s = dot(q, qOff, kCache, slot * kvDim + kvOff, headDim) * scale;
-                scratch.setAtIndex(F32, k - first, s);
-                max = Math.max(max, s);
+                long kRow = (k % capacity) * kvDim + kvOff;
+                for (int j = 0; j < run; j++) {
+                    p[j * count + k - first] = dot(q, (long) (item + j) * headDim, kCache, kRow, headDim) * scale;
+                }
             }
-            float sum = 0;
+            for (int j = 0; j < run; j++) {
+                softmax(p, j * count, count);
+                out.asSlice((long) (item + j) * headDim * 4, headDim * 4L).fill((byte) 0);
+            }
             for (int k = first; k <= pos; k++) {
-                float e = (float) Math.exp(scratch.getAtIndex(F32, k - first) - max);
-                scratch.setAtIndex(F32, k - first, e);
-                sum += e;
+                long vRow = (k % capacity) * kvDim + kvOff;
+                for (int j = 0; j < run; j++) {
+                    axpy(p[j * count + k - first], vCache, vRow, out, (long) (item + j) * headDim, headDim);
+                }
             }
-            float inv = 1f / sum;
-            long oOff = (long) item * headDim;
-            out.asSlice(oOff * 4, headDim * 4L).fill((byte) 0);
-            for (int k = first; k <= pos; k++) {
-                long slot = k % capacity;
-                axpy(scratch.getAtIndex(F32, k - first) * inv, vCache, slot * kvDim + kvOff, out, oOff, headDim);
-            }
+            item += run;
+        }
+    }
+
+    /** Per-thread attention scores (heap, grown on demand: a GQA group needs group x keys floats). */
+    private static final ThreadLocal<float[]> SCORES = ThreadLocal.withInitial(() -> new float[0]);
+
+    private static float[] scores(int n) {
+        float[] p = SCORES.get();
+        if (p.length < n) {
+            p = new float[Math.max(n, 2 * p.length)];
+            SCORES.set(p);
+        }
+        return p;
+    }
+
+    /** Softmax in place over p[off, off + n), max-subtracted, in f32. */
+    private static void softmax(float[] p, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = off; i < off + n; i++) {
+            max = Math.max(max, p[i]);
+        }
+        float sum = 0;
+        for (int i = off; i < off + n; i++) {
+            float e = (float) Math.exp(p[i] - max);
+            p[i] = e;
+            sum += e;
+        }
+        float inv = 1f / sum;
+        for (int i = off; i < off + n; i++) {
+            p[i] *= inv;
         }
     }
 

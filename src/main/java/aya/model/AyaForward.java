@@ -246,6 +246,10 @@ public final class AyaForward implements AutoCloseable {
             return arena.allocate(Math.max(1, n) * Float.BYTES, 64);
         }
 
+        AyaForward owner() {
+            return AyaForward.this;
+        }
+
         /** Tokens in the cache; the next token goes at this position. */
         public int position() {
             return position;
@@ -346,6 +350,9 @@ public final class AyaForward implements AutoCloseable {
     }
 
     private void run(State s, int[] tokens, boolean allLogits, LogitsSink sink) {
+        if (s.owner() != this) {
+            throw new IllegalArgumentException("this state was made by another model");
+        }
         checkTokens(s, tokens);
         for (int start = 0; start < tokens.length; start += s.maxBlock) {
             int n = Math.min(s.maxBlock, tokens.length - start);
@@ -377,7 +384,7 @@ public final class AyaForward implements AutoCloseable {
     private void block(State s, int[] tokens, int start, int n) {
         ModelConfig c = config;
         int d = c.hiddenSize(), heads = c.numHeads(), kvHeads = c.numKvHeads();
-        int hd = c.headDim(), qd = c.qDim(), kvd = c.kvDim();
+        int hd = c.headDim(), kvd = c.kvDim();
         int pos0 = s.position;
 
         // x = embed_tokens(ids). Cohere: no embedding scaling.

@@ -22,7 +22,6 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.LocalDateTime;
-import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -384,28 +383,19 @@ public final class ChatTemplate {
         return result.getOutput();
     }
 
-    /** Breaks every special-token text in s with a GUARD after its first char; doubles s's own GUARD chars. */
+    /**
+     * Breaks every special-token text in s with a GUARD after its first code point (at every position where some
+     * special token starts, overlapping ones too); doubles s's own GUARD chars.
+     */
     String guard(String s) {
         StringBuilder out = new StringBuilder(s.length() + 8);
-        boolean[] starts = new boolean[s.length()];
-        for (AddedVocabulary.Split split : specialMatcherAllStarts(s)) starts[split.start()] = true;
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            out.append(c);
-            if (c == GUARD) out.append(GUARD);
-            else if (starts[i]) out.append(GUARD);
+        for (int i = 0; i < s.length(); ) {
+            int cp = s.codePointAt(i);
+            out.appendCodePoint(cp);
+            if (cp == GUARD || specialMatcher.longestAt(s, i) > i) out.append(GUARD);
+            i += Character.charCount(cp);
         }
         return out.toString();
-    }
-
-    /** Every position where some special token's text starts (overlapping ones too). */
-    private List<AddedVocabulary.Split> specialMatcherAllStarts(String s) {
-        List<AddedVocabulary.Split> found = new ArrayList<>();
-        for (int i = 0; i < s.length(); i++) {
-            int end = specialMatcher.longestAt(s, i);
-            if (end > i) found.add(new AddedVocabulary.Split(-1, i, end));
-        }
-        return found;
     }
 
     /** Removes guards: a doubled GUARD is the user's own char, a single one is dropped. */

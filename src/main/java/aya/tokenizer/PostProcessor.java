@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 
 /**
  * A tokenizer.json "post_processor", applied to a single sequence when special tokens are requested
@@ -14,7 +13,7 @@ import java.util.Map;
 interface PostProcessor {
     int[] process(int[] ids);
 
-    static PostProcessor fromJson(JsonNode json, Map<String, Integer> tokenIds) {
+    static PostProcessor fromJson(JsonNode json) {
         if (json == null || json.isNull()) return null;
         String type = Json.type(json, "post_processor");
         return switch (type) {
@@ -33,7 +32,7 @@ interface PostProcessor {
             }
             case "Sequence" -> {
                 List<PostProcessor> parts = new ArrayList<>();
-                for (JsonNode n : Json.array(json, "processors")) parts.add(fromJson(n, tokenIds));
+                for (JsonNode n : Json.array(json, "processors")) parts.add(fromJson(n));
                 yield ids -> {
                     for (PostProcessor p : parts) ids = p.process(ids);
                     return ids;

@@ -58,6 +58,7 @@ public final class Tokenizer {
             added.add(token);
             maxId = Math.max(maxId, token.id());
         }
+        if (maxId >= 1 << 26) throw new AyaException("token id " + maxId + " is implausibly large");
         idToToken = new String[maxId + 1];
         special = new boolean[maxId + 1];
         for (Map.Entry<String, Integer> e : model.vocab.entrySet()) idToToken[e.getValue()] = e.getKey();
@@ -72,9 +73,7 @@ public final class Tokenizer {
             else if (t.normalized()) normalizedAdded.add(t, t.content());
             else rawAdded.add(t, t.content());
         }
-        Map<String, Integer> allIds = new HashMap<>(model.vocab);
-        allIds.putAll(addedIds);
-        postProcessor = PostProcessor.fromJson(root.get("post_processor"), allIds);
+        postProcessor = PostProcessor.fromJson(root.get("post_processor"));
     }
 
     /** Loads a tokenizer.json; a missing or malformed file is an AyaException naming the file and the problem. */

@@ -18,8 +18,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The tensors of a Hugging Face checkpoint directory: {@code model.safetensors}, or the shards named by
- * {@code model.safetensors.index.json}. Every file is memory-mapped into one shared arena; tensors are
+ * The tensors of a Hugging Face checkpoint directory: {@code model.safetensors}, else the shards named by
+ * {@code model.safetensors.index.json} (the order transformers uses). Every file is memory-mapped into one shared arena; tensors are
  * views into the mappings, valid until {@link #close()}.
  */
 public final class Checkpoint implements AutoCloseable {
@@ -57,12 +57,13 @@ public final class Checkpoint implements AutoCloseable {
         try {
             Path index = dir.resolve(INDEX_FILE);
             Path single = dir.resolve(SINGLE_FILE);
-            if (Files.isRegularFile(index)) {
-                return openSharded(dir, index, arena);
-            }
+            // transformers looks for the single file first, then the index
             if (Files.isRegularFile(single)) {
                 SafetensorsFile f = SafetensorsFile.open(single, arena);
                 return new Checkpoint(arena, f.tensors(), single.toString(), List.of(FileStamp.of(single)));
+            }
+            if (Files.isRegularFile(index)) {
+                return openSharded(dir, index, arena);
             }
             throw new AyaException(dir + ": no " + SINGLE_FILE + " or " + INDEX_FILE + " in the model directory");
         } catch (RuntimeException e) {

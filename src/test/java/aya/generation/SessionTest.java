@@ -101,6 +101,33 @@ class SessionTest {
     }
 
     @Test
+    void theIteratorFormGivesTheSameTokensAndCanBeLeftEarly() {
+        JsonNode c = testCase("raw_long");
+        int[] prompt = ints(c.get("prompt_ids"));
+        GenerationSettings settings = new GenerationSettings(GenerationSettings.greedy(1).sampling(), 40, List.of(), true);
+        try (Session s = model.newSession()) {
+            Session.Generation g = s.start(prompt, settings);
+            assertThrows(IllegalStateException.class, g::result, "not finished yet");
+            List<Integer> ids = new ArrayList<>();
+            StringBuilder text = new StringBuilder();
+            while (g.hasNext()) {
+                Session.Token t = g.next();
+                if (t.id() >= 0) ids.add(t.id());
+                text.append(t.text());
+            }
+            assertArrayEquals(ints(c.get("ids")), ids.stream().mapToInt(Integer::intValue).toArray());
+            assertEquals(c.get("text").asText(), text.toString());
+            assertEquals(StopReason.MAX_TOKENS, g.result().stopReason());
+
+            // leave a generation after 3 tokens: the session stays consistent for the next one
+            Session.Generation partial = s.start(prompt, settings);
+            for (int i = 0; i < 3; i++) partial.next();
+            GenerationResult again = s.generate(prompt, settings, TokenListener.NONE);
+            assertArrayEquals(ints(c.get("ids")), again.ids());
+        }
+    }
+
+    @Test
     void neverChoosesIdsBeyondTheTokenizer() {
         // the fixture's extra output rows would win an unrestricted argmax at every step (checked by the script)
         int tokVocab = REFERENCE.get("meta").get("tokenizer_vocab").asInt();

@@ -130,6 +130,45 @@ class JavaKernelsTest {
         assertArrayEquals(new float[] {3, 4, 3, 4, 5, 6, 5, 6}, read(out, 8));
     }
 
+    /** Any split of the work items (as the thread pool makes) gives the per-head scalar result; GQA groups of 3. */
+    @Test
+    void attentionMatchesAScalarReferenceForEverySplitOfTheItems() {
+        int tokens = 3, heads = 6, kvHeads = 2, hd = 5, capacity = 7, window = 4, pos0 = 9;
+        Random rnd = new Random(3);
+        float[] qs = new float[tokens * heads * hd], ks = new float[capacity * kvHeads * hd], vs = new float[capacity * kvHeads * hd];
+        for (int i = 0; i < qs.length; i++) qs[i] = (float) rnd.nextGaussian();
+        for (int i = 0; i < ks.length; i++) { ks[i] = (float) rnd.nextGaussian(); vs[i] = (float) rnd.nextGaussian(); }
+        float[] expect = new float[qs.length];
+        for (int t = 0; t < tokens; t++) {
+            for (int h = 0; h < heads; h++) {
+                int pos = pos0 + t, kv = h / (heads / kvHeads);
+                double[] w = new double[window];
+                double max = Double.NEGATIVE_INFINITY, sum = 0;
+                for (int k = pos - window + 1, i = 0; k <= pos; k++, i++) {
+                    int slot = k % capacity;
+                    double s = 0;
+                    for (int d = 0; d < hd; d++) s += qs[(t * heads + h) * hd + d] * ks[(slot * kvHeads + kv) * hd + d];
+                    w[i] = s * 0.3;
+                    max = Math.max(max, w[i]);
+                }
+                for (int i = 0; i < window; i++) { w[i] = Math.exp(w[i] - max); sum += w[i]; }
+                for (int k = pos - window + 1, i = 0; k <= pos; k++, i++) {
+                    int slot = k % capacity;
+                    for (int d = 0; d < hd; d++) expect[(t * heads + h) * hd + d] += (float) (w[i] / sum * vs[(slot * kvHeads + kv) * hd + d]);
+                }
+            }
+        }
+        int items = tokens * heads;
+        for (int split : new int[] {1, 2, 4, 5, items}) {
+            MemorySegment out = f32(new float[qs.length]);
+            for (int from = 0; from < items; from += split) {
+                k.attention(f32(qs), f32(ks), f32(vs), out, tokens, pos0, heads, kvHeads, hd, capacity, window, 0.3f,
+                        f32(new float[capacity]), from, Math.min(items, from + split));
+            }
+            assertArrayEquals(expect, read(out, qs.length), 1e-5f, "split " + split);
+        }
+    }
+
     @Test
     void matmulMatchesScalarLoopsInEveryDtypeAndShape() {
         Random rnd = new Random(7);

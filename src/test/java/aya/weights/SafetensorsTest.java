@@ -222,6 +222,13 @@ class SafetensorsTest {
     }
 
     @Test
+    void singleFileWinsOverAnIndexLikeTransformers(@TempDir Path dir) throws IOException {
+        copyFixture("f32-tied", dir);
+        Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": {\"x\": \"missing.safetensors\"}}");
+        AyaForward.load(dir, new JavaKernels(), 1).close();
+    }
+
+    @Test
     void indexNotJson(@TempDir Path dir) throws IOException {
         copyFixture("bf16-untied-sharded", dir);
         Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": ");
