@@ -72,11 +72,30 @@ class QuantCliTest {
     }
 
     @Test
+    void generateWithQuantQ4WritesTheCacheAndRuns(@TempDir Path tmp) throws IOException {
+        String fixture = "hd128-oldconfig";
+        Path dir = copy(ModelFixtures.dir(fixture), tmp.resolve("model"));
+        var g = ModelFixtures.greedy(fixture);
+        PrintStream oldOut = System.out;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        try {
+            assertEquals(0, Main.run("generate", "--model", dir.toString(), "--ids", ModelFixtures.csv(ModelFixtures.ints(g.get("prompt"))),
+                    "--max-tokens", "4", "--temperature", "0", "--print-ids", "--ignore-eos", "--backend", "java", "--quant", "q4_0"), stderr());
+        } finally {
+            System.setOut(oldOut);
+        }
+        assertEquals(4, out.toString(StandardCharsets.UTF_8).strip().split(",").length, out.toString(StandardCharsets.UTF_8));
+        assertTrue(Files.isRegularFile(dir.resolve("aya-cache/model-q4_0.safetensors")));
+    }
+
+    @Test
     void badQuantIsOneLineExitTwo(@TempDir Path tmp) {
         String model = ModelFixtures.dir("f32-tied").toString();
         for (String[] args : new String[][]{
                 {"logits", "--model", model, "--ids", "1,2", "--output", tmp.resolve("x.npy").toString(), "--quant", "q5_1"},
-                {"bench", "--model", model, "--quant", "int8", "--gen-tokens", "1", "--prompt-tokens", "0"}}) {
+                {"bench", "--model", model, "--quant", "int8", "--gen-tokens", "1", "--prompt-tokens", "0"},
+                {"generate", "--model", model, "--ids", "1,2", "--quant", "Q2_K"}}) {
             err.reset();
             assertEquals(2, Main.run(args), stderr());
             String e = stderr().strip();
