@@ -429,9 +429,7 @@ public final class JavaKernels implements Kernels {
     @Override
     public void embed(WeightType type, MemorySegment table, long row, int dim, MemorySegment out) {
         if (type.quantized()) {
-            float[] values = new float[dim];
-            Quant.dequantizeRow(type, table, row * type.rowBytes(dim), dim, values, 0);
-            MemorySegment.copy(values, 0, out, F32, 0, dim);
+            Quant.dequantizeRowInto(type, table, row, dim, out);
             return;
         }
         for (int i = 0; i < dim; i++) {

@@ -107,9 +107,7 @@ public final class NativeKernels implements Kernels {
             case F16 -> aya_embed_f16_f32(table, row, dim, out);
             case BF16 -> aya_embed_bf16_f32(table, row, dim, out);
             case Q8_0, Q4_0 -> { // one row per token: dequantized in Java, no native entry point needed
-                float[] values = new float[dim];
-                Quant.dequantizeRow(type, table, row * type.rowBytes(dim), dim, values, 0);
-                MemorySegment.copy(values, 0, out, java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, 0, dim);
+                Quant.dequantizeRowInto(type, table, row, dim, out);
             }
         }
     }

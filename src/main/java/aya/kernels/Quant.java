@@ -99,6 +99,19 @@ public final class Quant {
         quantizeRow(type, scratch, 0, cols, dst, dstOff);
     }
 
+    private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** Row {@code row} of a [rows, dim] matrix of {@code type} blocks, dequantized into out (f32, native order). */
+    static void dequantizeRowInto(WeightType type, MemorySegment table, long row, int dim, MemorySegment out) {
+        float[] values = ROW.get();
+        if (values.length < dim) {
+            values = new float[dim];
+            ROW.set(values); // kept per thread: no allocation per token
+        }
+        dequantizeRow(type, table, row * type.rowBytes(dim), dim, values, 0);
+        MemorySegment.copy(values, 0, out, F32, 0, dim);
+    }
+
     /** out[outOff, outOff + n) = the n weights of {@code type} blocks starting at byte {@code at} of src, as f32. */
     public static void dequantizeRow(WeightType type, MemorySegment src, long at, int n, float[] out, int outOff) {
         checkBlocks(n);
