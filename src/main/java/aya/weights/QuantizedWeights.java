@@ -9,9 +9,12 @@ import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
@@ -29,7 +32,8 @@ import java.util.stream.IntStream;
  * file: each matrix [rows, cols] is a U8 tensor [rows, rowBytes] of GGUF blocks, and {@code __metadata__} records the
  * format, the quantized type and the name, size and modification time of every source file. A cache whose record
  * differs (the checkpoint changed), that misses a tensor or has a wrong shape, or that cannot be read is rebuilt; it is
- * written to a temporary file and renamed, so a crash never leaves a half-written cache.
+ * written to a temporary file and renamed, so a crash never leaves a half-written cache, under a file lock, so two
+ * processes loading the same model quantize it once.
  *
  * <p>Matrices whose row length is not a multiple of 32 cannot be blocked and keep their original type.
  */
@@ -90,6 +94,21 @@ public final class QuantizedWeights {
             }
             return new Result(out, null, true);
         }
+        // One process quantizes at a time: the others wait on the lock, then find the finished cache.
+        Path lockFile = target.resolveSibling("." + target.getFileName() + ".lock");
+        try (FileChannel lockChannel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+             FileLock ignored = lockChannel.lock()) {
+            if (Files.isRegularFile(target) && check(target, expected, sources, type) == null) {
+                return new Result(map(target, checkpoint, type), target, false);
+            }
+            return build(target, checkpoint, type, sources, expected, log);
+        } catch (IOException e) {
+            throw new AyaException("cannot lock " + lockFile + ": " + e.getMessage());
+        }
+    }
+
+    private static Result build(Path target, Checkpoint checkpoint, WeightType type, Map<String, Tensor> sources,
+                                Map<String, String> expected, PrintStream log) {
         long start = System.nanoTime();
         log.println("aya: quantizing " + sources.size() + " matrices to " + type.tag + " into " + target);
         SafetensorsWriter writer = new SafetensorsWriter();
