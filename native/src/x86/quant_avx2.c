@@ -2,7 +2,7 @@
  * Q8_0 (aya_quantize_activations, shared with the scalar code), then for each 32-weight block
  *   |w| (vpsignb) x sign-adjusted x (vpsignb) -> vpmaddubsw (u8 x s8 pairs -> s16) -> vpmaddwd by 1 (-> s32)
  * is the exact integer dot product, converted to f32 and FMA'd with d_w * d_x. Two rows share each activation load
- * and decode prefetches ahead in each row, so the weights stream at memory bandwidth. */
+ * and decode prefetches ahead in each row. Block scales widen with F16C (vcvtph2ps), exact like aya_f16_to_f32. */
 #include <immintrin.h>
 
 #include "kernels_internal.h"
@@ -48,12 +48,12 @@ AYA_ALWAYS_INLINE void dot_rows(int q4, const uint8_t *w, size_t row_bytes, cons
         const uint8_t *b0 = w + (size_t) b * bb;
         if (prefetch) _mm_prefetch((const char *) b0 + PREFETCH_BYTES, _MM_HINT_T0);
         __m256 p0 = _mm256_cvtepi32_ps(dot32(load_block(q4, b0), x));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(aya_f16_to_f32(aya_load_u16(b0)) * xs[b]), p0, acc0);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(aya_load_u16(b0)) * xs[b]), p0, acc0);
         if (R == 2) {
             const uint8_t *b1 = b0 + row_bytes;
             if (prefetch) _mm_prefetch((const char *) b1 + PREFETCH_BYTES, _MM_HINT_T0);
             __m256 p1 = _mm256_cvtepi32_ps(dot32(load_block(q4, b1), x));
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(aya_f16_to_f32(aya_load_u16(b1)) * xs[b]), p1, acc1);
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(aya_load_u16(b1)) * xs[b]), p1, acc1);
         }
     }
     out[0] = hsum(acc0);
