@@ -26,8 +26,8 @@ enum aya_weight_type {
     AYA_WEIGHT_F32  = 0,
     AYA_WEIGHT_F16  = 1,
     AYA_WEIGHT_BF16 = 2,
-    AYA_WEIGHT_Q8_0 = 3, /* reserved: 32 weights = f16 scale + 32 int8 (kernels come later) */
-    AYA_WEIGHT_Q4_0 = 4  /* reserved: 32 weights = f16 scale + 16 bytes of 4-bit values, offset 8 */
+    AYA_WEIGHT_Q8_0 = 3, /* blocks of 32 weights: f16 scale + 32 int8 (GGUF Q8_0) */
+    AYA_WEIGHT_Q4_0 = 4  /* blocks of 32 weights: f16 scale + 16 bytes, byte j = element j | element j+16 << 4, offset 8 (GGUF Q4_0) */
 };
 
 /* Result codes of aya_init / aya_set_isa. */
@@ -58,13 +58,20 @@ int32_t aya_isa_available(const char *name);
 
 /* ---- matrix products: out[t*out_stride + r] = sum_i w[r, i] * x[t*in_dim + i], t < tokens, row_start <= r < row_end ----
  * w is the whole [rows, in_dim] matrix; x is [tokens, in_dim]. tokens == 1 is decode (matrix-vector), tokens > 1 prefill.
- * Activations stay f32: 16-bit weights are widened to f32 exactly, products and sums are f32.
- * (Q8_0 / Q4_0 entry points, aya_matmul_q8_0_f32 and aya_matmul_q4_0_f32, will take const void *w.) */
+ * Activations stay f32: 16-bit weights are widened to f32 exactly, products and sums are f32. */
 void aya_matmul_f32_f32(const float *w, const float *x, float *out,
                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_f16_f32(const uint16_t *w, const float *x, float *out,
                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_bf16_f32(const uint16_t *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
+
+/* ---- quantized weights: w is rows of in_dim / 32 blocks (Q8_0: 34 bytes, Q4_0: 18 bytes), in_dim a multiple of 32.
+ * Like llama.cpp, each token of x is first quantized to Q8_0 (d = max|x| / 127 rounded to f16, q = roundf(x / d)),
+ * then every block pair is an exact integer dot product scaled by d_w * d_x and summed in f32. ---- */
+void aya_matmul_q8_0_f32(const void *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q4_0_f32(const void *w, const float *x, float *out,
                          int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
 
 /* ---- embedding lookup: out[i] = f32(table[row, i]) for i < dim ---- */

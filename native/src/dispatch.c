@@ -119,6 +119,16 @@ void aya_matmul_bf16_f32(const uint16_t *w, const float *x, float *out,
     active->matmul[AYA_WEIGHT_BF16](w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
+void aya_matmul_q8_0_f32(const void *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
+    active->matmul[AYA_WEIGHT_Q8_0](w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+void aya_matmul_q4_0_f32(const void *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
+    active->matmul[AYA_WEIGHT_Q4_0](w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
 void aya_embed_f32_f32(const float *table, int64_t row, int32_t dim, float *out) {
     active->embed[AYA_WEIGHT_F32](table, row, dim, out);
 }

@@ -12,7 +12,7 @@ typedef void (*aya_matmul_fn)(const void *w, const float *x, float *out,
                               int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
 typedef void (*aya_embed_fn)(const void *table, int64_t row, int32_t dim, float *out);
 
-/* One instruction set's kernels. Indexed by enum aya_weight_type where per-type; NULL = not implemented (Q8_0/Q4_0 for now). */
+/* One instruction set's kernels. Indexed by enum aya_weight_type where per-type (embed: NULL for Q8_0/Q4_0, which Java dequantizes). */
 typedef struct aya_kernel_table {
     const char   *isa;
     aya_matmul_fn matmul[5];
@@ -55,6 +55,56 @@ void aya_attention_generic(const float *q, const float *k_cache, const float *v_
                            int32_t item_start, int32_t item_end);
 void aya_swiglu_generic(float *gate, const float *up, int64_t start, int64_t end);
 void aya_softmax_generic(float *x, int32_t n);
+
+/* ---- quantized weights (GGUF Q8_0 / Q4_0 blocks of 32: fp16 scale, then 32 int8 or 16 bytes of nibbles) ---- */
+enum { AYA_QK = 32, AYA_Q8_0_BYTES = 34, AYA_Q4_0_BYTES = 18 };
+enum { AYA_Q_ROW_TILE = 16 }; /* weight rows kept hot in L1/L2 while every token of a prefill passes over them */
+
+void aya_matmul_q8_0_generic(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                             int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q4_0_generic(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                             int32_t out_stride, int32_t row_start, int32_t row_end);
+#if defined(__x86_64__) || defined(_M_X64)
+void aya_matmul_q8_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                          int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q4_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                          int32_t out_stride, int32_t row_start, int32_t row_end);
+#endif
+
+/* Quantizes x [tokens, in_dim] (in_dim a multiple of 32) to Q8_0 values (returned) and per-block scales (*scales,
+ * already rounded through fp16), in buffers private to the calling thread and valid until its next call.
+ * Returns NULL if memory runs out. Every ISA uses this one function, so all quantize activations identically. */
+int8_t *aya_quantize_activations(const float *x, int32_t tokens, int32_t in_dim, float **scales);
+
+static inline uint16_t aya_load_u16(const uint8_t *p) {
+    return (uint16_t) (p[0] | (p[1] << 8)); /* little-endian, any alignment */
+}
+
+/* f32 to IEEE half, round to nearest even (as GGML_FP32_TO_FP16 and Java's Float.floatToFloat16); overflow gives inf. */
+static inline uint16_t aya_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = x & 0x80000000u;
+    x ^= sign;
+    uint16_t h;
+    if (x >= (143u << 23)) {                 /* >= 65536 after rounding range, inf or NaN */
+        h = x > (255u << 23) ? 0x7e00 : 0x7c00;
+    } else if (x < (113u << 23)) {           /* below 2^-14: f16 subnormal; let an f32 add do the rounding */
+        const uint32_t magic_bits = (uint32_t) ((127 - 15) + (23 - 10) + 1) << 23; /* 0.5f: ulp = 2^-24 */
+        float v, magic;
+        memcpy(&v, &x, sizeof v);
+        memcpy(&magic, &magic_bits, sizeof magic);
+        v += magic;
+        uint32_t r;
+        memcpy(&r, &v, sizeof r);
+        h = (uint16_t) (r - magic_bits);
+    } else {                                 /* normal: rebias and round the 13 dropped bits to nearest even */
+        uint32_t odd = (x >> 13) & 1u;
+        x += ((uint32_t) (15 - 127) << 23) + 0xfffu + odd;
+        h = (uint16_t) (x >> 13);
+    }
+    return (uint16_t) (h | (sign >> 16));
+}
 
 /* bf16 is the top half of an f32: widening is exact. */
 static inline float aya_bf16_to_f32(uint16_t h) {

@@ -149,7 +149,7 @@ void aya_softmax_neon(float *x, int32_t n);
 
 const aya_kernel_table aya_table_neon = {
     .isa = "neon",
-    .matmul = { matmul_f32_neon, matmul_f16_neon, matmul_bf16_neon, NULL, NULL },
+    .matmul = { matmul_f32_neon, matmul_f16_neon, matmul_bf16_neon, aya_matmul_q8_0_generic, aya_matmul_q4_0_generic },
     .embed = { aya_embed_f32_generic, embed_f16_neon, embed_bf16_neon, NULL, NULL },
     .layernorm = aya_layernorm_neon,
     .rope_interleaved = aya_rope_interleaved_generic, /* a few thousand multiplies per token: not worth SIMD */

@@ -112,7 +112,7 @@ void aya_softmax_generic(float *x, int32_t n) {
 
 const aya_kernel_table aya_table_generic = {
     .isa = "scalar",
-    .matmul = { aya_matmul_f32_generic, aya_matmul_f16_generic, aya_matmul_bf16_generic, NULL, NULL },
+    .matmul = { aya_matmul_f32_generic, aya_matmul_f16_generic, aya_matmul_bf16_generic, aya_matmul_q8_0_generic, aya_matmul_q4_0_generic },
     .embed = { aya_embed_f32_generic, aya_embed_f16_generic, aya_embed_bf16_generic, NULL, NULL },
     .layernorm = aya_layernorm_generic,
     .rope_interleaved = aya_rope_interleaved_generic,

@@ -301,7 +301,7 @@ void aya_softmax_avx2(float *x, int32_t n);
 
 const aya_kernel_table aya_table_avx2 = {
     .isa = "avx2",
-    .matmul = { matmul_f32_avx2, matmul_f16_avx2, matmul_bf16_avx2, NULL, NULL },
+    .matmul = { matmul_f32_avx2, matmul_f16_avx2, matmul_bf16_avx2, aya_matmul_q8_0_avx2, aya_matmul_q4_0_avx2 },
     .embed = { aya_embed_f32_generic, embed_f16_avx2, embed_bf16_avx2, NULL, NULL },
     .layernorm = aya_layernorm_avx2,
     .rope_interleaved = aya_rope_interleaved_generic, /* a few thousand multiplies per token: not worth SIMD */

@@ -4,6 +4,7 @@ import aya.AyaException;
 import aya.config.ModelConfig;
 import aya.kernels.Backend;
 import aya.kernels.Kernels;
+import aya.kernels.WeightType;
 import aya.model.AyaForward;
 import aya.weights.Tensor;
 
@@ -22,10 +23,15 @@ public final class BenchTargets {
      * threads and a state holding {@code context} positions.
      */
     public static BenchTarget load(Path model, String backend, int threads, int context) {
+        return load(model, backend, threads, context, null);
+    }
+
+    /** Like {@link #load(Path, String, int, int)} with the weight matrices quantized to {@code quant} (null: as stored). */
+    public static BenchTarget load(Path model, String backend, int threads, int context, WeightType quant) {
         Kernels kernels = Backend.open(backend);
         AyaForward forward;
         try {
-            forward = AyaForward.load(model, kernels, threads);
+            forward = AyaForward.load(model, kernels, threads, quant);
         } catch (RuntimeException e) {
             kernels.close();
             throw e;

@@ -6,6 +6,7 @@ import aya.bench.BenchReport;
 import aya.bench.BenchResult;
 import aya.bench.BenchRunner;
 import aya.bench.BenchTargets;
+import aya.kernels.WeightType;
 import aya.kernels.Parallel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -47,6 +48,10 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--reps", defaultValue = "3", paramLabel = "R", description = "Repetitions. Default: ${DEFAULT-VALUE}.")
     int reps;
+
+    @Option(names = "--quant", paramLabel = "TYPE",
+            description = "Quantize the weights at load: q8_0 or q4_0 (cached next to the model). Default: the checkpoint's types.")
+    String quant;
 
     @Option(names = "--json", description = "Print one JSON object per line per backend instead of the table.")
     boolean json;
@@ -93,11 +98,12 @@ public final class BenchCommand implements Callable<Integer> {
             case "both" -> List.of("java", "native");
             default -> throw new AyaException("unknown --backend '" + backend + "' (expected java, native or both)");
         };
+        WeightType quantType = ModelOptions.parseQuant(quant);
         List<BenchRunner.Loader> loaders = new ArrayList<>();
         // positions used: the warm-up (64 tokens) and the tests, all starting at the depth
         int context = depth + Math.max(64, Math.max(promptTokens, genTokens)) + 1;
         for (String b : backends) {
-            loaders.add(new BenchRunner.Loader(b, () -> BenchTargets.load(model, b, nThreads, context)));
+            loaders.add(new BenchRunner.Loader(b, () -> BenchTargets.load(model, b, nThreads, context, quantType)));
         }
         BenchRunner.Settings settings = new BenchRunner.Settings(model.toString(), promptTokens, genTokens, depth, reps,
                 nThreads, bandwidthBytes, 42);

@@ -23,6 +23,10 @@ final class GenerationOptions {
             description = "Kernels: java, native or auto (native, else java with a warning). Default: ${DEFAULT-VALUE}.")
     String backend;
 
+    @Option(names = "--quant", paramLabel = "TYPE",
+            description = "Quantize the weight matrices at load: q8_0 or q4_0 (cached in <model>/aya-cache). Default: as stored.")
+    String quant;
+
     @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "Worker threads (default: available cores).")
     Integer threads;
 
@@ -69,7 +73,8 @@ final class GenerationOptions {
         if (context != null && context < 1) {
             throw new AyaException("--context must be at least 1, got " + context);
         }
-        return AyaModel.load(model, new AyaModel.Options(backend, threads == null ? 0 : threads, System.err));
+        return AyaModel.load(model, new AyaModel.Options(backend, threads == null ? 0 : threads, System.err,
+                ModelOptions.parseQuant(quant)));
     }
 
     /** The context to use: --context, else the model's default. */

@@ -3,6 +3,7 @@ package aya.cli;
 import aya.AyaException;
 import aya.kernels.Backend;
 import aya.kernels.Parallel;
+import aya.kernels.WeightType;
 import aya.model.AyaForward;
 import picocli.CommandLine.Option;
 
@@ -27,6 +28,23 @@ final class ModelOptions {
             description = "Context length (KV-cache positions); default: what the command needs, capped by max_position_embeddings.")
     Integer context;
 
+    @Option(names = "--quant", paramLabel = "TYPE",
+            description = "Quantize the weight matrices at load: q8_0 or q4_0 (GGUF numerics; cached in <model>/aya-cache). "
+                    + "Default: the checkpoint's own types.")
+    String quant;
+
+    /** The --quant type, or null when not given; a one-line error for anything but q8_0 / q4_0. */
+    static WeightType parseQuant(String quant) {
+        if (quant == null || quant.equalsIgnoreCase("none")) {
+            return null;
+        }
+        WeightType t = WeightType.quantizedNamed(quant);
+        if (t == null) {
+            throw new AyaException("--quant '" + quant + "': expected q8_0 or q4_0");
+        }
+        return t;
+    }
+
     /** Loads the model: checks the directory, opens the backend, maps and validates the weights. */
     AyaForward load() {
         if (!Files.isDirectory(model)) {
@@ -39,7 +57,8 @@ final class ModelOptions {
         if (context != null && context < 1) {
             throw new AyaException("--context must be at least 1, got " + context);
         }
-        AyaForward loaded = AyaForward.load(model, Backend.open(backend), n); // the model closes the kernels, also on failure
+        WeightType quantType = parseQuant(quant);
+        AyaForward loaded = AyaForward.load(model, Backend.open(backend), n, quantType); // the model closes the kernels, also on failure
         int maxPos = loaded.config().maxPositionEmbeddings();
         if (context != null && context > maxPos) {
             loaded.close();

@@ -7,6 +7,7 @@ import aya.hub.HubSettings;
 import aya.hub.ModelLocator;
 import aya.kernels.Backend;
 import aya.kernels.Parallel;
+import aya.kernels.WeightType;
 import aya.model.AyaForward;
 import aya.sampling.SamplerSettings;
 import aya.tokenizer.ChatTemplate;
@@ -50,12 +51,19 @@ public final class AyaModel implements AutoCloseable {
      * @param backend kernels: "java", "native" or "auto"
      * @param threads worker threads (0 = the cores available)
      * @param log     where hub downloads and load progress go (null = silent)
+     * @param quant   quantize the weight matrices at load to Q8_0 or Q4_0 (cached next to the model), or null to
+     *                run them in the checkpoint's own type
      */
-    public record Options(String backend, int threads, PrintStream log) {
+    public record Options(String backend, int threads, PrintStream log, WeightType quant) {
         public static final Options DEFAULT = new Options("auto", 0, System.err);
 
         public Options {
             if (threads < 0 || threads > 1024) throw new AyaException("threads must be between 1 and 1024, got " + threads);
+            if (quant != null && !quant.quantized()) throw new AyaException("quant must be Q8_0 or Q4_0, got " + quant);
+        }
+
+        public Options(String backend, int threads, PrintStream log) {
+            this(backend, threads, log, null);
         }
     }
 
@@ -112,7 +120,7 @@ public final class AyaModel implements AutoCloseable {
         Path tokenizerFile = dir.resolve("tokenizer.json");
         Tokenizer tokenizer = Files.exists(tokenizerFile) ? Tokenizer.load(tokenizerFile) : null;
         ChatTemplate template = tokenizer == null ? null : ChatTemplate.load(dir, tokenizer).orElse(null);
-        AyaForward forward = AyaForward.load(dir, Backend.open(options.backend()), threads); // closes the kernels if it fails
+        AyaForward forward = AyaForward.load(dir, Backend.open(options.backend()), threads, options.quant()); // closes the kernels if it fails
         try {
             readIn(forward, progress);
             GenerationConfig gen = GenerationConfig.load(dir, forward.config());

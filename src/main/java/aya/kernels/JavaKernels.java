@@ -1,5 +1,6 @@
 package aya.kernels;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -49,7 +50,8 @@ public final class JavaKernels implements Kernels {
     public void matmul(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
                        int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
         if (type.quantized()) {
-            throw new UnsupportedOperationException("the java backend does not read " + type + " weights yet");
+            matmulQuantized(type, w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            return;
         }
         if (tokens == 1 && type != WeightType.F16) {
             matvec(type, w, x, out, inDim, rowStart, rowEnd);
@@ -306,10 +308,132 @@ public final class JavaKernels implements Kernels {
         }
     }
 
+    // ---------------------------------------------------------------------------------------------- quantized
+
+    /** Per-thread Q8_0 copy of the activations: int8 values [tokens * inDim] and block scales [tokens * inDim / 32]. */
+    private static final ThreadLocal<byte[]> X_QUANTS = ThreadLocal.withInitial(() -> new byte[0]);
+    private static final ThreadLocal<float[]> X_SCALES = ThreadLocal.withInitial(() -> new float[0]);
+    /** Rows of a quantized matrix kept hot (L1/L2) while every token of a prefill passes over them. */
+    private static final int Q_ROW_TILE = 16;
+    /** Integer dot products need 256-bit shorts (16 lanes); narrower machines take the scalar loop. */
+    private static final boolean Q_VECTOR = F.vectorBitSize() >= 256;
+    private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
+    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
+
+    /**
+     * Q8_0 / Q4_0 weights, like llama.cpp: each token's activations are quantized to Q8_0 blocks, every block pair is
+     * an exact integer dot product, scaled by (weight scale x activation scale) and summed in f32.
+     */
+    private static void matmulQuantized(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
+                                        int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
+        int blocks = inDim / Quant.BLOCK;
+        if (blocks * Quant.BLOCK != inDim) {
+            throw new IllegalArgumentException(type + " rows need a multiple of 32 weights, got " + inDim);
+        }
+        byte[] xq = X_QUANTS.get();
+        float[] xs = X_SCALES.get();
+        if (xq.length < tokens * inDim) {
+            xq = new byte[tokens * inDim];
+            xs = new float[tokens * blocks];
+            X_QUANTS.set(xq);
+            X_SCALES.set(xs);
+        }
+        for (int t = 0; t < tokens; t++) {
+            Quant.quantizeActivations(x, (long) t * inDim, inDim, xq, t * inDim, xs, t * blocks);
+        }
+        long rowBytes = type.rowBytes(inDim);
+        boolean q8 = type == WeightType.Q8_0;
+        for (int r0 = rowStart; r0 < rowEnd; r0 += Q_ROW_TILE) {
+            int r1 = Math.min(rowEnd, r0 + Q_ROW_TILE);
+            for (int t = 0; t < tokens; t++) {
+                for (int r = r0; r < r1; r++) {
+                    long row = r * rowBytes;
+                    float s = q8 ? dotQ8_0(w, row, xq, xs, t * inDim, t * blocks, blocks)
+                                 : dotQ4_0(w, row, xq, xs, t * inDim, t * blocks, blocks);
+                    out.setAtIndex(F32, (long) t * outStride + r, s);
+                }
+            }
+        }
+    }
+
+    /** Q8_0 row at byte {@code row} of w . quantized activations (values from xOff, scales from sOff). */
+    static float dotQ8_0(MemorySegment w, long row, byte[] xq, float[] xs, int xOff, int sOff, int blocks) {
+        if (!Q_VECTOR) {
+            return dotScalar(WeightType.Q8_0, w, row, xq, xs, xOff, sOff, blocks);
+        }
+        FloatVector acc = FloatVector.zero(F256);
+        for (int b = 0; b < blocks; b++) {
+            long at = row + (long) b * 34;
+            float d = Float.float16ToFloat(w.get(U16_LE, at)) * xs[sOff + b];
+            int xi = xOff + b * Quant.BLOCK;
+            ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at + 18, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector x0 = (ShortVector) ByteVector.fromArray(B128, xq, xi).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector x1 = (ShortVector) ByteVector.fromArray(B128, xq, xi + 16).convertShape(VectorOperators.B2S, S256, 0);
+            acc = blockSum(w0.mul(x0).add(w1.mul(x1))).fma(FloatVector.broadcast(F256, d), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** Q4_0 row at byte {@code row} of w . quantized activations: nibble j is element j, nibble j + 16 element j + 16. */
+    static float dotQ4_0(MemorySegment w, long row, byte[] xq, float[] xs, int xOff, int sOff, int blocks) {
+        if (!Q_VECTOR) {
+            return dotScalar(WeightType.Q4_0, w, row, xq, xs, xOff, sOff, blocks);
+        }
+        FloatVector acc = FloatVector.zero(F256);
+        for (int b = 0; b < blocks; b++) {
+            long at = row + (long) b * 18;
+            float d = Float.float16ToFloat(w.get(U16_LE, at)) * xs[sOff + b];
+            int xi = xOff + b * Quant.BLOCK;
+            ByteVector packed = ByteVector.fromMemorySegment(B128, w, at + 2, LE);
+            ByteVector lo = packed.and((byte) 0x0F).sub((byte) 8);
+            ByteVector hi = packed.lanewise(VectorOperators.LSHR, 4).sub((byte) 8); // LSHR on bytes is unsigned
+            ShortVector w0 = (ShortVector) lo.convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector w1 = (ShortVector) hi.convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector x0 = (ShortVector) ByteVector.fromArray(B128, xq, xi).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector x1 = (ShortVector) ByteVector.fromArray(B128, xq, xi + 16).convertShape(VectorOperators.B2S, S256, 0);
+            acc = blockSum(w0.mul(x0).add(w1.mul(x1))).fma(FloatVector.broadcast(F256, d), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** 16 short lanes (pairwise products, |v| <= 2 * 128 * 127 so no overflow) folded to 8 f32 lanes, exactly. */
+    private static FloatVector blockSum(ShortVector products) {
+        IntVector a = (IntVector) products.convertShape(VectorOperators.S2I, I256, 0);
+        IntVector b = (IntVector) products.convertShape(VectorOperators.S2I, I256, 1);
+        return (FloatVector) a.add(b).convertShape(VectorOperators.I2F, F256, 0);
+    }
+
+    /** The plain-loop version of the block dot products (no vectors). */
+    static float dotScalar(WeightType type, MemorySegment w, long row, byte[] xq, float[] xs, int xOff, int sOff, int blocks) {
+        float sum = 0;
+        for (int b = 0; b < blocks; b++) {
+            long at = row + (long) b * type.blockBytes;
+            int xi = xOff + b * Quant.BLOCK;
+            int dot = 0;
+            if (type == WeightType.Q8_0) {
+                for (int j = 0; j < Quant.BLOCK; j++) dot += w.get(ValueLayout.JAVA_BYTE, at + 2 + j) * xq[xi + j];
+            } else {
+                for (int j = 0; j < Quant.BLOCK / 2; j++) {
+                    int q = w.get(ValueLayout.JAVA_BYTE, at + 2 + j) & 0xFF;
+                    dot += ((q & 0x0F) - 8) * xq[xi + j] + ((q >>> 4) - 8) * xq[xi + j + Quant.BLOCK / 2];
+                }
+            }
+            sum += dot * (Float.float16ToFloat(w.get(U16_LE, at)) * xs[sOff + b]);
+        }
+        return sum;
+    }
+
     // ---------------------------------------------------------------------------------------------- small ops
 
     @Override
     public void embed(WeightType type, MemorySegment table, long row, int dim, MemorySegment out) {
+        if (type.quantized()) {
+            Quant.dequantizeRowInto(type, table, row, dim, out);
+            return;
+        }
         for (int i = 0; i < dim; i++) {
             out.setAtIndex(F32, i, weight(type, table, row * dim + i));
         }

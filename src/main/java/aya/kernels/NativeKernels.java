@@ -83,7 +83,7 @@ public final class NativeKernels implements Kernels {
             throw new IllegalArgumentException("matmul: bad sizes tokens=" + tokens + " inDim=" + inDim + " outStride="
                     + outStride + " rows=[" + rowStart + ", " + rowEnd + ")");
         }
-        need(w, rowEnd * type.rowBytes(inDim), "matmul weights");
+        need(w, rowEnd * type.rowBytes(inDim), "matmul weights"); // rowBytes also refuses a quantized inDim % 32 != 0
         aligned(w, elementBytes(type), "matmul weights");
         need(x, 4L * tokens * inDim, "matmul input");
         need(out, 4L * ((long) (tokens - 1) * outStride + rowEnd), "matmul output");
@@ -91,7 +91,8 @@ public final class NativeKernels implements Kernels {
             case F32 -> aya_matmul_f32_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
             case F16 -> aya_matmul_f16_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
             case BF16 -> aya_matmul_bf16_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
-            case Q8_0, Q4_0 -> throw new UnsupportedOperationException("native kernels for " + type + " weights are not written yet");
+            case Q8_0 -> aya_matmul_q8_0_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            case Q4_0 -> aya_matmul_q4_0_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
         }
     }
 
@@ -107,7 +108,9 @@ public final class NativeKernels implements Kernels {
             case F32 -> aya_embed_f32_f32(table, row, dim, out);
             case F16 -> aya_embed_f16_f32(table, row, dim, out);
             case BF16 -> aya_embed_bf16_f32(table, row, dim, out);
-            case Q8_0, Q4_0 -> throw new UnsupportedOperationException("native kernels for " + type + " weights are not written yet");
+            case Q8_0, Q4_0 -> { // one row per token: dequantized in Java, no native entry point needed
+                Quant.dequantizeRowInto(type, table, row, dim, out);
+            }
         }
     }
 

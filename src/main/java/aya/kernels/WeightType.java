@@ -36,12 +36,22 @@ public enum WeightType {
         return blockSize > 1;
     }
 
+    /** The quantized type named on the command line ({@code q8_0}, {@code q4_0}; any case), or null for anything else. */
+    public static WeightType quantizedNamed(String name) {
+        for (WeightType t : values()) {
+            if (t.quantized() && t.tag.equalsIgnoreCase(name)) return t;
+        }
+        return null;
+    }
+
     /** The type stored under a safetensors dtype tag, or null when this engine cannot read it. */
     public static WeightType fromSafetensors(String dtype) {
         return switch (dtype) {
             case "F32" -> F32;
             case "F16" -> F16;
             case "BF16" -> BF16;
+            case "Q8_0" -> Q8_0; // only from the quantized-weights cache (aya.weights.QuantizedWeights), never a file's dtype
+            case "Q4_0" -> Q4_0;
             default -> null;
         };
     }

@@ -6,6 +6,7 @@ import aya.kernels.Kernels;
 import aya.kernels.Parallel;
 import aya.kernels.WeightType;
 import aya.weights.Checkpoint;
+import aya.weights.QuantizedWeights;
 import aya.weights.Tensor;
 
 import java.lang.foreign.Arena;
@@ -13,6 +14,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * Tiny Aya (transformers' {@code Cohere2ForCausalLM}) forward pass, in llama2.c order:
@@ -71,39 +77,68 @@ public final class AyaForward implements AutoCloseable {
     private final Matrix head;      // [V, D] lm_head.weight, or embed when tied
     private final long weightBytes;
 
-    private AyaForward(ModelConfig config, Checkpoint checkpoint, Kernels kernels, Parallel pool) {
+    private final Map<String, Tensor> tensors; // the checkpoint's, with quantized matrices in place of their originals
+
+    private AyaForward(ModelConfig config, Checkpoint checkpoint, Kernels kernels, Parallel pool, Map<String, Tensor> quantized) {
         this.config = config;
         this.checkpoint = checkpoint;
         this.kernels = kernels;
         this.pool = pool;
+        Map<String, Tensor> all = new LinkedHashMap<>(checkpoint.tensors());
+        all.putAll(quantized);
+        this.tensors = Collections.unmodifiableMap(all);
         long d = config.hiddenSize(), ff = config.intermediateSize(), v = config.vocabSize();
         long q = config.qDim(), kv = config.kvDim();
-        this.embed = Matrix.of(checkpoint.tensor("model.embed_tokens.weight"), v, d);
+        this.embed = Matrix.of(matrix("model.embed_tokens.weight"), v, d);
         this.layers = new Layer[config.numLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = "model.layers." + i + ".";
             layers[i] = new Layer(
                     vector(p + "input_layernorm.weight", d),
-                    Matrix.of(checkpoint.tensor(p + "self_attn.q_proj.weight"), q, d),
-                    Matrix.of(checkpoint.tensor(p + "self_attn.k_proj.weight"), kv, d),
-                    Matrix.of(checkpoint.tensor(p + "self_attn.v_proj.weight"), kv, d),
-                    Matrix.of(checkpoint.tensor(p + "self_attn.o_proj.weight"), d, q),
-                    Matrix.of(checkpoint.tensor(p + "mlp.gate_proj.weight"), ff, d),
-                    Matrix.of(checkpoint.tensor(p + "mlp.up_proj.weight"), ff, d),
-                    Matrix.of(checkpoint.tensor(p + "mlp.down_proj.weight"), d, ff),
+                    Matrix.of(matrix(p + "self_attn.q_proj.weight"), q, d),
+                    Matrix.of(matrix(p + "self_attn.k_proj.weight"), kv, d),
+                    Matrix.of(matrix(p + "self_attn.v_proj.weight"), kv, d),
+                    Matrix.of(matrix(p + "self_attn.o_proj.weight"), d, q),
+                    Matrix.of(matrix(p + "mlp.gate_proj.weight"), ff, d),
+                    Matrix.of(matrix(p + "mlp.up_proj.weight"), ff, d),
+                    Matrix.of(matrix(p + "mlp.down_proj.weight"), d, ff),
                     config.isSliding(i));
         }
         this.finalNorm = vector("model.norm.weight", d);
         // Cohere: the output head is the embedding table unless the config unties it. Like transformers, a checkpoint
         // that still holds lm_head.weight uses it even when tied (transformers only ties when the file has no head).
         this.head = checkpoint.has("lm_head.weight") || !config.tieWordEmbeddings()
-                ? Matrix.of(checkpoint.tensor("lm_head.weight"), v, d)
+                ? Matrix.of(matrix("lm_head.weight"), v, d)
                 : embed;
         long bytes = 0;
-        for (Tensor t : checkpoint.tensors().values()) {
+        for (Tensor t : tensors.values()) {
             bytes += t.data().byteSize();
         }
         this.weightBytes = bytes;
+    }
+
+    /** A weight matrix by name: its quantized version when there is one, else the checkpoint's tensor. */
+    private Tensor matrix(String name) {
+        Tensor t = tensors.get(name);
+        return t != null ? t : checkpoint.tensor(name); // the checkpoint names the file in its missing-tensor error
+    }
+
+    /** Names of the weight matrices the model multiplies by (the ones --quant converts); norms are not among them. */
+    static List<String> matrixNames(ModelConfig config, Checkpoint checkpoint) {
+        List<String> names = new ArrayList<>();
+        names.add("model.embed_tokens.weight");
+        for (int i = 0; i < config.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            for (String m : List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")) {
+                names.add(p + m + ".weight");
+            }
+        }
+        if (checkpoint.has("lm_head.weight") || !config.tieWordEmbeddings()) {
+            names.add("lm_head.weight");
+        }
+        names.removeIf(n -> !checkpoint.has(n)); // a missing tensor is reported by name when the model is built
+        return names;
     }
 
     /** A 1-D weight (LayerNorm) as f32, converted once at load: the kernels read norms in f32. */
@@ -120,6 +155,15 @@ public final class AyaForward implements AutoCloseable {
      * The model owns {@code kernels} from this call on: it closes them with itself, or right away if loading fails.
      */
     public static AyaForward load(Path dir, Kernels kernels, int threads) {
+        return load(dir, kernels, threads, null);
+    }
+
+    /**
+     * Like {@link #load(Path, Kernels, int)}, with the weight matrices quantized to {@code quant} (Q8_0 or Q4_0; null
+     * keeps the checkpoint's types). The quantized weights are cached next to the model (see
+     * {@link QuantizedWeights}), so only the first load quantizes. LayerNorm weights stay f32.
+     */
+    public static AyaForward load(Path dir, Kernels kernels, int threads, WeightType quant) {
         Checkpoint checkpoint = null;
         Parallel pool = null;
         try {
@@ -129,7 +173,9 @@ public final class AyaForward implements AutoCloseable {
             ModelConfig config = ModelConfig.load(dir);
             checkpoint = Checkpoint.open(dir);
             pool = new Parallel(threads);
-            return new AyaForward(config, checkpoint, kernels, pool);
+            Map<String, Tensor> quantized = quant == null ? Map.of()
+                    : QuantizedWeights.load(dir, checkpoint, quant, matrixNames(config, checkpoint), System.err).tensors();
+            return new AyaForward(config, checkpoint, kernels, pool, quantized);
         } catch (RuntimeException e) {
             if (pool != null) pool.close();
             if (checkpoint != null) checkpoint.close();
@@ -150,12 +196,12 @@ public final class AyaForward implements AutoCloseable {
         return pool.threads();
     }
 
-    /** Every tensor of the checkpoint, by name (views into the mapped files). */
+    /** Every tensor of the checkpoint, by name (views into the mapped files), quantized matrices in place of their originals. */
     public java.util.Map<String, Tensor> tensors() {
-        return checkpoint.tensors();
+        return tensors;
     }
 
-    /** Bytes of all tensors in the checkpoint files. */
+    /** Bytes of all tensors as the model reads them (quantized sizes after --quant). */
     public long weightBytes() {
         return weightBytes;
     }

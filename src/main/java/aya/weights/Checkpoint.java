@@ -134,6 +134,15 @@ public final class Checkpoint implements AutoCloseable {
         return arena;
     }
 
+    /** One line per mapped file: name, size in bytes and modification time (ms); changes when any file does. */
+    public String sourceStamp() {
+        StringBuilder sb = new StringBuilder();
+        for (FileStamp f : files) {
+            sb.append(f.path().getFileName()).append(' ').append(f.size()).append(' ').append(f.modified().toMillis()).append('\n');
+        }
+        return sb.toString();
+    }
+
     public String describe() {
         return describe;
     }

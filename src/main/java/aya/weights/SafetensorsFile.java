@@ -37,10 +37,17 @@ public final class SafetensorsFile {
 
     private final Path path;
     private final Map<String, Tensor> tensors;
+    private final Map<String, String> metadata;
 
-    private SafetensorsFile(Path path, Map<String, Tensor> tensors) {
+    private SafetensorsFile(Path path, Map<String, Tensor> tensors, Map<String, String> metadata) {
         this.path = path;
         this.tensors = tensors;
+        this.metadata = metadata;
+    }
+
+    /** The header's {@code __metadata__} string entries (empty when there are none). */
+    public Map<String, String> metadata() {
+        return metadata;
     }
 
     public Path path() {
@@ -114,10 +121,16 @@ public final class SafetensorsFile {
         record Span(String name, long begin, long end) {}
         List<Span> spans = new ArrayList<>();
         Map<String, Tensor> tensors = new LinkedHashMap<>();
+        Map<String, String> metadata = new LinkedHashMap<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = header.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
             String name = e.getKey();
             if (name.equals("__metadata__")) {
+                if (e.getValue().isObject()) {
+                    e.getValue().fields().forEachRemaining(m -> {
+                        if (m.getValue().isTextual()) metadata.put(m.getKey(), m.getValue().asText());
+                    });
+                }
                 continue;
             }
             JsonNode info = e.getValue();
@@ -178,7 +191,7 @@ public final class SafetensorsFile {
                 throw new AyaException(path + ": tensors '" + a.name + "' and '" + b.name + "' overlap in the data section");
             }
         }
-        return new SafetensorsFile(path, tensors);
+        return new SafetensorsFile(path, tensors, metadata);
     }
 
     private static long multiplyChecked(long a, long b, String where) {

@@ -58,7 +58,9 @@ class NativeKernelsTest {
             assertThrows(IllegalArgumentException.class, () -> k.matmul(WeightType.F32, w, x, out, 1, 16, 8, 0, 9));
             assertThrows(IllegalArgumentException.class, () -> k.matmul(WeightType.F32, w, x, out, 2, 16, 8, 0, 8));
             assertThrows(IllegalArgumentException.class, () -> k.matmul(WeightType.F32, w, x, out, 1, 16, 8, 5, 3));
-            assertThrows(UnsupportedOperationException.class, () -> k.matmul(WeightType.Q8_0, w, w, out, 1, 32, 8, 0, 1));
+            k.matmul(WeightType.Q8_0, w, w, out, 1, 32, 8, 0, 8); // 8 rows of one 34-byte block fit in 512 bytes
+            assertThrows(IllegalArgumentException.class, () -> k.matmul(WeightType.Q8_0, w, w, out, 1, 32, 16, 0, 16));
+            assertThrows(IllegalArgumentException.class, () -> k.matmul(WeightType.Q4_0, w, w, out, 1, 40, 8, 0, 1));
             assertThrows(IllegalArgumentException.class, () -> k.embed(WeightType.BF16, w, 100, 16, out));
             assertThrows(IllegalArgumentException.class, () -> k.softmax(out, 9));
             assertThrows(IllegalArgumentException.class, () -> k.swiglu(out, x, 0, 9));

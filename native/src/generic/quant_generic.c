@@ -1,0 +1,96 @@
+/* Q8_0 / Q4_0 weight matrices times f32 activations, portable scalar code: the reference the ISA versions are tested
+ * against. Like llama.cpp, each token's activations are first quantized to Q8_0 blocks (GGUF's quantize_row_q8_0_ref
+ * numerics: d = max|x| / 127, q = roundf(x / d), d stored as fp16), then each block pair is an exact integer dot
+ * product scaled by d_w * d_x and summed in f32. The Java backend (aya.kernels.Quant) quantizes identically. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "kernels_internal.h"
+
+int8_t *aya_quantize_activations(const float *x, int32_t tokens, int32_t in_dim, float **scales) {
+    /* One buffer per thread, grown as needed and kept: Java's pool threads live as long as the process. */
+    static _Thread_local int8_t *values;
+    static _Thread_local float *block_scales;
+    static _Thread_local size_t capacity;
+    size_t n = (size_t) tokens * (size_t) in_dim;
+    if (n > capacity) {
+        int8_t *v = realloc(values, n);
+        float *s = v == NULL ? NULL : realloc(block_scales, n / AYA_QK * sizeof(float) + sizeof(float));
+        if (v == NULL || s == NULL) {
+            if (v != NULL) values = v;
+            return NULL;
+        }
+        values = v;
+        block_scales = s;
+        capacity = n;
+    }
+    for (size_t b = 0; b < n / AYA_QK; b++) {
+        const float *xb = x + b * AYA_QK;
+        float amax = 0.0f;
+        for (int j = 0; j < AYA_QK; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        block_scales[b] = aya_f16_to_f32(aya_f32_to_f16(d));
+        for (int j = 0; j < AYA_QK; j++) values[b * AYA_QK + j] = (int8_t) roundf(xb[j] * id);
+    }
+    *scales = block_scales;
+    return values;
+}
+
+/* Q8_0 row . one token's quantized activations. */
+static float dot_q8_0(const uint8_t *row, const int8_t *xq, const float *xs, int32_t blocks) {
+    float sum = 0.0f;
+    for (int32_t b = 0; b < blocks; b++) {
+        const uint8_t *blk = row + (size_t) b * AYA_Q8_0_BYTES;
+        const int8_t *q = (const int8_t *) (blk + 2);
+        int32_t dot = 0;
+        for (int j = 0; j < AYA_QK; j++) dot += q[j] * xq[b * AYA_QK + j];
+        sum += (float) dot * (aya_f16_to_f32(aya_load_u16(blk)) * xs[b]);
+    }
+    return sum;
+}
+
+/* Q4_0 row . one token's quantized activations: byte j holds element j (low nibble) and j + 16 (high nibble). */
+static float dot_q4_0(const uint8_t *row, const int8_t *xq, const float *xs, int32_t blocks) {
+    float sum = 0.0f;
+    for (int32_t b = 0; b < blocks; b++) {
+        const uint8_t *blk = row + (size_t) b * AYA_Q4_0_BYTES;
+        const int8_t *xb = xq + b * AYA_QK;
+        int32_t dot = 0;
+        for (int j = 0; j < AYA_QK / 2; j++) {
+            dot += ((blk[2 + j] & 0x0F) - 8) * xb[j] + ((blk[2 + j] >> 4) - 8) * xb[j + AYA_QK / 2];
+        }
+        sum += (float) dot * (aya_f16_to_f32(aya_load_u16(blk)) * xs[b]);
+    }
+    return sum;
+}
+
+typedef float (*dot_fn)(const uint8_t *row, const int8_t *xq, const float *xs, int32_t blocks);
+
+static void matmul_quantized(dot_fn dot, size_t block_bytes, const void *w, const float *x, float *out,
+                             int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
+    float *xs;
+    int8_t *xq = aya_quantize_activations(x, tokens, in_dim, &xs);
+    if (xq == NULL) return; /* out of memory: cannot happen for model sizes, and there is no error channel */
+    int32_t blocks = in_dim / AYA_QK;
+    size_t row_bytes = (size_t) blocks * block_bytes;
+    for (int32_t r0 = row_start; r0 < row_end; r0 += AYA_Q_ROW_TILE) {
+        int32_t r1 = r0 + AYA_Q_ROW_TILE < row_end ? r0 + AYA_Q_ROW_TILE : row_end;
+        for (int32_t t = 0; t < tokens; t++) {
+            for (int32_t r = r0; r < r1; r++) {
+                out[(size_t) t * out_stride + r] = dot((const uint8_t *) w + (size_t) r * row_bytes,
+                                                       xq + (size_t) t * in_dim, xs + (size_t) t * blocks, blocks);
+            }
+        }
+    }
+}
+
+void aya_matmul_q8_0_generic(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                             int32_t out_stride, int32_t row_start, int32_t row_end) {
+    matmul_quantized(dot_q8_0, AYA_Q8_0_BYTES, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+void aya_matmul_q4_0_generic(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                             int32_t out_stride, int32_t row_start, int32_t row_end) {
+    matmul_quantized(dot_q4_0, AYA_Q4_0_BYTES, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
