@@ -220,10 +220,10 @@ final class FakeHub implements AutoCloseable {
             if (cutCdnOnce) {
                 cutCdnOnce = false;
                 ex.sendResponseHeaders(200, body.length);
+                cdnBytesSent.addAndGet(body.length / 2); // counted before writing: the client may finish before this thread resumes
                 OutputStream out = ex.getResponseBody();
                 out.write(body, 0, body.length / 2);
                 out.flush();
-                cdnBytesSent.addAndGet(body.length / 2);
                 return; // closing the exchange early drops the connection
             }
             send(ex, 200, body);
@@ -238,10 +238,11 @@ final class FakeHub implements AutoCloseable {
         }
         ex.sendResponseHeaders(code, body.length == 0 ? -1 : body.length);
         if (body.length > 0) {
+            // counted before writing: the client can read the whole body and the test assert before this thread resumes
+            if (ex.getHttpContext().getServer() == cdn) cdnBytesSent.addAndGet(body.length);
             try (OutputStream out = ex.getResponseBody()) {
                 out.write(body);
             }
-            if (ex.getHttpContext().getServer() == cdn) cdnBytesSent.addAndGet(body.length);
         }
     }
 
