@@ -3,14 +3,12 @@ package aya.cli;
 import aya.weights.Npy;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
+
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,30 +23,12 @@ import static org.junit.jupiter.api.Assertions.*;
  * init-random against transformers (src/test/python/make_init_random_fixture.py), and bench end to end on a tiny
  * init-random model through {@code Main.run}.
  */
-class InitRandomAndBenchCliTest {
+class InitRandomAndBenchCliTest extends CliCapture {
 
     private static final Path FIXTURE = Path.of("src/test/resources/init-random");
     // the flags the fixture's checkpoint was made with
     private static final String[] TINY = {"--seed", "11", "--layers", "5", "--hidden", "64", "--intermediate", "96",
             "--heads", "4", "--kv-heads", "2", "--head-dim", "16", "--vocab", "300"};
-
-    private final ByteArrayOutputStream out = new ByteArrayOutputStream();
-    private final ByteArrayOutputStream err = new ByteArrayOutputStream();
-    private PrintStream oldOut, oldErr;
-
-    @BeforeEach
-    void capture() {
-        oldOut = System.out;
-        oldErr = System.err;
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(oldOut);
-        System.setErr(oldErr);
-    }
 
     private Path tinyModel(Path tmp) {
         Path dir = tmp.resolve("tiny");
