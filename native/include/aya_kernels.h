@@ -9,7 +9,7 @@
  *   - sizes are element counts, not bytes.
  * Names follow aya_<op>_<weight type>_<activation type>.
  *
- * aya_init() picks the best instruction set for this CPU once (or the one forced by AYA_ISA=scalar|avx2|avx512|neon);
+ * aya_init() picks the best instruction set for this CPU once (or the one forced by AYA_ISA=scalar|avx2|avx512|avx512bf16|neon);
  * before it runs, every function uses the portable scalar code.
  */
 #ifndef AYA_KERNELS_H
@@ -33,7 +33,7 @@ enum aya_weight_type {
 /* Result codes of aya_init / aya_set_isa. */
 enum aya_status {
     AYA_OK              = 0,
-    AYA_ERR_UNKNOWN_ISA = 1, /* the name is not one of scalar, avx2, avx512, neon */
+    AYA_ERR_UNKNOWN_ISA = 1, /* the name is not one of scalar, avx2, avx512, avx512bf16, neon */
     AYA_ERR_NOT_BUILT   = 2, /* this library was built without that ISA (other architecture) */
     AYA_ERR_CPU_LACKS   = 3  /* the CPU (or OS) does not support that ISA */
 };
@@ -43,11 +43,12 @@ enum aya_status {
 /* Selects the kernels: AYA_ISA from the environment if set, else the best this CPU supports. Returns an aya_status. */
 int32_t aya_init(void);
 
-/* Forces one instruction set by name ("scalar", "avx2", "avx512", "neon"); "auto" picks the best. Returns an aya_status.
+/* Forces one instruction set by name ("scalar", "avx2", "avx512", "avx512bf16", "neon"); "auto" picks the best.
+ * "avx512bf16" is avx512 plus the vdpbf16ps kernel of aya_matmul_bf16_bf16 (the only function it changes). Returns an aya_status.
  * Meant for tests and benchmarks: do not call while kernels run on other threads. */
 int32_t aya_set_isa(const char *name);
 
-/* Name of the instruction set in use, e.g. "avx2". Static storage. */
+/* Name of the instruction set in use, e.g. "avx2" ("avx512bf16" when aya_matmul_bf16_bf16 uses vdpbf16ps). Static storage. */
 const char *aya_isa_name(void);
 
 /* One line explaining the last failed aya_init / aya_set_isa (empty when none). Static storage. */
@@ -65,6 +66,18 @@ void aya_matmul_f16_f32(const uint16_t *w, const float *x, float *out,
                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_bf16_f32(const uint16_t *w, const float *x, float *out,
                          int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
+
+/* ---- opt-in bf16 activations (aya --activations bf16): BF16 weights times x rounded to bf16, same arguments as
+ * aya_matmul_bf16_f32 (x is passed as f32). Numerics, on every ISA:
+ *   - each x value is rounded to bf16 as vcvtne2ps2bf16 does: to nearest even; NaN stays NaN (quiet); f32 denormals
+ *     become signed zero; overflow gives inf. That rounding (relative error <= 2^-9) is the only change from
+ *     aya_matmul_bf16_f32: the product of two bf16 values is exact in f32 and the sums are f32;
+ *   - only the order of the f32 sums differs between ISAs. With AVX512_BF16 (vdpbf16ps) each f32 lane sums two k at
+ *     a time, and the instruction treats denormal bf16 weights as zero and flushes denormal sums (no trained weight
+ *     or sum is near 1e-38).
+ * Without AVX512_BF16 this rounds x, then runs the ISA's aya_matmul_bf16_f32 code: same numerics, no speed-up. ---- */
+void aya_matmul_bf16_bf16(const uint16_t *w, const float *x, float *out,
+                          int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
 
 /* ---- quantized weights: w is rows of in_dim / 32 blocks (Q8_0: 34 bytes, Q4_0: 18 bytes), in_dim a multiple of 32.
  * Like llama.cpp, each token of x is first quantized to Q8_0 (d = max|x| / 127 rounded to f16, q = roundf(x / d)),

@@ -2,10 +2,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bf16act.h"
 #include "kernels_internal.h"
 
 /* Scalar until aya_init runs, so a forgotten init is slow, never wrong. */
 static const aya_kernel_table *active = &aya_table_generic;
+/* aya_matmul_bf16_bf16 with a bf16 dot-product instruction (AYA_ISA=avx512bf16), else NULL: the active table's bf16
+ * matmul on activations rounded to bf16 (same numerics, no speed-up). */
+static aya_matmul_fn active_bf16_bf16 = NULL;
 static char last_error[256];
 
 /* The table for an ISA name, or NULL with *status set. */
@@ -14,15 +18,16 @@ static const aya_kernel_table *table_for(const char *name, int32_t *status) {
     if (strcmp(name, "scalar") == 0) {
         return &aya_table_generic;
     }
-    if (strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0) {
+    if (strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0 || strcmp(name, "avx512bf16") == 0) {
 #if defined(__x86_64__)
         __builtin_cpu_init();
         int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
         if (name[3] == '2') {
             if (avx2) return &aya_table_avx2;
         } else if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-                   && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-            return &aya_table_avx512;
+                   && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+                   && (name[6] == '\0' || __builtin_cpu_supports("avx512bf16"))) {
+            return &aya_table_avx512; /* avx512bf16: the same table, plus the vdpbf16ps matmul (select_isa) */
         }
         *status = AYA_ERR_CPU_LACKS;
         return NULL;
@@ -44,7 +49,7 @@ static const aya_kernel_table *table_for(const char *name, int32_t *status) {
 }
 
 static const char *best_isa(void) {
-    static const char *const preference[] = { "avx512", "avx2", "neon" };
+    static const char *const preference[] = { "avx512bf16", "avx512", "avx2", "neon" };
     for (size_t i = 0; i < sizeof preference / sizeof preference[0]; i++) {
         int32_t status;
         if (table_for(preference[i], &status) != NULL) return preference[i];
@@ -62,10 +67,13 @@ static int32_t select_isa(const char *name, const char *origin) {
     switch (status) {
     case AYA_OK:
         active = table;
+#if defined(__x86_64__)
+        active_bf16_bf16 = strcmp(name, "avx512bf16") == 0 ? aya_matmul_bf16_bf16_avx512bf16 : NULL;
+#endif
         last_error[0] = '\0';
         break;
     case AYA_ERR_UNKNOWN_ISA:
-        snprintf(last_error, sizeof last_error, "%sunknown ISA '%.64s' (expected scalar, avx2, avx512, neon or auto)", origin, name);
+        snprintf(last_error, sizeof last_error, "%sunknown ISA '%.64s' (expected scalar, avx2, avx512, avx512bf16, neon or auto)", origin, name);
         break;
     case AYA_ERR_NOT_BUILT:
         snprintf(last_error, sizeof last_error, "%sISA '%.64s' is not built into this library (other CPU architecture)", origin, name);
@@ -92,7 +100,7 @@ int32_t aya_init(void) {
 }
 
 const char *aya_isa_name(void) {
-    return active->isa;
+    return active_bf16_bf16 != NULL ? "avx512bf16" : active->isa;
 }
 
 const char *aya_last_error(void) {
@@ -117,6 +125,16 @@ void aya_matmul_f16_f32(const uint16_t *w, const float *x, float *out,
 void aya_matmul_bf16_f32(const uint16_t *w, const float *x, float *out,
                          int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
     active->matmul[AYA_WEIGHT_BF16](w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+void aya_matmul_bf16_bf16(const uint16_t *w, const float *x, float *out,
+                          int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
+    if (active_bf16_bf16 != NULL) {
+        active_bf16_bf16(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    } else {
+        aya_matmul_bf16_bf16_rounded(active->matmul[AYA_WEIGHT_BF16], w, x, out, tokens, in_dim, out_stride,
+                                     row_start, row_end);
+    }
 }
 
 void aya_matmul_q8_0_f32(const void *w, const float *x, float *out,

@@ -597,6 +597,72 @@ public class aya_kernels_h extends aya_kernels_h$shared {
         }
     }
 
+    private static class aya_matmul_bf16_bf16 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aya_matmul_bf16_bf16");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void aya_matmul_bf16_bf16(const uint16_t *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static FunctionDescriptor aya_matmul_bf16_bf16$descriptor() {
+        return aya_matmul_bf16_bf16.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void aya_matmul_bf16_bf16(const uint16_t *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static MethodHandle aya_matmul_bf16_bf16$handle() {
+        return aya_matmul_bf16_bf16.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void aya_matmul_bf16_bf16(const uint16_t *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static MemorySegment aya_matmul_bf16_bf16$address() {
+        return aya_matmul_bf16_bf16.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void aya_matmul_bf16_bf16(const uint16_t *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static void aya_matmul_bf16_bf16(MemorySegment w, MemorySegment x, MemorySegment out, int tokens, int in_dim, int out_stride, int row_start, int row_end) {
+        var mh$ = aya_matmul_bf16_bf16.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aya_matmul_bf16_bf16", w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+            }
+            mh$.invokeExact(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class aya_matmul_q8_0_f32 {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
             aya_kernels_h.C_POINTER,

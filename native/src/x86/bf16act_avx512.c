@@ -1,0 +1,190 @@
+/* AVX512_BF16 matrix products with bf16 activations (aya_matmul_bf16_bf16). vdpbf16ps multiplies 32 bf16 pairs and
+ * adds the two products of each pair into one of 16 f32 lanes: twice the multiply-adds of an f32 FMA per instruction.
+ *
+ * Prefill (tokens > 1) is a packed, register-blocked GEMM:
+ *   - x is rounded to bf16 once per call into xb [tokens][pairs]: pair p of a token holds elements 2p and 2p+1 in one
+ *     u32 (low half first), and an odd in_dim gets a zero pad;
+ *   - each panel of 32 weight rows x 256 k-values is repacked pair-interleaved, panel[p][r] = (w[r][2p], w[r][2p+1]),
+ *     so one 64-byte load holds pair p of 16 rows (16 KiB per panel: stays in L1 while every token passes over it);
+ *   - the micro-kernel keeps 32 rows x 12 tokens of sums in 24 zmm accumulators. Per pair it loads 2 weight vectors,
+ *     broadcasts each token's x pair (12 broadcast loads) and issues 24 vdpbf16ps (768 multiply-adds). Each accumulator
+ *     holds 16 consecutive rows of one token, so results are stored directly: no horizontal sums.
+ * Decode (tokens == 1) is bandwidth-bound: it streams 4 weight rows at a time straight from w against xb.
+ *
+ * Numerics (see aya_kernels.h): products are exact, sums f32 in the instruction's order; vdpbf16ps also treats denormal
+ * inputs as zero and flushes denormal results. */
+#ifdef AYA_EMULATE_AVX512
+/* Test build only (tests/bf16act_avx512_emulated.c): the same code on SIMDe's portable AVX-512 and AVX512_BF16. */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#else
+#include <immintrin.h>
+#endif
+
+#include <stdlib.h>
+
+#include "bf16act.h"
+
+#define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+enum { PANEL_ROWS = 32, PANEL_PAIRS = 128, TOKEN_BLOCK = 12, DECODE_ROWS = 4 };
+
+/* acc[i] += a[2i] * b[2i] + a[2i+1] * b[2i+1], the 32 bf16 of a and b in 16 u32 lanes. */
+AYA_ALWAYS_INLINE __m512 dot_pairs(__m512 acc, __m512i a, __m512i b) {
+    return _mm512_dpbf16_ps(acc, (__m512bh) a, (__m512bh) b);
+}
+
+/* x [tokens, in_dim] as bf16 pairs [tokens][pairs], in a buffer private to the calling thread (grown as needed and
+ * kept: Java's pool threads live as long as the process). NULL if memory runs out. */
+static const uint32_t *pack_activations(const float *x, int32_t tokens, int32_t in_dim, int32_t pairs) {
+    static _Thread_local uint32_t *packed;
+    static _Thread_local size_t capacity;
+    size_t n = (size_t) tokens * (size_t) pairs;
+    if (n > capacity) {
+        uint32_t *grown = realloc(packed, n * sizeof(uint32_t));
+        if (grown == NULL) return NULL;
+        packed = grown;
+        capacity = n;
+    }
+    for (int32_t t = 0; t < tokens; t++) {
+        const float *xt = x + (size_t) t * (size_t) in_dim;
+        uint32_t *dst = packed + (size_t) t * (size_t) pairs;
+        for (int32_t p = 0; p < in_dim / 2; p++) {
+            dst[p] = aya_f32_to_bf16(xt[2 * p]) | (uint32_t) aya_f32_to_bf16(xt[2 * p + 1]) << 16;
+        }
+        if (in_dim % 2 != 0) dst[pairs - 1] = aya_f32_to_bf16(xt[in_dim - 1]);
+    }
+    return packed;
+}
+
+/* panel[p * 32 + r] = pair p0 + p of weight row r0 + r, for p < np; rows from `rows` on are zero. */
+static void pack_panel(const uint16_t *w, int32_t in_dim, int32_t r0, int32_t rows, int32_t p0, int32_t np,
+                       uint32_t *panel) {
+    int32_t whole = in_dim / 2; /* pairs with both elements in the row; an odd in_dim ends with a half pair */
+    for (int32_t r = 0; r < PANEL_ROWS; r++) {
+        if (r >= rows) {
+            for (int32_t p = 0; p < np; p++) panel[p * PANEL_ROWS + r] = 0;
+            continue;
+        }
+        const uint16_t *row = w + (size_t) (r0 + r) * (size_t) in_dim;
+        for (int32_t p = 0; p < np; p++) {
+            int32_t pair = p0 + p;
+            uint32_t v;
+            if (pair < whole) memcpy(&v, row + 2 * pair, sizeof v);
+            else v = row[2 * pair]; /* never reads past the row: the next one may not exist */
+            panel[p * PANEL_ROWS + r] = v;
+        }
+    }
+}
+
+/* Stores (or adds, when accumulate) 32 rows of one token's sums; only the first `rows` are real. */
+AYA_ALWAYS_INLINE void store_rows(float *dst, __m512 lo, __m512 hi, int32_t rows, int accumulate) {
+    if (rows == PANEL_ROWS) {
+        if (accumulate) {
+            lo = _mm512_add_ps(_mm512_loadu_ps(dst), lo);
+            hi = _mm512_add_ps(_mm512_loadu_ps(dst + 16), hi);
+        }
+        _mm512_storeu_ps(dst, lo);
+        _mm512_storeu_ps(dst + 16, hi);
+        return;
+    }
+    float sums[PANEL_ROWS];
+    _mm512_storeu_ps(sums, lo);
+    _mm512_storeu_ps(sums + 16, hi);
+    for (int32_t r = 0; r < rows; r++) dst[r] = accumulate ? dst[r] + sums[r] : sums[r];
+}
+
+/* 32 panel rows x T tokens over np pairs: token t's pairs at xp + t * x_stride, its outputs at o + t * o_stride. */
+AYA_ALWAYS_INLINE void micro(const uint32_t *panel, int32_t np, const uint32_t *xp, size_t x_stride,
+                             float *o, size_t o_stride, int32_t rows, int accumulate, const int T) {
+    __m512 lo[TOKEN_BLOCK], hi[TOKEN_BLOCK]; /* rows 0-15 and 16-31 */
+    for (int t = 0; t < T; t++) {
+        lo[t] = _mm512_setzero_ps();
+        hi[t] = _mm512_setzero_ps();
+    }
+    for (int32_t p = 0; p < np; p++) {
+        __m512i w_lo = _mm512_load_si512((const void *) (panel + p * PANEL_ROWS));
+        __m512i w_hi = _mm512_load_si512((const void *) (panel + p * PANEL_ROWS + 16));
+        for (int t = 0; t < T; t++) {
+            __m512i xv = _mm512_set1_epi32((int32_t) xp[(size_t) t * x_stride + (size_t) p]);
+            lo[t] = dot_pairs(lo[t], w_lo, xv);
+            hi[t] = dot_pairs(hi[t], w_hi, xv);
+        }
+    }
+    for (int t = 0; t < T; t++) store_rows(o + (size_t) t * o_stride, lo[t], hi[t], rows, accumulate);
+}
+
+static void gemm(const uint16_t *w, const uint32_t *xb, float *out, int32_t tokens, int32_t in_dim, int32_t pairs,
+                 int32_t out_stride, int32_t row_start, int32_t row_end) {
+    uint32_t panel[PANEL_PAIRS * PANEL_ROWS] __attribute__((aligned(64)));
+    for (int32_t r0 = row_start; r0 < row_end; r0 += PANEL_ROWS) {
+        int32_t rows = row_end - r0 < PANEL_ROWS ? row_end - r0 : PANEL_ROWS;
+        for (int32_t p0 = 0; p0 < pairs; p0 += PANEL_PAIRS) {
+            int32_t np = pairs - p0 < PANEL_PAIRS ? pairs - p0 : PANEL_PAIRS;
+            int accumulate = p0 > 0;
+            pack_panel(w, in_dim, r0, rows, p0, np, panel);
+            for (int32_t t0 = 0; t0 < tokens; t0 += TOKEN_BLOCK) {
+                const uint32_t *xp = xb + (size_t) t0 * (size_t) pairs + (size_t) p0;
+                float *o = out + (size_t) t0 * (size_t) out_stride + (size_t) r0;
+                size_t xs = (size_t) pairs, os = (size_t) out_stride;
+                switch (tokens - t0 < TOKEN_BLOCK ? tokens - t0 : TOKEN_BLOCK) {
+                case 1:  micro(panel, np, xp, xs, o, os, rows, accumulate, 1); break;
+                case 2:  micro(panel, np, xp, xs, o, os, rows, accumulate, 2); break;
+                case 3:  micro(panel, np, xp, xs, o, os, rows, accumulate, 3); break;
+                case 4:  micro(panel, np, xp, xs, o, os, rows, accumulate, 4); break;
+                case 5:  micro(panel, np, xp, xs, o, os, rows, accumulate, 5); break;
+                case 6:  micro(panel, np, xp, xs, o, os, rows, accumulate, 6); break;
+                case 7:  micro(panel, np, xp, xs, o, os, rows, accumulate, 7); break;
+                case 8:  micro(panel, np, xp, xs, o, os, rows, accumulate, 8); break;
+                case 9:  micro(panel, np, xp, xs, o, os, rows, accumulate, 9); break;
+                case 10: micro(panel, np, xp, xs, o, os, rows, accumulate, 10); break;
+                case 11: micro(panel, np, xp, xs, o, os, rows, accumulate, 11); break;
+                default: micro(panel, np, xp, xs, o, os, rows, accumulate, 12); break;
+                }
+            }
+        }
+    }
+}
+
+/* R rows from row r of w times the one token in xb; the last partial 32 values come from zero-padded copies. */
+AYA_ALWAYS_INLINE void decode_rows(const uint16_t *w, const uint32_t *xb, __m512i x_tail, float *out, int32_t in_dim,
+                                   int32_t r, const int R) {
+    int32_t body = in_dim / 32 * 32, tail = in_dim - body;
+    __m512 acc[DECODE_ROWS];
+    for (int j = 0; j < R; j++) acc[j] = _mm512_setzero_ps();
+    for (int32_t k = 0; k < body; k += 32) {
+        __m512i xv = _mm512_loadu_si512((const void *) (xb + k / 2));
+        for (int j = 0; j < R; j++) {
+            const uint16_t *row = w + (size_t) (r + j) * (size_t) in_dim;
+            acc[j] = dot_pairs(acc[j], _mm512_loadu_si512((const void *) (row + k)), xv);
+        }
+    }
+    if (tail > 0) {
+        for (int j = 0; j < R; j++) {
+            uint16_t padded[32] = { 0 };
+            memcpy(padded, w + (size_t) (r + j) * (size_t) in_dim + body, (size_t) tail * sizeof(uint16_t));
+            acc[j] = dot_pairs(acc[j], _mm512_loadu_si512((const void *) padded), x_tail);
+        }
+    }
+    for (int j = 0; j < R; j++) out[r + j] = _mm512_reduce_add_ps(acc[j]);
+}
+
+static void matvec(const uint16_t *w, const uint32_t *xb, float *out, int32_t in_dim, int32_t row_start, int32_t row_end) {
+    int32_t body = in_dim / 32 * 32;
+    uint32_t x_tail_pairs[16] = { 0 }; /* pairs from body / 2 on; the zero pad of an odd in_dim is already in xb */
+    memcpy(x_tail_pairs, xb + body / 2, (size_t) ((in_dim + 1) / 2 - body / 2) * sizeof(uint32_t));
+    __m512i x_tail = _mm512_loadu_si512((const void *) x_tail_pairs);
+    int32_t r = row_start;
+    for (; r + DECODE_ROWS <= row_end; r += DECODE_ROWS) decode_rows(w, xb, x_tail, out, in_dim, r, DECODE_ROWS);
+    for (; r < row_end; r++) decode_rows(w, xb, x_tail, out, in_dim, r, 1);
+}
+
+void aya_matmul_bf16_bf16_avx512bf16(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                     int32_t out_stride, int32_t row_start, int32_t row_end) {
+    if (row_start >= row_end) return;
+    int32_t pairs = (in_dim + 1) / 2;
+    const uint32_t *xb = pack_activations(x, tokens, in_dim, pairs);
+    if (xb == NULL) return;
+    if (tokens == 1) matvec((const uint16_t *) w, xb, out, in_dim, row_start, row_end);
+    else gemm((const uint16_t *) w, xb, out, tokens, in_dim, pairs, out_stride, row_start, row_end);
+}
