@@ -5,6 +5,7 @@ import aya.config.ModelConfig;
 import aya.kernels.Backend;
 import aya.kernels.Kernels;
 import aya.kernels.WeightType;
+import aya.model.Activations;
 import aya.model.AyaForward;
 import aya.weights.Tensor;
 
@@ -28,12 +29,24 @@ public final class BenchTargets {
 
     /** Like {@link #load(Path, String, int, int)} with the weight matrices quantized to {@code quant} (null: as stored). */
     public static BenchTarget load(Path model, String backend, int threads, int context, WeightType quant) {
+        return load(model, backend, threads, context, quant, Activations.F32);
+    }
+
+    /** Like {@link #load(Path, String, int, int, WeightType)} with the given prefill activation precision. */
+    public static BenchTarget load(Path model, String backend, int threads, int context, WeightType quant,
+                                   Activations activations) {
         Kernels kernels = Backend.open(backend);
         AyaForward forward;
         try {
             forward = AyaForward.load(model, kernels, threads, quant);
         } catch (RuntimeException e) {
             kernels.close();
+            throw e;
+        }
+        try {
+            forward.activations(activations);
+        } catch (RuntimeException e) {
+            forward.close();
             throw e;
         }
         return new EngineTarget(forward, backend, context);
@@ -69,7 +82,7 @@ public final class BenchTargets {
             return t == null ? "?" : t.weightType().name().toLowerCase(Locale.ROOT);
         }
 
-        @Override public String activations() { return "f32"; }
+        @Override public String activations() { return model.activations().label(); }
 
         @Override public long weightBytes() { return model.weightBytes(); }
 

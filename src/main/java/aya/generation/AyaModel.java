@@ -8,6 +8,7 @@ import aya.hub.ModelLocator;
 import aya.kernels.Backend;
 import aya.kernels.Parallel;
 import aya.kernels.WeightType;
+import aya.model.Activations;
 import aya.model.AyaForward;
 import aya.sampling.SamplerSettings;
 import aya.tokenizer.ChatTemplate;
@@ -53,13 +54,20 @@ public final class AyaModel implements AutoCloseable {
      * @param log     where hub downloads and load progress go (null = silent)
      * @param quant   quantize the weight matrices at load to Q8_0 or Q4_0 (cached next to the model), or null to
      *                run them in the checkpoint's own type
+     * @param activations precision of the activations entering bf16 weight matrices in prefill (F32 by default;
+     *                BF16 is the opt-in faster path on CPUs with AVX512_BF16, see {@link Activations#BF16})
      */
-    public record Options(String backend, int threads, PrintStream log, WeightType quant) {
+    public record Options(String backend, int threads, PrintStream log, WeightType quant, Activations activations) {
         public static final Options DEFAULT = new Options("auto", 0, System.err);
 
         public Options {
             if (threads < 0 || threads > 1024) throw new AyaException("threads must be between 1 and 1024, got " + threads);
             if (quant != null && !quant.quantized()) throw new AyaException("quant must be Q8_0 or Q4_0, got " + quant);
+            if (activations == null) throw new AyaException("activations must be F32 or BF16, got null");
+        }
+
+        public Options(String backend, int threads, PrintStream log, WeightType quant) {
+            this(backend, threads, log, quant, Activations.F32);
         }
 
         public Options(String backend, int threads, PrintStream log) {
@@ -122,6 +130,7 @@ public final class AyaModel implements AutoCloseable {
         ChatTemplate template = tokenizer == null ? null : ChatTemplate.load(dir, tokenizer).orElse(null);
         AyaForward forward = AyaForward.load(dir, Backend.open(options.backend()), threads, options.quant()); // closes the kernels if it fails
         try {
+            forward.activations(options.activations());
             readIn(forward, progress);
             GenerationConfig gen = GenerationConfig.load(dir, forward.config());
             if (tokenizer != null && tokenizer.vocabSize() > forward.config().vocabSize()) {

@@ -576,4 +576,50 @@ public final class JavaKernels implements Kernels {
             x.setAtIndex(F32, i, x.getAtIndex(F32, i) * inv);
         }
     }
+
+    // ---------------------------------------------------------------------------------------------- bf16 activations
+
+    /** Per-thread copy of the activations rounded to bf16 (as f32 values; a byte[] because the Vector API reads those). */
+    private static final ThreadLocal<byte[]> BF16_ROUNDED = ThreadLocal.withInitial(() -> new byte[0]);
+
+    /**
+     * The activations rounded to bf16, then the ordinary f32 path: the same numerics as the native code without
+     * AVX512_BF16 (products of two bf16 values are exact in f32, so only the order of the sums differs).
+     */
+    @Override
+    public void matmulBf16Activations(MemorySegment w, MemorySegment x, MemorySegment out,
+                                      int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
+        long n = (long) tokens * inDim;
+        if (n > Integer.MAX_VALUE / Float.BYTES) {
+            throw new IllegalArgumentException("matmulBf16Activations: " + n + " activations is too many");
+        }
+        byte[] buffer = BF16_ROUNDED.get();
+        if (buffer.length < n * Float.BYTES) {
+            buffer = new byte[(int) n * Float.BYTES];
+            BF16_ROUNDED.set(buffer);
+        }
+        MemorySegment rounded = MemorySegment.ofArray(buffer);
+        for (long i = 0; i < n; i++) {
+            rounded.setAtIndex(F32, i, roundToBf16(x.getAtIndex(F32, i)));
+        }
+        matmul(WeightType.BF16, w, rounded, out, tokens, inDim, outStride, rowStart, rowEnd);
+    }
+
+    /**
+     * v rounded to the nearest bf16 (ties to even) as x86's vcvtne2ps2bf16 does: NaN stays NaN (made quiet), f32
+     * denormals become zero of the same sign, overflow gives infinity.
+     */
+    public static float roundToBf16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        int magnitude = bits & 0x7fffffff;
+        int bf16;
+        if (magnitude > 0x7f800000) {
+            bf16 = (bits >>> 16) | 0x40;
+        } else if (magnitude < 0x00800000) {
+            bf16 = (bits >>> 16) & 0x8000;
+        } else {
+            bf16 = (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
+        }
+        return Float.intBitsToFloat(bf16 << 16);
+    }
 }

@@ -35,7 +35,8 @@ public final class NativeKernels implements Kernels {
     }
 
     /**
-     * Loads the library and forces one instruction set ("scalar", "avx2", "avx512", "neon" or "auto") for the whole
+     * Loads the library and forces one instruction set ("scalar", "avx2", "avx512", "avx512bf16", "neon" or "auto";
+     * avx512bf16 = avx512 plus vdpbf16ps for {@link #matmulBf16Activations}) for the whole
      * process, or throws aya.AyaException when this CPU or build lacks it.
      */
     public static NativeKernels load(String isa) {
@@ -79,6 +80,19 @@ public final class NativeKernels implements Kernels {
     @Override
     public void matmul(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
                        int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
+        checkMatmul(type, w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+        switch (type) {
+            case F32 -> aya_matmul_f32_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            case F16 -> aya_matmul_f16_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            case BF16 -> aya_matmul_bf16_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            case Q8_0 -> aya_matmul_q8_0_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            case Q4_0 -> aya_matmul_q4_0_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+        }
+    }
+
+    /** The sizes and segments of a matmul call, checked: the C code trusts them. */
+    private static void checkMatmul(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
+                                    int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
         if (tokens < 1 || inDim < 1 || rowStart < 0 || rowEnd < rowStart || outStride < rowEnd) {
             throw new IllegalArgumentException("matmul: bad sizes tokens=" + tokens + " inDim=" + inDim + " outStride="
                     + outStride + " rows=[" + rowStart + ", " + rowEnd + ")");
@@ -87,13 +101,13 @@ public final class NativeKernels implements Kernels {
         aligned(w, elementBytes(type), "matmul weights");
         need(x, 4L * tokens * inDim, "matmul input");
         need(out, 4L * ((long) (tokens - 1) * outStride + rowEnd), "matmul output");
-        switch (type) {
-            case F32 -> aya_matmul_f32_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
-            case F16 -> aya_matmul_f16_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
-            case BF16 -> aya_matmul_bf16_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
-            case Q8_0 -> aya_matmul_q8_0_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
-            case Q4_0 -> aya_matmul_q4_0_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
-        }
+    }
+
+    @Override
+    public void matmulBf16Activations(MemorySegment w, MemorySegment x, MemorySegment out,
+                                      int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
+        checkMatmul(WeightType.BF16, w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+        aya_matmul_bf16_bf16(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
     }
 
     @Override

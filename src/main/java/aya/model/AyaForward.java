@@ -18,6 +18,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -76,6 +77,7 @@ public final class AyaForward implements AutoCloseable {
     private final MemorySegment finalNorm; // [D] f32, model.norm.weight
     private final Matrix head;      // [V, D] lm_head.weight, or embed when tied
     private final long weightBytes;
+    private volatile Activations activations = Activations.F32;
 
     private final Map<String, Tensor> tensors; // the checkpoint's, with quantized matrices in place of their originals
 
@@ -190,6 +192,27 @@ public final class AyaForward implements AutoCloseable {
 
     public Kernels kernels() {
         return kernels;
+    }
+
+    public Activations activations() {
+        return activations;
+    }
+
+    /**
+     * Chooses the activation precision of the matrix products (default f32); bf16 rounds the activations entering the
+     * bf16 weight matrices in prefill (see {@link Activations#BF16}). Refused for a model without bf16 matrices (e.g.
+     * f32 or quantized), where it would change nothing. Not while a forward pass runs.
+     */
+    public void activations(Activations a) {
+        boolean anyBf16 = head.type() == WeightType.BF16;
+        for (Layer layer : layers) {
+            anyBf16 |= layer.wGate.type() == WeightType.BF16;
+        }
+        if (a == Activations.BF16 && !anyBf16) {
+            throw new AyaException("bf16 activations need bf16 weight matrices; this model's are "
+                    + head.type().name().toLowerCase(Locale.ROOT) + " (use --activations f32)");
+        }
+        this.activations = a;
     }
 
     public int threads() {
@@ -493,7 +516,7 @@ public final class AyaForward implements AutoCloseable {
             int rows = Math.min(HEAD_ROWS, from + count - r0);
             MemorySegment h = s.xb.asSlice((long) r0 * d * Float.BYTES, (long) rows * d * Float.BYTES);
             kernels.layerNorm(s.x.asSlice((long) r0 * d * Float.BYTES), finalNorm, h, rows, d, config.layerNormEps());
-            matmul(head, h, s.logits, rows);
+            matmul(head, h, s.logits, rows, count > 1); // bf16 activations: every row of a prefill's logits alike
             long total = (long) rows * vocab;
             for (long i = 0; i < total; i++) {
                 // Cohere: logits are scaled by logit_scale (0.0625 by default, 1.0 in Tiny Aya)
@@ -522,7 +545,7 @@ public final class AyaForward implements AutoCloseable {
     private void rowSlice(Matrix w, MemorySegment x, MemorySegment out, int tokens, int from, int to, int offset) {
         int start = Math.max(from - offset, 0), end = Math.min(to - offset, w.rows());
         if (start < end) {
-            kernels.matmul(w.type(), w.data(), x, out, tokens, w.cols(), w.rows(), start, end);
+            product(w, x, out, tokens, w.rows(), start, end, tokens > 1);
         }
     }
 
@@ -530,8 +553,8 @@ public final class AyaForward implements AutoCloseable {
     private void gateUp(Layer layer, State s, int n) {
         int ff = layer.wGate.rows();
         pool.forRange(ff, 4, (worker, from, to) -> {
-            kernels.matmul(layer.wGate.type(), layer.wGate.data(), s.xb, s.gate, n, layer.wGate.cols(), ff, from, to);
-            kernels.matmul(layer.wUp.type(), layer.wUp.data(), s.xb, s.up, n, layer.wUp.cols(), ff, from, to);
+            product(layer.wGate, s.xb, s.gate, n, ff, from, to, n > 1);
+            product(layer.wUp, s.xb, s.up, n, ff, from, to, n > 1);
             for (int t = 0; t < n; t++) {
                 kernels.swiglu(s.gate, s.up, (long) t * ff + from, (long) t * ff + to);
             }
@@ -540,8 +563,21 @@ public final class AyaForward implements AutoCloseable {
 
     /** out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work). */
     private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens) {
-        pool.forRange(w.rows(), 4, (worker, from, to) ->
-                kernels.matmul(w.type(), w.data(), x, out, tokens, w.cols(), w.rows(), from, to));
+        matmul(w, x, out, tokens, tokens > 1);
+    }
+
+    private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens, boolean prefill) {
+        pool.forRange(w.rows(), 4, (worker, from, to) -> product(w, x, out, tokens, w.rows(), from, to, prefill));
+    }
+
+    /** Rows [from, to) of x w^T; with --activations bf16, a prefill rounds x to bf16 for bf16 weights. */
+    private void product(Matrix w, MemorySegment x, MemorySegment out, int tokens, int outStride, int from, int to,
+                         boolean prefill) {
+        if (prefill && activations == Activations.BF16 && w.type() == WeightType.BF16) {
+            kernels.matmulBf16Activations(w.data(), x, out, tokens, w.cols(), outStride, from, to);
+        } else {
+            kernels.matmul(w.type(), w.data(), x, out, tokens, w.cols(), outStride, from, to);
+        }
     }
 
     private static void residual(MemorySegment x, MemorySegment a, MemorySegment b, long n) {
