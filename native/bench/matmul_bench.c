@@ -1,7 +1,8 @@
 /* matmul_bench: native BF16 matmul speed next to this machine's own ceilings, measured in the same run.
  *   - FMA peak: 10 independent 8-lane FMA chains, no memory (what "% of peak" divides by);
  *   - read bandwidth: summing a 256 MiB f32 array with 8-lane loads (what decode GB/s is compared with);
- *   - aya_matmul_bf16_f32 for one shape and token count, rows split evenly over the threads.
+ *   - aya_matmul_bf16_f32 for one shape and token count, rows split evenly over the threads
+ *     (aya_matmul_bf16_bf16, the opt-in bf16 activations, with AYA_BENCH_ACTIVATIONS=bf16).
  * With 1 thread every time is the calling thread's CPU time (the machine is shared: wall time mostly measures the
  * other jobs); with 2+ threads it is wall time, and the probes run on as many threads.
  * Build and run (from the repository root, after cmake -S . -B build && cmake --build build):
@@ -19,6 +20,7 @@
 #include "aya_kernels.h"
 
 static int threads = 1;
+static int bf16_activations = 0;
 
 static double now(void) {
     struct timespec t;
@@ -69,7 +71,8 @@ struct matmul_part { const uint16_t *w; const float *x; float *out; int tokens, 
 
 static void *matmul_part(void *arg) {
     struct matmul_part *p = arg;
-    aya_matmul_bf16_f32(p->w, p->x, p->out, p->tokens, p->in_dim, p->rows, p->start, p->end);
+    if (bf16_activations) aya_matmul_bf16_bf16(p->w, p->x, p->out, p->tokens, p->in_dim, p->rows, p->start, p->end);
+    else aya_matmul_bf16_f32(p->w, p->x, p->out, p->tokens, p->in_dim, p->rows, p->start, p->end);
     return NULL;
 }
 
@@ -93,6 +96,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "matmul_bench: bad arguments\n");
         return 2;
     }
+    const char *activations = getenv("AYA_BENCH_ACTIVATIONS");
+    bf16_activations = activations != NULL && strcmp(activations, "bf16") == 0;
     if (aya_init() != AYA_OK) {
         fprintf(stderr, "matmul_bench: %s\n", aya_last_error());
         return 1;
@@ -144,8 +149,8 @@ int main(int argc, char **argv) {
     double flops = 2.0 * (double) n * tokens;
     printf("isa %s, %d thread(s), %s time; probes: FMA peak %.1f GFLOP/s, read %.1f GB/s\n", aya_isa_name(), threads,
            threads == 1 ? "CPU" : "wall", peak, best_read);
-    printf("bf16 matmul %dx%d, %d token(s), %d calls: mean %.1f GFLOP/s (%.0f%% of peak), %.1f GB/s of weights (%.0f%% of read); "
-           "best call %.1f GFLOP/s, %.1f GB/s\n", rows, in_dim, tokens, calls, flops / mean * 1e-9, 100 * flops / mean * 1e-9 / peak,
+    printf("bf16 matmul (%s activations) %dx%d, %d token(s), %d calls: mean %.1f GFLOP/s (%.0f%% of peak), %.1f GB/s of weights (%.0f%% of read); "
+           "best call %.1f GFLOP/s, %.1f GB/s\n", bf16_activations ? "bf16" : "f32", rows, in_dim, tokens, calls, flops / mean * 1e-9, 100 * flops / mean * 1e-9 / peak,
            (double) n * 2 / mean * 1e-9, 100 * (double) n * 2 / mean * 1e-9 / best_read, flops / best * 1e-9, (double) n * 2 / best * 1e-9);
     free(w); free(x); free(out);
     return 0;
