@@ -106,9 +106,9 @@ class NativeKernelsTest {
         assertEquals("native (scalar)", probe(Map.of("AYA_ISA", "scalar")));
         String best = NativeKernels.load("auto").isa();
         assertEquals("native (" + best + ")", probe(Map.of()));
-        assertEquals("error: native kernels: AYA_ISA=sse9: unknown ISA 'sse9' (expected scalar, avx2, avx512, neon or auto)",
+        assertEquals("error: native kernels: AYA_ISA=sse9: unknown ISA 'sse9' (expected scalar, avx2, avx512, avx512bf16, neon or auto)",
                 probe(Map.of("AYA_ISA", "sse9")));
-        for (String isa : List.of("avx2", "avx512", "neon")) {
+        for (String isa : List.of("avx2", "avx512", "avx512bf16", "neon")) {
             if (!NativeKernels.isaAvailable(isa)) {
                 String out = probe(Map.of("AYA_ISA", isa));
                 assertTrue(out.startsWith("error: native kernels: AYA_ISA=" + isa + ": "), out);
