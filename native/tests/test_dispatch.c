@@ -20,8 +20,8 @@ int main(void) {
           "unhelpful error: %s", aya_last_error());
     CHECK(strcmp(aya_isa_name(), "scalar") == 0, "a failed aya_init changed the ISA to %s", aya_isa_name());
 
-    const char *names[3] = { "avx2", "avx512", "neon" };
-    for (int i = 0; i < 3; i++) {
+    const char *names[4] = { "avx2", "avx512", "avx512bf16", "neon" };
+    for (int i = 0; i < 4; i++) {
         int status = aya_set_isa(names[i]);
         if (aya_isa_available(names[i])) {
             CHECK(status == AYA_OK && strcmp(aya_isa_name(), names[i]) == 0, "aya_set_isa(%s) = %d", names[i], status);
