@@ -407,15 +407,23 @@ public final class AyaForward implements AutoCloseable {
             throw new IllegalArgumentException("this state was made by another model");
         }
         checkTokens(s, tokens);
-        for (int start = 0; start < tokens.length; start += s.maxBlock) {
-            int n = Math.min(s.maxBlock, tokens.length - start);
-            boolean lastBlock = start + n == tokens.length;
-            block(s, tokens, start, n);
-            if (allLogits) {
-                head(s, 0, n, start, sink);
-            } else if (lastBlock) {
-                head(s, n - 1, 1, start, sink);
+        try {
+            for (int start = 0; start < tokens.length; start += s.maxBlock) {
+                int n = Math.min(s.maxBlock, tokens.length - start);
+                boolean lastBlock = start + n == tokens.length;
+                block(s, tokens, start, n);
+                checkpoint.checkIntact(); // a weight file truncated during the block: its lost pages read as zeros
+                if (allLogits) {
+                    head(s, 0, n, start, sink);
+                } else if (lastBlock) {
+                    head(s, n - 1, 1, start, sink);
+                }
             }
+            checkpoint.checkIntact();
+        } catch (InternalError e) {
+            // without the native guard, the JVM reports a read of a lost mapped page this way: name the file
+            checkpoint.verifyUnchanged();
+            throw e;
         }
     }
 
