@@ -118,6 +118,22 @@ void aya_swiglu_f32(float *gate, const float *up, int64_t start, int64_t end);
 /* ---- softmax in place over x[0, n), max-subtracted, f32 ---- */
 void aya_softmax_f32(float *x, int32_t n);
 
+/* ==== weight-file guard (native/src/guard.c) ====
+ * A weight file truncated on disk while it is mapped makes every read of a lost page raise SIGBUS, which would kill
+ * the process (in a kernel, or in the JVM reading the mapping). Registered ranges are guarded: the first such fault
+ * maps zero pages over the rest of the range (so the read, and all later ones, return 0 instead of faulting) and
+ * marks the range; the caller checks the mark after each forward step and reports the file. Faults anywhere else go
+ * to the previous handler (the JVM's). Linux and macOS only; elsewhere aya_guard_add returns -1. */
+
+/* Guards [start, start + bytes); returns a slot >= 0, or -1 (table full, or the handler could not be installed). */
+int32_t aya_guard_add(const void *start, int64_t bytes);
+
+/* Stops guarding a slot (before its range is unmapped). */
+void aya_guard_remove(int32_t slot);
+
+/* 1 once a read inside the slot's range faulted (its pages from there on read as zeros), else 0. */
+int32_t aya_guard_faulted(int32_t slot);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1304,5 +1304,185 @@ public class aya_kernels_h extends aya_kernels_h$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static class aya_guard_add {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aya_guard_add");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t aya_guard_add(const void *start, int64_t bytes)
+     * }
+     */
+    public static FunctionDescriptor aya_guard_add$descriptor() {
+        return aya_guard_add.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t aya_guard_add(const void *start, int64_t bytes)
+     * }
+     */
+    public static MethodHandle aya_guard_add$handle() {
+        return aya_guard_add.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t aya_guard_add(const void *start, int64_t bytes)
+     * }
+     */
+    public static MemorySegment aya_guard_add$address() {
+        return aya_guard_add.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t aya_guard_add(const void *start, int64_t bytes)
+     * }
+     */
+    public static int aya_guard_add(MemorySegment start, long bytes) {
+        var mh$ = aya_guard_add.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aya_guard_add", start, bytes);
+            }
+            return (int)mh$.invokeExact(start, bytes);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class aya_guard_remove {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            aya_kernels_h.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aya_guard_remove");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void aya_guard_remove(int32_t slot)
+     * }
+     */
+    public static FunctionDescriptor aya_guard_remove$descriptor() {
+        return aya_guard_remove.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void aya_guard_remove(int32_t slot)
+     * }
+     */
+    public static MethodHandle aya_guard_remove$handle() {
+        return aya_guard_remove.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void aya_guard_remove(int32_t slot)
+     * }
+     */
+    public static MemorySegment aya_guard_remove$address() {
+        return aya_guard_remove.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void aya_guard_remove(int32_t slot)
+     * }
+     */
+    public static void aya_guard_remove(int slot) {
+        var mh$ = aya_guard_remove.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aya_guard_remove", slot);
+            }
+            mh$.invokeExact(slot);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class aya_guard_faulted {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aya_guard_faulted");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t aya_guard_faulted(int32_t slot)
+     * }
+     */
+    public static FunctionDescriptor aya_guard_faulted$descriptor() {
+        return aya_guard_faulted.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t aya_guard_faulted(int32_t slot)
+     * }
+     */
+    public static MethodHandle aya_guard_faulted$handle() {
+        return aya_guard_faulted.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t aya_guard_faulted(int32_t slot)
+     * }
+     */
+    public static MemorySegment aya_guard_faulted$address() {
+        return aya_guard_faulted.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t aya_guard_faulted(int32_t slot)
+     * }
+     */
+    public static int aya_guard_faulted(int slot) {
+        var mh$ = aya_guard_faulted.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aya_guard_faulted", slot);
+            }
+            return (int)mh$.invokeExact(slot);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }
 

@@ -3,6 +3,7 @@ package aya.cli;
 import aya.AyaException;
 import aya.generation.AyaModel;
 import aya.generation.GenerationResult;
+import aya.generation.GenerationSettings;
 import aya.generation.Session;
 import aya.generation.StopReason;
 import aya.tokenizer.ChatTemplate;
@@ -26,11 +27,13 @@ import java.util.concurrent.Callable;
  * {@code aya chat}: a multi-turn conversation on stdin/stdout. Each turn renders the whole conversation with the
  * model's chat template and hands it to the session, which keeps the KV cache of everything it has seen and
  * processes only the new suffix (the reply it generated and the new user message). {@code /reset} forgets the
- * conversation, {@code /exit} or end of input (Ctrl-D) quits. With stdin a pipe, each line is a user message and
+ * conversation, {@code /exit} or end of input (Ctrl-D) quits. Ctrl-C stops a reply (what was shown stays in the
+ * conversation); Ctrl-C at the prompt, or twice during a reply, quits with exit code 130 ({@link CtrlC}). With
+ * stdin a pipe, each line is a user message and
  * only the replies are printed, one per line.
  */
 @Command(name = "chat", sortOptions = false, mixinStandardHelpOptions = true,
-        description = "Chat with the model (one message per line; /reset, /exit, Ctrl-D).")
+        description = "Chat with the model (one message per line; /reset, /exit, Ctrl-D; Ctrl-C stops a reply).")
 public final class ChatCommand implements Callable<Integer> {
 
     @Option(names = "--system", paramLabel = "TEXT", description = "System message at the start of the conversation.")
@@ -88,19 +91,35 @@ public final class ChatCommand implements Callable<Integer> {
                                 + context + ": /reset to start over, or raise --context");
                         continue;
                     }
-                    GenerationResult r = session.generate(prompt, options.settings(model, context, turn++, -1), (id, piece) -> {
-                        if (!piece.isEmpty()) {
-                            out.print(piece);
-                            out.flush();
+                    GenerationSettings settings = options.settings(model, context, turn++, -1);
+                    StringBuilder shown = new StringBuilder();
+                    GenerationResult r = null;
+                    CtrlC.startReply(); // the first Ctrl-C from here on stops this reply instead of quitting
+                    try {
+                        Session.Generation g = session.start(prompt, settings);
+                        while (!CtrlC.replyStopped() && g.hasNext()) {
+                            String piece = g.next().text();
+                            if (!piece.isEmpty()) {
+                                out.print(piece);
+                                out.flush();
+                                shown.append(piece);
+                            }
                         }
-                    });
+                        if (!CtrlC.replyStopped()) r = g.result();
+                    } finally {
+                        CtrlC.endReply();
+                    }
                     out.println();
                     out.flush();
-                    if (r.stopReason() == StopReason.CONTEXT_FULL) {
+                    if (r == null) {
+                        System.err.println("aya: reply stopped (Ctrl-C at the prompt quits)");
+                    } else if (r.stopReason() == StopReason.CONTEXT_FULL) {
                         System.err.println("aya: stopped: the context of " + context + " tokens is full: /reset to start over");
                     }
                     // The reply goes into the history as text; the next rendering wraps it as the template says.
-                    messages.add(new Message("assistant", r.text()));
+                    // A reply stopped by Ctrl-C stays as far as it was shown, as in llama.cpp: the history is what
+                    // the user saw (the session then reuses its cache up to where the rendering differs).
+                    messages.add(new Message("assistant", r == null ? shown.toString() : r.text()));
                 }
             }
         }

@@ -7,6 +7,7 @@ import aya.generation.GenerationSettings;
 import aya.generation.Session;
 import aya.generation.StopReason;
 import aya.tokenizer.ChatTemplate;
+import aya.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -22,6 +23,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.StringJoiner;
 import java.util.concurrent.Callable;
 
@@ -73,8 +75,18 @@ public final class GenerateCommand implements Callable<Integer> {
         String text = promptFile != null ? readPrompt(promptFile) : prompt;
         if (promptIds == null && text.isEmpty()) throw new AyaException("the prompt is empty");
 
-        try (AyaModel model = options.load()) {
-            if (promptIds == null) promptIds = encode(model, text);
+        // With a fixed --context, a prompt that cannot fit is refused before the weights are mapped.
+        int[][] early = {promptIds};
+        try (AyaModel model = options.load((tokenizer, template) -> {
+            if (options.context == null) return;
+            if (early[0] == null && tokenizer != null) early[0] = encode(tokenizer, template, text, options.model);
+            if (early[0] != null) checkFits(early[0].length, options.context);
+        })) {
+            promptIds = early[0];
+            if (promptIds == null) {
+                if (!model.hasTokenizer()) throw new AyaException(model.directory() + " has no tokenizer.json: give the prompt as --ids");
+                promptIds = encode(model.tokenizer(), model.chatTemplate(), text, model.directory().toString());
+            }
             int context;
             if (ids != null && options.context == null) {
                 // as before the text mode existed: a context just big enough for prompt + --max-tokens
@@ -93,10 +105,7 @@ public final class GenerateCommand implements Callable<Integer> {
             }
             GenerationSettings settings = options.settings(model, context, 0,
                     ids != null ? IDS_DEFAULT_MAX_TOKENS : -1);
-            if (promptIds.length > context) {
-                throw new AyaException("the prompt has " + promptIds.length + " tokens, more than the context of "
-                        + context + " (raise --context or shorten the prompt)");
-            }
+            checkFits(promptIds.length, context);
             PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
             GenerationResult r;
             try (Session session = model.newSession(context)) {
@@ -135,16 +144,21 @@ public final class GenerateCommand implements Callable<Integer> {
         r.timings().lines().forEach(l -> System.err.println("aya: " + l));
     }
 
+    private static void checkFits(int promptTokens, int context) {
+        if (promptTokens > context) {
+            throw new AyaException("the prompt has " + promptTokens + " tokens, more than the context of "
+                    + context + " (raise --context or shorten the prompt)");
+        }
+    }
+
     /** The prompt's ids: through the chat template for chat models, else (or with --raw) as HF encode gives them. */
-    private int[] encode(AyaModel model, String text) {
-        if (!model.hasTokenizer()) throw new AyaException(model.directory() + " has no tokenizer.json: give the prompt as --ids");
-        var template = model.chatTemplate();
+    private int[] encode(Tokenizer tokenizer, Optional<ChatTemplate> template, String text, String modelName) {
         if (raw || template.isEmpty()) {
             if (system != null) {
                 throw new AyaException(raw ? "--system needs the chat template: drop --raw"
-                        : model.directory() + " has no chat template (a base model): --system cannot be used");
+                        : modelName + " has no chat template (a base model): --system cannot be used");
             }
-            return model.tokenizer().encode(text, true);
+            return tokenizer.encode(text, true);
         }
         List<ChatTemplate.Message> messages = new ArrayList<>();
         if (system != null) messages.add(new ChatTemplate.Message("system", system));

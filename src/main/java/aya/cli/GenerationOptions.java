@@ -73,6 +73,11 @@ final class GenerationOptions {
     boolean ignoreEos;
 
     AyaModel load() {
+        return load((tokenizer, template) -> { });
+    }
+
+    /** Loads the model, running {@code check} once the tokenizer is read and before the weights are mapped. */
+    AyaModel load(AyaModel.BeforeWeights check) {
         if (threads != null && (threads < 1 || threads > 1024)) {
             throw new AyaException("--threads must be between 1 and 1024, got " + threads);
         }
@@ -80,7 +85,7 @@ final class GenerationOptions {
             throw new AyaException("--context must be at least 1, got " + context);
         }
         return AyaModel.load(model, new AyaModel.Options(backend, threads == null ? 0 : threads, System.err,
-                ModelOptions.parseQuant(quant), Activations.parse(activations)));
+                ModelOptions.parseQuant(quant), Activations.parse(activations)), check);
     }
 
     /** The context to use: --context, else the model's default. */

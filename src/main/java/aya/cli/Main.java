@@ -38,6 +38,7 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        CtrlC.install();
         System.exit(run(args));
     }
 

@@ -104,8 +104,27 @@ public final class AyaModel implements AutoCloseable {
 
     /** Loads a local checkpoint directory, or a hub repo id (found in the HF cache, else downloaded). */
     public static AyaModel load(String modelOrRepoId, Options options) {
-        return load(modelOrRepoId, options, new ModelLocator(HubSettings.fromEnvironment(), options.log(),
-                options.log() != null && LoadProgress.stderrIsTerminal()));
+        return load(modelOrRepoId, options, NO_CHECK);
+    }
+
+    /**
+     * A check on the text side of a model, run once tokenizer.json and the chat template are read and before the
+     * weights are mapped: e.g. refusing a prompt that cannot fit the context without first loading gigabytes.
+     * {@code tokenizer} is null when the directory has no tokenizer.json.
+     */
+    @FunctionalInterface
+    public interface BeforeWeights {
+        void check(Tokenizer tokenizer, Optional<ChatTemplate> template);
+    }
+
+    private static final BeforeWeights NO_CHECK = (tokenizer, template) -> { };
+
+    /** Like {@link #load(String, Options)}, running {@code check} before the weights are mapped. */
+    public static AyaModel load(String modelOrRepoId, Options options, BeforeWeights check) {
+        ModelLocator locator = new ModelLocator(HubSettings.fromEnvironment(), options.log(),
+                options.log() != null && LoadProgress.stderrIsTerminal());
+        return load(locator.resolve(modelOrRepoId), options, new LoadProgress(options.log(),
+                options.log() != null && LoadProgress.stderrIsTerminal(), LoadProgress.DEFAULT_THRESHOLD_NANOS), check);
     }
 
     /** The same with a given hub client (e.g. another endpoint, cache or token than the environment's). */
@@ -120,6 +139,10 @@ public final class AyaModel implements AutoCloseable {
     }
 
     static AyaModel load(Path dir, Options options, LoadProgress progress) {
+        return load(dir, options, progress, NO_CHECK);
+    }
+
+    static AyaModel load(Path dir, Options options, LoadProgress progress, BeforeWeights check) {
         if (!Files.isDirectory(dir)) {
             throw new AyaException(dir + ": not a model directory (expected config.json, *.safetensors, tokenizer.json)");
         }
@@ -128,6 +151,7 @@ public final class AyaModel implements AutoCloseable {
         Path tokenizerFile = dir.resolve("tokenizer.json");
         Tokenizer tokenizer = Files.exists(tokenizerFile) ? Tokenizer.load(tokenizerFile) : null;
         ChatTemplate template = tokenizer == null ? null : ChatTemplate.load(dir, tokenizer).orElse(null);
+        check.check(tokenizer, Optional.ofNullable(template));
         AyaForward forward = AyaForward.load(dir, Backend.open(options.backend()), threads, options.quant()); // closes the kernels if it fails
         try {
             forward.activations(options.activations());

@@ -1,6 +1,7 @@
 package aya.hub;
 
 import aya.AyaException;
+import aya.TempFiles;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -11,7 +12,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Optional;
-import java.util.UUID;
 import java.util.regex.Pattern;
 
 /**
@@ -139,9 +139,12 @@ public final class RepoCache {
         Files.createDirectories(pointer.getParent());
         Path target = pointer.getParent().relativize(blob(etag));
         if (Files.isSymbolicLink(pointer) && Files.readSymbolicLink(pointer).equals(target)) return;
-        Path temp = pointer.resolveSibling("." + pointer.getFileName() + "." + UUID.randomUUID() + ".tmp");
-        Files.createSymbolicLink(temp, target);
-        move(temp, pointer);
+        Path temp = TempFiles.create(pointer, t -> Files.createSymbolicLink(t, target));
+        try {
+            TempFiles.commit(temp, pointer);
+        } finally {
+            TempFiles.delete(temp);
+        }
     }
 
     /** huggingface_hub's marker for a file that does not exist at a commit. */
@@ -157,12 +160,12 @@ public final class RepoCache {
 
     static void writeAtomically(Path file, byte[] content) throws IOException {
         Files.createDirectories(file.getParent());
-        Path temp = file.resolveSibling("." + file.getFileName() + "." + UUID.randomUUID() + ".tmp");
+        Path temp = TempFiles.create(file);
         try {
             Files.write(temp, content);
-            move(temp, file);
+            TempFiles.commit(temp, file);
         } finally {
-            Files.deleteIfExists(temp);
+            TempFiles.delete(temp);
         }
     }
 

@@ -416,13 +416,13 @@ public final class AyaForward implements AutoCloseable {
             throw new IllegalArgumentException("no tokens to feed");
         }
         MemorySegment[] last = new MemorySegment[1];
-        run(s, tokens, false, (i, row) -> last[0] = row);
+        runGuarded(s, tokens, false, (i, row) -> last[0] = row);
         return last[0];
     }
 
     /** Feeds {@code tokens} and hands the logits of every one of them to {@code sink}, in order. */
     public void forwardAll(State s, int[] tokens, LogitsSink sink) {
-        run(s, tokens, true, sink);
+        runGuarded(s, tokens, true, sink);
     }
 
     private void run(State s, int[] tokens, boolean allLogits, LogitsSink sink) {
@@ -434,11 +434,23 @@ public final class AyaForward implements AutoCloseable {
             int n = Math.min(s.maxBlock, tokens.length - start);
             boolean lastBlock = start + n == tokens.length;
             block(s, tokens, start, n);
+            checkpoint.checkIntact(); // a weight file truncated during the block: its lost pages read as zeros
             if (allLogits) {
                 head(s, 0, n, start, sink);
             } else if (lastBlock) {
                 head(s, n - 1, 1, start, sink);
             }
+        }
+        checkpoint.checkIntact();
+    }
+
+    /** {@link #run}, naming the weight file when the JVM reports a read of a lost mapped page (no native guard). */
+    private void runGuarded(State s, int[] tokens, boolean allLogits, LogitsSink sink) {
+        try {
+            run(s, tokens, allLogits, sink);
+        } catch (InternalError e) {
+            checkpoint.verifyUnchanged(); // throws the one-line error if a file changed; else this is another error
+            throw e;
         }
     }
 

@@ -117,6 +117,17 @@ final class OnigRegex {
                         out.append(NOT_BOUNDARY);
                     }
                     case 'K' -> throw new AyaException("regex " + quote(p) + ": \\K is not supported");
+                    case 'x' -> {
+                        // \x{HHHH}: copied whole, so its braces are not read as an interval below
+                        int close = i + 2 < n && p.charAt(i + 2) == '{' ? p.indexOf('}', i) : -1;
+                        if (close < 0) {
+                            out.append(c).append(e);
+                        } else {
+                            out.append(p, i, close + 1);
+                            i = close + 1;
+                            continue;
+                        }
+                    }
                     case 'p', 'P' -> {
                         int close = p.indexOf('}', i);
                         if (i + 2 >= n || p.charAt(i + 2) != '{' || close < 0)
@@ -168,6 +179,10 @@ final class OnigRegex {
                 i++;
                 continue;
             }
+            if (c == '{' && classDepth == 0) {
+                i = interval(p, i, out);
+                continue;
+            }
             if (c == '(' && classDepth == 0 && p.startsWith("(?", i) && i + 2 < n) {
                 // Inline options: Ruby's 'm' is Java's 's' (dot matches newline); 'i' folds Unicode case.
                 int j = i + 2;
@@ -187,6 +202,63 @@ final class OnigRegex {
             i++;
         }
         return out.toString();
+    }
+
+    /** Oniguruma's largest repeat count (ONIG_MAX_REPEAT_NUM): a larger one is an error there. */
+    private static final int MAX_REPEAT = 100_000;
+
+    /**
+     * An unescaped '{' outside a class, at {@code i}, as Oniguruma's Ruby syntax (HF tokenizers' default) reads it:
+     * {@code {n}}, {@code {n,}}, {@code {n,m}} and {@code {,m}} (= {@code {0,m}}, which Java refuses) are intervals;
+     * {@code {n,m}} with n > m is the possessive {@code {m,n}+}; anything else (e.g. {@code {}, {@code {,}},
+     * {@code {a}}, a '{' without '}') is a literal '{' (Java would refuse it). Two forms mean something else in
+     * Java and are refused: {@code {n}?} (optional in Ruby syntax, reluctant in Java) and an interval followed by
+     * '+' (repeated again in Ruby syntax, possessive in Java). Appends the translation; returns the next index.
+     */
+    private static int interval(String p, int i, StringBuilder out) {
+        int n = p.length();
+        int j = i + 1;
+        int lowStart = j;
+        while (j < n && p.charAt(j) >= '0' && p.charAt(j) <= '9') j++;
+        String low = p.substring(lowStart, j);
+        String high = null;
+        boolean comma = j < n && p.charAt(j) == ',';
+        if (comma) {
+            int highStart = ++j;
+            while (j < n && p.charAt(j) >= '0' && p.charAt(j) <= '9') j++;
+            high = p.substring(highStart, j);
+        }
+        boolean valid = j < n && p.charAt(j) == '}' && !(low.isEmpty() && (!comma || high.isEmpty()));
+        if (!valid) {
+            out.append("\\{");
+            return i + 1;
+        }
+        int end = j + 1;
+        long lo = low.isEmpty() ? 0 : parseRepeat(low, p);
+        long hi = !comma ? lo : high.isEmpty() ? -1 : parseRepeat(high, p);
+        char next = end < n ? p.charAt(end) : 0;
+        if (next == '+') {
+            throw new AyaException("regex " + quote(p) + ": an interval followed by '+' is not supported"
+                    + " (Oniguruma repeats it again, Java would make it possessive)");
+        }
+        if (next == '?' && !comma) {
+            throw new AyaException("regex " + quote(p) + ": '{n}?' is not supported (optional in Oniguruma, not in Java)");
+        }
+        if (hi >= 0 && lo > hi) {
+            out.append('{').append(hi).append(',').append(lo).append("}+");
+        } else {
+            out.append('{').append(lo);
+            if (comma) out.append(',').append(hi < 0 ? "" : Long.toString(hi));
+            out.append('}');
+        }
+        return end;
+    }
+
+    private static long parseRepeat(String digits, String pattern) {
+        if (digits.length() > 7 || Long.parseLong(digits) > MAX_REPEAT) {
+            throw new AyaException("regex " + quote(pattern) + ": repeat count " + digits + " is above " + MAX_REPEAT);
+        }
+        return Long.parseLong(digits);
     }
 
     private static String property(String name, boolean negate, String pattern) {

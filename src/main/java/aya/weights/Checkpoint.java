@@ -1,6 +1,7 @@
 package aya.weights;
 
 import aya.AyaException;
+import aya.kernels.MappingGuard;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
@@ -30,25 +31,42 @@ public final class Checkpoint implements AutoCloseable {
     private final Arena arena;
     private final Map<String, Tensor> tensors;
     private final String describe;
-    private final List<FileStamp> files; // what each mapped file looked like when it was mapped
+    private final List<FileStamp> files = new ArrayList<>(); // what each mapped file looked like when it was mapped
 
-    private Checkpoint(Arena arena, Map<String, Tensor> tensors, String describe, List<FileStamp> files) {
+    private Checkpoint(Arena arena, Map<String, Tensor> tensors, String describe) {
         this.arena = arena;
         this.tensors = tensors;
         this.describe = describe;
-        this.files = files;
     }
 
-    /** Size, modification time and identity (inode) of a mapped file. */
-    private record FileStamp(Path path, long size, FileTime modified, Object key) {
-        static FileStamp of(Path path) {
+    /**
+     * Size, modification time and identity (inode) of a mapped file, and its {@link MappingGuard} slot (-1: not
+     * guarded), which turns a read of a page the file lost into zeros and a mark instead of a SIGBUS.
+     */
+    private record FileStamp(Path path, long size, FileTime modified, Object key, int guardSlot) {
+        static FileStamp of(SafetensorsFile f) {
             try {
-                BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
-                return new FileStamp(path, a.size(), a.lastModifiedTime(), a.fileKey());
+                BasicFileAttributes a = Files.readAttributes(f.path(), BasicFileAttributes.class);
+                return new FileStamp(f.path(), a.size(), a.lastModifiedTime(), a.fileKey(), MappingGuard.watch(f.mapping()));
             } catch (IOException e) {
-                throw new AyaException(path + ": cannot read: " + e.getMessage());
+                throw new AyaException(f.path() + ": cannot read: " + e.getMessage());
             }
         }
+    }
+
+    /** Records a file mapped into this checkpoint's arena (stamp for the change checks, guard slot). */
+    private void track(SafetensorsFile f) {
+        files.add(FileStamp.of(f));
+    }
+
+    /**
+     * Maps another safetensors file into this checkpoint (e.g. a quantized cache of its matrices): it lives as long
+     * as the checkpoint and is watched for changes like the checkpoint's own files.
+     */
+    public SafetensorsFile mapFile(Path file) {
+        SafetensorsFile f = SafetensorsFile.open(file, arena);
+        track(f);
+        return f;
     }
 
     /** Opens the checkpoint in {@code dir}. */
@@ -60,7 +78,9 @@ public final class Checkpoint implements AutoCloseable {
             // transformers looks for the single file first, then the index
             if (Files.isRegularFile(single)) {
                 SafetensorsFile f = SafetensorsFile.open(single, arena);
-                return new Checkpoint(arena, f.tensors(), single.toString(), List.of(FileStamp.of(single)));
+                Checkpoint c = new Checkpoint(arena, f.tensors(), single.toString());
+                c.track(f);
+                return c;
             }
             if (Files.isRegularFile(index)) {
                 return openSharded(dir, index, arena);
@@ -107,9 +127,9 @@ public final class Checkpoint implements AutoCloseable {
             }
             tensors.put(name, t);
         }
-        List<FileStamp> stamps = new ArrayList<>();
-        for (SafetensorsFile s : shards.values()) stamps.add(FileStamp.of(s.path()));
-        return new Checkpoint(arena, tensors, index + " (" + shards.size() + " shards)", stamps);
+        Checkpoint c = new Checkpoint(arena, tensors, index + " (" + shards.size() + " shards)");
+        for (SafetensorsFile s : shards.values()) c.track(s);
+        return c;
     }
 
     public boolean has(String name) {
@@ -171,8 +191,24 @@ public final class Checkpoint implements AutoCloseable {
         }
     }
 
+    /**
+     * Throws if a mapped file changed while the model ran: a guarded mapping that read a page the file no longer has
+     * (truncated: those reads gave zeros, so the step's result is garbage), or a size or mtime change. Called after
+     * each forward step; costs one flag read and one stat per file.
+     */
+    public void checkIntact() {
+        for (FileStamp f : files) {
+            if (MappingGuard.faulted(f.guardSlot())) {
+                throw new AyaException(f.path() + ": truncated on disk while the model was reading it (the lost pages read"
+                        + " as zeros, the result is invalid): reload the model");
+            }
+        }
+        verifyUnchanged();
+    }
+
     @Override
     public void close() {
+        for (FileStamp f : files) MappingGuard.unwatch(f.guardSlot());
         arena.close();
     }
 

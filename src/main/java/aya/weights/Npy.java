@@ -1,6 +1,7 @@
 package aya.weights;
 
 import aya.AyaException;
+import aya.TempFiles;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -11,7 +12,6 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -48,7 +48,7 @@ public final class Npy {
                 throw new AyaException(target + ": cannot write: it is a directory");
             }
             try {
-                this.temp = Files.createTempFile(dir, "." + this.target.getFileName(), ".npy.tmp");
+                this.temp = TempFiles.create(this.target);
                 this.channel = FileChannel.open(temp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
                 channel.write(ByteBuffer.wrap(header(rows, cols)));
             } catch (IOException e) {
@@ -79,7 +79,7 @@ public final class Npy {
             }
             try {
                 channel.close();
-                Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                TempFiles.commit(temp, target);
                 committed = true;
             } catch (IOException e) {
                 throw new AyaException(target + ": cannot write: " + e.getMessage());
@@ -91,10 +91,10 @@ public final class Npy {
             if (!committed) {
                 try {
                     channel.close();
-                    Files.deleteIfExists(temp);
                 } catch (IOException ignored) {
-                    // best effort: the temp file is hidden and named after the target
+                    // best effort: the temp file is deleted anyway
                 }
+                TempFiles.delete(temp);
             }
         }
     }

@@ -207,7 +207,7 @@ public final class QuantizedWeights {
 
     /** Maps the (checked) cache into the checkpoint's arena: it lives as long as the model. */
     private static Map<String, Tensor> map(Path file, Checkpoint checkpoint, WeightType type) {
-        SafetensorsFile f = SafetensorsFile.open(file, checkpoint.arena());
+        SafetensorsFile f = checkpoint.mapFile(file);
         Map<String, Tensor> out = new LinkedHashMap<>();
         for (Tensor t : f.tensors().values()) {
             long cols = t.shape()[1] / type.blockBytes * type.blockSize;

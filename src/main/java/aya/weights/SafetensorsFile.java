@@ -36,13 +36,20 @@ public final class SafetensorsFile {
     public static final long MAX_HEADER_BYTES = 100L << 20;
 
     private final Path path;
+    private final MemorySegment mapping; // the whole file
     private final Map<String, Tensor> tensors;
     private final Map<String, String> metadata;
 
-    private SafetensorsFile(Path path, Map<String, Tensor> tensors, Map<String, String> metadata) {
+    private SafetensorsFile(Path path, MemorySegment mapping, Map<String, Tensor> tensors, Map<String, String> metadata) {
         this.path = path;
+        this.mapping = mapping;
         this.tensors = tensors;
         this.metadata = metadata;
+    }
+
+    /** The mapping of the whole file. */
+    public MemorySegment mapping() {
+        return mapping;
     }
 
     /** The header's {@code __metadata__} string entries (empty when there are none). */
@@ -191,7 +198,7 @@ public final class SafetensorsFile {
                 throw new AyaException(path + ": tensors '" + a.name + "' and '" + b.name + "' overlap in the data section");
             }
         }
-        return new SafetensorsFile(path, tensors, metadata);
+        return new SafetensorsFile(path, file, tensors, metadata);
     }
 
     private static long multiplyChecked(long a, long b, String where) {

@@ -1,16 +1,14 @@
 package aya.weights;
 
 import aya.AyaException;
+import aya.TempFiles;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -165,10 +163,10 @@ public final class SafetensorsWriter {
 
     /** Writes the file atomically (temp sibling, then rename). */
     public void write(Path file) {
-        Path tmp = file.resolveSibling("." + file.getFileName() + ".partial");
+        Path tmp = null;
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                    StandardOpenOption.WRITE)) {
+            tmp = TempFiles.create(file);
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
                 byte[] header = header();
                 ByteBuffer prefix = ByteBuffer.allocate(8 + header.length).order(ByteOrder.LITTLE_ENDIAN);
                 prefix.putLong(header.length).put(header).flip();
@@ -184,30 +182,18 @@ public final class SafetensorsWriter {
                     }
                 }
             }
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
+            TempFiles.commit(tmp, file);
         } catch (IOException e) {
-            deleteQuietly(tmp);
+            if (tmp != null) TempFiles.delete(tmp);
             throw new AyaException("cannot write " + file + ": " + e.getMessage(), e);
         } catch (RuntimeException e) {
-            deleteQuietly(tmp);
+            if (tmp != null) TempFiles.delete(tmp);
             throw e;
         }
     }
 
     private static void writeFully(FileChannel ch, ByteBuffer buf) throws IOException {
         while (buf.hasRemaining()) ch.write(buf);
-    }
-
-    private static void deleteQuietly(Path p) {
-        try {
-            Files.deleteIfExists(p);
-        } catch (IOException ignored) {
-            // best effort: the original error matters more
-        }
     }
 
     /** JSON string literal with the escapes JSON requires. */

@@ -175,6 +175,14 @@ class GenerateCommandTest extends CliCapture {
         fails("top-p", "generate", "--model", MODEL, "hi", "--top-p", "2");
         fails("stop", "generate", "--model", MODEL, "hi", "--stop", "");
         fails("tokenizer.json", "generate", "--model", "src/test/resources/model/f32-tied", "hi");
+        // with a fixed --context, a prompt that cannot fit is refused before the weights are read: here there are none
+        Path noWeights = copyChatFixture(tmp.resolve("no-weights"));
+        Files.delete(noWeights.resolve("model.safetensors"));
+        fails("the prompt has", "generate", "--model", noWeights.toString(), "a long enough prompt to exceed ten tokens of context",
+                "--context", "10");
+        fails("the prompt has 5 tokens, more than the context of 3", "generate", "--model", noWeights.toString(),
+                "--ids", "1,2,3,4,5", "--context", "3");
+        fails("model.safetensors", "generate", "--model", noWeights.toString(), "hi", "--context", "100"); // fits: then loads
         // a checkpoint without a chat template runs raw, and refuses --system
         Path base = copyChatFixture(tmp.resolve("base"));
         Files.delete(base.resolve("chat_template.jinja"));

@@ -64,6 +64,7 @@ final class FakeHub implements AutoCloseable {
     volatile boolean ignoreRange;
     volatile boolean cutCdnOnce;    // the next CDN body stops halfway (the connection drops)
     volatile boolean cdnHop;        // LFS redirects go to /hop/... on the CDN, which redirects again (307)
+    volatile boolean stallCdn;      // full CDN bodies send their first half, then nothing until this is cleared
 
     private final Map<String, Repo> repos = new ConcurrentHashMap<>();
     private final HttpServer hub;
@@ -216,6 +217,21 @@ final class FakeHub implements AutoCloseable {
                 ex.getResponseHeaders().set("Content-Range", "bytes " + start + "-" + (body.length - 1) + "/" + body.length);
                 send(ex, 206, rest);
                 return;
+            }
+            if (stallCdn) {
+                ex.sendResponseHeaders(200, body.length);
+                cdnBytesSent.addAndGet(body.length / 2);
+                OutputStream out = ex.getResponseBody();
+                out.write(body, 0, body.length / 2);
+                out.flush();
+                while (stallCdn) {
+                    try {
+                        Thread.sleep(20);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+                return; // then the connection drops
             }
             if (cutCdnOnce) {
                 cutCdnOnce = false;

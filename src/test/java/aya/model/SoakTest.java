@@ -4,11 +4,8 @@ import aya.kernels.Backend;
 import aya.kernels.Backends;
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -22,8 +19,9 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * Several sessions (states) decode concurrently on one loaded model for a bounded time (-Daya.soak.seconds,
- * default 6 s per backend): every run gives exactly the single-session ids and logits, native memory (RSS) stays
- * flat while thousands of states are made and closed, and closing releases the states and the worker threads.
+ * default 4 s per backend): every run gives exactly the single-session ids and logits, the native memory our code
+ * allocates (measured by the JVM's native memory tracking, not RSS) returns to its baseline after the sessions close
+ * and never holds more than the live states, and closing the model releases it all and the worker threads.
  */
 class SoakTest {
 
@@ -55,37 +53,92 @@ class SoakTest {
         return new Result(out, last);
     }
 
-    static long rssBytes() throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("\\D", "")) * 1024;
+    /**
+     * Native memory our code holds: NMT's "Other" category, where the JVM counts every {@code Arena.allocate} (the
+     * states' KV caches and activations, tensors converted at load). Exact, unlike RSS, which also holds the pages of
+     * the mapped weight files and the JVM's own heap and code cache. Needs -XX:NativeMemoryTracking=summary.
+     */
+    static long arenaBytes() {
+        String summary;
+        try {
+            summary = (String) java.lang.management.ManagementFactory.getPlatformMBeanServer().invoke(
+                    new javax.management.ObjectName("com.sun.management:type=DiagnosticCommand"), "vmNativeMemory",
+                    new Object[] {new String[] {"summary"}}, new String[] {String[].class.getName()});
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot query native memory tracking", e);
         }
-        return -1;
+        var m = java.util.regex.Pattern.compile("Other \\(reserved=\\d+KB, committed=(\\d+)KB\\)").matcher(summary);
+        if (!m.find()) throw new IllegalStateException("no 'Other' line in the NMT summary (run with -XX:NativeMemoryTracking=summary):\n" + summary);
+        return Long.parseLong(m.group(1)) * 1024;
     }
 
-    /** Memory the JVM itself has committed (Java heap, code cache, metaspace): RSS that is not the sessions' native memory. */
-    static long jvmCommittedBytes() {
-        var memory = java.lang.management.ManagementFactory.getMemoryMXBean();
-        return memory.getHeapMemoryUsage().getCommitted() + memory.getNonHeapMemoryUsage().getCommitted();
-    }
-
+    /**
+     * Runs {@link Child} in its own JVM with native memory tracking on (so other tests' allocations in the surefire JVM
+     * do not count, and the JVM's own memory is told apart) and checks the numbers it prints.
+     */
     @Test
-    void concurrentSessionsMatchOneSessionAndMemoryStaysFlat() throws Exception {
-        long seconds = Long.getLong("aya.soak.seconds", 6);
-        int[] base = ModelFixtures.inputIds(FIXTURE);
-        List<int[]> prompts = new ArrayList<>();
-        for (int i = 0; i < SESSIONS; i++) prompts.add(Arrays.copyOfRange(base, i, i + 6 + 3 * i)); // different lengths
-        for (String backend : Backends.available()) {
+    void concurrentSessionsMatchOneSessionAndNativeMemoryReturnsToItsBaseline() throws Exception {
+        long seconds = Long.getLong("aya.soak.seconds", 4);
+        List<String> backends = Backends.available();
+        String javaCommand = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = new ArrayList<>(List.of(javaCommand, "--add-modules", "jdk.incubator.vector",
+                "--enable-native-access=ALL-UNNAMED", "-XX:NativeMemoryTracking=summary", "-cp", System.getProperty("java.class.path"),
+                Child.class.getName(), Long.toString(seconds)));
+        cmd.addAll(backends);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(2 * seconds + 240, TimeUnit.SECONDS), "soak child finished");
+        System.out.print(out);
+        assertEquals(0, p.exitValue(), out);
+        for (String backend : backends) {
+            var line = java.util.regex.Pattern.compile("soak " + backend + ": (\\d+) sessions, state (\\d+) bytes, arena bytes "
+                    + "before load (\\d+), loaded (\\d+), peak (\\d+), after sessions (\\d+), after close (\\d+)").matcher(out);
+            assertTrue(line.find(), out);
+            long runs = Long.parseLong(line.group(1)), state = Long.parseLong(line.group(2));
+            long beforeLoad = Long.parseLong(line.group(3)), loaded = Long.parseLong(line.group(4)), peak = Long.parseLong(line.group(5));
+            long afterSessions = Long.parseLong(line.group(6)), afterClose = Long.parseLong(line.group(7));
+            assertTrue(runs >= SESSIONS, "every worker finished at least one session: " + runs);
+            // less than half of one state (NMT counts in KB): a single leaked state would show
+            long slack = Math.max(state / 2, 8 << 10);
+            assertTrue(Math.abs(afterSessions - loaded) < slack, backend + ": after " + runs + " sessions of " + state
+                    + " bytes each, arena memory went from " + loaded + " to " + afterSessions);
+            // at most SESSIONS states are alive at once, however many sessions were made (+ one state's worth: the
+            // JDK's own per-thread allocations while the 5 pool threads live, ~40 KB measured, count as "Other" too)
+            assertTrue(peak - loaded <= (SESSIONS + 1) * state, backend + ": peak " + peak + " above " + loaded + " + "
+                    + (SESSIONS + 1) + " states of " + state + " after " + runs + " sessions");
+            assertTrue(Math.abs(afterClose - beforeLoad) < slack, backend + ": closing the model left "
+                    + (afterClose - beforeLoad) + " bytes of arena memory");
+        }
+    }
+
+    /** The soak itself, in the child JVM: prints one "soak ..." line; a failed check exits non-zero. */
+    public static final class Child {
+        public static void main(String[] args) throws Exception {
+            long seconds = Long.parseLong(args[0]);
+            for (int i = 1; i < args.length; i++) soak(args[i], seconds);
+        }
+
+        static void soak(String backend, long seconds) throws Exception {
+            int[] base = ModelFixtures.inputIds(FIXTURE);
+            List<int[]> prompts = new ArrayList<>();
+            for (int i = 0; i < SESSIONS; i++) prompts.add(Arrays.copyOfRange(base, i, i + 6 + 3 * i)); // different lengths
             java.util.Set<String> before = threads();
+            long beforeLoad = arenaBytes(), loaded, peakSeen, afterSessions, state = 0;
+            AtomicLong runs = new AtomicLong();
             try (AyaForward model = AyaForward.load(ModelFixtures.dir(FIXTURE), Backend.open(backend), 2)) {
                 List<Result> reference = new ArrayList<>();
                 for (int[] p : prompts) reference.add(decode(model, p));
+                // what the largest state really takes (MemoryLimits' estimate leaves out alignment padding)
+                long withoutState = arenaBytes();
+                try (AyaForward.State s = model.newState(prompts.getLast().length + NEW_TOKENS, 4)) {
+                    state = arenaBytes() - withoutState;
+                }
                 // the greedy run of the fixture's own prompt is transformers' (checked in AyaForwardParityTest); here
                 // the point is that other sessions running at the same time change nothing
-                System.gc();
-                long rssStart = rssBytes(), jvmStart = jvmCommittedBytes();
-                AtomicLong runs = new AtomicLong();
+                loaded = arenaBytes();
+                AtomicLong peak = new AtomicLong(loaded);
                 long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
-                ExecutorService pool = Executors.newFixedThreadPool(SESSIONS);
+                ExecutorService pool = Executors.newFixedThreadPool(SESSIONS + 1);
                 try {
                     List<Future<?>> done = new ArrayList<>();
                     for (int t = 0; t < SESSIONS; t++) {
@@ -102,27 +155,37 @@ class SoakTest {
                             return null;
                         }));
                     }
+                    Future<?> sampler = pool.submit(() -> {
+                        while (System.nanoTime() < end) {
+                            peak.accumulateAndGet(arenaBytes(), Math::max);
+                            Thread.sleep(50);
+                        }
+                        return null;
+                    });
                     for (Future<?> f : done) f.get(seconds + 120, TimeUnit.SECONDS);
+                    sampler.get(seconds + 120, TimeUnit.SECONDS);
                 } finally {
                     pool.shutdownNow();
+                    pool.awaitTermination(60, TimeUnit.SECONDS);
                 }
-                System.gc();
-                long rssEnd = rssBytes(), jvmEnd = jvmCommittedBytes();
-                System.out.printf("soak %s: %d sessions of %d tokens in %d s on %d threads, RSS %d -> %d MiB, JVM heap+non-heap committed %d -> %d MiB%n",
-                        backend, runs.get(), NEW_TOKENS, seconds, SESSIONS, rssStart >> 20, rssEnd >> 20, jvmStart >> 20, jvmEnd >> 20);
-                assertTrue(runs.get() >= SESSIONS, "every worker finished at least one session: " + runs.get());
-                // every state allocates ~0.1 MiB of native memory; leaking them all would add runs x 0.1 MiB. RSS also holds
-                // the JVM's own heap and code cache, which G1 may grow back after earlier tests shrank it: that is not ours
-                long jvmGrowth = Math.max(0, jvmEnd - jvmStart);
-                assertTrue(rssEnd - rssStart - jvmGrowth < 64L << 20, backend + ": RSS grew from " + rssStart + " to " + rssEnd
-                        + " after " + runs.get() + " sessions (JVM-committed memory grew by " + jvmGrowth + ")");
+                peakSeen = peak.get();
+                // the JDK frees some per-thread memory of the pool's threads a little after they end: wait for that
+                afterSessions = arenaBytes();
+                for (int i = 0; i < 20 && afterSessions != loaded; i++) {
+                    Thread.sleep(100);
+                    afterSessions = Math.min(afterSessions, arenaBytes());
+                }
             }
+            long afterClose = arenaBytes();
+            System.out.printf("soak %s: %d sessions, state %d bytes, arena bytes before load %d, loaded %d, peak %d, "
+                            + "after sessions %d, after close %d (%d s, %d threads)%n", backend, runs.get(), state, beforeLoad,
+                    loaded, peakSeen, afterSessions, afterClose, seconds, SESSIONS);
             // closing the model stops its worker threads
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (!before.containsAll(threads()) && System.nanoTime() < deadline) Thread.sleep(20);
             java.util.Set<String> after = threads();
             after.removeAll(before);
-            assertTrue(after.stream().noneMatch(n -> n.toString().startsWith("aya-worker")), "threads left: " + after);
+            assertTrue(after.stream().noneMatch(n -> n.startsWith("aya-worker")), "threads left: " + after);
         }
     }
 

@@ -63,4 +63,31 @@ class OnigRegexTest {
         }
         assertTrue(report.isEmpty(), String.join("\n", report));
     }
+
+    /**
+     * Brace quantifiers as HF tokenizers (Oniguruma, Ruby syntax) reads them: {,n} = {0,n}, n > m = possessive,
+     * an invalid interval is a literal '{' (make_regex_quantifier_fixtures.py). Two forms that mean something else
+     * in Java ({n}? and an interval followed by '+') are refused with one line rather than matched differently.
+     */
+    @Test
+    void braceQuantifiersMatchOniguruma() throws IOException {
+        JsonNode cases = new ObjectMapper().readTree(Path.of("src/test/resources/tokenizer/regex_quantifiers.json").toFile());
+        java.util.Set<String> refused = java.util.Set.of("ab{1}?c", "a{1,2}+");
+        assertEquals(29, cases.size());
+        for (JsonNode c : cases) {
+            String pattern = c.get("pattern").asText(), text = c.get("text").asText();
+            if (c.has("error") || refused.contains(pattern)) {
+                aya.AyaException e = org.junit.jupiter.api.Assertions.assertThrows(aya.AyaException.class,
+                        () -> OnigRegex.compile(pattern), pattern);
+                assertTrue(e.getMessage().contains(pattern) && !e.getMessage().contains("\n"), e.getMessage());
+                continue;
+            }
+            List<String> want = new ArrayList<>();
+            c.get("matches").forEach(m -> want.add(m.asText()));
+            List<String> got = new ArrayList<>();
+            java.util.regex.Matcher m = OnigRegex.compile(pattern).matcher(text);
+            while (m.find()) if (m.end() > m.start()) got.add(m.group());
+            assertEquals(want, got, () -> pattern + " on " + text + " (as Java: " + OnigRegex.translate(pattern) + ")");
+        }
+    }
 }
