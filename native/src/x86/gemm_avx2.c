@@ -169,16 +169,44 @@ static inline int32_t tile_tokens(int32_t n, int32_t i) {
 }
 
 /* Packs tokens [0, n) of x (row stride in_dim) into dst: per tile of T tokens, [k][MR] for k < in_dim (lanes T..MR-1
- * are zero). Tile i starts at dst + i * MR * in_dim; dst holds (n + MR) * in_dim floats. */
+ * are zero). Tile i starts at dst + i * MR * in_dim; dst holds (n + MR) * in_dim + 8 floats. */
 static void pack_x(const float *x, int32_t n, int32_t in_dim, float *dst) {
     int32_t t0 = 0;
     for (int32_t i = 0; tile_tokens(n, i) > 0; i++) {
         int32_t T = tile_tokens(n, i);
         float *d = dst + (size_t) i * MR * (size_t) in_dim;
-        for (int32_t k = 0; k < in_dim; k++) {
-            for (int32_t t = 0; t < MR; t++) {
-                d[(size_t) k * MR + t] = t < T ? x[(size_t) (t0 + t) * (size_t) in_dim + (size_t) k] : 0.0f;
-            }
+        const float *xt[MR];
+        for (int32_t t = 0; t < MR; t++) xt[t] = x + (size_t) (t0 + (t < T ? t : 0)) * (size_t) in_dim;
+        __m256 keep[MR];  /* all ones for the tile's tokens, zero for the padding lanes */
+        for (int32_t t = 0; t < MR; t++) keep[t] = _mm256_castsi256_ps(_mm256_set1_epi32(t < T ? -1 : 0));
+        int32_t k = 0;
+        for (; k + 8 <= in_dim; k += 8) {
+            /* 6 tokens x 8 inputs, transposed as 8 x 8 with two zero rows; each store of 8 writes one k's 6 tokens,
+             * and its last two lanes are overwritten by the next store (the 8 floats of slack cover the last one) */
+            __m256 v[8];
+            for (int32_t t = 0; t < MR; t++) v[t] = _mm256_and_ps(_mm256_loadu_ps(xt[t] + k), keep[t]);
+            v[6] = _mm256_setzero_ps();
+            v[7] = _mm256_setzero_ps();
+            __m256 t0v = _mm256_unpacklo_ps(v[0], v[1]), t1v = _mm256_unpackhi_ps(v[0], v[1]);
+            __m256 t2v = _mm256_unpacklo_ps(v[2], v[3]), t3v = _mm256_unpackhi_ps(v[2], v[3]);
+            __m256 t4v = _mm256_unpacklo_ps(v[4], v[5]), t5v = _mm256_unpackhi_ps(v[4], v[5]);
+            __m256 t6v = _mm256_unpacklo_ps(v[6], v[7]), t7v = _mm256_unpackhi_ps(v[6], v[7]);
+            __m256 u0 = _mm256_shuffle_ps(t0v, t2v, 0x44), u1 = _mm256_shuffle_ps(t0v, t2v, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1v, t3v, 0x44), u3 = _mm256_shuffle_ps(t1v, t3v, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4v, t6v, 0x44), u5 = _mm256_shuffle_ps(t4v, t6v, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5v, t7v, 0x44), u7 = _mm256_shuffle_ps(t5v, t7v, 0xEE);
+            float *o = d + (size_t) k * MR;
+            _mm256_storeu_ps(o + 0 * MR, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(o + 1 * MR, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(o + 2 * MR, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(o + 3 * MR, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(o + 4 * MR, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(o + 5 * MR, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(o + 6 * MR, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(o + 7 * MR, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (; k < in_dim; k++) {
+            for (int32_t t = 0; t < MR; t++) d[(size_t) k * MR + t] = t < T ? xt[t][k] : 0.0f;
         }
         t0 += T;
     }
@@ -227,7 +255,7 @@ static inline void prefetch_some(prefetcher *p, int32_t count) {
 
 /* The per-thread buffers, grown as needed and kept (Java's pool threads live as long as the process). */
 typedef struct {
-    float *x_pack;  /* x packed in token tiles: (MC + MR) x in_dim */
+    float *x_pack;  /* x packed in token tiles: (MC + MR) x in_dim + 8 */
     float *w_pack;  /* one weight block: NC rows x KC, widened to f32 in [k][16] panels */
     float *c_pack;  /* partial sums of NC rows x MC tokens between k blocks, [tile][panel][MR][16]: contiguous, so
                        they stay in L2 (the rows of out are often 8 KiB apart, which maps them all to a few sets) */
@@ -277,7 +305,7 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
     int32_t blocks = (tokens + MC_MAX - 1) / MC_MAX;  /* token blocks of equal size, so the last is not a sliver */
     int32_t mc_max = (tokens + blocks - 1) / blocks;
     int32_t max_tiles = (mc_max + 4) / 5;
-    gemm_buffers *b = thread_buffers((size_t) (mc_max + MR) * (size_t) in_dim, (size_t) max_tiles * MR * NC);
+    gemm_buffers *b = thread_buffers((size_t) (mc_max + MR) * (size_t) in_dim + 8, (size_t) max_tiles * MR * NC);
     if (b == NULL) return 0;
     size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
     for (int32_t m0 = 0; m0 < tokens; m0 += mc_max) {
