@@ -112,7 +112,7 @@ AYA_ALWAYS_INLINE void matmul_tiled(int type, const void *w, const float *x, flo
  * a few lines per micro-kernel call, so its conversion does not wait on memory.
  * Every output is one FMA chain over k in order (accumulators reload the partial sums between k blocks), so how rows
  * are sliced over threads or tokens grouped never changes a bit. */
-enum { PANEL = 16, KC = 256, NC = 64, MR = 6, MC_MAX = 256 };
+enum { PANEL = 16, KC = 256, NC = 128, MR = 6, MC_MAX = 256 };
 /* Below this many tokens packing costs more than it saves (measured): the tiled dot-product path is used. */
 enum { PACKED_MIN_TOKENS = 8 };
 
@@ -221,6 +221,7 @@ AYA_ALWAYS_INLINE void kernel(const float *panel, const float *xp, int32_t kc, c
         acc[t][0] = c_in != NULL ? _mm256_load_ps(c_in + t * PANEL) : _mm256_setzero_ps();
         acc[t][1] = c_in != NULL ? _mm256_load_ps(c_in + t * PANEL + 8) : _mm256_setzero_ps();
     }
+#pragma GCC unroll 4
     for (int32_t k = 0; k < kc; k++) {
         __m256 w0 = _mm256_load_ps(panel + (size_t) k * PANEL);
         __m256 w1 = _mm256_load_ps(panel + (size_t) k * PANEL + 8);
@@ -243,13 +244,17 @@ AYA_ALWAYS_INLINE void kernel(const float *panel, const float *xp, int32_t kc, c
     }
 }
 
-/* Software prefetch of one weight block (rows x bytes_per_row starting at base, rows in_dim apart), spread over calls. */
-typedef struct { const char *base; size_t row_bytes; int32_t lines_per_row, total, next; } prefetcher;
+/* Software prefetch of one weight block (rows of lines_per_row cache lines from base, row_bytes apart), spread over
+ * the micro-kernel calls of the block before it. */
+typedef struct { const char *base; size_t row_bytes; int32_t lines_per_row, rows, row, line; } prefetcher;
 
 static inline void prefetch_some(prefetcher *p, int32_t count) {
-    for (; count > 0 && p->next < p->total; count--, p->next++) {
-        int32_t row = p->next / p->lines_per_row, line = p->next % p->lines_per_row;
-        _mm_prefetch(p->base + (size_t) row * p->row_bytes + (size_t) line * 64, _MM_HINT_T1);
+    for (; count > 0 && p->row < p->rows; count--) {
+        _mm_prefetch(p->base + (size_t) p->row * p->row_bytes + (size_t) p->line * 64, _MM_HINT_T1);
+        if (++p->line == p->lines_per_row) {
+            p->line = 0;
+            p->row++;
+        }
     }
 }
 
@@ -311,8 +316,8 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
     for (int32_t m0 = 0; m0 < tokens; m0 += mc_max) {
         int32_t mc = tokens - m0 < mc_max ? tokens - m0 : mc_max;
         pack_x(x + (size_t) m0 * (size_t) in_dim, mc, in_dim, b->x_pack);
-        int32_t tiles = 0;
-        while (tile_tokens(mc, tiles) > 0) tiles++;
+        int32_t tile_size[MC_MAX / 5 + 2], tiles = 0;
+        while ((tile_size[tiles] = tile_tokens(mc, tiles)) > 0) tiles++;
         for (int32_t n0 = row_start; n0 < row_end; n0 += NC) {
             int32_t nc = row_end - n0 < NC ? row_end - n0 : NC;
             for (int32_t k0 = 0; k0 < in_dim; k0 += KC) {
@@ -326,17 +331,17 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
                 int32_t next_nc = row_end - next_n0 < NC ? row_end - next_n0 : NC;
                 int32_t next_kc = in_dim - next_k0 < KC ? in_dim - next_k0 : KC;
                 prefetcher pf = { (const char *) w + ((size_t) next_n0 * (size_t) in_dim + (size_t) next_k0) * wsize,
-                                  (size_t) in_dim * wsize, (int32_t) (((size_t) next_kc * wsize + 63) / 64 + 1), 0, 0 };
-                pf.total = next_n0 < row_end ? next_nc * pf.lines_per_row : 0;
+                                  (size_t) in_dim * wsize, (int32_t) (((size_t) next_kc * wsize + 63) / 64 + 1),
+                                  next_n0 < row_end ? next_nc : 0, 0, 0 };
                 int32_t calls = ((nc + PANEL - 1) / PANEL) * tiles;
-                int32_t per_call = (pf.total + calls - 1) / calls;
+                int32_t per_call = (pf.rows * pf.lines_per_row + calls - 1) / calls;
                 int first = k0 == 0, last = k0 + KC >= in_dim;
                 for (int32_t p = 0; p < nc; p += PANEL) {
                     int32_t rows = nc - p < PANEL ? nc - p : PANEL;
                     const float *panel = b->w_pack + (size_t) p * KC;
                     int32_t t0 = 0;
                     for (int32_t i = 0; i < tiles; i++) {
-                        int32_t T = tile_tokens(mc, i);
+                        int32_t T = tile_size[i];
                         prefetch_some(&pf, per_call);
                         const float *xp = b->x_pack + ((size_t) i * (size_t) in_dim + (size_t) k0) * MR;
                         float *partial = b->c_pack + ((size_t) i * (NC / PANEL) + (size_t) (p / PANEL)) * MR * PANEL;
