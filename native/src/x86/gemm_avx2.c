@@ -1,7 +1,7 @@
 /* AVX2 + FMA + F16C matrix products for several tokens (prefill). Weights widen to f32 exactly (bf16: shift; f16:
- * vcvtph2ps); all math is f32 FMA. 8+ tokens pack 64 weight rows x 256 inputs as f32 once and run a 6-token x 16-row
- * outer-product micro-kernel over them for every token; 2-7 tokens use a smaller tile and a 4-row x 3-token dot-product
- * block, where packing would cost more than it saves. matmul_avx2.c calls aya_gemm_avx2 for tokens > 1. */
+ * vcvtph2ps); all math is f32 FMA. 8+ tokens: a packed GEMM with a 6-token x 16-row outer-product micro-kernel (below);
+ * 2-7 tokens use a smaller tile and a 4-row x 3-token dot-product block, where packing would cost more than it saves.
+ * matmul_avx2.c calls aya_gemm_avx2 for tokens > 1. */
 #include <immintrin.h>
 #include <stdlib.h>
 
@@ -109,9 +109,9 @@ AYA_ALWAYS_INLINE void matmul_tiled(int type, const void *w, const float *x, flo
  * f32 once into [k][16] panels (L2-sized block) and every panel (16 KiB, stays in L1) meets every token tile.
  * The micro-kernel keeps a tile of T tokens x 16 rows in 2T registers over its KC inputs and, per input, loads two
  * weight vectors and broadcasts one x per token: 12 FMAs per 8 loads for T = 6. The next weight block is prefetched
- * a few lines per micro-kernel call, so its conversion does not wait on memory.
- * Every output is one FMA chain over k in order (accumulators reload the partial sums between k blocks), so how rows
- * are sliced over threads or tokens grouped never changes a bit. */
+ * a few lines per micro-kernel call (its rows are far apart: too many streams for the hardware prefetcher).
+ * Every output is one FMA chain over k in order (partial sums go through memory between k blocks unchanged), so how
+ * rows are sliced over threads or tokens grouped never changes a bit. */
 enum { PANEL = 16, KC = 256, NC = 128, MR = 6, MC_MAX = 256 };
 /* Below this many tokens packing costs more than it saves (measured): the tiled dot-product path is used. */
 enum { PACKED_MIN_TOKENS = 8 };
