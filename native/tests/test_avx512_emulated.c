@@ -9,6 +9,11 @@ int main(void) {
     static const int dims[][3] = { /* rows, in_dim, tokens */
         { 1, 1, 1 }, { 3, 7, 1 }, { 5, 16, 2 }, { 7, 17, 3 }, { 33, 255, 1 }, { 19, 256, 5 }, { 21, 300, 4 },
         { 64, 2048, 1 }, { 37, 520, 7 }, { 4, 32, 64 }, { 50, 513, 9 },
+        /* the packed prefill GEMM: token counts that split into tiles of 8 and 7 (23, 29, 60) or leave a short tile
+         * (19), more tokens than one block (300), row ranges that end inside a panel or block, inputs that end inside
+         * a k block, or inside a vector */
+        { 150, 777, 23 }, { 17, 40, 300 }, { 33, 520, 19 }, { 64, 256, 8 }, { 96, 1030, 29 }, { 71, 9, 12 },
+        { 40, 130, 60 },
     };
     const char *names[3] = { "f32", "f16", "bf16" };
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {

@@ -1,8 +1,9 @@
 /* AVX2 + FMA + F16C matrix products for several tokens (prefill). Weights widen to f32 exactly (bf16: shift; f16:
- * vcvtph2ps); all math is f32 FMA. 8+ tokens pack 64 weight rows x 256 inputs as f32 once and run a 6-token x 16-row
- * outer-product micro-kernel over them for every token; 2-7 tokens use a smaller tile and a 4-row x 3-token dot-product
- * block, where packing would cost more than it saves. matmul_avx2.c calls aya_gemm_avx2 for tokens > 1. */
+ * vcvtph2ps); all math is f32 FMA. 8+ tokens: a packed GEMM with a 6-token x 16-row outer-product micro-kernel (below);
+ * 2-7 tokens use a smaller tile and a 4-row x 3-token dot-product block, where packing would cost more than it saves.
+ * matmul_avx2.c calls aya_gemm_avx2 for tokens > 1. */
 #include <immintrin.h>
+#include <stdlib.h>
 
 #include "kernels_internal.h"
 
@@ -102,13 +103,16 @@ AYA_ALWAYS_INLINE void matmul_tiled(int type, const void *w, const float *x, flo
     }
 }
 
-/* ---- Prefill: packed outer-product GEMM ----
- * A block of PACK_ROWS weight rows x PACK_K inputs is widened to f32 once and stored transposed in panels of 16 rows
- * ([k][16]), then reused for every token. The micro-kernel keeps a 6-token x 16-row block of outputs in 12 registers
- * and, per input k, loads two weight vectors and broadcasts one x per token: 12 FMAs per 8 loads, no horizontal sums.
- * Every output is one FMA chain over k in order (accumulators reload the partial sums between k blocks), so how rows
- * are sliced over threads or tokens grouped never changes a bit. */
-enum { PANEL = 16, PACK_K = 256, PACK_ROWS = 64, MICRO_TOKENS = 6 };
+/* ---- Prefill: packed outer-product GEMM (the BLIS loop nest) ----
+ * Per block of up to MC_MAX tokens, x is packed once into tiles of 6 (or 5) tokens laid out [k][6], so the micro-kernel
+ * broadcasts its tokens from one contiguous stream. Then per NC weight rows and KC inputs, the weights are widened to
+ * f32 once into [k][16] panels (L2-sized block) and every panel (16 KiB, stays in L1) meets every token tile.
+ * The micro-kernel keeps a tile of T tokens x 16 rows in 2T registers over its KC inputs and, per input, loads two
+ * weight vectors and broadcasts one x per token: 12 FMAs per 8 loads for T = 6. The next weight block is prefetched
+ * a few lines per micro-kernel call (its rows are far apart: too many streams for the hardware prefetcher).
+ * Every output is one FMA chain over k in order (partial sums go through memory between k blocks unchanged), so how
+ * rows are sliced over threads or tokens grouped never changes a bit. */
+enum { PANEL = 16, KC = 256, NC = 128, MR = 6, MC_MAX = 256 };
 /* Below this many tokens packing costs more than it saves (measured): the tiled dot-product path is used. */
 enum { PACKED_MIN_TOKENS = 8 };
 
@@ -152,85 +156,216 @@ AYA_ALWAYS_INLINE void pack_panel(int type, const void *w, size_t in_dim, int32_
     }
 }
 
-/* out[t][0..rows) (+)= sum over k < kc of panel[k][r] * x[t][k] for T tokens (T <= MICRO_TOKENS, a constant). */
-AYA_ALWAYS_INLINE void micro_panel(const float *panel, const float *x, size_t x_stride, int32_t kc,
-                                   float *o, size_t o_stride, int32_t rows, int accumulate, const int T) {
-    __m256 acc[MICRO_TOKENS][2];
-    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), lane);
-    __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows - 8), lane);
-    for (int t = 0; t < T; t++) {
-        if (accumulate && rows == PANEL) {
-            acc[t][0] = _mm256_loadu_ps(o + (size_t) t * o_stride);
-            acc[t][1] = _mm256_loadu_ps(o + (size_t) t * o_stride + 8);
-        } else if (accumulate) {  /* masked moves only for a partial panel: they are slow on AMD */
-            acc[t][0] = _mm256_maskload_ps(o + (size_t) t * o_stride, mask0);
-            acc[t][1] = _mm256_maskload_ps(o + (size_t) t * o_stride + 8, mask1);
-        } else {
-            acc[t][0] = _mm256_setzero_ps();
-            acc[t][1] = _mm256_setzero_ps();
+/* Token tiles of a block of n tokens: 6 tokens each, except that the last few have 5 where that makes the count come
+ * out even (128 = 18*6 + 4*5). A 5-token tile still runs 10 independent FMA chains, enough to hide the FMA latency;
+ * a tile of 2 would run at about a third of the speed. Returns the size of tile i (0 past the end). */
+static inline int32_t tile_tokens(int32_t n, int32_t i) {
+    int32_t fives = (MR - n % MR) % MR;
+    if (5 * fives > n) fives = 0;                 /* too few tokens: plain 6s and one shorter tile at the end */
+    int32_t sixes = fives > 0 ? (n - 5 * fives) / MR : n / MR;
+    if (i < sixes) return MR;
+    if (fives > 0) return i < sixes + fives ? 5 : 0;
+    return i == sixes ? n - sixes * MR : 0;
+}
+
+/* Packs tokens [0, n) of x (row stride in_dim) into dst: per tile of T tokens, [k][MR] for k < in_dim (lanes T..MR-1
+ * are zero). Tile i starts at dst + i * MR * in_dim; dst holds (n + MR) * in_dim + 8 floats. */
+static void pack_x(const float *x, int32_t n, int32_t in_dim, float *dst) {
+    int32_t t0 = 0;
+    for (int32_t i = 0; tile_tokens(n, i) > 0; i++) {
+        int32_t T = tile_tokens(n, i);
+        float *d = dst + (size_t) i * MR * (size_t) in_dim;
+        const float *xt[MR];
+        for (int32_t t = 0; t < MR; t++) xt[t] = x + (size_t) (t0 + (t < T ? t : 0)) * (size_t) in_dim;
+        __m256 keep[MR];  /* all ones for the tile's tokens, zero for the padding lanes */
+        for (int32_t t = 0; t < MR; t++) keep[t] = _mm256_castsi256_ps(_mm256_set1_epi32(t < T ? -1 : 0));
+        int32_t k = 0;
+        for (; k + 8 <= in_dim; k += 8) {
+            /* 6 tokens x 8 inputs, transposed as 8 x 8 with two zero rows; each store of 8 writes one k's 6 tokens,
+             * and its last two lanes are overwritten by the next store (the 8 floats of slack cover the last one) */
+            __m256 v[8];
+            for (int32_t t = 0; t < MR; t++) v[t] = _mm256_and_ps(_mm256_loadu_ps(xt[t] + k), keep[t]);
+            v[6] = _mm256_setzero_ps();
+            v[7] = _mm256_setzero_ps();
+            __m256 t0v = _mm256_unpacklo_ps(v[0], v[1]), t1v = _mm256_unpackhi_ps(v[0], v[1]);
+            __m256 t2v = _mm256_unpacklo_ps(v[2], v[3]), t3v = _mm256_unpackhi_ps(v[2], v[3]);
+            __m256 t4v = _mm256_unpacklo_ps(v[4], v[5]), t5v = _mm256_unpackhi_ps(v[4], v[5]);
+            __m256 t6v = _mm256_unpacklo_ps(v[6], v[7]), t7v = _mm256_unpackhi_ps(v[6], v[7]);
+            __m256 u0 = _mm256_shuffle_ps(t0v, t2v, 0x44), u1 = _mm256_shuffle_ps(t0v, t2v, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1v, t3v, 0x44), u3 = _mm256_shuffle_ps(t1v, t3v, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4v, t6v, 0x44), u5 = _mm256_shuffle_ps(t4v, t6v, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5v, t7v, 0x44), u7 = _mm256_shuffle_ps(t5v, t7v, 0xEE);
+            float *o = d + (size_t) k * MR;
+            _mm256_storeu_ps(o + 0 * MR, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(o + 1 * MR, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(o + 2 * MR, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(o + 3 * MR, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(o + 4 * MR, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(o + 5 * MR, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(o + 6 * MR, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(o + 7 * MR, _mm256_permute2f128_ps(u3, u7, 0x31));
         }
+        for (; k < in_dim; k++) {
+            for (int32_t t = 0; t < MR; t++) d[(size_t) k * MR + t] = t < T ? xt[t][k] : 0.0f;
+        }
+        t0 += T;
     }
-    const float *xt[MICRO_TOKENS];
-    for (int t = 0; t < T; t++) xt[t] = x + (size_t) t * x_stride;
+}
+
+/* For T tokens (T <= MR, a constant) x 16 rows: acc[t][r] = c_in[t][r] (0 if c_in is NULL) + sum over k < kc of
+ * panel[k][r] * xp[k][t], stored to c_out[t * c_stride + r] for r < rows. c_in is a [MR][16] tile of partial sums. */
+AYA_ALWAYS_INLINE void kernel(const float *panel, const float *xp, int32_t kc, const float *c_in,
+                              float *c_out, size_t c_stride, int32_t rows, const int T) {
+    __m256 acc[MR][2];
+    for (int t = 0; t < T; t++) {
+        acc[t][0] = c_in != NULL ? _mm256_load_ps(c_in + t * PANEL) : _mm256_setzero_ps();
+        acc[t][1] = c_in != NULL ? _mm256_load_ps(c_in + t * PANEL + 8) : _mm256_setzero_ps();
+    }
+#pragma GCC unroll 4
     for (int32_t k = 0; k < kc; k++) {
         __m256 w0 = _mm256_load_ps(panel + (size_t) k * PANEL);
         __m256 w1 = _mm256_load_ps(panel + (size_t) k * PANEL + 8);
         for (int t = 0; t < T; t++) {
-            __m256 xb = _mm256_broadcast_ss(xt[t] + k);
+            __m256 xb = _mm256_broadcast_ss(xp + (size_t) k * MR + t);
             acc[t][0] = _mm256_fmadd_ps(w0, xb, acc[t][0]);
             acc[t][1] = _mm256_fmadd_ps(w1, xb, acc[t][1]);
         }
     }
     for (int t = 0; t < T; t++) {
         if (rows == PANEL) {
-            _mm256_storeu_ps(o + (size_t) t * o_stride, acc[t][0]);
-            _mm256_storeu_ps(o + (size_t) t * o_stride + 8, acc[t][1]);
+            _mm256_storeu_ps(c_out + (size_t) t * c_stride, acc[t][0]);
+            _mm256_storeu_ps(c_out + (size_t) t * c_stride + 8, acc[t][1]);
         } else {
-            _mm256_maskstore_ps(o + (size_t) t * o_stride, mask0, acc[t][0]);
-            _mm256_maskstore_ps(o + (size_t) t * o_stride + 8, mask1, acc[t][1]);
+            float tmp[PANEL];
+            _mm256_storeu_ps(tmp, acc[t][0]);
+            _mm256_storeu_ps(tmp + 8, acc[t][1]);
+            memcpy(c_out + (size_t) t * c_stride, tmp, (size_t) rows * sizeof(float));
         }
     }
 }
 
-AYA_ALWAYS_INLINE void matmul_packed(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
-                                     int32_t out_stride, int32_t row_start, int32_t row_end) {
-    float pack[PACK_ROWS * PACK_K] __attribute__((aligned(64)));
-    for (int32_t rb = row_start; rb < row_end; rb += PACK_ROWS) {
-        int32_t block_rows = row_end - rb < PACK_ROWS ? row_end - rb : PACK_ROWS;
-        for (int32_t k0 = 0; k0 < in_dim; k0 += PACK_K) {
-            int32_t kc = in_dim - k0 < PACK_K ? in_dim - k0 : PACK_K;
-            int accumulate = k0 > 0;
-            for (int32_t p = 0; p < block_rows; p += PANEL) {
-                int32_t rows = block_rows - p < PANEL ? block_rows - p : PANEL;
-                pack_panel(type, w, (size_t) in_dim, rb + p, rows, k0, kc, pack + (size_t) p * PACK_K);
-            }
-            for (int32_t t = 0; t < tokens; t += MICRO_TOKENS) {
-                const float *xt = x + (size_t) t * (size_t) in_dim + (size_t) k0;
-                int left = tokens - t;
-                for (int32_t p = 0; p < block_rows; p += PANEL) {
-                    int32_t rows = block_rows - p < PANEL ? block_rows - p : PANEL;
-                    const float *panel = pack + (size_t) p * PACK_K;
-                    float *ot = out + (size_t) t * (size_t) out_stride + (size_t) (rb + p);
-                    switch (left >= MICRO_TOKENS ? MICRO_TOKENS : left) {
-                        case 6: micro_panel(panel, xt, (size_t) in_dim, kc, ot, (size_t) out_stride, rows, accumulate, 6); break;
-                        case 5: micro_panel(panel, xt, (size_t) in_dim, kc, ot, (size_t) out_stride, rows, accumulate, 5); break;
-                        case 4: micro_panel(panel, xt, (size_t) in_dim, kc, ot, (size_t) out_stride, rows, accumulate, 4); break;
-                        case 3: micro_panel(panel, xt, (size_t) in_dim, kc, ot, (size_t) out_stride, rows, accumulate, 3); break;
-                        case 2: micro_panel(panel, xt, (size_t) in_dim, kc, ot, (size_t) out_stride, rows, accumulate, 2); break;
-                        default: micro_panel(panel, xt, (size_t) in_dim, kc, ot, (size_t) out_stride, rows, accumulate, 1); break;
+/* Software prefetch of one weight block (rows of lines_per_row cache lines from base, row_bytes apart), spread over
+ * the micro-kernel calls of the block before it. */
+typedef struct { const char *base; size_t row_bytes; int32_t lines_per_row, rows, row, line; } prefetcher;
+
+static inline void prefetch_some(prefetcher *p, int32_t count) {
+    for (; count > 0 && p->row < p->rows; count--) {
+        _mm_prefetch(p->base + (size_t) p->row * p->row_bytes + (size_t) p->line * 64, _MM_HINT_T1);
+        if (++p->line == p->lines_per_row) {
+            p->line = 0;
+            p->row++;
+        }
+    }
+}
+
+/* The per-thread buffers, grown as needed and kept (Java's pool threads live as long as the process). */
+typedef struct {
+    float *x_pack;  /* x packed in token tiles: (MC + MR) x in_dim + 8 */
+    float *w_pack;  /* one weight block: NC rows x KC, widened to f32 in [k][16] panels */
+    float *c_pack;  /* partial sums of NC rows x MC tokens between k blocks, [tile][panel][MR][16]: contiguous, so
+                       they stay in L2 (the rows of out are often 8 KiB apart, which maps them all to a few sets) */
+    size_t x_capacity, c_capacity;
+} gemm_buffers;
+
+/* NULL if memory runs out. */
+static gemm_buffers *thread_buffers(size_t x_floats, size_t c_floats) {
+    static _Thread_local gemm_buffers b;
+    if (b.w_pack == NULL) {
+        b.w_pack = aligned_alloc(64, (size_t) NC * KC * sizeof(float));
+        if (b.w_pack == NULL) return NULL;
+    }
+    if (x_floats > b.x_capacity) {
+        free(b.x_pack);
+        b.x_capacity = 0;
+        b.x_pack = aligned_alloc(64, (x_floats * sizeof(float) + 63) / 64 * 64);
+        if (b.x_pack == NULL) return NULL;
+        b.x_capacity = x_floats;
+    }
+    if (c_floats > b.c_capacity) {
+        free(b.c_pack);
+        b.c_capacity = 0;
+        b.c_pack = aligned_alloc(64, (c_floats * sizeof(float) + 63) / 64 * 64);
+        if (b.c_pack == NULL) return NULL;
+        b.c_capacity = c_floats;
+    }
+    return &b;
+}
+
+/* Runs kernel for tile size T (a constant in each case). */
+AYA_ALWAYS_INLINE void kernel_any(int32_t T, const float *panel, const float *xp, int32_t kc, const float *c_in,
+                                  float *c_out, size_t c_stride, int32_t rows) {
+    switch (T) {
+        case 6: kernel(panel, xp, kc, c_in, c_out, c_stride, rows, 6); break;
+        case 5: kernel(panel, xp, kc, c_in, c_out, c_stride, rows, 5); break;
+        case 4: kernel(panel, xp, kc, c_in, c_out, c_stride, rows, 4); break;
+        case 3: kernel(panel, xp, kc, c_in, c_out, c_stride, rows, 3); break;
+        case 2: kernel(panel, xp, kc, c_in, c_out, c_stride, rows, 2); break;
+        default: kernel(panel, xp, kc, c_in, c_out, c_stride, rows, 1); break;
+    }
+}
+
+/* Returns 0 if the buffers could not be allocated (nothing written then). */
+AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                    int32_t out_stride, int32_t row_start, int32_t row_end) {
+    int32_t blocks = (tokens + MC_MAX - 1) / MC_MAX;  /* token blocks of equal size, so the last is not a sliver */
+    int32_t mc_max = (tokens + blocks - 1) / blocks;
+    int32_t max_tiles = (mc_max + 4) / 5;
+    gemm_buffers *b = thread_buffers((size_t) (mc_max + MR) * (size_t) in_dim + 8, (size_t) max_tiles * MR * NC);
+    if (b == NULL) return 0;
+    size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
+    for (int32_t m0 = 0; m0 < tokens; m0 += mc_max) {
+        int32_t mc = tokens - m0 < mc_max ? tokens - m0 : mc_max;
+        pack_x(x + (size_t) m0 * (size_t) in_dim, mc, in_dim, b->x_pack);
+        int32_t tile_size[MC_MAX / 5 + 2], tiles = 0;
+        while ((tile_size[tiles] = tile_tokens(mc, tiles)) > 0) tiles++;
+        for (int32_t n0 = row_start; n0 < row_end; n0 += NC) {
+            int32_t nc = row_end - n0 < NC ? row_end - n0 : NC;
+            for (int32_t k0 = 0; k0 < in_dim; k0 += KC) {
+                int32_t kc = in_dim - k0 < KC ? in_dim - k0 : KC;
+                for (int32_t p = 0; p < nc; p += PANEL) {
+                    int32_t rows = nc - p < PANEL ? nc - p : PANEL;
+                    pack_panel(type, w, (size_t) in_dim, n0 + p, rows, k0, kc, b->w_pack + (size_t) p * KC);
+                }
+                /* the next block: the next KC inputs of these rows, or the first of the next rows */
+                int32_t next_n0 = k0 + KC < in_dim ? n0 : n0 + NC, next_k0 = k0 + KC < in_dim ? k0 + KC : 0;
+                int32_t next_nc = row_end - next_n0 < NC ? row_end - next_n0 : NC;
+                int32_t next_kc = in_dim - next_k0 < KC ? in_dim - next_k0 : KC;
+                prefetcher pf = { (const char *) w + ((size_t) next_n0 * (size_t) in_dim + (size_t) next_k0) * wsize,
+                                  (size_t) in_dim * wsize, (int32_t) (((size_t) next_kc * wsize + 63) / 64 + 1),
+                                  next_n0 < row_end ? next_nc : 0, 0, 0 };
+                int32_t calls = ((nc + PANEL - 1) / PANEL) * tiles;
+                int32_t per_call = (pf.rows * pf.lines_per_row + calls - 1) / calls;
+                int first = k0 == 0, last = k0 + KC >= in_dim;
+                for (int32_t p = 0; p < nc; p += PANEL) {
+                    int32_t rows = nc - p < PANEL ? nc - p : PANEL;
+                    const float *panel = b->w_pack + (size_t) p * KC;
+                    int32_t t0 = 0;
+                    for (int32_t i = 0; i < tiles; i++) {
+                        int32_t T = tile_size[i];
+                        prefetch_some(&pf, per_call);
+                        const float *xp = b->x_pack + ((size_t) i * (size_t) in_dim + (size_t) k0) * MR;
+                        float *partial = b->c_pack + ((size_t) i * (NC / PANEL) + (size_t) (p / PANEL)) * MR * PANEL;
+                        if (last) {
+                            float *o = out + (size_t) (m0 + t0) * (size_t) out_stride + (size_t) (n0 + p);
+                            kernel_any(T, panel, xp, kc, first ? NULL : partial, o, (size_t) out_stride, rows);
+                        } else {
+                            kernel_any(T, panel, xp, kc, first ? NULL : partial, partial, PANEL, PANEL);
+                        }
+                        t0 += T;
                     }
                 }
             }
         }
     }
+    return 1;
 }
-
 
 AYA_ALWAYS_INLINE void gemm(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                             int32_t out_stride, int32_t row_start, int32_t row_end) {
-    if (tokens < PACKED_MIN_TOKENS) matmul_tiled(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
-    else matmul_packed(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    if (tokens >= PACKED_MIN_TOKENS && matmul_packed(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end)) {
+        return;
+    }
+    matmul_tiled(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 void aya_gemm_avx2(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
