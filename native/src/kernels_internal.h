@@ -65,6 +65,10 @@ void aya_matmul_q8_0_generic(const void *w, const float *x, float *out, int32_t 
 void aya_matmul_q4_0_generic(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                              int32_t out_stride, int32_t row_start, int32_t row_end);
 #if defined(__x86_64__) || defined(_M_X64)
+void aya_matmul_q8_0_avx512(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                            int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q4_0_avx512(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                            int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_q8_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_q4_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,

@@ -35,4 +35,7 @@ static inline float _mm512_reduce_add_ps(simde__m512 v) {
 
 #define AYA_EMULATE_AVX512
 #define aya_table_avx512 aya_table_avx512_emulated
+/* the quantized entries are tested through quant_avx512_emulated.c; here they must not reach real AVX-512 code */
+#define aya_matmul_q8_0_avx512 aya_matmul_q8_0_avx2
+#define aya_matmul_q4_0_avx512 aya_matmul_q4_0_avx2
 #include "../src/x86/matmul_avx512.c"
