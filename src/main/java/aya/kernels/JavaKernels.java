@@ -310,8 +310,8 @@ public final class JavaKernels implements Kernels {
 
     // ---------------------------------------------------------------------------------------------- quantized
 
-    /** Per-thread Q8_0 copy of the activations: int8 values [tokens * inDim] and block scales [tokens * inDim / 32]. */
-    private static final ThreadLocal<byte[]> X_QUANTS = ThreadLocal.withInitial(() -> new byte[0]);
+    /** Per-thread Q8_0 copy of the activations: int8 values as shorts [tokens * inDim], block scales [tokens * inDim / 32]. */
+    private static final ThreadLocal<short[]> X_QUANTS = ThreadLocal.withInitial(() -> new short[0]);
     private static final ThreadLocal<float[]> X_SCALES = ThreadLocal.withInitial(() -> new float[0]);
     /** Rows of a quantized matrix kept hot (L1/L2) while every token of a prefill passes over them. */
     private static final int Q_ROW_TILE = 16;
@@ -324,7 +324,8 @@ public final class JavaKernels implements Kernels {
 
     /**
      * Q8_0 / Q4_0 weights, like llama.cpp: each token's activations are quantized to Q8_0 blocks, every block pair is
-     * an exact integer dot product, scaled by (weight scale x activation scale) and summed in f32.
+     * an exact integer dot product, scaled by (weight scale x activation scale) and summed in f32. Four rows go at
+     * once, sharing each activation block; a prefill runs every token over a tile of rows while it is in cache.
      */
     private static void matmulQuantized(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
                                         int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
@@ -332,10 +333,10 @@ public final class JavaKernels implements Kernels {
         if (blocks * Quant.BLOCK != inDim) {
             throw new IllegalArgumentException(type + " rows need a multiple of 32 weights, got " + inDim);
         }
-        byte[] xq = X_QUANTS.get();
+        short[] xq = X_QUANTS.get();
         float[] xs = X_SCALES.get();
         if (xq.length < tokens * inDim) {
-            xq = new byte[tokens * inDim];
+            xq = new short[tokens * inDim];
             xs = new float[tokens * blocks];
             X_QUANTS.set(xq);
             X_SCALES.set(xs);
@@ -344,59 +345,77 @@ public final class JavaKernels implements Kernels {
             Quant.quantizeActivations(x, (long) t * inDim, inDim, xq, t * inDim, xs, t * blocks);
         }
         long rowBytes = type.rowBytes(inDim);
-        boolean q8 = type == WeightType.Q8_0;
         for (int r0 = rowStart; r0 < rowEnd; r0 += Q_ROW_TILE) {
             int r1 = Math.min(rowEnd, r0 + Q_ROW_TILE);
             for (int t = 0; t < tokens; t++) {
-                for (int r = r0; r < r1; r++) {
-                    long row = r * rowBytes;
-                    float s = q8 ? dotQ8_0(w, row, xq, xs, t * inDim, t * blocks, blocks)
-                                 : dotQ4_0(w, row, xq, xs, t * inDim, t * blocks, blocks);
-                    out.setAtIndex(F32, (long) t * outStride + r, s);
+                long o = (long) t * outStride;
+                int r = r0;
+                if (Q_VECTOR) {
+                    for (; r + 4 <= r1; r += 4) {
+                        dot4Rows(type, w, r * rowBytes, rowBytes, xq, xs, t * inDim, t * blocks, blocks, out, o + r);
+                    }
+                }
+                for (; r < r1; r++) {
+                    float s = Q_VECTOR ? dotRow(type, w, r * rowBytes, xq, xs, t * inDim, t * blocks, blocks)
+                                       : dotScalar(type, w, r * rowBytes, xq, xs, t * inDim, t * blocks, blocks);
+                    out.setAtIndex(F32, o + r, s);
                 }
             }
         }
     }
 
-    /** Q8_0 row at byte {@code row} of w . quantized activations (values from xOff, scales from sOff). */
-    static float dotQ8_0(MemorySegment w, long row, byte[] xq, float[] xs, int xOff, int sOff, int blocks) {
-        if (!Q_VECTOR) {
-            return dotScalar(WeightType.Q8_0, w, row, xq, xs, xOff, sOff, blocks);
+    /** The 32 weights of the block at byte {@code at} as shorts: elements 0..15 in the first vector, 16..31 in the second. */
+    private static ShortVector blockLow(WeightType type, MemorySegment w, long at) {
+        ByteVector b = ByteVector.fromMemorySegment(B128, w, at + 2, LE);
+        if (type == WeightType.Q4_0) b = b.and((byte) 0x0F).sub((byte) 8);
+        return (ShortVector) b.convertShape(VectorOperators.B2S, S256, 0);
+    }
+
+    private static ShortVector blockHigh(WeightType type, MemorySegment w, long at) {
+        ByteVector b = type == WeightType.Q4_0
+                ? ByteVector.fromMemorySegment(B128, w, at + 2, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8) // unsigned shift
+                : ByteVector.fromMemorySegment(B128, w, at + 18, LE);
+        return (ShortVector) b.convertShape(VectorOperators.B2S, S256, 0);
+    }
+
+    /** Four rows from byte {@code row} (rowBytes apart) . one token's quantized activations, into out[o, o + 4). */
+    private static void dot4Rows(WeightType type, MemorySegment w, long row, long rowBytes, short[] xq, float[] xs,
+                                 int xOff, int sOff, int blocks, MemorySegment out, long o) {
+        long bb = type.blockBytes;
+        FloatVector acc0 = FloatVector.zero(F256), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+        for (int b = 0; b < blocks; b++) {
+            int xi = xOff + b * Quant.BLOCK;
+            ShortVector x0 = ShortVector.fromArray(S256, xq, xi), x1 = ShortVector.fromArray(S256, xq, xi + 16);
+            float dx = xs[sOff + b];
+            long at0 = row + b * bb, at1 = at0 + rowBytes, at2 = at1 + rowBytes, at3 = at2 + rowBytes;
+            acc0 = addBlock(type, w, at0, x0, x1, dx, acc0);
+            acc1 = addBlock(type, w, at1, x0, x1, dx, acc1);
+            acc2 = addBlock(type, w, at2, x0, x1, dx, acc2);
+            acc3 = addBlock(type, w, at3, x0, x1, dx, acc3);
         }
+        out.setAtIndex(F32, o, acc0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, o + 1, acc1.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, o + 2, acc2.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, o + 3, acc3.reduceLanes(VectorOperators.ADD));
+    }
+
+    /** One row at byte {@code row} of w . quantized activations (values from xOff, scales from sOff). */
+    static float dotRow(WeightType type, MemorySegment w, long row, short[] xq, float[] xs, int xOff, int sOff, int blocks) {
         FloatVector acc = FloatVector.zero(F256);
         for (int b = 0; b < blocks; b++) {
-            long at = row + (long) b * 34;
-            float d = Float.float16ToFloat(w.get(U16_LE, at)) * xs[sOff + b];
+            long at = row + (long) b * type.blockBytes;
             int xi = xOff + b * Quant.BLOCK;
-            ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at + 18, LE).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector x0 = (ShortVector) ByteVector.fromArray(B128, xq, xi).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector x1 = (ShortVector) ByteVector.fromArray(B128, xq, xi + 16).convertShape(VectorOperators.B2S, S256, 0);
-            acc = blockSum(w0.mul(x0).add(w1.mul(x1))).fma(FloatVector.broadcast(F256, d), acc);
+            ShortVector x0 = ShortVector.fromArray(S256, xq, xi), x1 = ShortVector.fromArray(S256, xq, xi + 16);
+            acc = addBlock(type, w, at, x0, x1, xs[sOff + b], acc);
         }
         return acc.reduceLanes(VectorOperators.ADD);
     }
 
-    /** Q4_0 row at byte {@code row} of w . quantized activations: nibble j is element j, nibble j + 16 element j + 16. */
-    static float dotQ4_0(MemorySegment w, long row, byte[] xq, float[] xs, int xOff, int sOff, int blocks) {
-        if (!Q_VECTOR) {
-            return dotScalar(WeightType.Q4_0, w, row, xq, xs, xOff, sOff, blocks);
-        }
-        FloatVector acc = FloatVector.zero(F256);
-        for (int b = 0; b < blocks; b++) {
-            long at = row + (long) b * 18;
-            float d = Float.float16ToFloat(w.get(U16_LE, at)) * xs[sOff + b];
-            int xi = xOff + b * Quant.BLOCK;
-            ByteVector packed = ByteVector.fromMemorySegment(B128, w, at + 2, LE);
-            ByteVector lo = packed.and((byte) 0x0F).sub((byte) 8);
-            ByteVector hi = packed.lanewise(VectorOperators.LSHR, 4).sub((byte) 8); // LSHR on bytes is unsigned
-            ShortVector w0 = (ShortVector) lo.convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector w1 = (ShortVector) hi.convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector x0 = (ShortVector) ByteVector.fromArray(B128, xq, xi).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector x1 = (ShortVector) ByteVector.fromArray(B128, xq, xi + 16).convertShape(VectorOperators.B2S, S256, 0);
-            acc = blockSum(w0.mul(x0).add(w1.mul(x1))).fma(FloatVector.broadcast(F256, d), acc);
-        }
-        return acc.reduceLanes(VectorOperators.ADD);
+    /** acc + (block at byte {@code at} . activations x0, x1) * (its scale * dx). */
+    private static FloatVector addBlock(WeightType type, MemorySegment w, long at, ShortVector x0, ShortVector x1,
+                                        float dx, FloatVector acc) {
+        FloatVector dot = blockSum(blockLow(type, w, at).mul(x0).add(blockHigh(type, w, at).mul(x1)));
+        return dot.fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at)) * dx), acc);
     }
 
     /** 16 short lanes (pairwise products, |v| <= 2 * 128 * 127 so no overflow) folded to 8 f32 lanes, exactly. */
@@ -407,7 +426,7 @@ public final class JavaKernels implements Kernels {
     }
 
     /** The plain-loop version of the block dot products (no vectors). */
-    static float dotScalar(WeightType type, MemorySegment w, long row, byte[] xq, float[] xs, int xOff, int sOff, int blocks) {
+    static float dotScalar(WeightType type, MemorySegment w, long row, short[] xq, float[] xs, int xOff, int sOff, int blocks) {
         float sum = 0;
         for (int b = 0; b < blocks; b++) {
             long at = row + (long) b * type.blockBytes;
