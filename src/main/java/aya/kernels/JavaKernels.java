@@ -324,7 +324,7 @@ public final class JavaKernels implements Kernels {
 
     /**
      * Q8_0 / Q4_0 weights, like llama.cpp: each token's activations are quantized to Q8_0 blocks, every block pair is
-     * an exact integer dot product, scaled by (weight scale x activation scale) and summed in f32. Four rows go at
+     * an exact integer dot product, scaled by (weight scale x activation scale) and summed in f32. Two rows go at
      * once, sharing each activation block; a prefill runs every token over a tile of rows while it is in cache.
      */
     private static void matmulQuantized(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
@@ -345,84 +345,80 @@ public final class JavaKernels implements Kernels {
             Quant.quantizeActivations(x, (long) t * inDim, inDim, xq, t * inDim, xs, t * blocks);
         }
         long rowBytes = type.rowBytes(inDim);
+        boolean q8 = type == WeightType.Q8_0;
         for (int r0 = rowStart; r0 < rowEnd; r0 += Q_ROW_TILE) {
             int r1 = Math.min(rowEnd, r0 + Q_ROW_TILE);
             for (int t = 0; t < tokens; t++) {
                 long o = (long) t * outStride;
                 int r = r0;
                 if (Q_VECTOR) {
-                    for (; r + 4 <= r1; r += 4) {
-                        dot4Rows(type, w, r * rowBytes, rowBytes, xq, xs, t * inDim, t * blocks, blocks, out, o + r);
+                    for (; r + 2 <= r1; r += 2) {
+                        if (q8) dot2RowsQ8_0(w, r * rowBytes, rowBytes, xq, xs, t * inDim, t * blocks, blocks, out, o + r);
+                        else dot2RowsQ4_0(w, r * rowBytes, rowBytes, xq, xs, t * inDim, t * blocks, blocks, out, o + r);
                     }
                 }
-                for (; r < r1; r++) {
-                    float s = Q_VECTOR ? dotRow(type, w, r * rowBytes, xq, xs, t * inDim, t * blocks, blocks)
-                                       : dotScalar(type, w, r * rowBytes, xq, xs, t * inDim, t * blocks, blocks);
-                    out.setAtIndex(F32, o + r, s);
+                for (; r < r1; r++) { // an odd last row (the model's matrices have none), or no 256-bit vectors
+                    out.setAtIndex(F32, o + r, dotScalar(type, w, r * rowBytes, xq, xs, t * inDim, t * blocks, blocks));
                 }
             }
         }
     }
 
-    /** The 32 weights of the block at byte {@code at} as shorts: elements 0..15 in the first vector, 16..31 in the second. */
-    private static ShortVector blockLow(WeightType type, MemorySegment w, long at) {
-        ByteVector b = ByteVector.fromMemorySegment(B128, w, at + 2, LE);
-        if (type == WeightType.Q4_0) b = b.and((byte) 0x0F).sub((byte) 8);
-        return (ShortVector) b.convertShape(VectorOperators.B2S, S256, 0);
-    }
-
-    private static ShortVector blockHigh(WeightType type, MemorySegment w, long at) {
-        ByteVector b = type == WeightType.Q4_0
-                ? ByteVector.fromMemorySegment(B128, w, at + 2, LE).lanewise(VectorOperators.LSHR, 4).sub((byte) 8) // unsigned shift
-                : ByteVector.fromMemorySegment(B128, w, at + 18, LE);
-        return (ShortVector) b.convertShape(VectorOperators.B2S, S256, 0);
-    }
-
-    /** Four rows from byte {@code row} (rowBytes apart) . one token's quantized activations, into out[o, o + 4). */
-    private static void dot4Rows(WeightType type, MemorySegment w, long row, long rowBytes, short[] xq, float[] xs,
-                                 int xOff, int sOff, int blocks, MemorySegment out, long o) {
-        long bb = type.blockBytes;
-        FloatVector acc0 = FloatVector.zero(F256), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    /**
+     * Two rows from byte {@code row} (rowBytes apart) . one token's quantized activations, into out[o, o + 2).
+     * Straight-line code without helper calls, one method per format, two rows not four: C2 must inline every Vector
+     * API call to keep the vectors in registers; past its inlining budget it boxes them and runs 10x slower.
+     */
+    private static void dot2RowsQ8_0(MemorySegment w, long row, long rowBytes, short[] xq, float[] xs,
+                                     int xOff, int sOff, int blocks, MemorySegment out, long o) {
+        FloatVector acc0 = FloatVector.zero(F256), acc1 = acc0;
         for (int b = 0; b < blocks; b++) {
             int xi = xOff + b * Quant.BLOCK;
             ShortVector x0 = ShortVector.fromArray(S256, xq, xi), x1 = ShortVector.fromArray(S256, xq, xi + 16);
             float dx = xs[sOff + b];
-            long at0 = row + b * bb, at1 = at0 + rowBytes, at2 = at1 + rowBytes, at3 = at2 + rowBytes;
-            acc0 = addBlock(type, w, at0, x0, x1, dx, acc0);
-            acc1 = addBlock(type, w, at1, x0, x1, dx, acc1);
-            acc2 = addBlock(type, w, at2, x0, x1, dx, acc2);
-            acc3 = addBlock(type, w, at3, x0, x1, dx, acc3);
+            long at0 = row + b * 34L, at1 = at0 + rowBytes;
+            ShortVector a0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at0 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector a1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at0 + 18, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector p0 = a0.mul(x0).add(a1.mul(x1)); // |lane| <= 2 * 128 * 127: no overflow
+            ShortVector b0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at1 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector b1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at1 + 18, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector p1 = b0.mul(x0).add(b1.mul(x1));
+            IntVector i0 = ((IntVector) p0.convertShape(VectorOperators.S2I, I256, 0)).add(p0.convertShape(VectorOperators.S2I, I256, 1));
+            IntVector i1 = ((IntVector) p1.convertShape(VectorOperators.S2I, I256, 0)).add(p1.convertShape(VectorOperators.S2I, I256, 1));
+            acc0 = ((FloatVector) i0.convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at0)) * dx), acc0);
+            acc1 = ((FloatVector) i1.convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at1)) * dx), acc1);
         }
         out.setAtIndex(F32, o, acc0.reduceLanes(VectorOperators.ADD));
         out.setAtIndex(F32, o + 1, acc1.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, o + 2, acc2.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, o + 3, acc3.reduceLanes(VectorOperators.ADD));
     }
 
-    /** One row at byte {@code row} of w . quantized activations (values from xOff, scales from sOff). */
-    static float dotRow(WeightType type, MemorySegment w, long row, short[] xq, float[] xs, int xOff, int sOff, int blocks) {
-        FloatVector acc = FloatVector.zero(F256);
+    /** The same for Q4_0: byte j holds element j (low nibble) and element j + 16 (high nibble), weight = nibble - 8. */
+    private static void dot2RowsQ4_0(MemorySegment w, long row, long rowBytes, short[] xq, float[] xs,
+                                     int xOff, int sOff, int blocks, MemorySegment out, long o) {
+        FloatVector acc0 = FloatVector.zero(F256), acc1 = acc0;
         for (int b = 0; b < blocks; b++) {
-            long at = row + (long) b * type.blockBytes;
             int xi = xOff + b * Quant.BLOCK;
             ShortVector x0 = ShortVector.fromArray(S256, xq, xi), x1 = ShortVector.fromArray(S256, xq, xi + 16);
-            acc = addBlock(type, w, at, x0, x1, xs[sOff + b], acc);
+            float dx = xs[sOff + b];
+            long at0 = row + b * 18L, at1 = at0 + rowBytes;
+            ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at0 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector n1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at1 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+            // nibbles on shorts: (n & 15) - 8 and ((n >> 4) & 15) - 8 (the sign-extended high bits are masked off)
+            ShortVector p0 = n0.and((short) 15).sub((short) 8).mul(x0)
+                    .add(n0.lanewise(VectorOperators.ASHR, 4).and((short) 15).sub((short) 8).mul(x1));
+            ShortVector p1 = n1.and((short) 15).sub((short) 8).mul(x0)
+                    .add(n1.lanewise(VectorOperators.ASHR, 4).and((short) 15).sub((short) 8).mul(x1));
+            IntVector i0 = ((IntVector) p0.convertShape(VectorOperators.S2I, I256, 0)).add(p0.convertShape(VectorOperators.S2I, I256, 1));
+            IntVector i1 = ((IntVector) p1.convertShape(VectorOperators.S2I, I256, 0)).add(p1.convertShape(VectorOperators.S2I, I256, 1));
+            acc0 = ((FloatVector) i0.convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at0)) * dx), acc0);
+            acc1 = ((FloatVector) i1.convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at1)) * dx), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
-    }
-
-    /** acc + (block at byte {@code at} . activations x0, x1) * (its scale * dx). */
-    private static FloatVector addBlock(WeightType type, MemorySegment w, long at, ShortVector x0, ShortVector x1,
-                                        float dx, FloatVector acc) {
-        FloatVector dot = blockSum(blockLow(type, w, at).mul(x0).add(blockHigh(type, w, at).mul(x1)));
-        return dot.fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at)) * dx), acc);
-    }
-
-    /** 16 short lanes (pairwise products, |v| <= 2 * 128 * 127 so no overflow) folded to 8 f32 lanes, exactly. */
-    private static FloatVector blockSum(ShortVector products) {
-        IntVector a = (IntVector) products.convertShape(VectorOperators.S2I, I256, 0);
-        IntVector b = (IntVector) products.convertShape(VectorOperators.S2I, I256, 1);
-        return (FloatVector) a.add(b).convertShape(VectorOperators.I2F, F256, 0);
+        out.setAtIndex(F32, o, acc0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, o + 1, acc1.reduceLanes(VectorOperators.ADD));
     }
 
     /** The plain-loop version of the block dot products (no vectors). */

@@ -179,11 +179,10 @@ public final class Quant {
             float d = max.reduceLanes(VectorOperators.MAX) / 127;
             float id = d != 0 ? 1.0f / d : 0.0f;
             s[sOff + b] = Float.float16ToFloat(f16(d));
-            int at = qOff + b * BLOCK;
-            roundInto(v0.mul(id), q, at);
-            roundInto(v1.mul(id), q, at + 8);
-            roundInto(v2.mul(id), q, at + 16);
-            roundInto(v3.mul(id), q, at + 24);
+            for (int k = 0; k < BLOCK; k += 8) { // one call site: C2 inlines it (four would pass its node budget)
+                roundInto(FloatVector.fromMemorySegment(F256, x, base + 4L * k, ByteOrder.nativeOrder()).mul(id), q,
+                        qOff + b * BLOCK + k);
+            }
         }
     }
 
