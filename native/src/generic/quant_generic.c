@@ -14,7 +14,7 @@ int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum) {
     static _Thread_local size_t capacity;
     if (n > capacity) {
         size_t blocks = n / AYA_QK + 1;
-        int8_t *v = realloc(values, n + 64); /* + 64: vector loads may read a block pair past the end */
+        int8_t *v = realloc(values, n + 64); /* + 64: never a zero-size allocation */
         if (v != NULL) values = v;
         float *s = v == NULL ? NULL : realloc(scales, blocks * sizeof(float));
         if (s != NULL) scales = s;
