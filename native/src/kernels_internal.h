@@ -65,6 +65,14 @@ void aya_matmul_q8_0_generic(const void *w, const float *x, float *out, int32_t 
 void aya_matmul_q4_0_generic(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                              int32_t out_stride, int32_t row_start, int32_t row_end);
 #if defined(__x86_64__) || defined(_M_X64)
+void aya_matmul_q8_0_avx512(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                            int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q4_0_avx512(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                            int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q8_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q4_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_q8_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                           int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_q4_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
@@ -77,10 +85,24 @@ void aya_gemm_avx512(int type, const void *w, const float *x, float *out, int32_
                      int32_t out_stride, int32_t row_start, int32_t row_end);
 #endif
 
-/* Quantizes x [tokens, in_dim] (in_dim a multiple of 32) to Q8_0 values (returned) and per-block scales (*scales,
- * already rounded through fp16), in buffers private to the calling thread and valid until its next call.
- * Returns NULL if memory runs out. Every ISA uses this one function, so all quantize activations identically. */
-int8_t *aya_quantize_activations(const float *x, int32_t tokens, int32_t in_dim, float **scales);
+/* A matrix of activations quantized to Q8_0, [tokens, in_dim]: values q, per-block scales d (already rounded through
+ * fp16) and per-block sums of the 32 values (for the kernels that multiply unsigned weights: Q4_0 nibbles, VNNI). */
+typedef struct aya_q8_acts {
+    const int8_t *q;
+    const float *d;
+    const int32_t *sum;
+} aya_q8_acts;
+
+/* Quantizes x [tokens, in_dim] (in_dim a multiple of 32) into buffers private to the calling thread, valid until its
+ * next call. Returns 0, or -1 if memory runs out. The AVX2 version is bit-exact with the scalar one (test_quant checks),
+ * so every ISA quantizes activations identically. */
+int aya_quantize_activations(const float *x, int32_t tokens, int32_t in_dim, aya_q8_acts *acts);
+#if defined(__x86_64__) || defined(_M_X64)
+int aya_quantize_activations_avx2(const float *x, int32_t tokens, int32_t in_dim, aya_q8_acts *acts);
+#endif
+/* The calling thread's buffers for n activations, grown as needed and kept (Java's pool threads live as long as the
+ * process). Returns 0, or -1 if memory runs out. */
+int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum);
 
 static inline uint16_t aya_load_u16(const uint8_t *p) {
     return (uint16_t) (p[0] | (p[1] << 8)); /* little-endian, any alignment */

@@ -5,4 +5,7 @@
 
 #define AYA_EMULATE_AVX512
 #define aya_table_avx512 aya_table_avx512_emulated
+/* the quantized entries are tested through quant_avx512_emulated.c; here they must not reach real AVX-512 code */
+#define aya_matmul_q8_0_avx512 aya_matmul_q8_0_avx2
+#define aya_matmul_q4_0_avx512 aya_matmul_q4_0_avx2
 #include "../src/x86/matmul_avx512.c"

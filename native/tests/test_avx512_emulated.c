@@ -4,6 +4,57 @@
 #include "test_util.h"
 
 extern const aya_kernel_table aya_table_avx512_emulated;
+void aya_matmul_q8_0_avx512vnni_emulated(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                         int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q4_0_avx512vnni_emulated(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                         int32_t out_stride, int32_t row_start, int32_t row_end);
+
+/* The VNNI Q8_0 / Q4_0 kernels against scalar: every tile remainder (rows % 4, tokens % 4), odd block counts (the
+ * 256-bit last block), one block, long rows, random bytes (Q8_0 weights include -128), row slices. */
+static void quantized_vnni(void) {
+    static const int shapes[][3] = { /* tokens, in_dim, rows */
+        { 1, 32, 1 }, { 1, 32, 7 }, { 1, 96, 6 }, { 1, 2048, 33 }, { 2, 64, 5 }, { 3, 96, 17 }, { 4, 160, 18 },
+        { 5, 224, 13 }, { 6, 2048, 9 }, { 7, 352, 11 }, { 9, 64, 70 }, { 1, 11008, 5 },
+    };
+    const int block_bytes[2] = { 34, 18 };
+    aya_matmul_fn scalar[2] = { aya_table_generic.matmul[AYA_WEIGHT_Q8_0], aya_table_generic.matmul[AYA_WEIGHT_Q4_0] };
+    aya_matmul_fn vnni[2] = { aya_matmul_q8_0_avx512vnni_emulated, aya_matmul_q4_0_avx512vnni_emulated };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int tokens = shapes[s][0], in_dim = shapes[s][1], rows = shapes[s][2], stride = rows + 2;
+        for (int k = 0; k < 2; k++) {
+            size_t row_bytes = (size_t) in_dim / 32 * block_bytes[k];
+            uint8_t *w = malloc(rows * row_bytes);
+            for (size_t i = 0; i < rows * row_bytes; i++) w[i] = (uint8_t) rng_next();
+            for (int r = 0; r < rows; r++) /* sane scales: f16 in [2^-8, 2^-7), either sign */
+                for (int b = 0; b < in_dim / 32; b++) {
+                    uint16_t d = (uint16_t) (0x1c00 | (rng_next() & 0x83ff));
+                    w[r * row_bytes + b * block_bytes[k]] = (uint8_t) d;
+                    w[r * row_bytes + b * block_bytes[k] + 1] = (uint8_t) (d >> 8);
+                }
+            float *x = random_floats((size_t) tokens * in_dim, -3, 3);
+            float *want = calloc((size_t) tokens * stride, sizeof(float));
+            float *got = calloc((size_t) tokens * stride, sizeof(float));
+            scalar[k](w, x, want, tokens, in_dim, stride, 0, rows);
+            vnni[k](w, x, got, tokens, in_dim, stride, 0, rows / 3);
+            vnni[k](w, x, got, tokens, in_dim, stride, rows / 3, rows);
+            int bad = 0;
+            for (int t = 0; t < tokens; t++)
+                for (int r = 0; r < stride && bad < 3; r++) {
+                    float a = want[t * stride + r], b = got[t * stride + r];
+                    if (r >= rows) {
+                        CHECK(b == 0.0f, "emulated vnni wrote outside its rows");
+                        continue;
+                    }
+                    if (!(fabsf(a - b) <= 1e-5f * (fabsf(a) + 1) * sqrtf((float) in_dim / 32))) {
+                        bad++;
+                        CHECK(0, "emulated vnni %s %dx%dx%d t=%d r=%d: %g vs scalar %g", k ? "q4_0" : "q8_0", tokens,
+                              in_dim, rows, t, r, b, a);
+                    }
+                }
+            free(w); free(x); free(want); free(got);
+        }
+    }
+}
 
 int main(void) {
     static const int dims[][3] = { /* rows, in_dim, tokens */
@@ -73,5 +124,6 @@ int main(void) {
         for (int i = 0; i < dim; i++) CHECK(memcmp(&want[i], &got[i], 4) == 0, "emulated avx512 embed %s[%d]", names[type], i);
         free(table);
     }
+    quantized_vnni();
     return finish("test_avx512_emulated");
 }

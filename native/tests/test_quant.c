@@ -1,5 +1,6 @@
 /* Q8_0 / Q4_0 matrix products: hand-computed blocks, and every SIMD ISA against the scalar code on random matrices
  * (odd row counts, several tokens, row slices). Activations are quantized per token to Q8_0 in every ISA alike. */
+#include "kernels_internal.h"
 #include "test_util.h"
 
 enum { QK = 32 };
@@ -48,7 +49,11 @@ static void hand_computed(void) {
 typedef void (*matmul_q)(const void *, const float *, float *, int32_t, int32_t, int32_t, int32_t, int32_t);
 
 static void simd_matches_scalar(const char *isa, matmul_q fn, int block_bytes, const char *what) {
-    const int shapes[][3] = { {1, 32, 7}, {1, 2048, 33}, {3, 96, 17}, {5, 160, 18} };
+    /* tokens, in_dim, rows: every row-tile remainder (rows % 4) and token-tile remainder (tokens % 3), an odd block
+     * count (Q4_0 goes two blocks per step), one block, and a long row */
+    const int shapes[][3] = { {1, 32, 7}, {1, 2048, 33}, {3, 96, 17}, {5, 160, 18}, {1, 32, 1}, {1, 96, 2},
+                              {1, 11008, 9}, {2, 32, 5}, {4, 64, 6}, {6, 224, 13}, {7, 2048, 11}, {2, 11008, 5},
+                              {1, 64, 130}, {8, 96, 70} };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int tokens = shapes[s][0], in_dim = shapes[s][1], rows = shapes[s][2];
         size_t row_bytes = (size_t) in_dim / QK * block_bytes;
@@ -79,7 +84,43 @@ static void simd_matches_scalar(const char *isa, matmul_q fn, int block_bytes, c
     }
 }
 
+/* The AVX2 activation quantizer against the scalar one: identical bytes, scales and sums, including halves (x * id
+ * landing on .5), zero blocks, single outliers, tiny (fp16-subnormal) and huge scales. */
+static void quantizer_is_exact(void) {
+#if defined(__x86_64__)
+    if (!aya_isa_available("avx2")) return;
+    enum { N = 32 * 64 };
+    float *x = random_floats(N, -3, 3);
+    for (int j = 0; j < 32; j++) x[32 + j] = 0.0f;                           /* block 1: all zero */
+    for (int j = 0; j < 32; j++) x[64 + j] = (float) (j - 16) * 0.5f;        /* block 2: many halves after scaling */
+    x[64 + 5] = 127.0f;                                                       /* ...with d = 1 exactly */
+    for (int j = 0; j < 32; j++) x[96 + j] = (j & 1) ? 1e-6f : -3e-7f;       /* block 3: fp16-subnormal scale */
+    for (int j = 0; j < 32; j++) x[128 + j] = (float) j * 1e4f;               /* block 4: large */
+    for (int j = 0; j < 32; j++) x[160 + j] = (j == 7) ? -2.5f : 1e-3f;       /* block 5: one negative outlier */
+    for (int j = 0; j < 32; j++) x[192 + j] = (float) (2 * j - 31) * (127.0f / 62.0f); /* block 6: exact .5 ties */
+    aya_q8_acts a, b;
+    CHECK(aya_quantize_activations(x, 2, N / 2, &a) == 0, "scalar quantizer failed");
+    int8_t *q = malloc(N);
+    float *d = malloc(N / 32 * sizeof(float));
+    int32_t *sum = malloc(N / 32 * sizeof(int32_t));
+    memcpy(q, a.q, N); /* same thread: the next call reuses the buffers */
+    memcpy(d, a.d, N / 32 * sizeof(float));
+    memcpy(sum, a.sum, N / 32 * sizeof(int32_t));
+    CHECK(aya_quantize_activations_avx2(x, 2, N / 2, &b) == 0, "avx2 quantizer failed");
+    for (int i = 0; i < N; i++) CHECK(q[i] == b.q[i], "avx2 quantizer: q[%d] = %d, scalar %d (x %.9g)", i, b.q[i], q[i], x[i]);
+    for (int i = 0; i < N / 32; i++) {
+        CHECK(d[i] == b.d[i], "avx2 quantizer: d[%d] = %.9g, scalar %.9g", i, b.d[i], d[i]);
+        int32_t want = 0;
+        for (int j = 0; j < 32; j++) want += q[i * 32 + j];
+        CHECK(sum[i] == want && b.sum[i] == want, "quantizer: sum[%d] = %d / %d, want %d", i, sum[i], b.sum[i], want);
+    }
+    CHECK(q[32 * 6] == -127 && q[32 * 6 + 31] == 127, "block of ties: ends %d %d", q[32 * 6], q[32 * 6 + 31]);
+    free(x); free(q); free(d); free(sum);
+#endif
+}
+
 int main(void) {
+    quantizer_is_exact();
     use_isa("scalar");
     hand_computed();
     for (int i = 0; i < SIMD_ISA_COUNT; i++) {

@@ -7,34 +7,52 @@
 
 #include "kernels_internal.h"
 
-int8_t *aya_quantize_activations(const float *x, int32_t tokens, int32_t in_dim, float **scales) {
-    /* One buffer per thread, grown as needed and kept: Java's pool threads live as long as the process. */
+int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum) {
     static _Thread_local int8_t *values;
-    static _Thread_local float *block_scales;
+    static _Thread_local float *scales;
+    static _Thread_local int32_t *sums;
     static _Thread_local size_t capacity;
-    size_t n = (size_t) tokens * (size_t) in_dim;
     if (n > capacity) {
-        int8_t *v = realloc(values, n);
-        float *s = v == NULL ? NULL : realloc(block_scales, n / AYA_QK * sizeof(float) + sizeof(float));
-        if (v == NULL || s == NULL) {
-            if (v != NULL) values = v;
-            return NULL;
-        }
-        values = v;
-        block_scales = s;
+        size_t blocks = n / AYA_QK + 1;
+        int8_t *v = realloc(values, n + 64); /* + 64: never a zero-size allocation */
+        if (v != NULL) values = v;
+        float *s = v == NULL ? NULL : realloc(scales, blocks * sizeof(float));
+        if (s != NULL) scales = s;
+        int32_t *u = s == NULL ? NULL : realloc(sums, blocks * sizeof(int32_t));
+        if (u == NULL) return -1;
+        sums = u;
         capacity = n;
     }
+    *q = values;
+    *d = scales;
+    *sum = sums;
+    return 0;
+}
+
+int aya_quantize_activations(const float *x, int32_t tokens, int32_t in_dim, aya_q8_acts *acts) {
+    size_t n = (size_t) tokens * (size_t) in_dim;
+    int8_t *q;
+    float *scales;
+    int32_t *sums;
+    if (aya_q8_buffers(n, &q, &scales, &sums) != 0) return -1;
     for (size_t b = 0; b < n / AYA_QK; b++) {
         const float *xb = x + b * AYA_QK;
         float amax = 0.0f;
         for (int j = 0; j < AYA_QK; j++) amax = fmaxf(amax, fabsf(xb[j]));
         float d = amax / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
-        block_scales[b] = aya_f16_to_f32(aya_f32_to_f16(d));
-        for (int j = 0; j < AYA_QK; j++) values[b * AYA_QK + j] = (int8_t) roundf(xb[j] * id);
+        scales[b] = aya_f16_to_f32(aya_f32_to_f16(d));
+        int32_t sum = 0;
+        for (int j = 0; j < AYA_QK; j++) {
+            q[b * AYA_QK + j] = (int8_t) roundf(xb[j] * id);
+            sum += q[b * AYA_QK + j];
+        }
+        sums[b] = sum;
     }
-    *scales = block_scales;
-    return values;
+    acts->q = q;
+    acts->d = scales;
+    acts->sum = sums;
+    return 0;
 }
 
 /* Q8_0 row . one token's quantized activations. */
@@ -69,9 +87,10 @@ typedef float (*dot_fn)(const uint8_t *row, const int8_t *xq, const float *xs, i
 
 static void matmul_quantized(dot_fn dot, size_t block_bytes, const void *w, const float *x, float *out,
                              int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
-    float *xs;
-    int8_t *xq = aya_quantize_activations(x, tokens, in_dim, &xs);
-    if (xq == NULL) return; /* out of memory: cannot happen for model sizes, and there is no error channel */
+    aya_q8_acts acts;
+    if (aya_quantize_activations(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
+    const int8_t *xq = acts.q;
+    const float *xs = acts.d;
     int32_t blocks = in_dim / AYA_QK;
     size_t row_bytes = (size_t) blocks * block_bytes;
     for (int32_t r0 = row_start; r0 < row_end; r0 += AYA_Q_ROW_TILE) {

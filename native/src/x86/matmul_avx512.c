@@ -122,7 +122,7 @@ void aya_softmax_avx2(float *x, int32_t n);
 
 const aya_kernel_table aya_table_avx512 = {
     .isa = "avx512",
-    .matmul = { matmul_f32_avx512, matmul_f16_avx512, matmul_bf16_avx512, aya_matmul_q8_0_avx2, aya_matmul_q4_0_avx2 },
+    .matmul = { matmul_f32_avx512, matmul_f16_avx512, matmul_bf16_avx512, aya_matmul_q8_0_avx512, aya_matmul_q4_0_avx512 },
     .embed = { aya_embed_f32_generic, embed_f16_avx512, embed_bf16_avx512, NULL, NULL },
     /* element-wise ops and attention are small next to the matrix products: the AVX2 versions serve */
     .layernorm = aya_layernorm_avx2,

@@ -1,15 +1,78 @@
-/* AVX2 Q8_0 / Q4_0 matrix products with integer dot products, llama.cpp style: activations are quantized per token to
- * Q8_0 (aya_quantize_activations, shared with the scalar code), then for each 32-weight block
- *   |w| (vpsignb) x sign-adjusted x (vpsignb) -> vpmaddubsw (u8 x s8 pairs -> s16) -> vpmaddwd by 1 (-> s32)
- * is the exact integer dot product, converted to f32 and FMA'd with d_w * d_x. Two rows share each activation load
- * and decode prefetches ahead in each row. Block scales widen with F16C (vcvtph2ps), exact like aya_f16_to_f32. */
+/* AVX2 Q8_0 / Q4_0 matrix products with integer dot products, llama.cpp style. Activations are quantized per token to
+ * Q8_0 (aya_quantize_activations_avx2: bit-exact with the scalar quantizer), then each 32-weight block pair is an exact
+ * integer dot product in 8 int32 lanes, converted to f32 and FMA'd with d_w * d_x:
+ *   Q8_0: |w| (vpsignb) x x-with-w's-sign (vpsignb) -> vpmaddubsw (u8 x s8 pairs -> s16) -> vpmaddwd by 1 (-> s32);
+ *   Q4_0: the nibbles n (0..15) are already unsigned: vpmaddubsw(n, x) -> vpmaddwd by 1, minus 8 * sum(x) (the -8 offset
+ *         of every weight, one subtraction per block instead of two vpsignb).
+ * Everything runs as a register tile of RM weight rows x RN tokens: each weight block is loaded (and Q4_0 unpacked)
+ * once for RN tokens, each activation block once for RM rows. Decode (tokens == 1) streams 4 rows at a time with
+ * prefetch; prefill walks a panel of rows that stays in L2 with 4 x 3 tiles. Block scales widen with F16C. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "kernels_internal.h"
 
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
-enum { PREFETCH_BYTES = 1024 };
+enum { PANEL_ROWS = 64 };       /* prefill: rows whose blocks stay in L2 while all tokens pass (64 x 11008 Q8_0 = 745 KB) */
+
+/* ------------------------------------------------------------------------------------------ activation quantization */
+
+AYA_ALWAYS_INLINE float hmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* roundf (halves away from zero), exactly: truncate, then step away from zero when the exact remainder is >= 0.5. */
+AYA_ALWAYS_INLINE __m256 round_away(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 rest = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t)); /* v - trunc(v) is exact */
+    __m256 step = _mm256_and_ps(_mm256_cmp_ps(rest, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
+                                _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f)));
+    return _mm256_add_ps(t, step);
+}
+
+int aya_quantize_activations_avx2(const float *x, int32_t tokens, int32_t in_dim, aya_q8_acts *acts) {
+    size_t n = (size_t) tokens * (size_t) in_dim;
+    int8_t *q;
+    float *scales;
+    int32_t *sums;
+    if (aya_q8_buffers(n, &q, &scales, &sums) != 0) return -1;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* undoes the lane interleaving of the packs */
+    for (size_t b = 0; b < n / AYA_QK; b++) {
+        const float *xb = x + b * AYA_QK;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
+        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        float d = hmax(m) / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        scales[b] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(d), _MM_FROUND_TO_NEAREST_INT)));
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v0, vid)));
+        __m256i i1 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v1, vid)));
+        __m256i i2 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v2, vid)));
+        __m256i i3 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v3, vid)));
+        __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        bytes = _mm256_permutevar8x32_epi32(bytes, order);
+        _mm256_storeu_si256((__m256i *) (q + b * AYA_QK), bytes);
+        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), bytes), _mm256_set1_epi16(1));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        sums[b] = _mm_cvtsi128_si32(s4);
+    }
+    acts->q = q;
+    acts->d = scales;
+    acts->sum = sums;
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------------------- block products */
 
 AYA_ALWAYS_INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -18,76 +81,145 @@ AYA_ALWAYS_INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* 8 s32 partial sums of the 32 products w[j] * x[j] (int8 each; w may be -128, x never is). */
-AYA_ALWAYS_INLINE __m256i dot32(__m256i w, __m256i x) {
-    __m256i ax = _mm256_sign_epi8(w, w);  /* |w| as unsigned bytes */
-    __m256i sx = _mm256_sign_epi8(x, w);  /* x with w's sign (0 where w is 0) */
-    __m256i pairs = _mm256_maddubs_epi16(ax, sx); /* |pair sum| <= 2 * 128 * 127: no saturation */
+/* The 32 weights of a Q4_0 block as unsigned nibbles 0..15: low nibbles are elements 0..15, high nibbles 16..31. */
+AYA_ALWAYS_INLINE __m256i load_nibbles(const uint8_t *qs) {
+    __m128i packed = _mm_loadu_si128((const __m128i *) qs);
+    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+/* Q8_0: 8 s32 partial sums of w[j] * x[j], given |w| (w may be -128: |w| = 128 as an unsigned byte; x never is). */
+AYA_ALWAYS_INLINE __m256i dot_q8(__m256i w, __m256i abs_w, __m256i x) {
+    __m256i pairs = _mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(x, w)); /* |pair sum| <= 2 * 128 * 127: no saturation */
     return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
 
-/* The 32 weights of a Q4_0 block as int8 -8..7: low nibbles are elements 0..15, high nibbles 16..31. */
-AYA_ALWAYS_INLINE __m256i unpack_q4(const uint8_t *qs) {
-    __m128i packed = _mm_loadu_si128((const __m128i *) qs);
-    __m128i lo = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F));
-    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+/* Q4_0: 8 s32 lanes summing to sum((n[j] - 8) * x[j]); offset holds 8 * sum(x) in lane 0. */
+AYA_ALWAYS_INLINE __m256i dot_q4(__m256i nibbles, __m256i x, __m256i offset) {
+    __m256i pairs = _mm256_maddubs_epi16(nibbles, x); /* |pair sum| <= 2 * 15 * 127 */
+    return _mm256_sub_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)), offset);
 }
 
-AYA_ALWAYS_INLINE __m256i load_block(int q4, const uint8_t *blk) {
-    return q4 ? unpack_q4(blk + 2) : _mm256_loadu_si256((const __m256i *) (blk + 2));
+/* Two consecutive Q4_0 blocks' scales as [d0 x4 | d1 x4] (the lane layout of a block-pair product). */
+AYA_ALWAYS_INLINE __m256 pair_scales(const uint8_t *blk0, const uint8_t *blk1) {
+    __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(aya_load_u16(blk0)), aya_load_u16(blk1), 1);
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(h)), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
 }
 
-/* R (1 or 2) rows . one token: rows at w, w + row_bytes. */
-AYA_ALWAYS_INLINE void dot_rows(int q4, const uint8_t *w, size_t row_bytes, const int8_t *xq, const float *xs,
-                                int32_t blocks, float *out, const int R, int prefetch) {
+/* out[t * out_stride + r] = row r . token t for RM rows from w (row_bytes apart) and RN tokens of acts (from token
+ * `token`). RM, RN and q4 are compile-time constants at every call site, so the tile lives in registers.
+ * Q4_0 goes two blocks per step: one 32-byte load holds both blocks' nibbles, the and/shift gives [b0 low | b1 low] and
+ * [b0 high | b1 high], and the activations are regrouped to match once per step for all RM rows (vperm2i128). */
+AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
+                            const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out, int32_t out_stride,
+                            const int prefetch) {
+    const int32_t blocks = in_dim / AYA_QK;
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (int32_t b = 0; b < blocks; b++) {
-        __m256i x = _mm256_loadu_si256((const __m256i *) (xq + (size_t) b * AYA_QK));
-        const uint8_t *b0 = w + (size_t) b * bb;
-        if (prefetch) _mm_prefetch((const char *) b0 + PREFETCH_BYTES, _MM_HINT_T0);
-        __m256 p0 = _mm256_cvtepi32_ps(dot32(load_block(q4, b0), x));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(aya_load_u16(b0)) * xs[b]), p0, acc0);
-        if (R == 2) {
-            const uint8_t *b1 = b0 + row_bytes;
-            if (prefetch) _mm_prefetch((const char *) b1 + PREFETCH_BYTES, _MM_HINT_T0);
-            __m256 p1 = _mm256_cvtepi32_ps(dot32(load_block(q4, b1), x));
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(aya_load_u16(b1)) * xs[b]), p1, acc1);
+    const size_t ahead = 4 * row_bytes; /* decode prefetches the next group of rows (rows are contiguous) */
+    const int8_t *xq = acts->q + (size_t) token * in_dim;
+    const float *xd = acts->d + (size_t) token * blocks;
+    const int32_t *xsum = acts->sum + (size_t) token * blocks;
+    __m256 acc[4][4];
+    for (int t = 0; t < RN; t++)
+        for (int r = 0; r < RM; r++) acc[t][r] = _mm256_setzero_ps();
+    int32_t b = 0;
+    if (q4) {
+        const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+        for (; b + 2 <= blocks; b += 2) {
+            __m256i lo[4], hi[4];
+            __m256 dw[4];
+            for (int r = 0; r < RM; r++) {
+                const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+                if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+                __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (blk + 2))),
+                                                    _mm_loadu_si128((const __m128i *) (blk + bb + 2)), 1);
+                lo[r] = _mm256_and_si256(v, low4);
+                hi[r] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                dw[r] = pair_scales(blk, blk + bb);
+            }
+            for (int t = 0; t < RN; t++) {
+                const int8_t *xt = xq + (size_t) t * in_dim + (size_t) b * AYA_QK;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *) xt);
+                __m256i x1 = _mm256_loadu_si256((const __m256i *) (xt + AYA_QK));
+                __m256i xlo = _mm256_permute2x128_si256(x0, x1, 0x20), xhi = _mm256_permute2x128_si256(x0, x1, 0x31);
+                size_t sb = (size_t) t * blocks + b;
+                __m256i offset = _mm256_setr_epi32(8 * xsum[sb], 0, 0, 0, 8 * xsum[sb + 1], 0, 0, 0);
+                __m256 dx = _mm256_set_m128(_mm_set1_ps(xd[sb + 1]), _mm_set1_ps(xd[sb]));
+                for (int r = 0; r < RM; r++) {
+                    __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], xlo), _mm256_maddubs_epi16(hi[r], xhi));
+                    __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones), offset); /* |pairs| <= 4 * 15 * 127 */
+                    acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[t][r]);
+                }
+            }
         }
     }
-    out[0] = hsum(acc0);
-    if (R == 2) out[1] = hsum(acc1);
+    for (; b < blocks; b++) { /* Q8_0: every block; Q4_0: an odd last one */
+        __m256i wv[4], aw[4];
+        float dw[4];
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+            if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+            dw[r] = _cvtsh_ss(aya_load_u16(blk));
+            if (q4) {
+                wv[r] = load_nibbles(blk + 2);
+            } else {
+                wv[r] = _mm256_loadu_si256((const __m256i *) (blk + 2));
+                aw[r] = _mm256_sign_epi8(wv[r], wv[r]);
+            }
+        }
+        for (int t = 0; t < RN; t++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *) (xq + (size_t) t * in_dim + (size_t) b * AYA_QK));
+            float dx = xd[(size_t) t * blocks + b];
+            __m256i offset = q4 ? _mm256_setr_epi32(8 * xsum[(size_t) t * blocks + b], 0, 0, 0, 0, 0, 0, 0)
+                                : _mm256_setzero_si256();
+            for (int r = 0; r < RM; r++) {
+                __m256i p = q4 ? dot_q4(wv[r], x, offset) : dot_q8(wv[r], aw[r], x);
+                acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * dx), acc[t][r]);
+            }
+        }
+    }
+    for (int t = 0; t < RN; t++)
+        for (int r = 0; r < RM; r++) out[(size_t) t * out_stride + r] = hsum(acc[t][r]);
 }
 
-AYA_ALWAYS_INLINE void matmul_q(int q4, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+/* The tile for rm (1..4) rows x rn (1..3) tokens, from runtime sizes to compile-time ones. */
+#define AYA_TILE_CASE(RM, RN) \
+    case (RM) * 4 + (RN): tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, prefetch); break;
+AYA_ALWAYS_INLINE void any_tile(const int q4, int rm, int rn, const uint8_t *w, size_t row_bytes, const aya_q8_acts *acts,
+                                int32_t token, int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
+    switch (rm * 4 + rn) {
+        AYA_TILE_CASE(1, 1) AYA_TILE_CASE(2, 1) AYA_TILE_CASE(3, 1) AYA_TILE_CASE(4, 1)
+        AYA_TILE_CASE(1, 2) AYA_TILE_CASE(2, 2) AYA_TILE_CASE(3, 2) AYA_TILE_CASE(4, 2)
+        AYA_TILE_CASE(1, 3) AYA_TILE_CASE(2, 3) AYA_TILE_CASE(3, 3) AYA_TILE_CASE(4, 3)
+        default: break;
+    }
+}
+#undef AYA_TILE_CASE
+
+AYA_ALWAYS_INLINE void matmul_q(const int q4, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    float *xs;
-    int8_t *xq = aya_quantize_activations(x, tokens, in_dim, &xs);
-    if (xq == NULL) return;
-    int32_t blocks = in_dim / AYA_QK;
-    size_t row_bytes = (size_t) blocks * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
+    aya_q8_acts acts;
+    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
+    size_t row_bytes = (size_t) (in_dim / AYA_QK) * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
     const uint8_t *base = (const uint8_t *) w;
-    if (tokens == 1) { /* decode: stream the rows once, two at a time */
-        float two[2];
+    if (tokens == 1) { /* decode: stream the rows once, four at a time */
         int32_t r = row_start;
-        for (; r + 2 <= row_end; r += 2) {
-            dot_rows(q4, base + (size_t) r * row_bytes, row_bytes, xq, xs, blocks, two, 2, 1);
-            out[r] = two[0];
-            out[r + 1] = two[1];
+        for (; r + 4 <= row_end; r += 4) {
+            tile(q4, 4, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1);
         }
-        if (r < row_end) dot_rows(q4, base + (size_t) r * row_bytes, row_bytes, xq, xs, blocks, out + r, 1, 1);
+        if (r < row_end) any_tile(q4, row_end - r, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim,
+                                  out + r, out_stride, 1);
         return;
     }
-    for (int32_t r0 = row_start; r0 < row_end; r0 += AYA_Q_ROW_TILE) { /* prefill: a tile of rows stays in cache */
-        int32_t r1 = r0 + AYA_Q_ROW_TILE < row_end ? r0 + AYA_Q_ROW_TILE : row_end;
-        for (int32_t t = 0; t < tokens; t++) {
-            const int8_t *xt = xq + (size_t) t * in_dim;
-            const float *st = xs + (size_t) t * blocks;
+    for (int32_t p0 = row_start; p0 < row_end; p0 += PANEL_ROWS) { /* prefill: one panel of rows at a time, hot in L2 */
+        int32_t p1 = p0 + PANEL_ROWS < row_end ? p0 + PANEL_ROWS : row_end;
+        for (int32_t t = 0; t < tokens; t += 3) {
+            int rn = tokens - t < 3 ? tokens - t : 3;
             float *ot = out + (size_t) t * out_stride;
-            int32_t r = r0;
-            for (; r + 2 <= r1; r += 2) dot_rows(q4, base + (size_t) r * row_bytes, row_bytes, xt, st, blocks, ot + r, 2, 0);
-            if (r < r1) dot_rows(q4, base + (size_t) r * row_bytes, row_bytes, xt, st, blocks, ot + r, 1, 0);
+            for (int32_t r = p0; r < p1; r += 4) {
+                int rm = p1 - r < 4 ? p1 - r : 4;
+                any_tile(q4, rm, rn, base + (size_t) r * row_bytes, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0);
+            }
         }
     }
 }

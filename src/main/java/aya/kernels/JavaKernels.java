@@ -310,8 +310,8 @@ public final class JavaKernels implements Kernels {
 
     // ---------------------------------------------------------------------------------------------- quantized
 
-    /** Per-thread Q8_0 copy of the activations: int8 values [tokens * inDim] and block scales [tokens * inDim / 32]. */
-    private static final ThreadLocal<byte[]> X_QUANTS = ThreadLocal.withInitial(() -> new byte[0]);
+    /** Per-thread Q8_0 copy of the activations: int8 values as shorts [tokens * inDim], block scales [tokens * inDim / 32]. */
+    private static final ThreadLocal<short[]> X_QUANTS = ThreadLocal.withInitial(() -> new short[0]);
     private static final ThreadLocal<float[]> X_SCALES = ThreadLocal.withInitial(() -> new float[0]);
     /** Rows of a quantized matrix kept hot (L1/L2) while every token of a prefill passes over them. */
     private static final int Q_ROW_TILE = 16;
@@ -324,7 +324,8 @@ public final class JavaKernels implements Kernels {
 
     /**
      * Q8_0 / Q4_0 weights, like llama.cpp: each token's activations are quantized to Q8_0 blocks, every block pair is
-     * an exact integer dot product, scaled by (weight scale x activation scale) and summed in f32.
+     * an exact integer dot product, scaled by (weight scale x activation scale) and summed in f32. Two rows go at
+     * once, sharing each activation block; a prefill runs every token over a tile of rows while it is in cache.
      */
     private static void matmulQuantized(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
                                         int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
@@ -332,10 +333,10 @@ public final class JavaKernels implements Kernels {
         if (blocks * Quant.BLOCK != inDim) {
             throw new IllegalArgumentException(type + " rows need a multiple of 32 weights, got " + inDim);
         }
-        byte[] xq = X_QUANTS.get();
+        short[] xq = X_QUANTS.get();
         float[] xs = X_SCALES.get();
         if (xq.length < tokens * inDim) {
-            xq = new byte[tokens * inDim];
+            xq = new short[tokens * inDim];
             xs = new float[tokens * blocks];
             X_QUANTS.set(xq);
             X_SCALES.set(xs);
@@ -348,66 +349,80 @@ public final class JavaKernels implements Kernels {
         for (int r0 = rowStart; r0 < rowEnd; r0 += Q_ROW_TILE) {
             int r1 = Math.min(rowEnd, r0 + Q_ROW_TILE);
             for (int t = 0; t < tokens; t++) {
-                for (int r = r0; r < r1; r++) {
-                    long row = r * rowBytes;
-                    float s = q8 ? dotQ8_0(w, row, xq, xs, t * inDim, t * blocks, blocks)
-                                 : dotQ4_0(w, row, xq, xs, t * inDim, t * blocks, blocks);
-                    out.setAtIndex(F32, (long) t * outStride + r, s);
+                long o = (long) t * outStride;
+                int r = r0;
+                if (Q_VECTOR) {
+                    for (; r + 2 <= r1; r += 2) {
+                        if (q8) dot2RowsQ8_0(w, r * rowBytes, rowBytes, xq, xs, t * inDim, t * blocks, blocks, out, o + r);
+                        else dot2RowsQ4_0(w, r * rowBytes, rowBytes, xq, xs, t * inDim, t * blocks, blocks, out, o + r);
+                    }
+                }
+                for (; r < r1; r++) { // an odd last row (the model's matrices have none), or no 256-bit vectors
+                    out.setAtIndex(F32, o + r, dotScalar(type, w, r * rowBytes, xq, xs, t * inDim, t * blocks, blocks));
                 }
             }
         }
     }
 
-    /** Q8_0 row at byte {@code row} of w . quantized activations (values from xOff, scales from sOff). */
-    static float dotQ8_0(MemorySegment w, long row, byte[] xq, float[] xs, int xOff, int sOff, int blocks) {
-        if (!Q_VECTOR) {
-            return dotScalar(WeightType.Q8_0, w, row, xq, xs, xOff, sOff, blocks);
-        }
-        FloatVector acc = FloatVector.zero(F256);
+    /**
+     * Two rows from byte {@code row} (rowBytes apart) . one token's quantized activations, into out[o, o + 2).
+     * Straight-line code without helper calls, one method per format, two rows not four: C2 must inline every Vector
+     * API call to keep the vectors in registers; past its inlining budget it boxes them and runs 10x slower.
+     */
+    private static void dot2RowsQ8_0(MemorySegment w, long row, long rowBytes, short[] xq, float[] xs,
+                                     int xOff, int sOff, int blocks, MemorySegment out, long o) {
+        FloatVector acc0 = FloatVector.zero(F256), acc1 = acc0;
         for (int b = 0; b < blocks; b++) {
-            long at = row + (long) b * 34;
-            float d = Float.float16ToFloat(w.get(U16_LE, at)) * xs[sOff + b];
             int xi = xOff + b * Quant.BLOCK;
-            ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at + 18, LE).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector x0 = (ShortVector) ByteVector.fromArray(B128, xq, xi).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector x1 = (ShortVector) ByteVector.fromArray(B128, xq, xi + 16).convertShape(VectorOperators.B2S, S256, 0);
-            acc = blockSum(w0.mul(x0).add(w1.mul(x1))).fma(FloatVector.broadcast(F256, d), acc);
+            ShortVector x0 = ShortVector.fromArray(S256, xq, xi), x1 = ShortVector.fromArray(S256, xq, xi + 16);
+            float dx = xs[sOff + b];
+            long at0 = row + b * 34L, at1 = at0 + rowBytes;
+            ShortVector a0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at0 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector a1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at0 + 18, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector p0 = a0.mul(x0).add(a1.mul(x1)); // |lane| <= 2 * 128 * 127: no overflow
+            ShortVector b0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at1 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector b1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at1 + 18, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector p1 = b0.mul(x0).add(b1.mul(x1));
+            IntVector i0 = ((IntVector) p0.convertShape(VectorOperators.S2I, I256, 0)).add(p0.convertShape(VectorOperators.S2I, I256, 1));
+            IntVector i1 = ((IntVector) p1.convertShape(VectorOperators.S2I, I256, 0)).add(p1.convertShape(VectorOperators.S2I, I256, 1));
+            acc0 = ((FloatVector) i0.convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at0)) * dx), acc0);
+            acc1 = ((FloatVector) i1.convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at1)) * dx), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        out.setAtIndex(F32, o, acc0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, o + 1, acc1.reduceLanes(VectorOperators.ADD));
     }
 
-    /** Q4_0 row at byte {@code row} of w . quantized activations: nibble j is element j, nibble j + 16 element j + 16. */
-    static float dotQ4_0(MemorySegment w, long row, byte[] xq, float[] xs, int xOff, int sOff, int blocks) {
-        if (!Q_VECTOR) {
-            return dotScalar(WeightType.Q4_0, w, row, xq, xs, xOff, sOff, blocks);
-        }
-        FloatVector acc = FloatVector.zero(F256);
+    /** The same for Q4_0: byte j holds element j (low nibble) and element j + 16 (high nibble), weight = nibble - 8. */
+    private static void dot2RowsQ4_0(MemorySegment w, long row, long rowBytes, short[] xq, float[] xs,
+                                     int xOff, int sOff, int blocks, MemorySegment out, long o) {
+        FloatVector acc0 = FloatVector.zero(F256), acc1 = acc0;
         for (int b = 0; b < blocks; b++) {
-            long at = row + (long) b * 18;
-            float d = Float.float16ToFloat(w.get(U16_LE, at)) * xs[sOff + b];
             int xi = xOff + b * Quant.BLOCK;
-            ByteVector packed = ByteVector.fromMemorySegment(B128, w, at + 2, LE);
-            ByteVector lo = packed.and((byte) 0x0F).sub((byte) 8);
-            ByteVector hi = packed.lanewise(VectorOperators.LSHR, 4).sub((byte) 8); // LSHR on bytes is unsigned
-            ShortVector w0 = (ShortVector) lo.convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector w1 = (ShortVector) hi.convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector x0 = (ShortVector) ByteVector.fromArray(B128, xq, xi).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector x1 = (ShortVector) ByteVector.fromArray(B128, xq, xi + 16).convertShape(VectorOperators.B2S, S256, 0);
-            acc = blockSum(w0.mul(x0).add(w1.mul(x1))).fma(FloatVector.broadcast(F256, d), acc);
+            ShortVector x0 = ShortVector.fromArray(S256, xq, xi), x1 = ShortVector.fromArray(S256, xq, xi + 16);
+            float dx = xs[sOff + b];
+            long at0 = row + b * 18L, at1 = at0 + rowBytes;
+            ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at0 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+            ShortVector n1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at1 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
+            // nibbles on shorts: (n & 15) - 8 and ((n >> 4) & 15) - 8 (the sign-extended high bits are masked off)
+            ShortVector p0 = n0.and((short) 15).sub((short) 8).mul(x0)
+                    .add(n0.lanewise(VectorOperators.ASHR, 4).and((short) 15).sub((short) 8).mul(x1));
+            ShortVector p1 = n1.and((short) 15).sub((short) 8).mul(x0)
+                    .add(n1.lanewise(VectorOperators.ASHR, 4).and((short) 15).sub((short) 8).mul(x1));
+            IntVector i0 = ((IntVector) p0.convertShape(VectorOperators.S2I, I256, 0)).add(p0.convertShape(VectorOperators.S2I, I256, 1));
+            IntVector i1 = ((IntVector) p1.convertShape(VectorOperators.S2I, I256, 0)).add(p1.convertShape(VectorOperators.S2I, I256, 1));
+            acc0 = ((FloatVector) i0.convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at0)) * dx), acc0);
+            acc1 = ((FloatVector) i1.convert(VectorOperators.I2F, 0))
+                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at1)) * dx), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
-    }
-
-    /** 16 short lanes (pairwise products, |v| <= 2 * 128 * 127 so no overflow) folded to 8 f32 lanes, exactly. */
-    private static FloatVector blockSum(ShortVector products) {
-        IntVector a = (IntVector) products.convertShape(VectorOperators.S2I, I256, 0);
-        IntVector b = (IntVector) products.convertShape(VectorOperators.S2I, I256, 1);
-        return (FloatVector) a.add(b).convertShape(VectorOperators.I2F, F256, 0);
+        out.setAtIndex(F32, o, acc0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, o + 1, acc1.reduceLanes(VectorOperators.ADD));
     }
 
     /** The plain-loop version of the block dot products (no vectors). */
-    static float dotScalar(WeightType type, MemorySegment w, long row, byte[] xq, float[] xs, int xOff, int sOff, int blocks) {
+    static float dotScalar(WeightType type, MemorySegment w, long row, short[] xq, float[] xs, int xOff, int sOff, int blocks) {
         float sum = 0;
         for (int b = 0; b < blocks; b++) {
             long at = row + (long) b * type.blockBytes;

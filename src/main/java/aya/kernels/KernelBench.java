@@ -19,7 +19,7 @@ import java.util.function.Supplier;
  * Decode (tokens = 1) is memory-bound: GB/s of weights streamed. Prefill: GFLOP/s.
  *
  * <pre>java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp target/aya.jar aya.kernels.KernelBench
- * [--backends java,native] [--threads 1,2] [--tokens 64] [--type bf16] [--seconds 1.5] [--shapes all|small]</pre>
+ * [--backends java,native] [--threads 1,2] [--tokens 64] [--type bf16|f16|f32|q8_0|q4_0] [--seconds 1.5] [--shapes all|small]</pre>
  */
 public final class KernelBench {
 
@@ -213,13 +213,22 @@ public final class KernelBench {
 
     static MemorySegment randomWeights(Arena arena, WeightType type, long n, SplittableRandom rnd) {
         MemorySegment s = arena.allocate(type.rowBytes(n), 64);
+        if (type.quantized()) { // quantized in chunks of 4096 weights, as the loader quantizes rows
+            float[] chunk = new float[4096];
+            for (long i = 0; i < n; i += chunk.length) {
+                int len = (int) Math.min(chunk.length, n - i);
+                for (int j = 0; j < len; j++) chunk[j] = (float) rnd.nextDouble(-0.05, 0.05);
+                Quant.quantizeRow(type, chunk, 0, len, s, type.rowBytes(i));
+            }
+            return s;
+        }
         for (long i = 0; i < n; i++) {
             float v = (float) rnd.nextDouble(-0.05, 0.05);
             switch (type) {
                 case F32 -> s.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
                 case F16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(v));
                 case BF16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(v) >>> 16));
-                default -> throw new IllegalArgumentException("benchmark supports f32, f16, bf16, not " + type);
+                default -> throw new IllegalArgumentException("benchmark supports f32, f16, bf16, q8_0, q4_0, not " + type);
             }
         }
         return s;

@@ -1,0 +1,194 @@
+/* AVX-512 VNNI Q8_0 / Q4_0 matrix products: the AVX2 design (quant_avx2.c) on 64-byte vectors, two blocks per step,
+ * with vpdpbusd (u8 x s8, four products summed into each int32 lane, no saturation) doing the whole block product:
+ *   Q8_0: weights w + 128 (= w ^ 0x80) are unsigned, so sum(w * x) = vpdpbusd(-128 * sum(x), w ^ 0x80, x): exact also
+ *         for w = -128. The 128 * sum(x) lanes come from one vpdpbusd per step, shared by every row.
+ *   Q4_0: the nibbles n are unsigned, sum((n - 8) * x) = vpdpbusd(-8 * sum(x), n, x).
+ * Activations are quantized by the AVX2 quantizer (bit-exact with scalar), so results match the other ISAs up to f32
+ * summation order. Tiles of 4 rows x 4 tokens (16 of the 32 zmm registers accumulate); decode is 4 rows x 1 token.
+ * This machine has no AVX-512: test_avx512_emulated runs this file on SIMDe against scalar. */
+#ifdef AYA_EMULATE_AVX512
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#include <simde/x86/f16c.h>
+#else
+#include <immintrin.h>
+#endif
+
+#include "kernels_internal.h"
+
+#ifdef AYA_EMULATE_AVX512
+#define AYA_ALWAYS_INLINE static inline /* the emulated intrinsics are big: forced inlining takes minutes to compile */
+#else
+#define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
+#endif
+
+enum { PANEL_ROWS = 64 }; /* prefill: rows whose blocks stay in L2 while all tokens pass */
+
+/* Two blocks' values v0, v1 spread to the lanes their products land in: Q8_0 [v0 x8 | v1 x8], Q4_0 [v0 x4, v1 x4] x2. */
+AYA_ALWAYS_INLINE __m512 spread_pair(int q4, __m128 two) {
+    const __m512i q8_lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i q4_lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+    return _mm512_permutexvar_ps(q4 ? q4_lanes : q8_lanes, _mm512_castps128_ps512(two));
+}
+
+AYA_ALWAYS_INLINE float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* out[t * out_stride + r] = row r . token t for RM rows (row_bytes apart) x RN tokens from `token`; RM, RN, q4 are
+ * compile-time constants at every call site. */
+AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
+                            const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out, int32_t out_stride,
+                            const int prefetch) {
+    const int32_t blocks = in_dim / AYA_QK;
+    const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
+    const size_t ahead = 4 * row_bytes; /* decode prefetches the next group of rows (rows are contiguous) */
+    const int8_t *xq = acts->q + (size_t) token * in_dim;
+    const float *xd = acts->d + (size_t) token * blocks;
+    /* Q8_0: 128 as an unsigned byte (the weight offset); Q4_0: 8 (the nibble offset) */
+    const __m512i offset_bytes = _mm512_set1_epi8(q4 ? 8 : (char) 0x80);
+    const __m512i low4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char) 0x80);
+    __m512 acc[4][4];
+    __m256 tail[4][4]; /* an odd last block, 256 bits wide */
+    for (int t = 0; t < RN; t++)
+        for (int r = 0; r < RM; r++) {
+            acc[t][r] = _mm512_setzero_ps();
+            tail[t][r] = _mm256_setzero_ps();
+        }
+    int32_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+        __m512i wv[4];
+        __m512 dw[4];
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+            if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+            if (q4) { /* [b0 low | b1 low | b0 high | b1 high] nibbles */
+                __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (blk + 2))),
+                                                    _mm_loadu_si128((const __m128i *) (blk + bb + 2)), 1);
+                __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
+                wv[r] = _mm512_and_si512(both, low4);
+            } else {  /* [b0 | b1] weights + 128 */
+                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) (blk + 2))),
+                                               _mm256_loadu_si256((const __m256i *) (blk + bb + 2)), 1);
+                wv[r] = _mm512_xor_si512(v, flip);
+            }
+            __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(aya_load_u16(blk)), aya_load_u16(blk + bb), 1);
+            dw[r] = spread_pair(q4, _mm_cvtph_ps(h));
+        }
+        for (int t = 0; t < RN; t++) {
+            __m512i x = _mm512_loadu_si512((const void *) (xq + (size_t) t * in_dim + (size_t) b * AYA_QK));
+            if (q4) x = _mm512_shuffle_i32x4(x, x, _MM_SHUFFLE(3, 1, 2, 0)); /* [b0 0..15 | b1 0..15 | b0 16.. | b1 16..] */
+            __m512i minus = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                             _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset_bytes, x));
+            __m512 dx = spread_pair(q4, _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *) (xd + (size_t) t * blocks + b))));
+            for (int r = 0; r < RM; r++) {
+                __m512i p = _mm512_dpbusd_epi32(minus, wv[r], x);
+                acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[r], dx), acc[t][r]);
+            }
+        }
+    }
+    if (b < blocks) { /* odd block count: the last block alone */
+        const __m256i low4_256 = _mm256_set1_epi8(0x0F), flip256 = _mm256_set1_epi8((char) 0x80);
+        __m256i wv[4];
+        float dw[4];
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+            if (q4) {
+                __m128i v = _mm_loadu_si128((const __m128i *) (blk + 2));
+                wv[r] = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1),
+                                         low4_256);
+            } else {
+                wv[r] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blk + 2)), flip256);
+            }
+            dw[r] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(aya_load_u16(blk))));
+        }
+        for (int t = 0; t < RN; t++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *) (xq + (size_t) t * in_dim + (size_t) b * AYA_QK));
+            __m256i minus = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                             _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(offset_bytes), x));
+            float dx = xd[(size_t) t * blocks + b];
+            for (int r = 0; r < RM; r++) {
+                __m256i p = _mm256_dpbusd_epi32(minus, wv[r], x);
+                tail[t][r] = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * dx));
+            }
+        }
+    }
+    for (int t = 0; t < RN; t++)
+        for (int r = 0; r < RM; r++) out[(size_t) t * out_stride + r] = _mm512_reduce_add_ps(acc[t][r]) + hsum256(tail[t][r]);
+}
+
+#define AYA_TILE_CASE(RM, RN) \
+    case (RM) * 8 + (RN): tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, prefetch); break;
+AYA_ALWAYS_INLINE void any_tile(const int q4, int rm, int rn, const uint8_t *w, size_t row_bytes, const aya_q8_acts *acts,
+                                int32_t token, int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
+    switch (rm * 8 + rn) {
+        AYA_TILE_CASE(1, 1) AYA_TILE_CASE(2, 1) AYA_TILE_CASE(3, 1) AYA_TILE_CASE(4, 1)
+        AYA_TILE_CASE(1, 2) AYA_TILE_CASE(2, 2) AYA_TILE_CASE(3, 2) AYA_TILE_CASE(4, 2)
+        AYA_TILE_CASE(1, 3) AYA_TILE_CASE(2, 3) AYA_TILE_CASE(3, 3) AYA_TILE_CASE(4, 3)
+        AYA_TILE_CASE(1, 4) AYA_TILE_CASE(2, 4) AYA_TILE_CASE(3, 4) AYA_TILE_CASE(4, 4)
+        default: break;
+    }
+}
+#undef AYA_TILE_CASE
+
+AYA_ALWAYS_INLINE void matmul_q(const int q4, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                int32_t out_stride, int32_t row_start, int32_t row_end) {
+    aya_q8_acts acts;
+    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
+    size_t row_bytes = (size_t) (in_dim / AYA_QK) * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
+    const uint8_t *base = (const uint8_t *) w;
+    if (tokens == 1) {
+        int32_t r = row_start;
+        for (; r + 4 <= row_end; r += 4) {
+            tile(q4, 4, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1);
+        }
+        if (r < row_end) any_tile(q4, row_end - r, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim,
+                                  out + r, out_stride, 1);
+        return;
+    }
+    for (int32_t p0 = row_start; p0 < row_end; p0 += PANEL_ROWS) {
+        int32_t p1 = p0 + PANEL_ROWS < row_end ? p0 + PANEL_ROWS : row_end;
+        for (int32_t t = 0; t < tokens; t += 4) {
+            int rn = tokens - t < 4 ? tokens - t : 4;
+            float *ot = out + (size_t) t * out_stride;
+            for (int32_t r = p0; r < p1; r += 4) {
+                int rm = p1 - r < 4 ? p1 - r : 4;
+                any_tile(q4, rm, rn, base + (size_t) r * row_bytes, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0);
+            }
+        }
+    }
+}
+
+void aya_matmul_q8_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                int32_t out_stride, int32_t row_start, int32_t row_end) {
+    matmul_q(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+void aya_matmul_q4_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                int32_t out_stride, int32_t row_start, int32_t row_end) {
+    matmul_q(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+#ifndef AYA_EMULATE_AVX512
+/* The avx512 table's entries: VNNI where the CPU has it (Ice Lake, Zen 4 and later), else the AVX2 kernels. */
+void aya_matmul_q8_0_avx512(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                            int32_t out_stride, int32_t row_start, int32_t row_end) {
+    if (__builtin_cpu_supports("avx512vnni")) {
+        aya_matmul_q8_0_avx512vnni(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    } else {
+        aya_matmul_q8_0_avx2(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    }
+}
+
+void aya_matmul_q4_0_avx512(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                            int32_t out_stride, int32_t row_start, int32_t row_end) {
+    if (__builtin_cpu_supports("avx512vnni")) {
+        aya_matmul_q4_0_avx512vnni(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    } else {
+        aya_matmul_q4_0_avx2(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    }
+}
+#endif

@@ -1,0 +1,88 @@
+/* Q8_0 / Q4_0 kernel speed on one thread, by thread CPU time (robust on a shared machine). Not a test: run by hand,
+ *   build/bench_quant [isa] [MB]
+ * Decode: one token against a weight matrix of MB megabytes (default 512, more than any cache), reported as GB/s of
+ * weight bytes per CPU-second next to a plain read of the same bytes. Prefill: 2048 x 2048 weights x 128 tokens, in
+ * GFLOP/s (2 per multiply-add). */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
+#include <time.h>
+
+#include "test_util.h"
+
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
+typedef void (*matmul_q)(const void *, const float *, float *, int32_t, int32_t, int32_t, int32_t, int32_t);
+
+static uint8_t *random_blocks(size_t rows, int in_dim, int block_bytes) {
+    size_t row_bytes = (size_t) in_dim / 32 * block_bytes, n = rows * row_bytes;
+    uint8_t *w = malloc(n);
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t r = rng_next();
+        memcpy(w + i, &r, n - i < 4 ? n - i : 4);
+    }
+    for (size_t b = 0; b < n; b += block_bytes) { w[b] = 0; w[b + 1] = 0x20; } /* scale 2^-7 */
+    return w;
+}
+
+/* Best of `reps` CPU-seconds for fn. */
+#define BEST_OF(reps, seconds, ...)                                                                                   \
+    do {                                                                                                               \
+        seconds = 1e30;                                                                                                \
+        for (int rep_ = 0; rep_ < (reps); rep_++) {                                                                    \
+            double t0_ = cpu_seconds();                                                                                \
+            __VA_ARGS__;                                                                                                    \
+            double dt_ = cpu_seconds() - t0_;                                                                          \
+            if (dt_ < seconds) seconds = dt_;                                                                          \
+        }                                                                                                              \
+    } while (0)
+
+int main(int argc, char **argv) {
+    const char *isa = argc > 1 ? argv[1] : "auto";
+    size_t mb = argc > 2 ? (size_t) atol(argv[2]) : 512;
+    if (aya_set_isa(isa) != AYA_OK) {
+        fprintf(stderr, "bench_quant: %s\n", aya_last_error());
+        return 2;
+    }
+    printf("isa %s, one thread\n", aya_isa_name());
+    const int in_dim = 2048;
+
+    /* read probe: the same number of bytes, summed as 64-bit words */
+    size_t bytes = mb << 20;
+    uint64_t *probe = malloc(bytes);
+    memset(probe, 1, bytes);
+    volatile uint64_t sink = 0;
+    double seconds;
+    BEST_OF(3, seconds, {
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (size_t i = 0; i < bytes / 8; i += 4) { s0 += probe[i]; s1 += probe[i + 1]; s2 += probe[i + 2]; s3 += probe[i + 3]; }
+        sink += s0 + s1 + s2 + s3;
+    });
+    printf("read probe           %7.2f GB/s\n", (double) bytes / seconds * 1e-9);
+    free(probe);
+
+    const char *names[2] = { "q8_0", "q4_0" };
+    const int block_bytes[2] = { 34, 18 };
+    matmul_q fns[2] = { aya_matmul_q8_0_f32, aya_matmul_q4_0_f32 };
+    for (int k = 0; k < 2; k++) {
+        size_t row_bytes = (size_t) in_dim / 32 * block_bytes[k], rows = bytes / row_bytes;
+        uint8_t *w = random_blocks(rows, in_dim, block_bytes[k]);
+        float *x = random_floats(in_dim, -1, 1), *out = malloc(rows * sizeof(float));
+        BEST_OF(3, seconds, fns[k](w, x, out, 1, in_dim, (int32_t) rows, 0, (int32_t) rows));
+        printf("decode  %s          %7.2f GB/s of weights (%zu x %d)\n", names[k],
+               (double) (rows * row_bytes) / seconds * 1e-9, rows, in_dim);
+        free(w); free(x); free(out);
+    }
+    for (int k = 0; k < 2; k++) {
+        const int rows = 2048, tokens = 128;
+        uint8_t *w = random_blocks(rows, in_dim, block_bytes[k]);
+        float *x = random_floats((size_t) tokens * in_dim, -1, 1), *out = malloc((size_t) tokens * rows * sizeof(float));
+        BEST_OF(3, seconds, fns[k](w, x, out, tokens, in_dim, rows, 0, rows));
+        printf("prefill %s          %7.2f GFLOP/s (%d x %d, %d tokens)\n", names[k],
+               2.0 * rows * in_dim * tokens / seconds * 1e-9, rows, in_dim, tokens);
+        free(w); free(x); free(out);
+    }
+    return 0;
+}
