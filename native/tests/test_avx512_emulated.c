@@ -9,6 +9,7 @@ int main(void) {
     static const int dims[][3] = { /* rows, in_dim, tokens */
         { 1, 1, 1 }, { 3, 7, 1 }, { 5, 16, 2 }, { 7, 17, 3 }, { 33, 255, 1 }, { 19, 256, 5 }, { 21, 300, 4 },
         { 64, 2048, 1 }, { 37, 520, 7 }, { 4, 32, 64 }, { 50, 513, 9 },
+        { 75, 1000, 1 }, /* decode with the next rows prefetched (more than 64 KiB of rows) and a tail of rows */
     };
     const char *names[3] = { "f32", "f16", "bf16" };
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
