@@ -66,7 +66,7 @@ AYA_ALWAYS_INLINE void micro(int type, const void *w, size_t w_stride, const flo
 /* Decode prefetch distance. Each bf16 row of 2048 inputs is one 4 KiB page, and the hardware prefetchers stop at page
  * boundaries: every new group of rows starts with cache misses. Prefetching the rows ~64 KiB ahead (at the same input
  * offset as the rows being read) keeps the memory busy across those boundaries: measured 0.98-1.0x of a plain read
- * probe on one thread vs 0.86-0.89x without (AVX2 host, 1 GiB of bf16 rows; native/bench/matvec_bench.c). */
+ * probe on one thread vs 0.86-0.89x without (AVX2 host, 1 GiB of bf16 rows; native/bench/decode_bench.c). */
 enum { PREFETCH_BYTES = 64 << 10 };
 
 /* Decode: R rows (a constant) dotted with one x, 32 inputs per step with two accumulators per row (8 independent FMA
