@@ -69,6 +69,12 @@ void aya_matmul_q8_0_avx2(const void *w, const float *x, float *out, int32_t tok
                           int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_q4_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                           int32_t out_stride, int32_t row_start, int32_t row_end);
+/* Several tokens of an f32/f16/bf16 matmul (type: enum aya_weight_type), the matmul contract otherwise:
+ * gemm_avx2.c and gemm_avx512.c. */
+void aya_gemm_avx2(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                   int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_gemm_avx512(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                     int32_t out_stride, int32_t row_start, int32_t row_end);
 #endif
 
 /* Quantizes x [tokens, in_dim] (in_dim a multiple of 32) to Q8_0 values (returned) and per-block scales (*scales,
