@@ -86,14 +86,28 @@ enum { KEY_BLOCK = 32, MAX_GROUP = 4 };
  * key row loaded once for all heads, one accumulator per head and key (2G independent FMA chains). */
 static inline __attribute__((always_inline)) void group_scores(const float *q, const float *const *keys, int32_t nb,
                                                                int32_t head_dim, float scale,
-                                                               float scores[MAX_GROUP][KEY_BLOCK], const int G) {
+                                                               float scores[MAX_GROUP][KEY_BLOCK],
+                                                               const float *const *next_keys,
+                                                               const float *const *next_values, int32_t next_nb,
+                                                               const int G) {
     int32_t j = 0;
     for (; j + 2 <= nb; j += 2) {
         const float *k0 = keys[j], *k1 = keys[j + 1];
+        /* the next block's rows j and j + 1 (K and V), a cache line per 16 dims, spread over this pair's loop */
+        const char *pf[4] = { NULL, NULL, NULL, NULL };
+        if (j + 1 < next_nb) {
+            pf[0] = (const char *) next_keys[j];
+            pf[1] = (const char *) next_keys[j + 1];
+            pf[2] = (const char *) next_values[j];
+            pf[3] = (const char *) next_values[j + 1];
+        }
         __m256 acc0[MAX_GROUP], acc1[MAX_GROUP];
         for (int h = 0; h < G; h++) acc0[h] = acc1[h] = _mm256_setzero_ps();
         int32_t i = 0;
         for (; i + 8 <= head_dim; i += 8) {
+            if (pf[0] != NULL && (i & 15) == 0) {
+                for (int r = 0; r < 4; r++) _mm_prefetch(pf[r] + (size_t) i * sizeof(float), _MM_HINT_T0);
+            }
             __m256 kv0 = _mm256_loadu_ps(k0 + i), kv1 = _mm256_loadu_ps(k1 + i);
             for (int h = 0; h < G; h++) {
                 __m256 qv = _mm256_loadu_ps(q + (size_t) h * head_dim + i);
@@ -179,7 +193,7 @@ static inline __attribute__((always_inline)) void attend_group(const float *q, c
                                                                size_t kv_offset, int32_t head_dim, float scale,
                                                                const int G) {
     float scores[MAX_GROUP][KEY_BLOCK];
-    const float *keys[KEY_BLOCK], *values[KEY_BLOCK];
+    const float *rows[2][2][KEY_BLOCK];  /* [this block, next block][keys, values][j]: the next is prefetched */
     float max[MAX_GROUP];
     double sum[MAX_GROUP];
     for (int h = 0; h < G; h++) {
@@ -187,27 +201,25 @@ static inline __attribute__((always_inline)) void attend_group(const float *q, c
         sum[h] = 0.0;
         memset(out + (size_t) h * head_dim, 0, (size_t) head_dim * sizeof(float));
     }
-    int32_t slot = lo % capacity;  /* the ring's slot of key b0 + j, advanced without a division per key */
-    for (int32_t b0 = lo; b0 <= pos; b0 += KEY_BLOCK) {
+    int32_t slot = lo % capacity;  /* the ring's slot of the next key to list, advanced without a division per key */
+    int cur = 0;
+    for (int32_t j = 0; j < KEY_BLOCK && lo + j <= pos; j++) {
+        rows[cur][0][j] = k_cache + (size_t) slot * slot_stride + kv_offset;
+        rows[cur][1][j] = v_cache + (size_t) slot * slot_stride + kv_offset;
+        if (++slot == capacity) slot = 0;
+    }
+    for (int32_t b0 = lo; b0 <= pos; b0 += KEY_BLOCK, cur ^= 1) {
         int32_t nb = pos - b0 + 1 < KEY_BLOCK ? pos - b0 + 1 : KEY_BLOCK;
-        for (int32_t j = 0; j < nb; j++) {
-            keys[j] = k_cache + (size_t) slot * slot_stride + kv_offset;
-            values[j] = v_cache + (size_t) slot * slot_stride + kv_offset;
+        /* List the next block's rows; they are prefetched while this block's scores are computed: one head's row is
+         * a short piece of each cache slot ([C, KV, hd] layout), a stride the hardware prefetchers follow poorly. */
+        int32_t next_nb = pos - (b0 + nb) + 1 < KEY_BLOCK ? pos - (b0 + nb) + 1 : KEY_BLOCK;
+        for (int32_t j = 0; j < next_nb; j++) {
+            rows[cur ^ 1][0][j] = k_cache + (size_t) slot * slot_stride + kv_offset;
+            rows[cur ^ 1][1][j] = v_cache + (size_t) slot * slot_stride + kv_offset;
             if (++slot == capacity) slot = 0;
         }
-        /* Prefetch the next block's key and value rows while this one is computed: one head's row is a short piece
-         * of each cache slot ([C, KV, hd] layout), a stride the hardware prefetchers follow poorly. */
-        int32_t next = pos - (b0 + nb) + 1 < KEY_BLOCK ? pos - (b0 + nb) + 1 : KEY_BLOCK;
-        for (int32_t j = 0, ps = slot; j < next; j++) {
-            const char *kr = (const char *) (k_cache + (size_t) ps * slot_stride + kv_offset);
-            const char *vr = (const char *) (v_cache + (size_t) ps * slot_stride + kv_offset);
-            for (size_t byte = 0; byte < (size_t) head_dim * sizeof(float); byte += 64) {
-                _mm_prefetch(kr + byte, _MM_HINT_T0);
-                _mm_prefetch(vr + byte, _MM_HINT_T0);
-            }
-            if (++ps == capacity) ps = 0;
-        }
-        group_scores(q, keys, nb, head_dim, scale, scores, G);
+        const float *const *keys = rows[cur][0], *const *values = rows[cur][1];
+        group_scores(q, keys, nb, head_dim, scale, scores, rows[cur ^ 1][0], rows[cur ^ 1][1], next_nb, G);
         for (int h = 0; h < G; h++) {
             float block_max = max_of(scores[h], nb);
             float new_max = block_max > max[h] ? block_max : max[h];
