@@ -65,6 +65,7 @@ int main(void) {
          * a k block, or inside a vector */
         { 150, 777, 23 }, { 17, 40, 300 }, { 33, 520, 19 }, { 64, 256, 8 }, { 96, 1030, 29 }, { 71, 9, 12 },
         { 40, 130, 60 },
+        { 75, 1000, 1 }, /* decode with the next rows prefetched (more than 64 KiB of rows) and a tail of rows */
     };
     const char *names[3] = { "f32", "f16", "bf16" };
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {

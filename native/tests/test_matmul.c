@@ -70,6 +70,7 @@ static void test_against_scalar(const char *isa) {
          * 19), more tokens than one block (300), row ranges that end inside a panel or block, inputs that end inside
          * a k block, or inside a vector */
         { 150, 777, 23 }, { 17, 40, 300 }, { 33, 520, 19 }, { 64, 256, 8 }, { 96, 1030, 29 }, { 71, 9, 12 },
+        { 75, 1000, 1 }, /* decode with the next rows prefetched (more than 64 KiB of rows) and a tail of rows */
     };
     const char *type_names[3] = { "f32", "f16", "bf16" };
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {

@@ -103,14 +103,16 @@ static void test_against_scalar(const char *isa) {
         free(v); free(c); free(s); free(want); free(got);
     }
 
-    /* attention: GQA 6 query heads over 2 KV heads, odd head_dim, ring buffer, windowed and global, items in slices */
-    static const int cases[][5] = { /* tokens, pos0, capacity, window, head_dim */
-        { 1, 0, 8, 0, 16 }, { 1, 11, 16, 0, 19 }, { 4, 5, 16, 0, 128 }, { 3, 20, 6, 5, 24 }, { 5, 30, 7, 7, 9 },
-        { 2, 40, 64, 0, 33 },
+    /* attention: GQA 6 query heads over 2 KV heads (groups of 3) or 16 over 4 (groups of 4, Tiny Aya), odd head_dim,
+     * ring buffer, windowed and global, several blocks of keys with odd counts, items in slices */
+    static const int cases[][6] = { /* tokens, pos0, capacity, window, head_dim, heads per KV head */
+        { 1, 0, 8, 0, 16, 3 }, { 1, 11, 16, 0, 19, 3 }, { 4, 5, 16, 0, 128, 3 }, { 3, 20, 6, 5, 24, 3 },
+        { 5, 30, 7, 7, 9, 3 }, { 2, 40, 64, 0, 33, 3 }, { 1, 100, 128, 0, 128, 4 }, { 2, 150, 70, 67, 128, 4 },
+        { 3, 64, 80, 0, 20, 4 },
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int tokens = cases[c][0], pos0 = cases[c][1], capacity = cases[c][2], window = cases[c][3], hd = cases[c][4];
-        int heads = 6, kv_heads = 2, items = tokens * heads;
+        int kv_heads = cases[c][5] == 4 ? 4 : 2, heads = kv_heads * cases[c][5], items = tokens * heads;
         float *q = random_floats((size_t) items * hd, -1, 1);
         float *k = random_floats((size_t) capacity * kv_heads * hd, -1, 1);
         float *v = random_floats((size_t) capacity * kv_heads * hd, -1, 1);

@@ -1,7 +1,7 @@
 /* AVX-512 (F, BW, VL, DQ) matrix products: the AVX2 design with 16-wide vectors. Weights widen to f32 exactly and all
  * math is f32 FMA, so results match the scalar path within f32 rounding. (AVX512_BF16's vdpbf16ps would round the
  * activations to bf16 and change the numerics: not used here.)
- * Decode (tokens == 1) streams 4 weight rows at once with prefetch. Several tokens (prefill) go to aya_gemm_avx512 in
+ * Decode (tokens == 1) streams 4 weight rows at once, prefetching rows ~64 KiB ahead. Several tokens (prefill) go to aya_gemm_avx512 in
  * gemm_avx512.c. */
 #ifdef AYA_EMULATE_AVX512
 /* Test build only (see CMakeLists.txt): the same code on SIMDe's portable AVX-512, so CPUs without AVX-512 run it. */
@@ -15,7 +15,7 @@
 
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
-enum { PREFETCH_BYTES = 512 };          /* decode: how far ahead of each weight row to prefetch */
+enum { PREFETCH_AHEAD_BYTES = 64 << 10 }; /* decode: how far ahead of the rows being read to prefetch */
 
 /* 16 weights at w[i..i+16) widened to f32. type is a compile-time constant at every call site. */
 AYA_ALWAYS_INLINE __m512 load16(int type, const void *w, size_t i) {
@@ -39,49 +39,57 @@ AYA_ALWAYS_INLINE float hsum(__m512 v) {
     return _mm512_reduce_add_ps(v);
 }
 
-/* R rows x T tokens of dot products over k in [0, kc): rows at w + r*w_stride (type), tokens at x + t*x_stride.
- * Stores (or adds, when accumulate) into o[t*o_stride + r]. R, T, type and prefetch are constants where inlined. */
-AYA_ALWAYS_INLINE void micro(int type, const void *w, size_t w_stride, const float *x, size_t x_stride, int32_t kc,
-                             float *o, size_t o_stride, int accumulate, int prefetch, const int R, const int T) {
-    __m512 acc[4][3];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
-    size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
-    int32_t k = 0;
-    for (; k + 16 <= kc; k += 16) {
-        __m512 xv[3];
-        for (int t = 0; t < T; t++) xv[t] = _mm512_loadu_ps(x + (size_t) t * x_stride + k);
-        for (int r = 0; r < R; r++) {
-            if (prefetch) {
-                _mm_prefetch((const char *) w + ((size_t) r * w_stride + k) * wsize + PREFETCH_BYTES, _MM_HINT_T0);
+/* Decode: R rows (a constant) dotted with one x, 32 inputs per step with two accumulators per row. pf, when not NULL,
+ * is where row 0 of a group of rows further on starts: its R rows are prefetched at the offset being read (each bf16
+ * row of 2048 is one 4 KiB page and the hardware prefetchers stop at page boundaries; see matmul_avx2.c). */
+AYA_ALWAYS_INLINE void matvec_rows(int type, const void *w, size_t in_dim, const float *x, float *out,
+                                   const char *pf, const int R) {
+    const size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
+    __m512 acc0[4], acc1[4];
+    for (int r = 0; r < R; r++) {
+        acc0[r] = _mm512_setzero_ps();
+        acc1[r] = _mm512_setzero_ps();
+    }
+    size_t k = 0;
+    for (; k + 32 <= in_dim; k += 32) {
+        if (pf != NULL) {
+            for (int r = 0; r < R; r++) {
+                for (size_t b = 0; b < 32 * wsize; b += 64) {  /* one or two cache lines per row per step */
+                    _mm_prefetch(pf + ((size_t) r * in_dim + k) * wsize + b, _MM_HINT_T0);
+                }
             }
-            __m512 wv = load16(type, w, (size_t) r * w_stride + k);
-            for (int t = 0; t < T; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+        }
+        __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+        for (int r = 0; r < R; r++) {
+            acc0[r] = _mm512_fmadd_ps(load16(type, w, (size_t) r * in_dim + k), x0, acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(load16(type, w, (size_t) r * in_dim + k + 16), x1, acc1[r]);
         }
     }
+    for (; k + 16 <= in_dim; k += 16) {
+        __m512 xv = _mm512_loadu_ps(x + k);
+        for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(load16(type, w, (size_t) r * in_dim + k), xv, acc0[r]);
+    }
     for (int r = 0; r < R; r++) {
-        for (int t = 0; t < T; t++) {
-            float sum = hsum(acc[r][t]);
-            for (int32_t kk = k; kk < kc; kk++) {
-                sum += load1(type, w, (size_t) r * w_stride + kk) * x[(size_t) t * x_stride + kk];
-            }
-            float *dst = o + (size_t) t * o_stride + r;
-            *dst = accumulate ? *dst + sum : sum;
-        }
+        float sum = hsum(_mm512_add_ps(acc0[r], acc1[r]));
+        for (size_t kk = k; kk < in_dim; kk++) sum += load1(type, w, (size_t) r * in_dim + kk) * x[kk];
+        out[r] = sum;
     }
 }
 
 AYA_ALWAYS_INLINE void matvec(int type, const void *w, const float *x, float *out,
                               int32_t in_dim, int32_t row_start, int32_t row_end) {
-    size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
+    size_t row_bytes = (size_t) in_dim * (type == AYA_WEIGHT_F32 ? 4 : 2);
+    /* prefetch whole groups of 4 rows ahead, at least PREFETCH_AHEAD_BYTES (one group when rows are long) */
+    int32_t ahead = (int32_t) ((PREFETCH_AHEAD_BYTES + 4 * row_bytes - 1) / (4 * row_bytes)) * 4;
     int32_t r = row_start;
     for (; r + 4 <= row_end; r += 4) {
-        const char *rows = (const char *) w + (size_t) r * (size_t) in_dim * wsize;
-        micro(type, rows, (size_t) in_dim, x, 0, in_dim, out + r, 0, 0, 1, 4, 1);
+        const char *rows = (const char *) w + (size_t) r * row_bytes;
+        /* only rows of this slice: past its end are another thread's rows or another matrix */
+        const char *pf = r + ahead + 4 <= row_end ? rows + (size_t) ahead * row_bytes : NULL;
+        matvec_rows(type, rows, (size_t) in_dim, x, out + r, pf, 4);
     }
     for (; r < row_end; r++) {
-        const char *row = (const char *) w + (size_t) r * (size_t) in_dim * wsize;
-        micro(type, row, (size_t) in_dim, x, 0, in_dim, out + r, 0, 0, 1, 1, 1);
+        matvec_rows(type, (const char *) w + (size_t) r * row_bytes, (size_t) in_dim, x, out + r, NULL, 1);
     }
 }
 

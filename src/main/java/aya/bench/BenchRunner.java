@@ -100,6 +100,12 @@ public final class BenchRunner {
                 }
             }
             peakRss = ProcessMemory.peakRssBytes();
+            for (BenchTarget target : targets) {
+                String profile = target.decodeProfile();
+                if (profile != null) {
+                    for (String line : profile.split("\n")) progress.note(target.backend() + " decode " + line);
+                }
+            }
         } finally {
             for (BenchTarget t : targets) t.close();
         }

@@ -45,6 +45,11 @@ public interface BenchTarget extends AutoCloseable {
     /** Runs one token at position {@code pos} (dropping cache entries from pos on) and computes its logits. */
     void decode(int token, int pos);
 
+    /** The per-operation profile of the timed decode steps, or null when not profiling. */
+    default String decodeProfile() {
+        return null;
+    }
+
     @Override
     default void close() {
     }

@@ -7,6 +7,7 @@ import aya.kernels.Kernels;
 import aya.kernels.WeightType;
 import aya.model.Activations;
 import aya.model.AyaForward;
+import aya.model.ForwardProfile;
 import aya.weights.Tensor;
 
 import java.nio.file.Path;
@@ -29,12 +30,15 @@ public final class BenchTargets {
 
     /** Like {@link #load(Path, String, int, int)} with the weight matrices quantized to {@code quant} (null: as stored). */
     public static BenchTarget load(Path model, String backend, int threads, int context, WeightType quant) {
-        return load(model, backend, threads, context, quant, Activations.F32);
+        return load(model, backend, threads, context, quant, Activations.F32, false);
     }
 
-    /** Like {@link #load(Path, String, int, int, WeightType)} with the given prefill activation precision. */
+    /**
+     * Like {@link #load(Path, String, int, int, WeightType)} with the given prefill activation precision; with
+     * {@code profile}, decode steps are timed per operation.
+     */
     public static BenchTarget load(Path model, String backend, int threads, int context, WeightType quant,
-                                   Activations activations) {
+                                   Activations activations, boolean profile) {
         Kernels kernels = Backend.open(backend);
         AyaForward forward;
         try {
@@ -49,7 +53,7 @@ public final class BenchTargets {
             forward.close();
             throw e;
         }
-        return new EngineTarget(forward, backend, context);
+        return new EngineTarget(forward, backend, context, profile ? new ForwardProfile() : null);
     }
 
     /** One model + one state; positions move by rewinding the state (only the cache below pos is kept). */
@@ -58,10 +62,13 @@ public final class BenchTargets {
         private final AyaForward.State state;
         private final String backend;
         private final int[] one = new int[1];
+        private final ForwardProfile profile; // null: not profiling
+        private int untimedDecodes = 2;       // the runner's warm-up decodes are left out of the profile
 
-        EngineTarget(AyaForward model, String backend, int context) {
+        EngineTarget(AyaForward model, String backend, int context, ForwardProfile profile) {
             this.model = model;
             this.backend = backend;
+            this.profile = profile;
             AyaForward.State s = null;
             try {
                 s = model.newState(context);
@@ -124,7 +131,18 @@ public final class BenchTargets {
         public void decode(int token, int pos) {
             moveTo(pos);
             one[0] = token;
-            model.forward(state, one);
+            boolean timed = profile != null && untimedDecodes-- <= 0;
+            if (timed) model.profile(profile);
+            try {
+                model.forward(state, one);
+            } finally {
+                if (timed) model.profile(null);
+            }
+        }
+
+        @Override
+        public String decodeProfile() {
+            return profile == null ? null : profile.report();
         }
 
         private void moveTo(int pos) {

@@ -62,6 +62,9 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object per line per backend instead of the table.")
     boolean json;
 
+    @Option(names = "--profile", description = "Also print where a decode step's time goes, per operation (ms per token).")
+    boolean profile;
+
     @Option(names = "--bandwidth-only", description = "Only measure the memory read bandwidth (no model needed).")
     boolean bandwidthOnly;
 
@@ -110,7 +113,7 @@ public final class BenchCommand implements Callable<Integer> {
         // positions used: the warm-up (64 tokens) and the tests, all starting at the depth
         int context = depth + Math.max(64, Math.max(promptTokens, genTokens)) + 1;
         for (String b : backends) {
-            loaders.add(new BenchRunner.Loader(b, () -> BenchTargets.load(model, b, nThreads, context, quantType, activationType)));
+            loaders.add(new BenchRunner.Loader(b, () -> BenchTargets.load(model, b, nThreads, context, quantType, activationType, profile)));
         }
         BenchRunner.Settings settings = new BenchRunner.Settings(model.toString(), promptTokens, genTokens, depth, reps,
                 nThreads, bandwidthBytes, 42);

@@ -78,6 +78,7 @@ public final class AyaForward implements AutoCloseable {
     private final Matrix head;      // [V, D] lm_head.weight, or embed when tied
     private final long weightBytes;
     private volatile Activations activations = Activations.F32;
+    private volatile ForwardProfile profile; // null unless a benchmark asked for a per-op profile
 
     private final Map<String, Tensor> tensors; // the checkpoint's, with quantized matrices in place of their originals
 
@@ -222,6 +223,14 @@ public final class AyaForward implements AutoCloseable {
     /** Every tensor of the checkpoint, by name (views into the mapped files), quantized matrices in place of their originals. */
     public java.util.Map<String, Tensor> tensors() {
         return tensors;
+    }
+
+    /**
+     * Times every forward pass per operation into {@code p} from now on (null stops). For benchmarks: the timing
+     * costs a few dozen clock reads per layer.
+     */
+    public void profile(ForwardProfile p) {
+        this.profile = p;
     }
 
     /** Bytes of all tensors as the model reads them (quantized sizes after --quant). */
@@ -430,15 +439,17 @@ public final class AyaForward implements AutoCloseable {
             throw new IllegalArgumentException("this state was made by another model");
         }
         checkTokens(s, tokens);
+        ForwardProfile p = profile;
+        if (p != null) p.countPass();
         for (int start = 0; start < tokens.length; start += s.maxBlock) {
             int n = Math.min(s.maxBlock, tokens.length - start);
             boolean lastBlock = start + n == tokens.length;
-            block(s, tokens, start, n);
+            block(s, tokens, start, n, p);
             checkpoint.checkIntact(); // a weight file truncated during the block: its lost pages read as zeros
             if (allLogits) {
-                head(s, 0, n, start, sink);
+                head(s, 0, n, start, sink, p);
             } else if (lastBlock) {
-                head(s, n - 1, 1, start, sink);
+                head(s, n - 1, 1, start, sink, p);
             }
         }
         checkpoint.checkIntact();
@@ -469,30 +480,36 @@ public final class AyaForward implements AutoCloseable {
     }
 
     /** One pass of every layer over tokens[start, start + n) at positions s.position..; advances the position. */
-    private void block(State s, int[] tokens, int start, int n) {
+    private void block(State s, int[] tokens, int start, int n, ForwardProfile p) {
         ModelConfig c = config;
         int d = c.hiddenSize(), heads = c.numHeads(), kvHeads = c.numKvHeads();
         int hd = c.headDim(), kvd = c.kvDim();
         int pos0 = s.position;
+        long t0 = p == null ? 0 : System.nanoTime();
 
         // x = embed_tokens(ids). Cohere: no embedding scaling.
         for (int t = 0; t < n; t++) {
             kernels.embed(embed.type(), embed.data(), tokens[start + t], d, s.x.asSlice((long) t * d * Float.BYTES));
         }
         ropeTables(s, pos0, n);
+        t0 = lap(p, ForwardProfile.Op.EMBED, t0);
 
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
             MemorySegment keyCache = s.keys[l], valueCache = s.values[l]; // [C, KV, hd]
             // h = input_layernorm(x): fp32 LayerNorm with mean subtraction and no bias (not RMSNorm)
             kernels.layerNorm(s.x, layer.norm, s.xb, n, d, c.layerNormEps());
+            t0 = lap(p, ForwardProfile.Op.LAYERNORM, t0);
 
             // q, k, v = h Wq^T, h Wk^T, h Wv^T   [n, H*hd], [n, KV*hd], [n, KV*hd]
-            qkv(layer, s, n);
+            // and, on the same h (Cohere's parallel block), gate = silu(h Wgate^T) * (h Wup^T)   [n, I]
+            projectionsIn(layer, s, n);
+            t0 = lap(p, ForwardProfile.Op.PROJECTIONS_IN, t0);
             if (layer.sliding) {
                 // Cohere2: RoPE (interleaved pairs 2i, 2i+1) on sliding layers only; global layers use no positions (NoPE)
                 kernels.ropeInterleaved(s.q, n, heads, hd, 0, s.cos, s.sin);
                 kernels.ropeInterleaved(s.k, n, kvHeads, hd, 0, s.cos, s.sin);
+                t0 = lap(p, ForwardProfile.Op.ROPE, t0);
             }
             // Write the block's keys and values into the cache (slot = position % C: a ring on sliding layers)
             int cap = s.capacity[l];
@@ -501,6 +518,7 @@ public final class AyaForward implements AutoCloseable {
                 MemorySegment.copy(s.k, (long) t * kvd * Float.BYTES, keyCache, slot * kvd * Float.BYTES, (long) kvd * Float.BYTES);
                 MemorySegment.copy(s.v, (long) t * kvd * Float.BYTES, valueCache, slot * kvd * Float.BYTES, (long) kvd * Float.BYTES);
             }
+            t0 = lap(p, ForwardProfile.Op.KV_WRITE, t0);
             // att = softmax(q k^T * hd^-0.5 + mask) v, f32; sliding layers see q - window < k <= q, global k <= q; GQA
             int window = layer.sliding ? c.slidingWindow() : 0;
             float scale = (float) (1.0 / Math.sqrt(hd));
@@ -508,32 +526,33 @@ public final class AyaForward implements AutoCloseable {
                     s.q, keyCache, valueCache, s.att, n, pos0, heads, kvHeads, hd, cap, window, scale,
                     s.scores.asSlice((long) worker * s.scoresStride * Float.BYTES, (long) s.scoresStride * Float.BYTES),
                     from, to));
-            matmul(layer.wo, s.att, s.attOut, n);          // o_proj    [n, D]
+            t0 = lap(p, ForwardProfile.Op.ATTENTION, t0);
 
-            // mlp(h) = down(silu(gate(h)) * up(h)), on the same h as attention
-            gateUp(layer, s, n);                           // silu(gate(h)) * up(h) [n, I]
-            matmul(layer.wDown, s.gate, s.mlpOut, n);      // down_proj [n, D]
-
-            // Cohere: parallel block, x = x + attn(h) + mlp(h)
-            residual(s.x, s.attOut, s.mlpOut, (long) n * d);
+            // attn(h) = o_proj(att), mlp(h) = down_proj(gate); Cohere: parallel block, x = x + attn(h) + mlp(h)
+            projectionsOut(layer, s, n);
+            t0 = lap(p, ForwardProfile.Op.PROJECTIONS_OUT, t0);
         }
         s.position = pos0 + n;
     }
 
     /** Logits for block rows [from, from + count): model.norm, then h . head^T * logit_scale, HEAD_ROWS at a time. */
-    private void head(State s, int from, int count, int blockStart, LogitsSink sink) {
+    private void head(State s, int from, int count, int blockStart, LogitsSink sink, ForwardProfile p) {
         int d = config.hiddenSize(), vocab = config.vocabSize();
         float logitScale = config.logitScale();
+        long t0 = p == null ? 0 : System.nanoTime();
         for (int r0 = from; r0 < from + count; r0 += HEAD_ROWS) {
             int rows = Math.min(HEAD_ROWS, from + count - r0);
             MemorySegment h = s.xb.asSlice((long) r0 * d * Float.BYTES, (long) rows * d * Float.BYTES);
             kernels.layerNorm(s.x.asSlice((long) r0 * d * Float.BYTES), finalNorm, h, rows, d, config.layerNormEps());
+            t0 = lap(p, ForwardProfile.Op.HEAD_NORM, t0);
             matmul(head, h, s.logits, rows, count > 1); // bf16 activations: every row of a prefill's logits alike
-            long total = (long) rows * vocab;
+            t0 = lap(p, ForwardProfile.Op.HEAD, t0);
+            long total = logitScale == 1.0f ? 0 : (long) rows * vocab; // x * 1.0f == x: Tiny Aya skips the pass
             for (long i = 0; i < total; i++) {
                 // Cohere: logits are scaled by logit_scale (0.0625 by default, 1.0 in Tiny Aya)
                 s.logits.setAtIndex(ValueLayout.JAVA_FLOAT, i, s.logits.getAtIndex(ValueLayout.JAVA_FLOAT, i) * logitScale);
             }
+            t0 = lap(p, ForwardProfile.Op.LOGIT_SCALE, t0);
             for (int r = 0; r < rows; r++) {
                 sink.accept(blockStart + r0 + r, s.logits.asSlice((long) r * vocab * Float.BYTES, (long) vocab * Float.BYTES));
             }
@@ -541,15 +560,44 @@ public final class AyaForward implements AutoCloseable {
     }
 
     /**
-     * q, k, v = h Wq^T, h Wk^T, h Wv^T in one job over the pool: the rows of the three matrices are split as one
-     * range, so the threads synchronize once instead of three times.
+     * Every matrix that reads h, in one job over the pool: q, k, v = h Wq^T, h Wk^T, h Wv^T and
+     * gate = silu(h Wgate^T) * (h Wup^T). Their rows are split as one range [q | k | v | (gate, up) pairs], so the
+     * threads synchronize once instead of twice per layer (decode is ~180 such hand-offs per token). A gate row and
+     * its up row count as two rows and always go to the same thread, which applies SwiGLU to its own rows.
+     * Each output row is one kernel call's dot products whichever thread runs it: the split never changes a bit.
      */
-    private void qkv(Layer layer, State s, int n) {
-        int qRows = layer.wq.rows(), kRows = layer.wk.rows(), vRows = layer.wv.rows();
-        pool.forRange(qRows + kRows + vRows, 4, (worker, from, to) -> {
+    private void projectionsIn(Layer layer, State s, int n) {
+        int qRows = layer.wq.rows(), kRows = layer.wk.rows(), vRows = layer.wv.rows(), ff = layer.wGate.rows();
+        int qkvRows = qRows + kRows + vRows;
+        pool.forRange(qkvRows + 2 * ff, 8, (worker, from, to) -> {
             rowSlice(layer.wq, s.xb, s.q, n, from, to, 0);
             rowSlice(layer.wk, s.xb, s.k, n, from, to, qRows);
             rowSlice(layer.wv, s.xb, s.v, n, from, to, qRows + kRows);
+            // pair index j covers stacked rows qkvRows + 2j and + 2j + 1; floor on both ends partitions [0, ff)
+            int ffFrom = Math.max(from - qkvRows, 0) / 2, ffTo = Math.max(to - qkvRows, 0) / 2;
+            if (ffFrom < ffTo) {
+                product(layer.wGate, s.xb, s.gate, n, ff, ffFrom, ffTo, n > 1);
+                product(layer.wUp, s.xb, s.up, n, ff, ffFrom, ffTo, n > 1);
+                for (int t = 0; t < n; t++) {
+                    kernels.swiglu(s.gate, s.up, (long) t * ff + ffFrom, (long) t * ff + ffTo);
+                }
+            }
+        });
+    }
+
+    /**
+     * attOut = att Wo^T, mlpOut = gate Wdown^T and x += attOut + mlpOut, in one job: both matrices have D rows, so
+     * each thread computes the same slice of D of both and adds its slice to the residual stream.
+     */
+    private void projectionsOut(Layer layer, State s, int n) {
+        Matrix wo = layer.wo, down = layer.wDown;
+        int d = wo.rows();
+        pool.forRange(d, 4, (worker, from, to) -> {
+            product(wo, s.att, s.attOut, n, d, from, to, n > 1);
+            product(down, s.gate, s.mlpOut, n, d, from, to, n > 1);
+            for (int t = 0; t < n; t++) {
+                residual(s.x, s.attOut, s.mlpOut, (long) t * d + from, (long) t * d + to);
+            }
         });
     }
 
@@ -559,18 +607,6 @@ public final class AyaForward implements AutoCloseable {
         if (start < end) {
             product(w, x, out, tokens, w.rows(), start, end, tokens > 1);
         }
-    }
-
-    /** gate = silu(h Wgate^T) * (h Wup^T): each thread computes its rows of both and applies SwiGLU to them. */
-    private void gateUp(Layer layer, State s, int n) {
-        int ff = layer.wGate.rows();
-        pool.forRange(ff, 4, (worker, from, to) -> {
-            product(layer.wGate, s.xb, s.gate, n, ff, from, to, n > 1);
-            product(layer.wUp, s.xb, s.up, n, ff, from, to, n > 1);
-            for (int t = 0; t < n; t++) {
-                kernels.swiglu(s.gate, s.up, (long) t * ff + from, (long) t * ff + to);
-            }
-        });
     }
 
     /** out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work). */
@@ -592,8 +628,14 @@ public final class AyaForward implements AutoCloseable {
         }
     }
 
-    private static void residual(MemorySegment x, MemorySegment a, MemorySegment b, long n) {
-        for (long i = 0; i < n; i++) {
+    /** Profiling: adds the time since t0 to op when p is on; returns the next phase's start. */
+    private static long lap(ForwardProfile p, ForwardProfile.Op op, long t0) {
+        return p == null ? 0 : p.lap(op, t0);
+    }
+
+    /** x[i] = x[i] + a[i] + b[i] for i in [from, to) (in this order: attention first, as transformers adds). */
+    private static void residual(MemorySegment x, MemorySegment a, MemorySegment b, long from, long to) {
+        for (long i = from; i < to; i++) {
             float v = x.getAtIndex(ValueLayout.JAVA_FLOAT, i) + a.getAtIndex(ValueLayout.JAVA_FLOAT, i)
                     + b.getAtIndex(ValueLayout.JAVA_FLOAT, i);
             x.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);

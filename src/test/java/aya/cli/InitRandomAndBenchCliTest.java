@@ -105,6 +105,22 @@ class InitRandomAndBenchCliTest extends CliCapture {
     }
 
     @Test
+    void benchProfilePrintsTheTimedDecodeStepsPerOperation(@TempDir Path tmp) {
+        Path model = tinyModel(tmp);
+        out.reset();
+        err.reset();
+        assertEquals(0, Main.run("bench", "--model", model.toString(), "--backend", "java", "--prompt-tokens", "0",
+                "--gen-tokens", "3", "--reps", "2", "--bandwidth-mb", "8", "--profile"), err.toString(StandardCharsets.UTF_8));
+        String e = err.toString(StandardCharsets.UTF_8);
+        // 2 reps x 3 decode steps; the warm-up's steps are left out
+        assertTrue(e.contains("aya: java decode per-op profile over 6 forward passes"), e);
+        for (String op : List.of("q/k/v + gate/up projections, SwiGLU", "attention", "o_proj + down_proj + residual",
+                "output head (logits)")) {
+            assertTrue(e.contains(op), op + " in " + e);
+        }
+    }
+
+    @Test
     void benchUserErrorsExitWith2(@TempDir Path tmp) {
         Path model = tinyModel(tmp);
         String m = model.toString();
