@@ -134,6 +134,13 @@ void aya_guard_remove(int32_t slot);
 /* 1 once a read inside the slot's range faulted (its pages from there on read as zeros), else 0. */
 int32_t aya_guard_faulted(int32_t slot);
 
+/* ==== memory read probe (native/src/probe.c) ====
+ * Sums the 64-bit words of buf[0, bytes) (bytes a multiple of 8), reading as the decode matvec streams weights: four
+ * 4 KiB rows at a time with software prefetch ahead (hardware prefetchers stop at each page), which reads faster than
+ * one plain sequential loop. `aya bench` times it (next to a plain Java loop) as the read bandwidth that bounds decode. The result
+ * only keeps the reads alive. */
+uint64_t aya_read_probe(const void *buf, int64_t bytes);
+
 #ifdef __cplusplus
 }
 #endif

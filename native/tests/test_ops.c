@@ -194,8 +194,23 @@ static void test_special_values(const char *isa) {
     }
 }
 
+/* The read probe reads every word once (full groups of four rows, the tail, the words past the prefetch distance). */
+static void test_read_probe(void) {
+    static const int64_t sizes[] = { 8, 64, 4096, 16 * 1024, 64 * 1024, 64 * 1024 + 64, 300 * 1024 + 8 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int64_t words = sizes[k] / 8;
+        uint64_t *buf = malloc((size_t) sizes[k]);
+        for (int64_t i = 0; i < words; i++) buf[i] = (uint64_t) i * 0x9e3779b97f4a7c15ull;
+        uint64_t want = 0;
+        for (int64_t i = 0; i < words; i++) want += buf[i];
+        CHECK(aya_read_probe(buf, sizes[k]) == want, "read probe over %lld bytes", (long long) sizes[k]);
+        free(buf);
+    }
+}
+
 int main(void) {
     if (!use_isa("scalar")) return 1;
+    test_read_probe();
     test_hand_computed("scalar");
     for (int i = 0; i < SIMD_ISA_COUNT; i++) {
         if (!aya_isa_available(simd_isas[i])) {

@@ -1484,5 +1484,66 @@ public class aya_kernels_h extends aya_kernels_h$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static class aya_read_probe {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            aya_kernels_h.C_LONG,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aya_read_probe");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * uint64_t aya_read_probe(const void *buf, int64_t bytes)
+     * }
+     */
+    public static FunctionDescriptor aya_read_probe$descriptor() {
+        return aya_read_probe.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * uint64_t aya_read_probe(const void *buf, int64_t bytes)
+     * }
+     */
+    public static MethodHandle aya_read_probe$handle() {
+        return aya_read_probe.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * uint64_t aya_read_probe(const void *buf, int64_t bytes)
+     * }
+     */
+    public static MemorySegment aya_read_probe$address() {
+        return aya_read_probe.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * uint64_t aya_read_probe(const void *buf, int64_t bytes)
+     * }
+     */
+    public static long aya_read_probe(MemorySegment buf, long bytes) {
+        var mh$ = aya_read_probe.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aya_read_probe", buf, bytes);
+            }
+            return (long)mh$.invokeExact(buf, bytes);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }
 

@@ -35,6 +35,14 @@ public final class MappingGuard {
         return AVAILABLE;
     }
 
+    /**
+     * Reads every byte of {@code buf} (size a multiple of 64) through the native read probe, which prefetches ahead
+     * like the decode matvec; returns a value that keeps the reads alive. Only when {@link #available()}.
+     */
+    public static long readProbe(MemorySegment buf) {
+        return aya_kernels_h.aya_read_probe(buf, buf.byteSize());
+    }
+
     /** Starts guarding {@code mapping}; returns its slot, or -1 when it cannot be guarded. */
     public static int watch(MemorySegment mapping) {
         if (!AVAILABLE || mapping.byteSize() == 0) return -1;

@@ -35,7 +35,7 @@ final class NativeLibrary {
             "aya_matmul_q4_0_f32",
             "aya_embed_f32_f32", "aya_embed_f16_f32", "aya_embed_bf16_f32",
             "aya_layernorm_f32", "aya_rope_interleaved_f32", "aya_attention_f32", "aya_swiglu_f32", "aya_softmax_f32",
-            "aya_guard_add", "aya_guard_remove", "aya_guard_faulted");
+            "aya_guard_add", "aya_guard_remove", "aya_guard_faulted", "aya_read_probe");
 
     private static Path loaded;
 
