@@ -56,8 +56,10 @@ public final class JavaKernels implements Kernels {
     private static final class Gemm {
         /** Up to NC tokens of x in token tiles: the tile of token t0 at t0 * inDim, laid out [inDim][tile width]. */
         float[] xt = new float[0];
-        /** MC rows x kc columns of w in f32: row j at j * kc. */
-        final float[] panel = new float[MC * KC];
+        /** MC rows of w in f32, by k blocks: block k0 at k0 * MC, its row j at + j * kc. */
+        float[] panel = new float[0];
+        /** TW tokens x KC columns of x on their way into xt. */
+        final float[] stage = new float[TW * KC];
         /** The output of the current MC rows for the current tokens, summed over k blocks: [MC][NC]. */
         final float[] acc = new float[MC * NC];
     }
@@ -87,6 +89,7 @@ public final class JavaKernels implements Kernels {
         Gemm g = GEMM.get();
         if (g.xt.length < NC * inDim) {
             g.xt = new float[NC * inDim];
+            g.panel = new float[MC * inDim];
         }
         for (int t0 = 0; t0 < tokens; t0 += NC) {
             gemm(type, w, x, out, t0, Math.min(NC, tokens - t0), inDim, outStride, rowStart, rowEnd, g);
@@ -101,25 +104,30 @@ public final class JavaKernels implements Kernels {
                              int inDim, int outStride, int rowStart, int rowEnd, Gemm g) {
         int padded = (tokens + F.length() - 1) / F.length() * F.length();
         float[] xt = g.xt, panel = g.panel, acc = g.acc;
-        transpose(x, t0, tokens, padded, inDim, xt);
+        transpose(x, t0, tokens, padded, inDim, xt, g.stage);
         for (int r0 = rowStart; r0 < rowEnd; r0 += MC) {
             int rows = Math.min(MC, rowEnd - r0);
             int blocks = (rows + RB - 1) / RB;
             Arrays.fill(acc, 0, blocks * RB * NC, 0f);
+            // widen each row in one sequential pass (prefetch-friendly); k block k0 of row j lands at k0 * MC + j * kc
+            for (int j = 0; j < rows; j++) {
+                for (int k0 = 0; k0 < inDim; k0 += KC) {
+                    int kc = Math.min(KC, inDim - k0);
+                    widenRow(type, w, (long) (r0 + j) * inDim + k0, kc, panel, k0 * MC + j * kc);
+                }
+            }
             for (int k0 = 0; k0 < inDim; k0 += KC) {
                 int kc = Math.min(KC, inDim - k0);
-                for (int j = 0; j < rows; j++) {
-                    widenRow(type, w, (long) (r0 + j) * inDim + k0, kc, panel, j * kc);
-                }
-                Arrays.fill(panel, rows * kc, blocks * RB * kc, 0f);
+                int p = k0 * MC;
+                Arrays.fill(panel, p + rows * kc, p + blocks * RB * kc, 0f);
                 for (int tile = 0; tile < padded; tile += TW) {
                     int width = Math.min(TW, padded - tile);
                     int xo = tile * inDim + k0 * width;
                     for (int b = 0; b < blocks; b++) {
                         if (width == TW) {
-                            kernel6x2(panel, b * RB * kc, kc, xt, xo, acc, b * RB * NC + tile);
+                            kernel6x2(panel, p + b * RB * kc, kc, xt, xo, acc, b * RB * NC + tile);
                         } else {
-                            kernel6x1(panel, b * RB * kc, kc, xt, xo, acc, b * RB * NC + tile);
+                            kernel6x1(panel, p + b * RB * kc, kc, xt, xo, acc, b * RB * NC + tile);
                         }
                     }
                 }
@@ -133,20 +141,26 @@ public final class JavaKernels implements Kernels {
         }
     }
 
-    /** Tokens [t0, t0 + tokens) of x [.., inDim] into xt as token tiles (see {@link Gemm#xt}); tokens up to padded are zero. */
-    private static void transpose(MemorySegment x, int t0, int tokens, int padded, int inDim, float[] xt) {
+    /**
+     * Tokens [t0, t0 + tokens) of x [.., inDim] into xt as token tiles (see {@link Gemm#xt}); tokens up to padded are
+     * zero. KC columns at a time go through a heap copy, so the transposing loop is plain array code.
+     */
+    private static void transpose(MemorySegment x, int t0, int tokens, int padded, int inDim, float[] xt, float[] stage) {
         for (int tile = 0; tile < padded; tile += TW) {
             int width = Math.min(TW, padded - tile);
-            for (int j = 0; j < width; j++) {
-                int at = tile * inDim + j;
-                if (tile + j < tokens) {
-                    long row = (long) (t0 + tile + j) * inDim;
-                    for (int k = 0; k < inDim; k++) {
-                        xt[at + k * width] = x.getAtIndex(F32, row + k);
+            int real = Math.min(width, tokens - tile); // the rest of the tile is zero padding
+            for (int k0 = 0; k0 < inDim; k0 += KC) {
+                int kc = Math.min(KC, inDim - k0);
+                for (int j = 0; j < real; j++) {
+                    MemorySegment.copy(x, F32, ((long) (t0 + tile + j) * inDim + k0) * 4, stage, j * KC, kc);
+                }
+                int at = tile * inDim + k0 * width;
+                for (int k = 0; k < kc; k++, at += width) {
+                    for (int j = 0; j < real; j++) {
+                        xt[at + j] = stage[j * KC + k];
                     }
-                } else {
-                    for (int k = 0; k < inDim; k++) {
-                        xt[at + k * width] = 0f;
+                    for (int j = real; j < width; j++) {
+                        xt[at + j] = 0f;
                     }
                 }
             }
@@ -591,7 +605,14 @@ public final class JavaKernels implements Kernels {
 
     @Override
     public void swiglu(MemorySegment gate, MemorySegment up, long start, long end) {
-        for (long i = start; i < end; i++) {
+        long i = start;
+        // EXP is the JDK's vector exp (SVML on x86, within 1 ulp): the same formula as the scalar tail below
+        for (; i + F.length() <= end; i += F.length()) {
+            FloatVector g = FloatVector.fromMemorySegment(F, gate, i * 4, NATIVE);
+            FloatVector e = g.neg().lanewise(VectorOperators.EXP);
+            g.div(e.add(1f)).mul(FloatVector.fromMemorySegment(F, up, i * 4, NATIVE)).intoMemorySegment(gate, i * 4, NATIVE);
+        }
+        for (; i < end; i++) {
             float g = gate.getAtIndex(F32, i);
             float silu = g / (1f + (float) Math.exp(-g));
             gate.setAtIndex(F32, i, silu * up.getAtIndex(F32, i));
