@@ -45,10 +45,16 @@ public final class JavaKernels implements Kernels {
     static final int TW = 2 * F.length();
     /** k per block: a tile's slice of x (TW x KC f32, 16 KB on AVX2) stays in L1 while all the rows pass over it. */
     static final int KC = 256;
-    /** Rows per block: their MC x KC f32 (96 KB) stay in L2 while every token tile passes over them. */
+    /**
+     * Rows per block, widened to f32 at once, each row in one sequential pass over memory (prefetch-friendly); each k
+     * block of them (MC x KC f32, 96 KB) stays in L2 while every token tile passes over it.
+     */
     static final int MC = 16 * RB;
-    /** Tokens per pass: bounds the per-thread copy of x (the weights are widened again for each pass, a small cost). */
-    static final int NC = 8 * TW;
+    /**
+     * Tokens per pass (a multiple of TW for 128- to 512-bit vectors): bounds the per-thread copy of x (11 MB for
+     * inDim 11008); the weights are streamed from memory and widened again for each pass, about 5% of a pass's time.
+     */
+    static final int NC = 256;
     /** Below this many tokens a prefill is cheaper as one matrix-vector product per token (BF16 and F32). */
     static final int GEMM_MIN_TOKENS = 4;
 
@@ -98,7 +104,8 @@ public final class JavaKernels implements Kernels {
 
     /**
      * Prefill, tokens [t0, t0 + tokens) with tokens <= NC: for each block of MC rows and KC columns of w, widen it to
-     * f32 once, then run every token tile over it, RB rows at a time. Zero rows and zero tokens pad the last blocks.
+     * f32 once, then run every token tile over it, RB rows at a time. Zero rows and zero tokens pad the last blocks
+     * (their sums are never stored; zeros just keep those lanes finite).
      */
     private static void gemm(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out, int t0, int tokens,
                              int inDim, int outStride, int rowStart, int rowEnd, Gemm g) {
@@ -109,7 +116,7 @@ public final class JavaKernels implements Kernels {
             int rows = Math.min(MC, rowEnd - r0);
             int blocks = (rows + RB - 1) / RB;
             Arrays.fill(acc, 0, blocks * RB * NC, 0f);
-            // widen each row in one sequential pass (prefetch-friendly); k block k0 of row j lands at k0 * MC + j * kc
+            // k block k0 of row j lands at k0 * MC + j * kc
             for (int j = 0; j < rows; j++) {
                 for (int k0 = 0; k0 < inDim; k0 += KC) {
                     int kc = Math.min(KC, inDim - k0);
