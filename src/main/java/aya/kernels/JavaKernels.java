@@ -50,6 +50,8 @@ public final class JavaKernels implements Kernels {
      * block of them (MC x KC f32, 96 KB) stays in L2 while every token tile passes over it.
      */
     static final int MC = 16 * RB;
+    /** Columns widened per pass over a row block: bounds the f32 panel (MC x KR, 768 KB) so it stays near L2. */
+    static final int KR = 8 * KC;
     /**
      * Tokens per pass (a multiple of TW for 128- to 512-bit vectors): bounds the per-thread copy of x (11 MB for
      * inDim 11008); the weights are streamed from memory and widened again for each pass, about 5% of a pass's time.
@@ -95,7 +97,7 @@ public final class JavaKernels implements Kernels {
         Gemm g = GEMM.get();
         if (g.xt.length < NC * inDim) {
             g.xt = new float[NC * inDim];
-            g.panel = new float[MC * inDim];
+            g.panel = new float[MC * Math.min(inDim, KR)];
         }
         for (int t0 = 0; t0 < tokens; t0 += NC) {
             gemm(type, w, x, out, t0, Math.min(NC, tokens - t0), inDim, outStride, rowStart, rowEnd, g);
@@ -103,8 +105,8 @@ public final class JavaKernels implements Kernels {
     }
 
     /**
-     * Prefill, tokens [t0, t0 + tokens) with tokens <= NC: for each block of MC rows and KC columns of w, widen it to
-     * f32 once, then run every token tile over it, RB rows at a time. Zero rows and zero tokens pad the last blocks
+     * Prefill, tokens [t0, t0 + tokens) with tokens <= NC: for each block of MC rows, widen KR columns of them to f32
+     * (row by row), then for each KC block of those run every token tile over it, RB rows at a time. Zero rows and zero tokens pad the last blocks
      * (their sums are never stored; zeros just keep those lanes finite).
      */
     private static void gemm(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out, int t0, int tokens,
@@ -116,25 +118,28 @@ public final class JavaKernels implements Kernels {
             int rows = Math.min(MC, rowEnd - r0);
             int blocks = (rows + RB - 1) / RB;
             Arrays.fill(acc, 0, blocks * RB * NC, 0f);
-            // k block k0 of row j lands at k0 * MC + j * kc
-            for (int j = 0; j < rows; j++) {
-                for (int k0 = 0; k0 < inDim; k0 += KC) {
-                    int kc = Math.min(KC, inDim - k0);
-                    widenRow(type, w, (long) (r0 + j) * inDim + k0, kc, panel, k0 * MC + j * kc);
+            for (int k1 = 0; k1 < inDim; k1 += KR) {
+                int kEnd = Math.min(inDim, k1 + KR);
+                // k block k0 of row j lands at (k0 - k1) * MC + j * kc
+                for (int j = 0; j < rows; j++) {
+                    for (int k0 = k1; k0 < kEnd; k0 += KC) {
+                        int kc = Math.min(KC, inDim - k0);
+                        widenRow(type, w, (long) (r0 + j) * inDim + k0, kc, panel, (k0 - k1) * MC + j * kc);
+                    }
                 }
-            }
-            for (int k0 = 0; k0 < inDim; k0 += KC) {
-                int kc = Math.min(KC, inDim - k0);
-                int p = k0 * MC;
-                Arrays.fill(panel, p + rows * kc, p + blocks * RB * kc, 0f);
-                for (int tile = 0; tile < padded; tile += TW) {
-                    int width = Math.min(TW, padded - tile);
-                    int xo = tile * inDim + k0 * width;
-                    for (int b = 0; b < blocks; b++) {
-                        if (width == TW) {
-                            kernel6x2(panel, p + b * RB * kc, kc, xt, xo, acc, b * RB * NC + tile);
-                        } else {
-                            kernel6x1(panel, p + b * RB * kc, kc, xt, xo, acc, b * RB * NC + tile);
+                for (int k0 = k1; k0 < kEnd; k0 += KC) {
+                    int kc = Math.min(KC, inDim - k0);
+                    int p = (k0 - k1) * MC;
+                    Arrays.fill(panel, p + rows * kc, p + blocks * RB * kc, 0f);
+                    for (int tile = 0; tile < padded; tile += TW) {
+                        int width = Math.min(TW, padded - tile);
+                        int xo = tile * inDim + k0 * width;
+                        for (int b = 0; b < blocks; b++) {
+                            if (width == TW) {
+                                kernel6x2(panel, p + b * RB * kc, kc, xt, xo, acc, b * RB * NC + tile);
+                            } else {
+                                kernel6x1(panel, p + b * RB * kc, kc, xt, xo, acc, b * RB * NC + tile);
+                            }
                         }
                     }
                 }
