@@ -8,6 +8,7 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -62,8 +63,12 @@ public final class JavaKernels implements Kernels {
 
     /** Per-thread buffers of the GEMM, allocated once per thread (x's grows to the largest inDim seen). */
     private static final class Gemm {
-        /** Up to NC tokens of x in token tiles: the tile of token t0 at t0 * inDim, laid out [inDim][tile width]. */
-        float[] xt = new float[0];
+        /**
+         * Up to NC tokens of x in token tiles: the tile of token t0 at t0 * inDim, laid out [inDim][tile width]. Off-heap
+         * and 64-byte aligned: in a float[] the vector loads' alignment depends on where the GC put the array, and with
+         * ParallelGC (the launcher's) cache-line-splitting loads halved the micro-kernel's speed.
+         */
+        MemorySegment xt = MemorySegment.NULL;
         /** MC rows of w in f32, by k blocks: block k0 at k0 * MC, its row j at + j * kc. */
         float[] panel = new float[0];
         /** TW tokens x KC columns of x on their way into xt. */
@@ -95,8 +100,8 @@ public final class JavaKernels implements Kernels {
             return;
         }
         Gemm g = GEMM.get();
-        if (g.xt.length < NC * inDim) {
-            g.xt = new float[NC * inDim];
+        if (g.xt.byteSize() < 4L * NC * inDim) {
+            g.xt = Arena.ofAuto().allocate(4L * NC * inDim, 64); // freed with the thread's Gemm
             g.panel = new float[MC * Math.min(inDim, KR)];
         }
         for (int t0 = 0; t0 < tokens; t0 += NC) {
@@ -112,7 +117,8 @@ public final class JavaKernels implements Kernels {
     private static void gemm(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out, int t0, int tokens,
                              int inDim, int outStride, int rowStart, int rowEnd, Gemm g) {
         int padded = (tokens + F.length() - 1) / F.length() * F.length();
-        float[] xt = g.xt, panel = g.panel, acc = g.acc;
+        MemorySegment xt = g.xt;
+        float[] panel = g.panel, acc = g.acc;
         transpose(x, t0, tokens, padded, inDim, xt, g.stage);
         for (int r0 = rowStart; r0 < rowEnd; r0 += MC) {
             int rows = Math.min(MC, rowEnd - r0);
@@ -157,7 +163,7 @@ public final class JavaKernels implements Kernels {
      * Tokens [t0, t0 + tokens) of x [.., inDim] into xt as token tiles (see {@link Gemm#xt}); tokens up to padded are
      * zero. KC columns at a time go through a heap copy, so the transposing loop is plain array code.
      */
-    private static void transpose(MemorySegment x, int t0, int tokens, int padded, int inDim, float[] xt, float[] stage) {
+    private static void transpose(MemorySegment x, int t0, int tokens, int padded, int inDim, MemorySegment xt, float[] stage) {
         for (int tile = 0; tile < padded; tile += TW) {
             int width = Math.min(TW, padded - tile);
             int real = Math.min(width, tokens - tile); // the rest of the tile is zero padding
@@ -169,10 +175,10 @@ public final class JavaKernels implements Kernels {
                 int at = tile * inDim + k0 * width;
                 for (int k = 0; k < kc; k++, at += width) {
                     for (int j = 0; j < real; j++) {
-                        xt[at + j] = stage[j * KC + k];
+                        xt.setAtIndex(F32, at + j, stage[j * KC + k]);
                     }
                     for (int j = real; j < width; j++) {
-                        xt[at + j] = 0f;
+                        xt.setAtIndex(F32, at + j, 0f);
                     }
                 }
             }
@@ -183,12 +189,12 @@ public final class JavaKernels implements Kernels {
      * The micro-kernel: acc[j * NC + c + t] += sum over k < kc of panel[p + j * kc + k] * xt[xo + k * TW + t], for six
      * rows j and the TW tokens t of one tile. The sum over this k block starts from zero (short sums round better).
      */
-    private static void kernel6x2(float[] panel, int p, int kc, float[] xt, int xo, float[] acc, int c) {
+    private static void kernel6x2(float[] panel, int p, int kc, MemorySegment xt, int xo, float[] acc, int c) {
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
         FloatVector a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
         for (int k = 0; k < kc; k++) {
-            FloatVector x0 = FloatVector.fromArray(F, xt, xo + k * TW);
-            FloatVector x1 = FloatVector.fromArray(F, xt, xo + k * TW + F.length());
+            FloatVector x0 = FloatVector.fromMemorySegment(F, xt, (xo + (long) k * TW) * 4, NATIVE);
+            FloatVector x1 = FloatVector.fromMemorySegment(F, xt, (xo + (long) k * TW + F.length()) * 4, NATIVE);
             FloatVector w = FloatVector.broadcast(F, panel[p + k]);
             a00 = x0.fma(w, a00);
             a01 = x1.fma(w, a01);
@@ -224,10 +230,10 @@ public final class JavaKernels implements Kernels {
     }
 
     /** {@link #kernel6x2} for a last tile of one vector of tokens (xt rows of F.length()). */
-    private static void kernel6x1(float[] panel, int p, int kc, float[] xt, int xo, float[] acc, int c) {
+    private static void kernel6x1(float[] panel, int p, int kc, MemorySegment xt, int xo, float[] acc, int c) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
         for (int k = 0; k < kc; k++) {
-            FloatVector x0 = FloatVector.fromArray(F, xt, xo + k * F.length());
+            FloatVector x0 = FloatVector.fromMemorySegment(F, xt, (xo + (long) k * F.length()) * 4, NATIVE);
             a0 = x0.fma(FloatVector.broadcast(F, panel[p + k]), a0);
             a1 = x0.fma(FloatVector.broadcast(F, panel[p + kc + k]), a1);
             a2 = x0.fma(FloatVector.broadcast(F, panel[p + 2 * kc + k]), a2);
