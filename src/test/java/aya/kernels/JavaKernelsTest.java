@@ -209,6 +209,87 @@ class JavaKernelsTest {
         }
     }
 
+    /**
+     * The prefill GEMM at the edges of its blocking, whatever the vector width: tokens around the tile (TW), the
+     * one-vector tail and the pass size (NC), inDim around the k block (KC), past the widening pass (KR) and not a
+     * multiple of the vector length, rows around the micro-kernel (RB) and the row block (MC), row ranges cut at odd places, outStride gaps.
+     */
+    @Test
+    void gemmMatchesScalarLoopsAtTileAndBlockEdges() {
+        Random rnd = new Random(11);
+        int half = JavaKernels.TW / 2;
+        int[][] shapes = { // rows, inDim, tokens, first cut, second cut
+                {JavaKernels.RB - 1, JavaKernels.KC + 1, JavaKernels.GEMM_MIN_TOKENS, 0, 1},
+                {JavaKernels.RB + 1, 2 * JavaKernels.KC + 7, JavaKernels.TW - 1, 3, 3},
+                {2 * JavaKernels.RB, JavaKernels.KC - 1, JavaKernels.TW, 1, 7},
+                {13, 37, JavaKernels.TW + 1, 5, 9},
+                {JavaKernels.MC + JavaKernels.RB + 1, 40, JavaKernels.TW + half, 4, JavaKernels.MC + 2},
+                {JavaKernels.MC + 5, JavaKernels.KC + 9, 2 * JavaKernels.TW + half - 3, 0, 0},
+                {11, 21, JavaKernels.NC + half + 1, 2, 10},
+                {JavaKernels.RB + 1, JavaKernels.KR + JavaKernels.KC + 3, JavaKernels.TW + 1, 2, 5},
+        };
+        for (WeightType type : new WeightType[] {WeightType.BF16, WeightType.F32, WeightType.F16}) {
+            for (int[] shape : shapes) {
+                int rows = shape[0], inDim = shape[1], tokens = shape[2];
+                float[] w = new float[rows * inDim];
+                for (int i = 0; i < w.length; i++) w[i] = round(type, (float) rnd.nextGaussian());
+                float[] x = new float[tokens * inDim];
+                for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+                MemorySegment ws = weights(type, w);
+                MemorySegment xs = f32(x);
+                int stride = rows + 2;
+                MemorySegment out = f32(new float[tokens * stride]);
+                out.fill((byte) 0x7f);
+                int[] cuts = {0, shape[3], shape[4], rows}; // three workers' row ranges, one may be empty
+                for (int c = 0; c + 1 < cuts.length; c++) {
+                    if (cuts[c] < cuts[c + 1]) k.matmul(type, ws, xs, out, tokens, inDim, stride, cuts[c], cuts[c + 1]);
+                }
+                float[] got = read(out, tokens * stride);
+                String what = type + " rows " + rows + " in " + inDim + " tokens " + tokens;
+                for (int t = 0; t < tokens; t++) {
+                    for (int r = 0; r < rows; r++) {
+                        double s = 0, mag = 0;
+                        for (int i = 0; i < inDim; i++) {
+                            s += (double) w[r * inDim + i] * x[t * inDim + i];
+                            mag += Math.abs((double) w[r * inDim + i] * x[t * inDim + i]);
+                        }
+                        assertEquals(s, got[t * stride + r], 1e-5 * mag + 1e-6, what + " [" + t + "," + r + "]");
+                    }
+                    for (int r = rows; r < stride; r++) {
+                        assertEquals(Float.intBitsToFloat(0x7f7f7f7f), got[t * stride + r], what + ": gap written");
+                    }
+                }
+            }
+        }
+    }
+
+    /** A prefill GEMM after a larger one on the same thread: the per-thread buffers must not leak old values. */
+    @Test
+    void gemmBuffersCarryNothingBetweenCalls() {
+        Random rnd = new Random(5);
+        int[][] shapes = {{50, 300, 40}, {7, 20, JavaKernels.TW + 3}}; // big first, then a small one with padding
+        for (int[] shape : shapes) {
+            int rows = shape[0], inDim = shape[1], tokens = shape[2];
+            float[] w = new float[rows * inDim];
+            for (int i = 0; i < w.length; i++) w[i] = round(WeightType.BF16, (float) rnd.nextGaussian() * 100);
+            float[] x = new float[tokens * inDim];
+            for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian() * 100;
+            MemorySegment out = f32(new float[tokens * rows]);
+            k.matmul(WeightType.BF16, weights(WeightType.BF16, w), f32(x), out, tokens, inDim, rows, 0, rows);
+            float[] got = read(out, tokens * rows);
+            for (int t = 0; t < tokens; t++) {
+                for (int r = 0; r < rows; r++) {
+                    double s = 0, mag = 0;
+                    for (int i = 0; i < inDim; i++) {
+                        s += (double) w[r * inDim + i] * x[t * inDim + i];
+                        mag += Math.abs((double) w[r * inDim + i] * x[t * inDim + i]);
+                    }
+                    assertEquals(s, got[t * rows + r], 1e-5 * mag + 1e-6, "rows " + rows + " [" + t + "," + r + "]");
+                }
+            }
+        }
+    }
+
     @Test
     void embedWidensOneRowOfEachDtype() {
         float[] table = {1.5f, -2f, 0.25f, 3f, 65280f, -0.0078125f};
