@@ -61,7 +61,7 @@ public final class JavaKernels implements Kernels {
     /** Below this many tokens a prefill is cheaper as one matrix-vector product per token (BF16 and F32). */
     static final int GEMM_MIN_TOKENS = 4;
 
-    /** Per-thread buffers of the GEMM, allocated once per thread (x's grows to the largest inDim seen). */
+    /** Buffers of one GEMM call, reused by later calls (x's grows to the largest inDim seen). */
     private static final class Gemm {
         /**
          * Up to NC tokens of x in token tiles: the tile of token t0 at t0 * inDim, laid out [inDim][tile width]. Off-heap
@@ -69,15 +69,36 @@ public final class JavaKernels implements Kernels {
          * ParallelGC (the launcher's) cache-line-splitting loads halved the micro-kernel's speed.
          */
         MemorySegment xt = MemorySegment.NULL;
+        private Arena xtArena;
         /** MC rows of w in f32, by k blocks: block k0 at k0 * MC, its row j at + j * kc. */
         float[] panel = new float[0];
         /** TW tokens x KC columns of x on their way into xt. */
         final float[] stage = new float[TW * KC];
         /** The output of the current MC rows for the current tokens, summed over k blocks: [MC][NC]. */
         final float[] acc = new float[MC * NC];
+
+        /** Room for NC tokens of inDim inputs (the old tiles are freed now, not whenever the GC runs). */
+        void grow(int inDim) {
+            free();
+            xtArena = Arena.ofShared();
+            xt = xtArena.allocate(4L * NC * inDim, 64);
+            panel = new float[MC * Math.min(inDim, KR)];
+        }
+
+        void free() {
+            if (xtArena != null) xtArena.close();
+            xtArena = null;
+            xt = MemorySegment.NULL;
+        }
     }
 
-    private static final ThreadLocal<Gemm> GEMM = ThreadLocal.withInitial(Gemm::new);
+    /**
+     * GEMM scratch, one per call in flight: a call takes one and puts it back. So the memory is bounded by the threads
+     * computing at once (not by every thread that ever ran a prefill, as a ThreadLocal would be: a server making a
+     * thread per request would pile up off-heap tiles until the GC noticed), and {@link #close} frees it.
+     */
+    private final java.util.concurrent.ConcurrentLinkedDeque<Gemm> gemmScratch = new java.util.concurrent.ConcurrentLinkedDeque<>();
+    private volatile boolean closed;
 
     @Override
     public String name() {
@@ -99,14 +120,34 @@ public final class JavaKernels implements Kernels {
             }
             return;
         }
-        Gemm g = GEMM.get();
-        if (g.xt.byteSize() < 4L * NC * inDim) {
-            g.xt = Arena.ofAuto().allocate(4L * NC * inDim, 64); // freed with the thread's Gemm
-            g.panel = new float[MC * Math.min(inDim, KR)];
+        Gemm g = gemmScratch.pollFirst();
+        if (g == null) g = new Gemm();
+        try {
+            if (g.xt.byteSize() < 4L * NC * inDim) {
+                g.grow(inDim);
+            }
+            for (int t0 = 0; t0 < tokens; t0 += NC) {
+                gemm(type, w, x, out, t0, Math.min(NC, tokens - t0), inDim, outStride, rowStart, rowEnd, g);
+            }
+        } finally {
+            if (closed) {
+                g.free();
+            } else {
+                gemmScratch.offerFirst(g); // the most recently used one first: its tiles are the warmest
+            }
         }
-        for (int t0 = 0; t0 < tokens; t0 += NC) {
-            gemm(type, w, x, out, t0, Math.min(NC, tokens - t0), inDim, outStride, rowStart, rowEnd, g);
-        }
+    }
+
+    /** Off-heap bytes of one GEMM call's scratch for inputs of width inDim (x's token tiles). */
+    public static long gemmScratchBytes(int inDim) {
+        return 4L * NC * inDim;
+    }
+
+    /** Frees the GEMM scratch (calls still running keep theirs until they return it). */
+    @Override
+    public void close() {
+        closed = true;
+        for (Gemm g; (g = gemmScratch.pollFirst()) != null; ) g.free();
     }
 
     /**
