@@ -104,6 +104,14 @@ int aya_quantize_activations_avx2(const float *x, int32_t tokens, int32_t in_dim
  * process). Returns 0, or -1 if memory runs out. */
 int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum);
 
+/* Per-thread scratch (native/src/scratch.c): a 64-byte aligned buffer of at least `bytes` for `slot`, kept for the
+ * thread's next calls and freed when the thread exits; contents are not kept when it grows. NULL if memory runs out. */
+enum {
+    AYA_SCRATCH_GEMM_X, AYA_SCRATCH_GEMM_W, AYA_SCRATCH_GEMM_C, AYA_SCRATCH_BF16_X,
+    AYA_SCRATCH_Q8_VALUES, AYA_SCRATCH_Q8_SCALES, AYA_SCRATCH_Q8_SUMS, AYA_SCRATCH_SLOTS
+};
+void *aya_scratch(int slot, size_t bytes);
+
 static inline uint16_t aya_load_u16(const uint8_t *p) {
     return (uint16_t) (p[0] | (p[1] << 8)); /* little-endian, any alignment */
 }

@@ -5,18 +5,12 @@
 
 #include "bf16act.h"
 
-/* x [tokens, in_dim] rounded to bf16 and widened back to f32, in a buffer private to the calling thread (grown as
- * needed and kept: Java's pool threads live as long as the process). NULL if memory runs out. */
+/* x [tokens, in_dim] rounded to bf16 and widened back to f32, in the calling thread's scratch
+ * (native/src/scratch.c). NULL if memory runs out. */
 static float *round_activations(const float *x, int32_t tokens, int32_t in_dim) {
-    static _Thread_local float *rounded;
-    static _Thread_local size_t capacity;
     size_t n = (size_t) tokens * (size_t) in_dim;
-    if (n > capacity) {
-        float *grown = realloc(rounded, n * sizeof(float));
-        if (grown == NULL) return NULL;
-        rounded = grown;
-        capacity = n;
-    }
+    float *rounded = aya_scratch(AYA_SCRATCH_BF16_X, n * sizeof(float));
+    if (rounded == NULL) return NULL;
     for (size_t i = 0; i < n; i++) rounded[i] = aya_bf16_to_f32(aya_f32_to_bf16(x[i]));
     return rounded;
 }

@@ -8,21 +8,11 @@
 #include "kernels_internal.h"
 
 int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum) {
-    static _Thread_local int8_t *values;
-    static _Thread_local float *scales;
-    static _Thread_local int32_t *sums;
-    static _Thread_local size_t capacity;
-    if (n > capacity) {
-        size_t blocks = n / AYA_QK + 1;
-        int8_t *v = realloc(values, n + 64); /* + 64: never a zero-size allocation */
-        if (v != NULL) values = v;
-        float *s = v == NULL ? NULL : realloc(scales, blocks * sizeof(float));
-        if (s != NULL) scales = s;
-        int32_t *u = s == NULL ? NULL : realloc(sums, blocks * sizeof(int32_t));
-        if (u == NULL) return -1;
-        sums = u;
-        capacity = n;
-    }
+    size_t blocks = n / AYA_QK + 1;
+    int8_t *values = aya_scratch(AYA_SCRATCH_Q8_VALUES, n + 64);
+    float *scales = aya_scratch(AYA_SCRATCH_Q8_SCALES, blocks * sizeof(float));
+    int32_t *sums = aya_scratch(AYA_SCRATCH_Q8_SUMS, blocks * sizeof(int32_t));
+    if (values == NULL || scales == NULL || sums == NULL) return -1;
     *q = values;
     *d = scales;
     *sum = sums;

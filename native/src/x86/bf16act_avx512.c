@@ -34,18 +34,11 @@ AYA_ALWAYS_INLINE __m512 dot_pairs(__m512 acc, __m512i a, __m512i b) {
     return _mm512_dpbf16_ps(acc, (__m512bh) a, (__m512bh) b);
 }
 
-/* x [tokens, in_dim] as bf16 pairs [tokens][pairs], in a buffer private to the calling thread (grown as needed and
- * kept: Java's pool threads live as long as the process). NULL if memory runs out. */
+/* x [tokens, in_dim] as bf16 pairs [tokens][pairs], in the calling thread's scratch (native/src/scratch.c). NULL if memory runs out. */
 static const uint32_t *pack_activations(const float *x, int32_t tokens, int32_t in_dim, int32_t pairs) {
-    static _Thread_local uint32_t *packed;
-    static _Thread_local size_t capacity;
     size_t n = (size_t) tokens * (size_t) pairs;
-    if (n > capacity) {
-        uint32_t *grown = realloc(packed, n * sizeof(uint32_t));
-        if (grown == NULL) return NULL;
-        packed = grown;
-        capacity = n;
-    }
+    uint32_t *packed = aya_scratch(AYA_SCRATCH_BF16_X, n * sizeof(uint32_t));
+    if (packed == NULL) return NULL;
     for (int32_t t = 0; t < tokens; t++) {
         const float *xt = x + (size_t) t * (size_t) in_dim;
         uint32_t *dst = packed + (size_t) t * (size_t) pairs;

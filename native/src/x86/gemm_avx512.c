@@ -260,27 +260,16 @@ typedef struct {
     size_t x_capacity, c_capacity;
 } gemm_buffers;
 
-/* NULL if memory runs out. */
+/* The calling thread's buffers (native/src/scratch.c: kept between calls, freed when the thread ends).
+ * NULL if memory runs out. */
 static gemm_buffers *thread_buffers(size_t x_floats, size_t c_floats) {
     static _Thread_local gemm_buffers b;
-    if (b.w_pack == NULL) {
-        b.w_pack = aligned_alloc(64, (size_t) NC * KC * sizeof(float));
-        if (b.w_pack == NULL) return NULL;
-    }
-    if (x_floats > b.x_capacity) {
-        free(b.x_pack);
-        b.x_capacity = 0;
-        b.x_pack = aligned_alloc(64, (x_floats * sizeof(float) + 63) / 64 * 64);
-        if (b.x_pack == NULL) return NULL;
-        b.x_capacity = x_floats;
-    }
-    if (c_floats > b.c_capacity) {
-        free(b.c_pack);
-        b.c_capacity = 0;
-        b.c_pack = aligned_alloc(64, (c_floats * sizeof(float) + 63) / 64 * 64);
-        if (b.c_pack == NULL) return NULL;
-        b.c_capacity = c_floats;
-    }
+    b.w_pack = aya_scratch(AYA_SCRATCH_GEMM_W, (size_t) NC * KC * sizeof(float));
+    b.x_pack = aya_scratch(AYA_SCRATCH_GEMM_X, x_floats * sizeof(float));
+    b.c_pack = aya_scratch(AYA_SCRATCH_GEMM_C, c_floats * sizeof(float));
+    if (b.w_pack == NULL || b.x_pack == NULL || b.c_pack == NULL) return NULL;
+    b.x_capacity = x_floats;
+    b.c_capacity = c_floats;
     return &b;
 }
 
