@@ -95,8 +95,9 @@ public final class BenchRunner {
                         for (int g = 0; g < tokens.length; g++) target.decode(tokens[g], s.depth() + g);
                         decode[b][rep] = s.genTokens() / ((clock.getAsLong() - t0) / 1e9);
                     }
-                    progress.note(String.format(Locale.ROOT, "%s rep %d/%d: prefill %.2f t/s, decode %.2f t/s",
-                            target.backend(), rep + 1, s.reps(), prefill[b][rep], decode[b][rep]));
+                    progress.note(String.format(Locale.ROOT, "%s rep %d/%d:%s%s", target.backend(), rep + 1, s.reps(),
+                            s.promptTokens() > 0 ? String.format(Locale.ROOT, " prefill %.2f t/s", prefill[b][rep]) : "",
+                            s.genTokens() > 0 ? String.format(Locale.ROOT, " decode %.2f t/s", decode[b][rep]) : ""));
                 }
             }
             peakRss = ProcessMemory.peakRssBytes();
