@@ -252,25 +252,19 @@ static inline void prefetch_some(prefetcher *p, int32_t count) {
     }
 }
 
-/* The per-thread buffers, grown as needed and kept (Java's pool threads live as long as the process). */
+/* The calling thread's buffers (native/src/scratch.c: kept between calls, freed when the thread ends). */
 typedef struct {
     float *x_pack;  /* x packed in token tiles: (MC + MR) x in_dim */
     float *w_pack;  /* one weight block: NC rows x KC, widened to f32 in [k][32] panels */
     float *c_pack;  /* partial sums of NC rows x MC tokens between k blocks, [tile][panel][MR][32], contiguous */
-    size_t x_capacity, c_capacity;
 } gemm_buffers;
 
-/* The calling thread's buffers (native/src/scratch.c: kept between calls, freed when the thread ends).
- * NULL if memory runs out. */
-static gemm_buffers *thread_buffers(size_t x_floats, size_t c_floats) {
-    static _Thread_local gemm_buffers b;
-    b.w_pack = aya_scratch(AYA_SCRATCH_GEMM_W, (size_t) NC * KC * sizeof(float));
-    b.x_pack = aya_scratch(AYA_SCRATCH_GEMM_X, x_floats * sizeof(float));
-    b.c_pack = aya_scratch(AYA_SCRATCH_GEMM_C, c_floats * sizeof(float));
-    if (b.w_pack == NULL || b.x_pack == NULL || b.c_pack == NULL) return NULL;
-    b.x_capacity = x_floats;
-    b.c_capacity = c_floats;
-    return &b;
+/* Fills b; 0 if memory runs out. */
+static int thread_buffers(gemm_buffers *b, size_t x_floats, size_t c_floats) {
+    b->w_pack = aya_scratch(AYA_SCRATCH_GEMM_W, (size_t) NC * KC * sizeof(float));
+    b->x_pack = aya_scratch(AYA_SCRATCH_GEMM_X, x_floats * sizeof(float));
+    b->c_pack = aya_scratch(AYA_SCRATCH_GEMM_C, c_floats * sizeof(float));
+    return b->w_pack != NULL && b->x_pack != NULL && b->c_pack != NULL;
 }
 
 /* Runs kernel for tile size T (a constant in each case). */
@@ -294,8 +288,8 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
     int32_t blocks = (tokens + MC_MAX - 1) / MC_MAX;  /* token blocks of equal size, so the last is not a sliver */
     int32_t mc_max = (tokens + blocks - 1) / blocks;
     int32_t max_tiles = (mc_max + 6) / 7;
-    gemm_buffers *b = thread_buffers((size_t) (mc_max + MR) * (size_t) in_dim, (size_t) max_tiles * MR * NC);
-    if (b == NULL) return 0;
+    gemm_buffers buffers, *b = &buffers;
+    if (!thread_buffers(b, (size_t) (mc_max + MR) * (size_t) in_dim, (size_t) max_tiles * MR * NC)) return 0;
     size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
     for (int32_t m0 = 0; m0 < tokens; m0 += mc_max) {
         int32_t mc = tokens - m0 < mc_max ? tokens - m0 : mc_max;
