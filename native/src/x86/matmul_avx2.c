@@ -32,12 +32,6 @@ AYA_ALWAYS_INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Decode prefetch distance. Each bf16 row of 2048 inputs is one 4 KiB page, and the hardware prefetchers stop at page
- * boundaries: every new group of rows starts with cache misses. Prefetching the rows ~64 KiB ahead (at the same input
- * offset as the rows being read) keeps the memory busy across those boundaries: measured 0.98-1.0x of a plain read
- * probe on one thread vs 0.86-0.89x without (AVX2 host, 1 GiB of bf16 rows; native/bench/decode_bench.c). */
-enum { PREFETCH_BYTES = 64 << 10 };
-
 /* Decode: R rows (a constant) dotted with one x, 32 inputs per step with two accumulators per row (8 independent FMA
  * chains for R = 4). pf, when not NULL, is where row 0 of a group of rows further on starts: its R rows (at the same
  * stride) are prefetched at the offset being read. Each row's sum depends only on that row, so the split over threads
@@ -82,8 +76,7 @@ AYA_ALWAYS_INLINE void matvec_rows(int type, const void *w, size_t in_dim, const
 AYA_ALWAYS_INLINE void matvec(int type, const void *w, const float *x, float *out,
                               int32_t in_dim, int32_t row_start, int32_t row_end) {
     size_t row_bytes = (size_t) in_dim * (type == AYA_WEIGHT_F32 ? 4 : 2);
-    /* prefetch whole groups of 4 rows ahead, at least PREFETCH_BYTES (one group when rows are long) */
-    int32_t ahead = (int32_t) ((PREFETCH_BYTES + 4 * row_bytes - 1) / (4 * row_bytes)) * 4;
+    int32_t ahead = aya_decode_prefetch_rows(row_bytes, 4);
     int32_t r = row_start;
     for (; r + 4 <= row_end; r += 4) {
         const char *rows = (const char *) w + (size_t) r * row_bytes;

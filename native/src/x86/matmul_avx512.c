@@ -15,8 +15,6 @@
 
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
-enum { PREFETCH_AHEAD_BYTES = 64 << 10 }; /* decode: how far ahead of the rows being read to prefetch */
-
 /* 16 weights at w[i..i+16) widened to f32. type is a compile-time constant at every call site. */
 AYA_ALWAYS_INLINE __m512 load16(int type, const void *w, size_t i) {
     if (type == AYA_WEIGHT_F32) {
@@ -79,8 +77,7 @@ AYA_ALWAYS_INLINE void matvec_rows(int type, const void *w, size_t in_dim, const
 AYA_ALWAYS_INLINE void matvec(int type, const void *w, const float *x, float *out,
                               int32_t in_dim, int32_t row_start, int32_t row_end) {
     size_t row_bytes = (size_t) in_dim * (type == AYA_WEIGHT_F32 ? 4 : 2);
-    /* prefetch whole groups of 4 rows ahead, at least PREFETCH_AHEAD_BYTES (one group when rows are long) */
-    int32_t ahead = (int32_t) ((PREFETCH_AHEAD_BYTES + 4 * row_bytes - 1) / (4 * row_bytes)) * 4;
+    int32_t ahead = aya_decode_prefetch_rows(row_bytes, 4);
     int32_t r = row_start;
     for (; r + 4 <= row_end; r += 4) {
         const char *rows = (const char *) w + (size_t) r * row_bytes;
