@@ -609,11 +609,10 @@ public final class AyaForward implements AutoCloseable {
         }
     }
 
-    /** out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work). */
-    private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens) {
-        matmul(w, x, out, tokens, tokens > 1);
-    }
-
+    /**
+     * out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work); prefill says
+     * whether these rows belong to a pass of several tokens (see {@link #product}).
+     */
     private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens, boolean prefill) {
         pool.forRange(w.rows(), 4, (worker, from, to) -> product(w, x, out, tokens, w.rows(), from, to, prefill));
     }
