@@ -335,7 +335,20 @@ public final class Scheduler implements AutoCloseable {
                     complete(j, new Completion(new int[0], "", StopReason.CANCELLED, j.prompt.length, 0,
                             System.nanoTime() - j.submitted, 0, 0));
                 }
-                for (Job j : arrived) start(j);
+                for (Job j : arrived) {
+                    try {
+                        start(j);
+                    } catch (RuntimeException e) { // no memory for its KV state: this request fails, the others go on
+                        lock.lock();
+                        try {
+                            admitted--;
+                        } finally {
+                            lock.unlock();
+                        }
+                        j.done = true;
+                        notifyError(j, e);
+                    }
+                }
                 for (Job j : List.copyOf(active)) {
                     if (j.cancelled || cancelAll) {
                         j.continuation.cancel();
@@ -467,6 +480,10 @@ public final class Scheduler implements AutoCloseable {
     private void fail(Job j, RuntimeException e) {
         release(j, false);
         j.done = true;
+        notifyError(j, e);
+    }
+
+    private static void notifyError(Job j, RuntimeException e) {
         try {
             j.listener.onError(e);
         } catch (RuntimeException ignored) {
@@ -519,11 +536,7 @@ public final class Scheduler implements AutoCloseable {
         }
         for (Job j : waiting) {
             j.done = true;
-            try {
-                j.listener.onError(e);
-            } catch (RuntimeException ignored) {
-                // ended either way
-            }
+            notifyError(j, e);
         }
     }
 
