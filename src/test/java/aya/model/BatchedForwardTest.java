@@ -238,6 +238,45 @@ class BatchedForwardTest {
         return best;
     }
 
+    static Stream<Arguments> hfCases() {
+        List<Arguments> out = new ArrayList<>();
+        for (String backend : Backends.available())
+            for (String fixture : ModelFixtures.NAMES)
+                out.add(Arguments.of(backend, fixture));
+        return out.stream();
+    }
+
+    /** The fixture's ids prefilled in chunks of 3 inside batches with two other sequences decoding: transformers' logits. */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("hfCases")
+    void aSequenceInABatchMatchesTransformers(String backend, String fixture) {
+        int[] ids = ModelFixtures.inputIds(fixture);
+        aya.weights.Npy.Matrix ref = aya.weights.Npy.read(ModelFixtures.dir(fixture).resolve("logits.npy"));
+        try (AyaForward model = AyaForward.load(ModelFixtures.dir(fixture), Backend.open(backend), 2)) {
+            int vocab = model.config().vocabSize();
+            float[] got = new float[ids.length * vocab];
+            Random random = new Random(7);
+            try (AyaForward.Scratch scratch = model.newScratch(5, ids.length + 8);
+                 AyaForward.State s = model.newBatchState(ids.length, 3);
+                 AyaForward.State other1 = model.newBatchState(ids.length + 8, 3);
+                 AyaForward.State other2 = model.newBatchState(ids.length + 8, 3)) {
+                model.forward(scratch, List.of(new AyaForward.Sequence(other2, new int[] {2, 5, 9}, 3)), (e, i, row) -> { });
+                for (int start = 0; start < ids.length; start += 3) {
+                    int[] piece = Arrays.copyOfRange(ids, start, Math.min(ids.length, start + 3));
+                    int base = start;
+                    model.forward(scratch, List.of(
+                            new AyaForward.Sequence(other1, new int[] {random.nextInt(vocab)}, 0),
+                            new AyaForward.Sequence(s, piece, 0),
+                            new AyaForward.Sequence(other2, new int[] {random.nextInt(vocab)}, 1)),
+                            (e, i, row) -> {
+                                if (e == 1) MemorySegment.copy(row, ValueLayout.JAVA_FLOAT, 0, got, (base + i) * vocab, vocab);
+                            });
+                }
+            }
+            AyaForwardParityTest.assertClose(ref, got, fixture + " in a batch");
+        }
+    }
+
     @Test
     void badBatchesAreRefusedBeforeAnyWork() {
         try (AyaForward model = AyaForward.load(ModelFixtures.dir("f32-tied"), Backend.open("java"), 1);
