@@ -23,6 +23,9 @@ static const struct { const char *name, *isa; gemm_fn gemm; int fused; } gemms[]
     { "avx2", "avx2", aya_gemm_avx2, 1 },
     { "avx512", "avx512", aya_gemm_avx512, 1 },
 #endif
+#if defined(__aarch64__)
+    { "neon", "neon", aya_gemm_neon, 1 },
+#endif
 #if defined(AYA_TEST_EMULATED)
     { "avx512 (SIMDe emulation)", NULL, aya_gemm_avx512_emulated, 0 },
 #endif
