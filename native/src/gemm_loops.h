@@ -1,7 +1,7 @@
 /* The prefill GEMM loops, written once for every ISA (as BLIS does): an ISA file defines its block sizes, a few vector
  * primitives, a packing block and its micro-kernel, then includes this file, which adds the blocking and packing loops
  * around them and defines
- *     static void gemm_any_type(int type, w, x, out, tokens, in_dim, out_stride, row_start, row_end)
+ *     gemm_any_type(int type, w, x, out, tokens, in_dim, out_stride, row_start, row_end)
  * (the matmul contract for f32/f16/bf16 weights, type: enum aya_weight_type). Weights widen to f32 exactly in the
  * packing; all math is f32 FMA.
  *
@@ -12,9 +12,10 @@
  *       PACK_G the side of the packing block; VLEN the f32 lanes of gemm_vec.
  *   gemm_vec, vec_zero(), vec_load(p), vec_store(p, v), vec_widen(type, w, i), vec_fma(a, b, acc) = a * b + acc,
  *       vec_sum(v): the few-token path (below PACKED_MIN_TOKENS) is built from these.
- *   pack_block(type, src[PACK_G], i, dst, dst_stride): widens elements [i, i + PACK_G) of each src row (of `type`;
- *       a NULL row reads as zeros) and stores them transposed: dst[j * dst_stride + r] = src[r][i + j]. Stores go in
- *       order of j and may write PACK_G floats per j, past the row's last lane (pack_x relies on both).
+ *   pack_block(type, src[PACK_G], live, i, dst, dst_stride): widens elements [i, i + PACK_G) of each src row (of
+ *       `type`; rows from `live` on read as zeros, a constant PACK_G for weights) and stores them transposed:
+ *       dst[j * dst_stride + r] = src[r][i + j]. Stores go in order of j and may write PACK_G floats per j, past the
+ *       row's last lane (pack_x relies on both).
  *   kernel(panel, xp, kc, c_in, c_out, c_stride, rows, T): the micro-kernel, for T tokens (a constant, T <= MR) x PANEL
  *       rows: acc[t][r] = c_in[t * PANEL + r] (0 if c_in is NULL) + panel[k * PANEL + r] * xp[k * MR + t] over
  *       k < kc in order, one fused multiply-add per k, stored to c_out[t * c_stride + r] for r < rows.
@@ -137,7 +138,9 @@ AYA_ALWAYS_INLINE void pack_panel(int type, const void *w, size_t in_dim, int32_
             for (int i = 0; i < PACK_G; i++) {
                 src[i] = (const char *) w + ((size_t) (r0 + g + i) * in_dim + (size_t) k0) * wsize;
             }
-            for (; k + PACK_G <= kc; k += PACK_G) pack_block(type, src, (size_t) k, dst + (size_t) k * PANEL + g, PANEL);
+            for (; k + PACK_G <= kc; k += PACK_G) {
+                pack_block(type, src, PACK_G, (size_t) k, dst + (size_t) k * PANEL + g, PANEL);
+            }
         }
         for (; k < kc; k++) {
             for (int32_t i = 0; i < PACK_G; i++) {
@@ -170,9 +173,9 @@ static void pack_x(const float *x, int32_t n, int32_t in_dim, float *dst) {
         int32_t T = tile_tokens(n, i);
         float *d = dst + (size_t) i * MR * (size_t) in_dim;
         const void *src[PACK_G];
-        for (int32_t t = 0; t < PACK_G; t++) src[t] = t < T ? x + (size_t) (t0 + t) * (size_t) in_dim : NULL;
+        for (int32_t t = 0; t < PACK_G; t++) src[t] = x + (size_t) (t0 + (t < T ? t : 0)) * (size_t) in_dim;
         int32_t k = 0;
-        for (; k + PACK_G <= in_dim; k += PACK_G) pack_block(AYA_WEIGHT_F32, src, (size_t) k, d + (size_t) k * MR, MR);
+        for (; k + PACK_G <= in_dim; k += PACK_G) pack_block(AYA_WEIGHT_F32, src, T, (size_t) k, d + (size_t) k * MR, MR);
         for (; k < in_dim; k++) {
             for (int32_t t = 0; t < MR; t++) d[(size_t) k * MR + t] = t < T ? x[(size_t) (t0 + t) * (size_t) in_dim + k] : 0.0f;
         }
@@ -293,8 +296,8 @@ AYA_ALWAYS_INLINE void gemm(int type, const void *w, const float *x, float *out,
 }
 
 /* The entry point's body: one copy of the loops per weight type, each with its widening inlined. */
-static inline void gemm_any_type(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
-                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
+AYA_ALWAYS_INLINE void gemm_any_type(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                                    int32_t out_stride, int32_t row_start, int32_t row_end) {
     switch (type) {
         case AYA_WEIGHT_F32: gemm(AYA_WEIGHT_F32, w, x, out, tokens, in_dim, out_stride, row_start, row_end); break;
         case AYA_WEIGHT_F16: gemm(AYA_WEIGHT_F16, w, x, out, tokens, in_dim, out_stride, row_start, row_end); break;

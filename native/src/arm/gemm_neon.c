@@ -40,13 +40,13 @@ AYA_ALWAYS_INLINE void transpose4(const float32x4_t a[4], float32x4_t out[4]) {
     out[3] = vcombine_f32(vget_high_f32(p01.val[1]), vget_high_f32(p23.val[1]));
 }
 
-/* dst[j * dst_stride + r] = src[r][i + j] for r, j < 8 (a NULL row is zeros); per j, lanes 0-3 then 4-7, j in order
- * (the contract of gemm_loops.h). */
-AYA_ALWAYS_INLINE void pack_block(int type, const void *const src[8], size_t i, float *dst, size_t dst_stride) {
+/* dst[j * dst_stride + r] = src[r][i + j] for r, j < 8 (rows from `live` on are zeros); per j, lanes 0-3 then 4-7,
+ * j in order (the contract of gemm_loops.h). */
+AYA_ALWAYS_INLINE void pack_block(int type, const void *const src[8], int live, size_t i, float *dst, size_t dst_stride) {
     float32x4_t lo[8], hi[8]; /* elements i..i+3 and i+4..i+7 of each row */
     for (int r = 0; r < 8; r++) {
-        lo[r] = src[r] != NULL ? load4(type, src[r], i) : vdupq_n_f32(0.0f);
-        hi[r] = src[r] != NULL ? load4(type, src[r], i + 4) : vdupq_n_f32(0.0f);
+        lo[r] = r < live ? load4(type, src[r], i) : vdupq_n_f32(0.0f);
+        hi[r] = r < live ? load4(type, src[r], i + 4) : vdupq_n_f32(0.0f);
     }
     float32x4_t c[4][4]; /* [block][j]: blocks rows 0-3 x lo, rows 4-7 x lo, rows 0-3 x hi, rows 4-7 x hi */
     transpose4(lo, c[0]);

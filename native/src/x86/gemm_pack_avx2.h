@@ -25,10 +25,11 @@ AYA_ALWAYS_INLINE __m256 load8(int type, const void *w, size_t i) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-/* dst[j * dst_stride + r] = src[r][i + j] for r, j < 8 (a NULL row is zeros); eight stores of 8 floats, j in order. */
-AYA_ALWAYS_INLINE void pack_block(int type, const void *const src[8], size_t i, float *dst, size_t dst_stride) {
+/* dst[j * dst_stride + r] = src[r][i + j] for r, j < 8 (rows from `live` on are zeros); eight stores of 8 floats,
+ * j in order. */
+AYA_ALWAYS_INLINE void pack_block(int type, const void *const src[8], int live, size_t i, float *dst, size_t dst_stride) {
     __m256 v[8];
-    for (int r = 0; r < 8; r++) v[r] = src[r] != NULL ? load8(type, src[r], i) : _mm256_setzero_ps();
+    for (int r = 0; r < 8; r++) v[r] = r < live ? load8(type, src[r], i) : _mm256_setzero_ps();
     __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
     __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
     __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
