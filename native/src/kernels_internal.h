@@ -84,6 +84,11 @@ void aya_gemm_avx2(int type, const void *w, const float *x, float *out, int32_t 
 void aya_gemm_avx512(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                      int32_t out_stride, int32_t row_start, int32_t row_end);
 #endif
+#if defined(__aarch64__)
+/* The same for NEON (arm/gemm_neon.c; tested by test_gemm, not yet called by matmul_neon.c). */
+void aya_gemm_neon(int type, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                   int32_t out_stride, int32_t row_start, int32_t row_end);
+#endif
 
 /* A matrix of activations quantized to Q8_0, [tokens, in_dim]: values q, per-block scales d (already rounded through
  * fp16) and per-block sums of the 32 values (for the kernels that multiply unsigned weights: Q4_0 nibbles, VNNI). */
