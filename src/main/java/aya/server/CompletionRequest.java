@@ -59,7 +59,7 @@ record CompletionRequest(int[] prompt, GenerationSettings settings, boolean stre
         int[] ids;
         if (prompt != null && prompt.isTextual()) {
             ids = model.tokenizer().encode(prompt.asText(), true);
-        } else if (prompt != null && prompt.isArray()) {
+        } else if (prompt != null && prompt.isArray() && (prompt.isEmpty() || prompt.get(0).isNumber())) {
             ids = tokenIds(prompt, "prompt", model.config().vocabSize());
         } else {
             throw ApiError.invalid("prompt", "'prompt' must be a string or an array of token ids (one prompt per request)");

@@ -81,14 +81,17 @@ class ServeCommandTest extends CliCapture {
                             + "\"max_tokens\": 190000}")).build(), HttpResponse.BodyHandlers.ofString());
             Thread.sleep(1000);
             long sent = System.nanoTime();
-            child.process.destroy(); // SIGTERM
+            // kill -TERM, not Process.destroy(): destroy() also closes this side of the child's stdout and stderr
+            Process kill = new ProcessBuilder("kill", "-TERM", Long.toString(child.process.pid())).inheritIO().start();
+            assertTrue(kill.waitFor(10, TimeUnit.SECONDS) && kill.exitValue() == 0, "kill -TERM");
             assertEquals(0, child.exitCode(30), child.stderr());
             assertTrue(System.nanoTime() - sent < TimeUnit.SECONDS.toNanos(15), "exits within seconds");
             HttpResponse<String> r = stream.get(10, TimeUnit.SECONDS);
             assertEquals(200, r.statusCode());
             assertTrue(r.body().endsWith("data: [DONE]\n\n"), "the stream in flight ended cleanly");
             assertTrue(r.body().contains("\"finish_reason\":\"stop\""), "with a final chunk");
-            assertTrue(child.stderr().contains("aya: stopped"), child.stderr());
+            List<String> lines = child.stderrLines();
+            assertEquals(List.of("aya: stopping: finishing the requests in flight", "aya: stopped"), lines, child.stderr());
         }
     }
 }
