@@ -303,7 +303,7 @@ public final class ApiServer implements AutoCloseable {
         StringBuilder text = new StringBuilder();
         Object event;
         while (!((event = take(a.events())) instanceof Scheduler.Completion)) {
-            if (event instanceof RuntimeException failed) throw failed;
+            if (event instanceof RuntimeException failed) throw generationFailed(failed);
             text.append((String) event);
         }
         Scheduler.Completion c = (Scheduler.Completion) event;
@@ -362,11 +362,10 @@ public final class ApiServer implements AutoCloseable {
                 }
                 break;
             } else {
-                RuntimeException failed = (RuntimeException) ev;
-                if (log != null) log.println("aya: generation failed: " + failed);
+                ApiError failed = generationFailed((RuntimeException) ev);
                 ObjectNode error = json.createObjectNode();
-                error.putObject("error").put("message", failed instanceof AyaException ? failed.getMessage() : "internal error")
-                        .put("type", "server_error").putNull("param").put("code", code(500));
+                error.putObject("error").put("message", failed.getMessage()).put("type", failed.type).putNull("param")
+                        .put("code", code(failed.status));
                 event(out, error);
                 break;
             }
@@ -375,6 +374,12 @@ public final class ApiServer implements AutoCloseable {
         out.flush();
         out.close();
         return 200;
+    }
+
+    /** A generation the scheduler could not finish, as a 500 (logged; the message only if it is a user-facing one). */
+    private ApiError generationFailed(RuntimeException e) {
+        if (log != null) log.println("aya: generation failed: " + e);
+        return new ApiError(500, "server_error", null, e instanceof AyaException ? e.getMessage() : "internal error: " + e.getClass().getSimpleName());
     }
 
     private static Object take(Events events) {
