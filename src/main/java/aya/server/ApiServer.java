@@ -285,7 +285,7 @@ public final class ApiServer implements AutoCloseable {
         } catch (AyaException bad) { // an empty prompt, or one longer than the context
             throw ApiError.invalid(chat ? "messages" : "prompt", bad.getMessage());
         }
-        Answer answer = new Answer(chat, "chatcmpl-" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong()),
+        Answer answer = new Answer(chat, (chat ? "chatcmpl-" : "cmpl-") + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong()),
                 System.currentTimeMillis() / 1000, arrived, events);
         try {
             return request.stream() ? stream(x, request, answer, running) : whole(x, answer);
@@ -399,7 +399,7 @@ public final class ApiServer implements AutoCloseable {
 
     private ObjectNode envelope(Answer a, boolean chunk) {
         ObjectNode body = json.createObjectNode();
-        body.put("id", a.chat() ? a.id() : "cmpl-" + a.id().substring("chatcmpl-".length()));
+        body.put("id", a.id());
         body.put("object", a.chat() ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion");
         body.put("created", a.created());
         body.put("model", config.modelId());

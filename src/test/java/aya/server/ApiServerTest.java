@@ -110,6 +110,7 @@ class ApiServerTest {
         assertEquals(ints(c.get("prompt_ids")).length, answer.usage().orElseThrow().promptTokens());
         assertEquals(ChatFixture.replyIds(c).length, answer.usage().orElseThrow().completionTokens());
         assertEquals("chat.completion", answer._object_().asString().orElseThrow());
+        assertTrue(answer.id().startsWith("chatcmpl-"), answer.id());
         JsonValue timings = answer._additionalProperties().get("timings");
         assertNotNull(timings, "llama-server's timings extension");
         assertTrue(timings.toString().contains("first_token_ms"), timings.toString());
@@ -171,6 +172,7 @@ class ApiServerTest {
         assertEquals(c.get("text").asText(), answer.choices().get(0).text());
         assertEquals(n, answer.usage().orElseThrow().completionTokens());
         assertEquals(com.openai.models.completions.CompletionChoice.FinishReason.LENGTH, answer.choices().get(0).finishReason());
+        assertTrue(answer.id().startsWith("cmpl-"), answer.id());
 
         List<Long> ids = Arrays.stream(ints(c.get("prompt_ids"))).mapToObj(i -> (long) i).toList();
         Completion byIds = openai.completions().create(text.toBuilder().promptOfArrayOfTokens(ids).build());
