@@ -10,6 +10,6 @@ public enum StopReason {
     MAX_TOKENS,
     /** The KV cache is full: no room for another token. */
     CONTEXT_FULL,
-    /** The request was cancelled (its client went away, or the server is shutting down). */
+    /** The caller cancelled it (a scheduler request). */
     CANCELLED,
 }
