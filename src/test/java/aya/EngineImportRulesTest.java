@@ -12,15 +12,16 @@ import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** Layering of the engine packages: cli -> generation -> model -> kernels; config and weights sit below model. */
+/** Layering of the engine packages: cli -> server -> generation -> model -> kernels; config and weights sit below model. */
 class EngineImportRulesTest {
 
     static final Map<String, List<String>> FORBIDDEN = Map.of(
             "kernels", List.of("aya.model", "aya.generation", "aya.cli", "aya.config", "aya.weights", "aya.tokenizer", "aya.sampling", "aya.hub"),
             "weights", List.of("aya.model", "aya.generation", "aya.cli", "aya.config"),
             "config", List.of("aya.model", "aya.generation", "aya.cli", "aya.weights", "aya.kernels"),
-            "model", List.of("aya.generation", "aya.cli", "aya.tokenizer", "aya.sampling", "aya.hub"),
-            "generation", List.of("aya.cli"));
+            "model", List.of("aya.generation", "aya.cli", "aya.tokenizer", "aya.sampling", "aya.hub", "aya.server"),
+            "generation", List.of("aya.cli", "aya.server"),
+            "server", List.of("aya.cli", "aya.model", "aya.kernels"));
 
     @Test
     void packagesImportOnlyDownwards() throws IOException {

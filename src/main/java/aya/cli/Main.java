@@ -23,6 +23,8 @@ import java.nio.charset.StandardCharsets;
                 BenchCommand.class,
                 InitRandomCommand.class,
                 KernelBenchCommand.class,
+                ServeCommand.class,
+                BenchServeCommand.class,
         })
 public final class Main implements Runnable {
 

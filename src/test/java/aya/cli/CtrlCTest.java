@@ -31,12 +31,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * with max_position_embeddings raised to 2^20 (its weights do not depend on it), so a generation with
  * --ignore-eos runs long enough to be interrupted.
  */
-class CtrlCTest {
+public class CtrlCTest {
 
     static final int CONTEXT = 100_000;
 
     /** The tiny chat model with a context long enough to run for many seconds. */
-    static Path longModel(Path tmp) throws IOException {
+    public static Path longModel(Path tmp) throws IOException {
         Path dir = tmp.resolve("long-chat");
         Files.createDirectories(dir);
         try (Stream<Path> files = Files.list(ChatFixture.DIR)) {
@@ -50,7 +50,7 @@ class CtrlCTest {
     }
 
     /** native when it loads (deterministic whatever the JIT does, so the child and this JVM agree), else java. */
-    static String backend() {
+    public static String backend() {
         return Backends.available().contains("native") ? "native" : "java";
     }
 
