@@ -20,8 +20,11 @@ static const aya_kquant_table *kquant_for(const aya_kernel_table *table) {
     if (table == &aya_table_avx2) return &aya_kquant_avx2;
     if (table == &aya_table_avx512) return &aya_kquant_avx512;
 #endif
+#if defined(__aarch64__)
+    if (table == &aya_table_neon) return &aya_kquant_neon;
+#endif
     (void) table;
-    return &aya_kquant_generic; /* scalar, and NEON for now */
+    return &aya_kquant_generic;
 }
 
 /* The table for an ISA name, or NULL with *status set. */

@@ -187,19 +187,6 @@ static float dot_q6_k(const uint8_t *row, const aya_q8k_acts *acts, size_t token
     return sum;
 }
 
-/* Tiles of rows kept hot while every token passes; `acts` is the quantized x of the type's activation format. */
-#define AYA_KQUANT_MATMUL(dot, block_bytes, block_values)                                                              \
-    size_t row_bytes = (size_t) (in_dim / (block_values)) * (block_bytes);                                              \
-    for (int32_t r0 = row_start; r0 < row_end; r0 += AYA_Q_ROW_TILE) {                                                  \
-        int32_t r1 = r0 + AYA_Q_ROW_TILE < row_end ? r0 + AYA_Q_ROW_TILE : row_end;                                    \
-        for (int32_t t = 0; t < tokens; t++) {                                                                          \
-            for (int32_t r = r0; r < r1; r++) {                                                                         \
-                out[(size_t) t * out_stride + r] = dot((const uint8_t *) w + (size_t) r * row_bytes, &acts, (size_t) t, \
-                                                       in_dim);                                                         \
-            }                                                                                                           \
-        }                                                                                                               \
-    }
-
 static void matmul_q5_0_generic(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
     aya_q8_acts acts;
