@@ -24,12 +24,10 @@ enum { KQ_PANEL_ROWS = 32, KQ_TOKENS = 4 };
 #define KQ_DOT_ACC(acc, u, x) _mm256_dpbusd_epi32((acc), (u), (x))
 /* the int32 lanes of (u . x per 4 bytes) times a per-lane scale given as int32 */
 #define KQ_SCALED_DOT(u, x, scale32) _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (x)), (scale32))
-#define KQ_SCALES(lo, hi) _mm256_setr_m128i(_mm_set1_epi32(lo), _mm_set1_epi32(hi))
 #else
 #define KQ_DOT_ACC(acc, u, x) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (x)), _mm256_set1_epi16(1)))
 /* vpmaddubsw sums pairs into int16 (|sum| <= 2 * 63 * 127: no saturation), vpmaddwd multiplies by the int16 scales */
 #define KQ_SCALED_DOT(u, x, scale16) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (x)), (scale16))
-#define KQ_SCALES(lo, hi) _mm256_setr_m128i(_mm_set1_epi16(lo), _mm_set1_epi16(hi))
 #endif
 
 KQ_INLINE float kq_hsum(__m256 v) {
@@ -85,28 +83,50 @@ KQ_INLINE void kq_q5_0_row(const int RN, const uint8_t *row, size_t row_bytes, c
 
 /* ---- Q4_K (256 values: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles) x Q8_K activations ---- */
 
+/* The 8 scales (bytes 0..7) and 8 mins (bytes 8..15) of a Q4_K super-block's 12 packed bytes (ggml's utmp shuffle:
+ * the same values as aya_q4_k_scale_min, four at a time). */
+KQ_INLINE __m128i kq_q4_k_scales_mins(const uint8_t *packed) {
+    uint32_t u[4];
+    memcpy(u, packed, 12);
+    const uint32_t six = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
+    u[3] = ((u[2] >> 4) & low4) | (((u[1] >> 6) & top2) << 4);
+    uint32_t mins_low = u[1] & six;
+    u[1] = (u[2] & low4) | (((u[0] >> 6) & top2) << 4);
+    u[2] = mins_low;
+    u[0] &= six;
+    return _mm_loadu_si128((const __m128i *) u);
+}
+
 KQ_INLINE void kq_q4_k_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8k_acts *acts, int32_t first,
                            int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
     const int32_t blocks = in_dim / AYA_QK_K;
     const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m256 acc[KQ_TOKENS];
-    float mins_sum[KQ_TOKENS];
+    __m128 acc_mins[KQ_TOKENS];
     for (int t = 0; t < RN; t++) {
         acc[t] = _mm256_setzero_ps();
-        mins_sum[t] = 0.0f;
+        acc_mins[t] = _mm_setzero_ps();
     }
     for (int32_t b = 0; b < blocks; b++) {
         const uint8_t *blk = row + (size_t) b * AYA_Q4_K_BYTES;
         if (prefetch) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
-        uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++) aya_q4_k_scale_min(blk + 4, j, &sc[j], &m[j]);
+        __m128i scales_mins = kq_q4_k_scales_mins(blk + 4);
+        /* the 8 scales as int16, in both 128-bit halves; sub-block j's scale is its int16 lane j */
+        __m256i scales16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scales_mins));
+        __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
         __m256i dots[KQ_TOKENS];
         for (int t = 0; t < RN; t++) dots[t] = _mm256_setzero_si256();
         for (int g = 0; g < 4; g++) { /* 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones */
             __m256i q = _mm256_loadu_si256((const __m256i *) (blk + 16 + 32 * g));
             __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-            __m256i s_lo = KQ_SCALES(sc[2 * g], sc[2 * g]), s_hi = KQ_SCALES(sc[2 * g + 1], sc[2 * g + 1]);
+#if KQ_VNNI /* int32 lanes of the scale: bytes (2j, 2j + 1) of lane j, zero-extended */
+            __m256i s_lo = _mm256_shuffle_epi8(scales16, _mm256_set1_epi32((int32_t) (0x80800000u | (4u * g + 1) << 8 | 4u * g)));
+            __m256i s_hi = _mm256_shuffle_epi8(scales16, _mm256_set1_epi32((int32_t) (0x80800000u | (4u * g + 3) << 8 | (4u * g + 2))));
+#else       /* int16 lanes of the scale */
+            __m256i s_lo = _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((int16_t) ((4 * g + 1) << 8 | 4 * g)));
+            __m256i s_hi = _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((int16_t) ((4 * g + 3) << 8 | (4 * g + 2))));
+#endif
             for (int t = 0; t < RN; t++) {
                 const int8_t *xq = acts->q + ((size_t) (first + t) * blocks + b) * AYA_QK_K + 64 * g;
                 dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(lo, _mm256_loadu_si256((const __m256i *) xq), s_lo));
@@ -116,14 +136,18 @@ KQ_INLINE void kq_q4_k_row(const int RN, const uint8_t *row, size_t row_bytes, c
         float d = aya_f16_to_f32(aya_load_u16(blk)), dmin = aya_f16_to_f32(aya_load_u16(blk + 2));
         for (int t = 0; t < RN; t++) {
             size_t xb = (size_t) (first + t) * blocks + b;
-            const int16_t *bsum = acts->bsum + xb * 16;
-            int32_t mins = 0;
-            for (int j = 0; j < 8; j++) mins += m[j] * (bsum[2 * j] + bsum[2 * j + 1]);
+            /* sum_j min_j * (the token's q summed over sub-block j): pairs of the 16-value sums, times the mins */
+            const __m128i *bsum = (const __m128i *) (acts->bsum + xb * 16);
+            __m128i mins = _mm_madd_epi16(mins16, _mm_hadd_epi16(_mm_loadu_si128(bsum), _mm_loadu_si128(bsum + 1)));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_set1_ps(d * acts->d[xb]), acc[t]);
-            mins_sum[t] += dmin * acts->d[xb] * (float) mins;
+            acc_mins[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(dmin * acts->d[xb]), acc_mins[t]);
         }
     }
-    for (int t = 0; t < RN; t++) out[(size_t) t * out_stride] = kq_hsum(acc[t]) - mins_sum[t];
+    for (int t = 0; t < RN; t++) {
+        __m128 m = _mm_add_ps(acc_mins[t], _mm_movehl_ps(acc_mins[t], acc_mins[t]));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[(size_t) t * out_stride] = kq_hsum(acc[t]) - _mm_cvtss_f32(m);
+    }
 }
 
 /* ---- Q6_K (256 values: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d) x Q8_K activations ---- */
@@ -139,6 +163,12 @@ KQ_INLINE void kq_q6_k_row(const int RN, const uint8_t *row, size_t row_bytes, c
         const uint8_t *blk = row + (size_t) b * AYA_Q6_K_BYTES;
         if (prefetch) kq_prefetch(blk + ahead, AYA_Q6_K_BYTES);
         const int8_t *sc = (const int8_t *) (blk + 192);
+#if KQ_VNNI /* the 16 scales as int32, 8 per half */
+        __m256i scales[2] = { _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) sc)),
+                              _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) (sc + 8))) };
+#else       /* the 16 scales as int16; 32-bit lane i holds scales 2i, 2i + 1 */
+        __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc));
+#endif
         __m256i dots[KQ_TOKENS];
         for (int t = 0; t < RN; t++) {
             /* the values are stored + 32: take 32 * sum(scale_g * sum of the token's q over group g) back off */
@@ -156,10 +186,18 @@ KQ_INLINE void kq_q6_k_row(const int RN, const uint8_t *row, size_t row_bytes, c
                 __m256i u = _mm256_or_si256(_mm256_and_si256(low, low4),
                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two), 4));
                 int g = 8 * half + 2 * k;
-                __m256i scales = KQ_SCALES(sc[g], sc[g + 1]);
+                /* scale g in the low 128 bits, g + 1 in the high ones */
+#if KQ_VNNI
+                __m256i scale = _mm256_permutevar8x32_epi32(scales[half], _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k,
+                                                                                            2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
+#else
+                __m256i scale = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(g / 2)),
+                                                    _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                                                     2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3));
+#endif
                 for (int t = 0; t < RN; t++) {
                     const int8_t *xq = acts->q + ((size_t) (first + t) * blocks + b) * AYA_QK_K + 16 * g;
-                    dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(u, _mm256_loadu_si256((const __m256i *) xq), scales));
+                    dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(u, _mm256_loadu_si256((const __m256i *) xq), scale));
                 }
             }
         }
