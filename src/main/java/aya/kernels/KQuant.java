@@ -104,7 +104,7 @@ final class KQuant {
         private void unpackQ5_0(MemorySegment w, long at, int b) {
             int high = w.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), at + 2);
             int o = 32 * b;
-            for (int j = 0; j < 16; j++) {
+            for (int j = 0; j < 16; j++) { // rare in files (rows not a multiple of 256): the plain loop
                 int q = w.get(ValueLayout.JAVA_BYTE, at + 6 + j) & 0xFF;
                 u[o + j] = (short) (((q & 0x0F) | (((high >>> j) & 1) << 4)) - 16);
                 u[o + j + 16] = (short) (((q >>> 4) | (((high >>> (j + 16)) & 1) << 4)) - 16);
@@ -122,8 +122,7 @@ final class KQuant {
                 long qs = at + 16 + 32L * g;
                 if (VECTOR) {
                     for (int h = 0; h < 32; h += 16) {
-                        ShortVector q = (ShortVector) ByteVector.fromMemorySegment(B128, w, qs + h, ByteOrder.LITTLE_ENDIAN)
-                                .convertShape(VectorOperators.B2S, S256, 0);
+                        ShortVector q = shorts(w, qs + h);
                         q.and((short) 0x0F).intoArray(u, o + 64 * g + h);
                         q.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F).intoArray(u, o + 64 * g + 32 + h);
                     }
@@ -152,6 +151,11 @@ final class KQuant {
             dmin[b] = Float.float16ToFloat(w.get(U16_LE, at + 2));
         }
 
+        /** 16 bytes from {@code at}, sign-extended to shorts. */
+        private static ShortVector shorts(MemorySegment w, long at) {
+            return (ShortVector) ByteVector.fromMemorySegment(B128, w, at, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2S, S256, 0);
+        }
+
         private static int sc(MemorySegment w, long at, int i) {
             return w.get(ValueLayout.JAVA_BYTE, at + 4 + i) & 0xFF;
         }
@@ -160,6 +164,22 @@ final class KQuant {
             for (int half = 0; half < 2; half++) {
                 long ql = at + 64L * half, qh = at + 128 + 32L * half;
                 int o = QK_K * b + 128 * half;
+                if (VECTOR) { // 16 values of each quarter at a time (bytes widen signed: shift, then mask)
+                    for (int l = 0; l < 32; l += 16) {
+                        ShortVector lo0 = shorts(w, ql + l), lo1 = shorts(w, ql + l + 32), h = shorts(w, qh + l);
+                        lo0.and((short) 0x0F).or(h.and((short) 3).lanewise(VectorOperators.LSHL, 4)).sub((short) 32)
+                                .intoArray(u, o + l);
+                        lo1.and((short) 0x0F).or(h.lanewise(VectorOperators.ASHR, 2).and((short) 3).lanewise(VectorOperators.LSHL, 4))
+                                .sub((short) 32).intoArray(u, o + l + 32);
+                        lo0.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F)
+                                .or(h.lanewise(VectorOperators.ASHR, 4).and((short) 3).lanewise(VectorOperators.LSHL, 4))
+                                .sub((short) 32).intoArray(u, o + l + 64);
+                        lo1.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F)
+                                .or(h.lanewise(VectorOperators.ASHR, 6).and((short) 3).lanewise(VectorOperators.LSHL, 4))
+                                .sub((short) 32).intoArray(u, o + l + 96);
+                    }
+                    continue;
+                }
                 for (int l = 0; l < 32; l++) {
                     int lo0 = w.get(ValueLayout.JAVA_BYTE, ql + l) & 0xFF, lo1 = w.get(ValueLayout.JAVA_BYTE, ql + l + 32) & 0xFF;
                     int h = w.get(ValueLayout.JAVA_BYTE, qh + l) & 0xFF;
