@@ -2,9 +2,7 @@ package aya.generation;
 
 import aya.AyaException;
 import aya.model.AyaForward;
-import aya.sampling.Sampler;
 import aya.tokenizer.ChatTemplate;
-import aya.tokenizer.StreamingDecoder;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -105,24 +103,14 @@ public final class Session implements AutoCloseable {
 
     /** A generation in progress: an iterator of {@link Token}s. */
     public final class Generation implements Iterator<Token> {
-        private final GenerationSettings settings;
         private final long start = System.nanoTime();
         private final long prefillEnd;
         private final int promptTokens;
         private final int reused;
-        private final Sampler sampler;
-        private final StreamingDecoder decoder; // null without a tokenizer (ids only)
-        private final StopStrings stops;
-        private final StringBuilder text = new StringBuilder();
+        private final Continuation continuation;
         private MemorySegment logits;           // of the last fed token
-        private int[] out;
-        private int n;                          // tokens generated
         private int toFeed = -1;                // the last generated token, fed before the next one is chosen
-        private long firstToken, end;
-        private StopReason reason = StopReason.MAX_TOKENS;
-        private int endToken = -1;
-        private boolean finished;               // no more tokens will be made
-        private boolean done;                   // and the held-back text has been released
+        private boolean done;                   // no more tokens, and the held-back text has been released
         private Token pending;
 
         private Generation(int[] prompt, GenerationSettings settings) {
@@ -131,18 +119,12 @@ public final class Session implements AutoCloseable {
                 throw new AyaException("the prompt has " + prompt.length + " tokens, more than the context of "
                         + state.context() + " (raise --context, or shorten the prompt)");
             }
-            this.settings = settings;
             this.promptTokens = prompt.length;
             this.reused = reuseCache(prompt);
             this.logits = model.forward().forward(state, Arrays.copyOfRange(prompt, reused, prompt.length));
             remember(prompt, reused, prompt.length);
             this.prefillEnd = System.nanoTime();
-            this.sampler = new Sampler(settings.sampling(), model.samplingVocab(), state.context());
-            for (int id : prompt) sampler.accept(id); // the repeat penalty sees the prompt too, as in llama.cpp
-            // UTF-8 safe: holds back a character's bytes until it is complete; special tokens are not text
-            this.decoder = model.hasTokenizer() ? new StreamingDecoder(model.tokenizer(), true) : null;
-            this.stops = new StopStrings(settings.stopStrings());
-            this.out = new int[Math.min(settings.maxTokens(), 1024)];
+            this.continuation = new Continuation(model, prompt, settings, state.context());
         }
 
         @Override
@@ -160,61 +142,30 @@ public final class Session implements AutoCloseable {
         }
 
         private Token advance() {
-            while (!finished) {
-                if (n == settings.maxTokens()) {
-                    finish(StopReason.MAX_TOKENS);
-                    break;
-                }
+            if (!continuation.finished()) {
                 if (toFeed >= 0) {
                     logits = model.forward().forward(state, new int[] {toFeed});
                     remember(new int[] {toFeed}, 0, 1);
                     toFeed = -1;
                 }
-                int id = sampler.sample(logits);
-                if (n == 0) firstToken = System.nanoTime();
-                if (!settings.ignoreEos() && model.isEndToken(id)) {
-                    endToken = id;
-                    finish(StopReason.END_TOKEN);
-                    break;
+                Token t = continuation.next(logits, state.position(), state.context());
+                if (t != null) {
+                    if (!continuation.finished()) toFeed = t.id();
+                    return t;
                 }
-                if (n == out.length) out = Arrays.copyOf(out, Math.min(settings.maxTokens(), 2 * n));
-                out[n++] = id;
-                String piece = decoder == null ? "" : stops.push(decoder.accept(id));
-                text.append(piece);
-                if (stops.stopped()) {
-                    finish(StopReason.STOP_STRING);
-                } else if (n < settings.maxTokens() && state.position() == state.context()) {
-                    finish(StopReason.CONTEXT_FULL); // this token cannot be fed: no room for its keys and values
-                } else {
-                    toFeed = id;
-                }
-                return new Token(id, piece);
             }
             done = true;
-            if (decoder != null && reason != StopReason.STOP_STRING) {
-                String rest = stops.push(decoder.finish());
-                if (stops.stopped()) reason = StopReason.STOP_STRING;
-                rest += stops.finish();
-                if (!rest.isEmpty()) {
-                    text.append(rest);
-                    return new Token(-1, rest);
-                }
-            }
-            return null;
-        }
-
-        private void finish(StopReason why) {
-            reason = why;
-            finished = true;
-            end = System.nanoTime();
+            String rest = continuation.releaseHeldText();
+            return rest.isEmpty() ? null : new Token(-1, rest);
         }
 
         /** What was generated; only once the iteration has ended. */
         public GenerationResult result() {
             if (hasNext()) throw new IllegalStateException("the generation has not ended yet");
-            long first = n == 0 ? end : firstToken;
-            return new GenerationResult(Arrays.copyOf(out, n), text.toString(), reason, endToken, promptTokens, reused,
-                    prefillEnd - start, first - start, n == 0 ? 0 : end - first);
+            Continuation c = continuation;
+            long first = c.firstTokenNanos();
+            return new GenerationResult(c.ids(), c.text(), c.reason(), c.endToken(), promptTokens, reused,
+                    prefillEnd - start, first - start, c.generated() == 0 ? 0 : c.endNanos() - first);
         }
     }
 
@@ -223,10 +174,17 @@ public final class Session implements AutoCloseable {
      * needed) and returns how many. Falls back to an empty cache when the sliding-window rings cannot rewind.
      */
     private int reuseCache(int[] prompt) {
+        return rewindToCommonPrefix(state, cached, prompt);
+    }
+
+    /**
+     * Rewinds {@code state}, whose KV cache holds {@code cachedIds[0, state.position())}, to the longest prefix it
+     * shares with {@code prompt} (at most prompt.length - 1 tokens) and returns that length; resets it and returns 0
+     * when the sliding-window rings cannot rewind that far.
+     */
+    static int rewindToCommonPrefix(AyaForward.State state, int[] cachedIds, int[] prompt) {
         int have = state.position();
-        int common = 0;
-        int limit = Math.min(have, prompt.length - 1);
-        while (common < limit && cached[common] == prompt[common]) common++;
+        int common = PromptCache.commonPrefix(cachedIds, prompt, Math.min(have, prompt.length - 1));
         if (common < have) {
             try {
                 state.rewind(common);

@@ -10,4 +10,6 @@ public enum StopReason {
     MAX_TOKENS,
     /** The KV cache is full: no room for another token. */
     CONTEXT_FULL,
+    /** The caller cancelled it (a scheduler request). */
+    CANCELLED,
 }

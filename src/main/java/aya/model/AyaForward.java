@@ -15,6 +15,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -261,8 +262,9 @@ public final class AyaForward implements AutoCloseable {
     // =========================================================================================== run state
 
     /**
-     * Per-conversation state: the KV cache, scratch activations and the position of the next token.
-     * Native memory from its own arena, freed by {@link #close()}.
+     * Per-conversation state: the KV cache and the position of the next token, plus (for {@link #forward(State, int[])}
+     * and {@link #forwardAll}) its own {@link Scratch}; states stepped together by {@link #forward(Scratch, List,
+     * BatchLogitsSink)} share the caller's scratch instead. Native memory from its own arena, freed by {@link #close()}.
      *
      * <p>KV cache per layer, f32 [C, KV, hd] for K and for V; position p sits in slot {@code p % C}. Global layers
      * keep every position: C = context. Sliding layers keep a ring of C = min(context, window + maxBlock - 1):
@@ -272,63 +274,36 @@ public final class AyaForward implements AutoCloseable {
     public final class State implements AutoCloseable {
         private final Arena arena = Arena.ofShared();
         final int context;          // positions this state can hold
-        final int maxBlock;         // tokens per pass of the layers
+        final int maxBlock;         // tokens of this state per pass of the layers
         final int[] capacity;       // [layers] KV slots per layer
+        final int maxCapacity;      // max over capacity: the attention scores a query needs
         final MemorySegment[] keys; // [layers] f32 [C, KV, hd]
         final MemorySegment[] values;
-        final MemorySegment x;      // [maxBlock, D] residual stream
-        final MemorySegment xb;     // [maxBlock, D] LayerNorm output
-        final MemorySegment q;      // [maxBlock, H*hd]
-        final MemorySegment k;      // [maxBlock, KV*hd]
-        final MemorySegment v;      // [maxBlock, KV*hd]
-        final MemorySegment att;    // [maxBlock, H*hd] attention output before o_proj
-        final MemorySegment attOut; // [maxBlock, D]
-        final MemorySegment gate;   // [maxBlock, I]
-        final MemorySegment up;     // [maxBlock, I]
-        final MemorySegment mlpOut; // [maxBlock, D]
-        final MemorySegment cos;    // [maxBlock, hd/2] RoPE table for the block's positions
-        final MemorySegment sin;    // [maxBlock, hd/2]
-        final MemorySegment scores; // [threads, max C] attention scratch, one row per worker
-        final MemorySegment logits; // [HEAD_ROWS, V]
-        final int scoresStride;
+        final Scratch scratch;      // [maxBlock rows] for forward/forwardAll; null for a state stepped in batches
+        private final long bytes;   // native bytes allocated, KV + scratch
         int position;               // tokens already in the cache = position of the next token
 
-        State(int context, int maxBlock) {
+        State(int context, int maxBlock, boolean ownScratch) {
             this.context = context;
             this.maxBlock = maxBlock;
-            int nl = config.numLayers(), d = config.hiddenSize(), ff = config.intermediateSize();
-            int qd = config.qDim(), kvd = config.kvDim(), half = config.headDim() / 2;
+            int nl = config.numLayers(), kvd = config.kvDim();
             capacity = new int[nl];
             keys = new MemorySegment[nl];
             values = new MemorySegment[nl];
             int maxCap = 1;
+            long allocated = 0;
             for (int l = 0; l < nl; l++) {
                 capacity[l] = config.isSliding(l)
                         ? Math.min(context, config.slidingWindow() + maxBlock - 1)
                         : context;
-                keys[l] = floats((long) capacity[l] * kvd);
-                values[l] = floats((long) capacity[l] * kvd);
+                keys[l] = floats(arena, (long) capacity[l] * kvd);
+                values[l] = floats(arena, (long) capacity[l] * kvd);
+                allocated += keys[l].byteSize() + values[l].byteSize();
                 maxCap = Math.max(maxCap, capacity[l]);
             }
-            x = floats((long) maxBlock * d);
-            xb = floats((long) maxBlock * d);
-            q = floats((long) maxBlock * qd);
-            k = floats((long) maxBlock * kvd);
-            v = floats((long) maxBlock * kvd);
-            att = floats((long) maxBlock * qd);
-            attOut = floats((long) maxBlock * d);
-            gate = floats((long) maxBlock * ff);
-            up = floats((long) maxBlock * ff);
-            mlpOut = floats((long) maxBlock * d);
-            cos = floats((long) maxBlock * half);
-            sin = floats((long) maxBlock * half);
-            scoresStride = (maxCap + 15) & ~15;
-            scores = floats((long) pool.threads() * scoresStride);
-            logits = floats((long) HEAD_ROWS * config.vocabSize());
-        }
-
-        private MemorySegment floats(long n) {
-            return arena.allocate(Math.max(1, n) * Float.BYTES, 64);
+            maxCapacity = maxCap;
+            scratch = ownScratch ? new Scratch(arena, maxBlock, maxCap) : null;
+            bytes = allocated + (scratch == null ? 0 : scratch.bytes);
         }
 
         AyaForward owner() {
@@ -343,6 +318,11 @@ public final class AyaForward implements AutoCloseable {
         /** Positions this state can hold. */
         public int context() {
             return context;
+        }
+
+        /** Tokens of this state one pass of the layers may take (the most a batch step may feed it). */
+        public int maxBlock() {
+            return maxBlock;
         }
 
         /** Forgets every token (the cache is overwritten as new tokens come). */
@@ -377,14 +357,110 @@ public final class AyaForward implements AutoCloseable {
             return n;
         }
 
+        /** Native bytes this state allocated: its KV cache, plus its own scratch activations if it has them. */
+        public long byteSize() {
+            return bytes;
+        }
+
         @Override
         public void close() {
             arena.close();
         }
     }
 
+    /**
+     * Activations of one pass of the layers over up to maxRows rows (tokens of one or several sequences), reused by
+     * every pass: nothing is allocated per step. Rows of all sequences in a step are concatenated, so each weight
+     * matrix is one matrix-matrix product over them.
+     */
+    public final class Scratch implements AutoCloseable {
+        private final Arena arena;  // its own (newScratch), or the state's it belongs to (not closed here)
+        final int maxRows;
+        final int scoresCapacity;   // KV slots a query may attend to (the largest capacity of the states it serves)
+        final MemorySegment x;      // [maxRows, D] residual stream
+        final MemorySegment xb;     // [maxRows, D] LayerNorm output
+        final MemorySegment q;      // [maxRows, H*hd]
+        final MemorySegment k;      // [maxRows, KV*hd]
+        final MemorySegment v;      // [maxRows, KV*hd]
+        final MemorySegment att;    // [maxRows, H*hd] attention output before o_proj
+        final MemorySegment attOut; // [maxRows, D]
+        final MemorySegment gate;   // [maxRows, I]
+        final MemorySegment up;     // [maxRows, I]
+        final MemorySegment mlpOut; // [maxRows, D]
+        final MemorySegment cos;    // [maxRows, hd/2] RoPE table, row r at its own sequence's position
+        final MemorySegment sin;    // [maxRows, hd/2]
+        final MemorySegment scores; // [threads, scoresStride] attention scratch, one row per worker
+        final MemorySegment logits; // [HEAD_ROWS, V]
+        final int scoresStride;
+        final long bytes;
+
+        Scratch(Arena arena, int maxRows, int scoresCapacity) {
+            this.arena = arena;
+            this.maxRows = maxRows;
+            this.scoresCapacity = scoresCapacity;
+            int d = config.hiddenSize(), ff = config.intermediateSize();
+            int qd = config.qDim(), kvd = config.kvDim(), half = config.headDim() / 2;
+            x = floats(arena, (long) maxRows * d);
+            xb = floats(arena, (long) maxRows * d);
+            q = floats(arena, (long) maxRows * qd);
+            k = floats(arena, (long) maxRows * kvd);
+            v = floats(arena, (long) maxRows * kvd);
+            att = floats(arena, (long) maxRows * qd);
+            attOut = floats(arena, (long) maxRows * d);
+            gate = floats(arena, (long) maxRows * ff);
+            up = floats(arena, (long) maxRows * ff);
+            mlpOut = floats(arena, (long) maxRows * d);
+            cos = floats(arena, (long) maxRows * half);
+            sin = floats(arena, (long) maxRows * half);
+            scoresStride = (scoresCapacity + 15) & ~15;
+            scores = floats(arena, (long) pool.threads() * scoresStride);
+            logits = floats(arena, (long) HEAD_ROWS * config.vocabSize());
+            long n = 0;
+            for (MemorySegment s : List.of(x, xb, q, k, v, att, attOut, gate, up, mlpOut, cos, sin, scores, logits)) {
+                n += s.byteSize();
+            }
+            bytes = n;
+        }
+
+        AyaForward owner() {
+            return AyaForward.this;
+        }
+
+        /** Rows one pass can take. */
+        public int maxRows() {
+            return maxRows;
+        }
+
+        /** Native bytes of these activations. */
+        public long byteSize() {
+            return bytes;
+        }
+
+        /** Frees a scratch made by {@link #newScratch}; a state's own scratch goes with the state. */
+        @Override
+        public void close() {
+            arena.close();
+        }
+    }
+
+    private static MemorySegment floats(Arena arena, long n) {
+        return arena.allocate(Math.max(1, n) * Float.BYTES, 64);
+    }
+
     /** A state for up to {@code context} positions (capped by max_position_embeddings), prefilling in blocks of maxBlock. */
     public State newState(int context, int maxBlock) {
+        return newState(context, maxBlock, true);
+    }
+
+    /**
+     * A state without activations of its own, for {@link #forward(Scratch, List, BatchLogitsSink)}: its KV cache only.
+     * maxBlock is the most tokens one batch step may feed it.
+     */
+    public State newBatchState(int context, int maxBlock) {
+        return newState(context, maxBlock, false);
+    }
+
+    private State newState(int context, int maxBlock, boolean ownScratch) {
         if (context < 1) {
             throw new AyaException("context must be at least 1, got " + context);
         }
@@ -395,13 +471,37 @@ public final class AyaForward implements AutoCloseable {
         int block = Math.min(maxBlock, ctx);
         checkpoint.verifyUnchanged(); // a weight file shrunk under its mapping would crash the process (SIGBUS) mid-run
         // native memory is not bounded by -Xmx and Linux overcommits: refuse before allocating, not when filling
-        MemoryLimits.checkFits(stateBytes(ctx, block), MemoryLimits.limitBytes(), ctx);
-        return new State(ctx, block);
+        long bytes = ownScratch ? stateBytes(ctx, block) : MemoryLimits.kvBytes(config, ctx, block);
+        MemoryLimits.checkFits(bytes, MemoryLimits.limitBytes(), ctx);
+        return new State(ctx, block, ownScratch);
+    }
+
+    /**
+     * Activations for batch steps of up to {@code maxRows} rows over states of up to {@code context} positions.
+     * Freed by its {@link Scratch#close()}.
+     */
+    public Scratch newScratch(int maxRows, int context) {
+        if (maxRows < 1) {
+            throw new AyaException("a batch must hold at least 1 row, got " + maxRows);
+        }
+        int ctx = Math.max(1, Math.min(context, config.maxPositionEmbeddings()));
+        MemoryLimits.checkFits(scratchBytes(maxRows, ctx), MemoryLimits.limitBytes(), ctx);
+        return new Scratch(Arena.ofShared(), maxRows, ctx);
     }
 
     /** Native bytes a State of this context and block size allocates (KV cache + activations + scratch). */
     public long stateBytes(int context, int maxBlock) {
         return MemoryLimits.stateBytes(config, context, maxBlock, pool.threads());
+    }
+
+    /** Native bytes of a {@link #newScratch} of this many rows for states of this context. */
+    public long scratchBytes(int maxRows, int context) {
+        return MemoryLimits.scratchBytes(config, maxRows, context, pool.threads());
+    }
+
+    /** Native bytes of a {@link #newBatchState} (its KV cache). */
+    public long batchStateBytes(int context, int maxBlock) {
+        return MemoryLimits.kvBytes(config, context, maxBlock);
     }
 
     public State newState(int context) {
@@ -412,6 +512,25 @@ public final class AyaForward implements AutoCloseable {
     @FunctionalInterface
     public interface LogitsSink {
         void accept(int index, MemorySegment row);
+    }
+
+    /**
+     * One sequence's part of a batch step: {@code tokens} fed at its state's position; logits are wanted for the
+     * tokens at indexes [logitsFrom, tokens.length) (tokens.length - 1: the last only; tokens.length: none).
+     */
+    public record Sequence(State state, int[] tokens, int logitsFrom) {
+        public Sequence {
+            if (tokens.length == 0) throw new IllegalArgumentException("no tokens to feed");
+            if (logitsFrom < 0 || logitsFrom > tokens.length) {
+                throw new IllegalArgumentException("logitsFrom " + logitsFrom + " is outside [0, " + tokens.length + "]");
+            }
+        }
+    }
+
+    /** Receives the logits of token {@code index} of batch entry {@code sequence}, valid only during the call. */
+    @FunctionalInterface
+    public interface BatchLogitsSink {
+        void accept(int sequence, int index, MemorySegment row);
     }
 
     // =========================================================================================== forward
@@ -425,18 +544,61 @@ public final class AyaForward implements AutoCloseable {
             throw new IllegalArgumentException("no tokens to feed");
         }
         MemorySegment[] last = new MemorySegment[1];
-        runGuarded(s, tokens, false, (i, row) -> last[0] = row);
+        guarded(() -> run(s, tokens, false, (i, row) -> last[0] = row));
         return last[0];
     }
 
     /** Feeds {@code tokens} and hands the logits of every one of them to {@code sink}, in order. */
     public void forwardAll(State s, int[] tokens, LogitsSink sink) {
-        runGuarded(s, tokens, true, sink);
+        guarded(() -> run(s, tokens, true, sink));
     }
 
+    /**
+     * One step of several sequences at once: every sequence's tokens go through the layers in one pass, each weight
+     * matrix read once for all of them (one matrix-matrix product over the concatenated rows); LayerNorm, RoPE, the
+     * KV cache and attention stay per sequence, at its own position. Each sequence gets the logits it would get
+     * alone (to rounding: a row's dot products may be summed in another order by a GEMM of more rows).
+     * Sequences must have distinct states made by {@link #newBatchState} or {@link #newState}, at most their
+     * state's maxBlock tokens each, at most {@code scratch.maxRows()} rows in all. Logits go to {@code sink} in
+     * batch order, views into the scratch valid during the call. Every input is checked before any work.
+     */
+    public void forward(Scratch scratch, List<Sequence> batch, BatchLogitsSink sink) {
+        if (scratch.owner() != this) {
+            throw new IllegalArgumentException("this scratch was made by another model");
+        }
+        int rows = 0;
+        java.util.Set<State> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Sequence seq : batch) {
+            State s = seq.state();
+            checkOwner(s);
+            if (!seen.add(s)) throw new IllegalArgumentException("a state appears twice in one batch");
+            if (seq.tokens().length > s.maxBlock) {
+                throw new IllegalArgumentException(seq.tokens().length + " tokens in one step exceed the state's block of " + s.maxBlock);
+            }
+            if (s.maxCapacity > scratch.scoresCapacity) {
+                throw new IllegalArgumentException("a state of " + s.maxCapacity + " KV slots needs a scratch for that many (has "
+                        + scratch.scoresCapacity + ")");
+            }
+            checkTokens(s, seq.tokens());
+            rows += seq.tokens().length;
+        }
+        if (rows > scratch.maxRows) {
+            throw new IllegalArgumentException(rows + " rows exceed the scratch's " + scratch.maxRows);
+        }
+        if (batch.isEmpty()) return;
+        guarded(() -> {
+            ForwardProfile p = profile;
+            if (p != null) p.countPass();
+            step(scratch, batch, sink, p);
+            checkpoint.checkIntact();
+        });
+    }
+
+    /** One sequence through the batched path, in blocks of the state's maxBlock. */
     private void run(State s, int[] tokens, boolean allLogits, LogitsSink sink) {
-        if (s.owner() != this) {
-            throw new IllegalArgumentException("this state was made by another model");
+        checkOwner(s);
+        if (s.scratch == null) {
+            throw new IllegalArgumentException("this state has no activations of its own: step it with forward(Scratch, ...)");
         }
         checkTokens(s, tokens);
         ForwardProfile p = profile;
@@ -444,24 +606,28 @@ public final class AyaForward implements AutoCloseable {
         for (int start = 0; start < tokens.length; start += s.maxBlock) {
             int n = Math.min(s.maxBlock, tokens.length - start);
             boolean lastBlock = start + n == tokens.length;
-            block(s, tokens, start, n, p);
+            int logitsFrom = allLogits ? 0 : lastBlock ? n - 1 : n;
+            int offset = start;
+            step(s.scratch, List.of(new Sequence(s, Arrays.copyOfRange(tokens, start, start + n), logitsFrom)),
+                    (seq, i, row) -> sink.accept(offset + i, row), p);
             checkpoint.checkIntact(); // a weight file truncated during the block: its lost pages read as zeros
-            if (allLogits) {
-                head(s, 0, n, start, sink, p);
-            } else if (lastBlock) {
-                head(s, n - 1, 1, start, sink, p);
-            }
         }
         checkpoint.checkIntact();
     }
 
-    /** {@link #run}, naming the weight file when the JVM reports a read of a lost mapped page (no native guard). */
-    private void runGuarded(State s, int[] tokens, boolean allLogits, LogitsSink sink) {
+    /** Runs {@code pass}, naming the weight file when the JVM reports a read of a lost mapped page (no native guard). */
+    private void guarded(Runnable pass) {
         try {
-            run(s, tokens, allLogits, sink);
+            pass.run();
         } catch (InternalError e) {
             checkpoint.verifyUnchanged(); // throws the one-line error if a file changed; else this is another error
             throw e;
+        }
+    }
+
+    private void checkOwner(State s) {
+        if (s.owner() != this) {
+            throw new IllegalArgumentException("this state was made by another model");
         }
     }
 
@@ -479,83 +645,165 @@ public final class AyaForward implements AutoCloseable {
         }
     }
 
-    /** One pass of every layer over tokens[start, start + n) at positions s.position..; advances the position. */
-    private void block(State s, int[] tokens, int start, int n, ForwardProfile p) {
+    /**
+     * Consecutive rows of a step that share a precision: {@code prefill} rows belong to a sequence feeding more than
+     * one token this step (with --activations bf16 they are rounded to bf16; a one-token row keeps decode numerics).
+     */
+    private record Rows(int start, int count, boolean prefill) {
+    }
+
+    /**
+     * One pass of every layer over the batch's rows (sequence after sequence, each at its state's position), then
+     * the logits the sequences want; advances every state's position.
+     */
+    private void step(Scratch sc, List<Sequence> batch, BatchLogitsSink sink, ForwardProfile p) {
         ModelConfig c = config;
         int d = c.hiddenSize(), heads = c.numHeads(), kvHeads = c.numKvHeads();
-        int hd = c.headDim(), kvd = c.kvDim();
-        int pos0 = s.position;
+        int hd = c.headDim(), qd = c.qDim(), kvd = c.kvDim();
+        int count = batch.size();
+        int[] firstRow = new int[count + 1]; // sequence e owns rows [firstRow[e], firstRow[e + 1])
+        for (int e = 0; e < count; e++) firstRow[e + 1] = firstRow[e] + batch.get(e).tokens().length;
+        int n = firstRow[count];
+        List<Rows> runs = precisionRuns(batch, firstRow);
         long t0 = p == null ? 0 : System.nanoTime();
 
         // x = embed_tokens(ids). Cohere: no embedding scaling.
-        for (int t = 0; t < n; t++) {
-            kernels.embed(embed.type(), embed.data(), tokens[start + t], d, s.x.asSlice((long) t * d * Float.BYTES));
+        for (int e = 0; e < count; e++) {
+            int[] tokens = batch.get(e).tokens();
+            for (int t = 0; t < tokens.length; t++) {
+                kernels.embed(embed.type(), embed.data(), tokens[t], d, sc.x.asSlice((long) (firstRow[e] + t) * d * Float.BYTES));
+            }
         }
-        ropeTables(s, pos0, n);
+        ropeTables(sc, batch, firstRow);
         t0 = lap(p, ForwardProfile.Op.EMBED, t0);
 
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
-            MemorySegment keyCache = s.keys[l], valueCache = s.values[l]; // [C, KV, hd]
             // h = input_layernorm(x): fp32 LayerNorm with mean subtraction and no bias (not RMSNorm)
-            kernels.layerNorm(s.x, layer.norm, s.xb, n, d, c.layerNormEps());
+            kernels.layerNorm(sc.x, layer.norm, sc.xb, n, d, c.layerNormEps());
             t0 = lap(p, ForwardProfile.Op.LAYERNORM, t0);
 
             // q, k, v = h Wq^T, h Wk^T, h Wv^T   [n, H*hd], [n, KV*hd], [n, KV*hd]
             // and, on the same h (Cohere's parallel block), gate = silu(h Wgate^T) * (h Wup^T)   [n, I]
-            projectionsIn(layer, s, n);
+            projectionsIn(layer, sc, runs, n);
             t0 = lap(p, ForwardProfile.Op.PROJECTIONS_IN, t0);
             if (layer.sliding) {
                 // Cohere2: RoPE (interleaved pairs 2i, 2i+1) on sliding layers only; global layers use no positions (NoPE)
-                kernels.ropeInterleaved(s.q, n, heads, hd, 0, s.cos, s.sin);
-                kernels.ropeInterleaved(s.k, n, kvHeads, hd, 0, s.cos, s.sin);
+                kernels.ropeInterleaved(sc.q, n, heads, hd, 0, sc.cos, sc.sin);
+                kernels.ropeInterleaved(sc.k, n, kvHeads, hd, 0, sc.cos, sc.sin);
                 t0 = lap(p, ForwardProfile.Op.ROPE, t0);
             }
-            // Write the block's keys and values into the cache (slot = position % C: a ring on sliding layers)
-            int cap = s.capacity[l];
-            for (int t = 0; t < n; t++) {
-                long slot = (pos0 + t) % cap;
-                MemorySegment.copy(s.k, (long) t * kvd * Float.BYTES, keyCache, slot * kvd * Float.BYTES, (long) kvd * Float.BYTES);
-                MemorySegment.copy(s.v, (long) t * kvd * Float.BYTES, valueCache, slot * kvd * Float.BYTES, (long) kvd * Float.BYTES);
+            // Write each sequence's keys and values into its cache (slot = position % C: a ring on sliding layers)
+            for (int e = 0; e < count; e++) {
+                State s = batch.get(e).state();
+                int cap = s.capacity[l];
+                for (int r = firstRow[e]; r < firstRow[e + 1]; r++) {
+                    long slot = (s.position + r - firstRow[e]) % cap;
+                    MemorySegment.copy(sc.k, (long) r * kvd * Float.BYTES, s.keys[l], slot * kvd * Float.BYTES, (long) kvd * Float.BYTES);
+                    MemorySegment.copy(sc.v, (long) r * kvd * Float.BYTES, s.values[l], slot * kvd * Float.BYTES, (long) kvd * Float.BYTES);
+                }
             }
             t0 = lap(p, ForwardProfile.Op.KV_WRITE, t0);
-            // att = softmax(q k^T * hd^-0.5 + mask) v, f32; sliding layers see q - window < k <= q, global k <= q; GQA
+            // att = softmax(q k^T * hd^-0.5 + mask) v, f32; sliding layers see q - window < k <= q, global k <= q; GQA.
+            // One job over every sequence's (row, head) items; each item reads its own sequence's cache.
             int window = layer.sliding ? c.slidingWindow() : 0;
             float scale = (float) (1.0 / Math.sqrt(hd));
-            pool.forRange(n * heads, 1, (worker, from, to) -> kernels.attention(
-                    s.q, keyCache, valueCache, s.att, n, pos0, heads, kvHeads, hd, cap, window, scale,
-                    s.scores.asSlice((long) worker * s.scoresStride * Float.BYTES, (long) s.scoresStride * Float.BYTES),
-                    from, to));
+            int layerIndex = l;
+            pool.forRange(n * heads, 1, (worker, from, to) -> {
+                MemorySegment scores = sc.scores.asSlice((long) worker * sc.scoresStride * Float.BYTES, (long) sc.scoresStride * Float.BYTES);
+                for (int e = 0; e < count; e++) {
+                    int first = firstRow[e] * heads, end = firstRow[e + 1] * heads;
+                    int a = Math.max(from, first), b = Math.min(to, end);
+                    if (a >= b) continue;
+                    State s = batch.get(e).state();
+                    long qOffset = (long) firstRow[e] * qd * Float.BYTES;
+                    kernels.attention(sc.q.asSlice(qOffset), s.keys[layerIndex], s.values[layerIndex], sc.att.asSlice(qOffset),
+                            firstRow[e + 1] - firstRow[e], s.position, heads, kvHeads, hd, s.capacity[layerIndex], window, scale,
+                            scores, a - first, b - first);
+                }
+            });
             t0 = lap(p, ForwardProfile.Op.ATTENTION, t0);
 
             // attn(h) = o_proj(att), mlp(h) = down_proj(gate); Cohere: parallel block, x = x + attn(h) + mlp(h)
-            projectionsOut(layer, s, n);
+            projectionsOut(layer, sc, runs, n);
             t0 = lap(p, ForwardProfile.Op.PROJECTIONS_OUT, t0);
         }
-        s.position = pos0 + n;
+        for (int e = 0; e < count; e++) {
+            batch.get(e).state().position += firstRow[e + 1] - firstRow[e];
+        }
+        head(sc, batch, firstRow, sink, p);
     }
 
-    /** Logits for block rows [from, from + count): model.norm, then h . head^T * logit_scale, HEAD_ROWS at a time. */
-    private void head(State s, int from, int count, int blockStart, LogitsSink sink, ForwardProfile p) {
+    /**
+     * The rows of a step as runs of one precision (see {@link Rows}). With f32 activations that is one run of all
+     * rows: one product per matrix. With bf16, sequences feeding one token keep decode numerics, so a batch mixing
+     * decode and prefill rows makes one product per run of either kind.
+     */
+    private List<Rows> precisionRuns(List<Sequence> batch, int[] firstRow) {
+        int n = firstRow[batch.size()];
+        if (activations != Activations.BF16) return List.of(new Rows(0, n, false));
+        List<Rows> runs = new ArrayList<>();
+        for (int e = 0; e < batch.size(); e++) {
+            int rows = firstRow[e + 1] - firstRow[e];
+            boolean prefill = rows > 1;
+            Rows last = runs.isEmpty() ? null : runs.getLast();
+            if (last != null && last.prefill() == prefill) {
+                runs.set(runs.size() - 1, new Rows(last.start(), last.count() + rows, prefill));
+            } else {
+                runs.add(new Rows(firstRow[e], rows, prefill));
+            }
+        }
+        return runs;
+    }
+
+    /**
+     * The logits the sequences want: model.norm, then h . head^T * logit_scale, HEAD_ROWS rows at a time. The wanted
+     * rows are gathered into xb (free once the layers are done) so one product serves several sequences. A
+     * sequence wanting several rows is prefill (bf16 activations apply); one row is decode.
+     */
+    private void head(Scratch sc, List<Sequence> batch, int[] firstRow, BatchLogitsSink sink, ForwardProfile p) {
+        int d = config.hiddenSize();
+        int[] fromSequence = new int[HEAD_ROWS], fromIndex = new int[HEAD_ROWS]; // where each gathered row comes from
+        int gathered = 0;
+        boolean groupPrefill = false;
+        for (int e = 0; e < batch.size(); e++) {
+            Sequence seq = batch.get(e);
+            int wanted = seq.tokens().length - seq.logitsFrom();
+            boolean prefill = wanted > 1;
+            for (int i = seq.logitsFrom(); i < seq.tokens().length; i++) {
+                if (gathered == HEAD_ROWS || (gathered > 0 && prefill != groupPrefill)) {
+                    headRows(sc, gathered, groupPrefill, fromSequence, fromIndex, sink, p);
+                    gathered = 0;
+                }
+                groupPrefill = prefill;
+                MemorySegment.copy(sc.x, (long) (firstRow[e] + i) * d * Float.BYTES, sc.xb, (long) gathered * d * Float.BYTES,
+                        (long) d * Float.BYTES);
+                fromSequence[gathered] = e;
+                fromIndex[gathered] = i;
+                gathered++;
+            }
+        }
+        if (gathered > 0) headRows(sc, gathered, groupPrefill, fromSequence, fromIndex, sink, p);
+    }
+
+    /** Logits of the first {@code rows} rows of xb (final hidden states), handed to the sink. */
+    private void headRows(Scratch sc, int rows, boolean prefill, int[] fromSequence, int[] fromIndex, BatchLogitsSink sink,
+                          ForwardProfile p) {
         int d = config.hiddenSize(), vocab = config.vocabSize();
         float logitScale = config.logitScale();
         long t0 = p == null ? 0 : System.nanoTime();
-        for (int r0 = from; r0 < from + count; r0 += HEAD_ROWS) {
-            int rows = Math.min(HEAD_ROWS, from + count - r0);
-            MemorySegment h = s.xb.asSlice((long) r0 * d * Float.BYTES, (long) rows * d * Float.BYTES);
-            kernels.layerNorm(s.x.asSlice((long) r0 * d * Float.BYTES), finalNorm, h, rows, d, config.layerNormEps());
-            t0 = lap(p, ForwardProfile.Op.HEAD_NORM, t0);
-            matmul(head, h, s.logits, rows, count > 1); // bf16 activations: every row of a prefill's logits alike
-            t0 = lap(p, ForwardProfile.Op.HEAD, t0);
-            long total = logitScale == 1.0f ? 0 : (long) rows * vocab; // x * 1.0f == x: Tiny Aya skips the pass
-            for (long i = 0; i < total; i++) {
-                // Cohere: logits are scaled by logit_scale (0.0625 by default, 1.0 in Tiny Aya)
-                s.logits.setAtIndex(ValueLayout.JAVA_FLOAT, i, s.logits.getAtIndex(ValueLayout.JAVA_FLOAT, i) * logitScale);
-            }
-            t0 = lap(p, ForwardProfile.Op.LOGIT_SCALE, t0);
-            for (int r = 0; r < rows; r++) {
-                sink.accept(blockStart + r0 + r, s.logits.asSlice((long) r * vocab * Float.BYTES, (long) vocab * Float.BYTES));
-            }
+        kernels.layerNorm(sc.xb, finalNorm, sc.xb, rows, d, config.layerNormEps());
+        t0 = lap(p, ForwardProfile.Op.HEAD_NORM, t0);
+        matmul(head, sc.xb, sc.logits, rows, prefill);
+        t0 = lap(p, ForwardProfile.Op.HEAD, t0);
+        long total = logitScale == 1.0f ? 0 : (long) rows * vocab; // x * 1.0f == x: Tiny Aya skips the pass
+        for (long i = 0; i < total; i++) {
+            // Cohere: logits are scaled by logit_scale (0.0625 by default, 1.0 in Tiny Aya)
+            sc.logits.setAtIndex(ValueLayout.JAVA_FLOAT, i, sc.logits.getAtIndex(ValueLayout.JAVA_FLOAT, i) * logitScale);
+        }
+        lap(p, ForwardProfile.Op.LOGIT_SCALE, t0);
+        for (int r = 0; r < rows; r++) {
+            sink.accept(fromSequence[r], fromIndex[r], sc.logits.asSlice((long) r * vocab * Float.BYTES, (long) vocab * Float.BYTES));
         }
     }
 
@@ -566,20 +814,20 @@ public final class AyaForward implements AutoCloseable {
      * its up row count as two rows and always go to the same thread, which applies SwiGLU to its own rows.
      * Each output row is one kernel call's dot products whichever thread runs it: the split never changes a bit.
      */
-    private void projectionsIn(Layer layer, State s, int n) {
+    private void projectionsIn(Layer layer, Scratch sc, List<Rows> runs, int n) {
         int qRows = layer.wq.rows(), kRows = layer.wk.rows(), vRows = layer.wv.rows(), ff = layer.wGate.rows();
         int qkvRows = qRows + kRows + vRows;
         pool.forRange(qkvRows + 2 * ff, 8, (worker, from, to) -> {
-            rowSlice(layer.wq, s.xb, s.q, n, from, to, 0);
-            rowSlice(layer.wk, s.xb, s.k, n, from, to, qRows);
-            rowSlice(layer.wv, s.xb, s.v, n, from, to, qRows + kRows);
+            rowSlice(layer.wq, sc.xb, sc.q, runs, from, to, 0);
+            rowSlice(layer.wk, sc.xb, sc.k, runs, from, to, qRows);
+            rowSlice(layer.wv, sc.xb, sc.v, runs, from, to, qRows + kRows);
             // pair index j covers stacked rows qkvRows + 2j and + 2j + 1; floor on both ends partitions [0, ff)
             int ffFrom = Math.max(from - qkvRows, 0) / 2, ffTo = Math.max(to - qkvRows, 0) / 2;
             if (ffFrom < ffTo) {
-                product(layer.wGate, s.xb, s.gate, n, ff, ffFrom, ffTo, n > 1);
-                product(layer.wUp, s.xb, s.up, n, ff, ffFrom, ffTo, n > 1);
+                products(layer.wGate, sc.xb, sc.gate, runs, ff, ffFrom, ffTo);
+                products(layer.wUp, sc.xb, sc.up, runs, ff, ffFrom, ffTo);
                 for (int t = 0; t < n; t++) {
-                    kernels.swiglu(s.gate, s.up, (long) t * ff + ffFrom, (long) t * ff + ffTo);
+                    kernels.swiglu(sc.gate, sc.up, (long) t * ff + ffFrom, (long) t * ff + ffTo);
                 }
             }
         });
@@ -589,23 +837,32 @@ public final class AyaForward implements AutoCloseable {
      * attOut = att Wo^T, mlpOut = gate Wdown^T and x += attOut + mlpOut, in one job: both matrices have D rows, so
      * each thread computes the same slice of D of both and adds its slice to the residual stream.
      */
-    private void projectionsOut(Layer layer, State s, int n) {
+    private void projectionsOut(Layer layer, Scratch sc, List<Rows> runs, int n) {
         Matrix wo = layer.wo, down = layer.wDown;
         int d = wo.rows();
         pool.forRange(d, 4, (worker, from, to) -> {
-            product(wo, s.att, s.attOut, n, d, from, to, n > 1);
-            product(down, s.gate, s.mlpOut, n, d, from, to, n > 1);
+            products(wo, sc.att, sc.attOut, runs, d, from, to);
+            products(down, sc.gate, sc.mlpOut, runs, d, from, to);
             for (int t = 0; t < n; t++) {
-                residual(s.x, s.attOut, s.mlpOut, (long) t * d + from, (long) t * d + to);
+                residual(sc.x, sc.attOut, sc.mlpOut, (long) t * d + from, (long) t * d + to);
             }
         });
     }
 
     /** The part of rows [from, to) of a stacked range that falls in matrix w, which starts at row {@code offset}. */
-    private void rowSlice(Matrix w, MemorySegment x, MemorySegment out, int tokens, int from, int to, int offset) {
+    private void rowSlice(Matrix w, MemorySegment x, MemorySegment out, List<Rows> runs, int from, int to, int offset) {
         int start = Math.max(from - offset, 0), end = Math.min(to - offset, w.rows());
         if (start < end) {
-            product(w, x, out, tokens, w.rows(), start, end, tokens > 1);
+            products(w, x, out, runs, w.rows(), start, end);
+        }
+    }
+
+    /** Output rows [from, to) of x w^T for every run of input rows (one product per run; usually one run). */
+    private void products(Matrix w, MemorySegment x, MemorySegment out, List<Rows> runs, int outStride, int from, int to) {
+        for (Rows r : runs) {
+            MemorySegment in = r.start() == 0 ? x : x.asSlice((long) r.start() * w.cols() * Float.BYTES);
+            MemorySegment o = r.start() == 0 ? out : out.asSlice((long) r.start() * outStride * Float.BYTES);
+            product(w, in, o, r.count(), outStride, from, to, r.prefill());
         }
     }
 
@@ -642,18 +899,21 @@ public final class AyaForward implements AutoCloseable {
     }
 
     /**
-     * cos/sin [n, hd/2] for positions pos0..pos0+n-1, computed in f32 like transformers:
+     * cos/sin [n, hd/2], row r at its own sequence's position, computed in f32 like transformers:
      * inv_freq[i] = 1 / theta^(2i/hd), angle = pos * inv_freq[i].
      */
-    private void ropeTables(State s, int pos0, int n) {
+    private void ropeTables(Scratch sc, List<Sequence> batch, int[] firstRow) {
         int hd = config.headDim(), half = hd / 2;
         float theta = (float) config.ropeTheta();
         for (int i = 0; i < half; i++) {
             float invFreq = 1.0f / (float) Math.pow(theta, (float) (2 * i) / hd);
-            for (int t = 0; t < n; t++) {
-                float angle = (float) (pos0 + t) * invFreq;
-                s.cos.setAtIndex(ValueLayout.JAVA_FLOAT, (long) t * half + i, (float) Math.cos(angle));
-                s.sin.setAtIndex(ValueLayout.JAVA_FLOAT, (long) t * half + i, (float) Math.sin(angle));
+            for (int e = 0; e < batch.size(); e++) {
+                int pos0 = batch.get(e).state().position;
+                for (int r = firstRow[e]; r < firstRow[e + 1]; r++) {
+                    float angle = (float) (pos0 + r - firstRow[e]) * invFreq;
+                    sc.cos.setAtIndex(ValueLayout.JAVA_FLOAT, (long) r * half + i, (float) Math.cos(angle));
+                    sc.sin.setAtIndex(ValueLayout.JAVA_FLOAT, (long) r * half + i, (float) Math.sin(angle));
+                }
             }
         }
     }

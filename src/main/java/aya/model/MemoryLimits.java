@@ -20,20 +20,41 @@ public final class MemoryLimits {
 
     /** Bytes of native memory a {@link AyaForward.State} with this shape allocates (mirrors its constructor). */
     public static long stateBytes(ModelConfig c, int context, int maxBlock, int threads) {
+        return saturatedSum(kvBytes(c, context, maxBlock), scratchBytes(c, maxBlock, maxCapacity(c, context, maxBlock), threads));
+    }
+
+    /** Bytes of the KV cache of a state (all a batch state allocates, see AyaForward.newBatchState). */
+    public static long kvBytes(ModelConfig c, int context, int maxBlock) {
         // doubles: a hostile config can make the exact product overflow a long; the cast saturates at Long.MAX_VALUE
-        double kvd = c.kvDim();
         double kv = 0;
-        double maxCap = 1;
         for (int l = 0; l < c.numLayers(); l++) {
-            double cap = c.isSliding(l) ? Math.min(context, (double) c.slidingWindow() + maxBlock - 1) : context;
-            kv += 2 * cap * kvd;
-            maxCap = Math.max(maxCap, cap);
+            kv += 2 * slots(c, l, context, maxBlock) * (double) c.kvDim();
         }
-        double activations = (double) maxBlock
-                * (4.0 * c.hiddenSize() + 2.0 * c.qDim() + 2 * kvd + 2.0 * c.intermediateSize() + c.headDim());
-        double scores = (double) threads * (maxCap + 15);
+        return (long) (Float.BYTES * kv);
+    }
+
+    /** Bytes of the activations of a pass over up to {@code rows} rows whose queries see up to {@code capacity} keys. */
+    public static long scratchBytes(ModelConfig c, int rows, int capacity, int threads) {
+        double activations = (double) rows
+                * (4.0 * c.hiddenSize() + 2.0 * c.qDim() + 2.0 * c.kvDim() + 2.0 * c.intermediateSize() + c.headDim());
+        double scores = (double) threads * (capacity + 15.0);
         double logits = (double) AyaForward.HEAD_ROWS * c.vocabSize();
-        return (long) (Float.BYTES * (kv + activations + scores + logits));
+        return (long) (Float.BYTES * (activations + scores + logits));
+    }
+
+    private static double slots(ModelConfig c, int layer, int context, int maxBlock) {
+        return c.isSliding(layer) ? Math.min(context, (double) c.slidingWindow() + maxBlock - 1) : context;
+    }
+
+    private static int maxCapacity(ModelConfig c, int context, int maxBlock) {
+        double max = 1;
+        for (int l = 0; l < c.numLayers(); l++) max = Math.max(max, slots(c, l, context, maxBlock));
+        return (int) max;
+    }
+
+    private static long saturatedSum(long a, long b) {
+        long sum = a + b;
+        return ((a ^ sum) & (b ^ sum)) < 0 ? Long.MAX_VALUE : sum;
     }
 
     /** Memory the kernel says can be handed out now without swapping (MemAvailable), else the JVM's view of free RAM. */
