@@ -27,7 +27,10 @@ enum aya_weight_type {
     AYA_WEIGHT_F16  = 1,
     AYA_WEIGHT_BF16 = 2,
     AYA_WEIGHT_Q8_0 = 3, /* blocks of 32 weights: f16 scale + 32 int8 (GGUF Q8_0) */
-    AYA_WEIGHT_Q4_0 = 4  /* blocks of 32 weights: f16 scale + 16 bytes, byte j = element j | element j+16 << 4, offset 8 (GGUF Q4_0) */
+    AYA_WEIGHT_Q4_0 = 4, /* blocks of 32 weights: f16 scale + 16 bytes, byte j = element j | element j+16 << 4, offset 8 (GGUF Q4_0) */
+    AYA_WEIGHT_Q5_0 = 5, /* blocks of 32 weights: f16 scale, 4 bytes of 5th bits, 16 bytes of nibbles as Q4_0, offset 16 (GGUF Q5_0) */
+    AYA_WEIGHT_Q4_K = 6, /* super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles (GGUF Q4_K) */
+    AYA_WEIGHT_Q6_K = 7  /* super-blocks of 256: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d (GGUF Q6_K) */
 };
 
 /* Result codes of aya_init / aya_set_isa. */
@@ -85,6 +88,19 @@ void aya_matmul_bf16_bf16(const uint16_t *w, const float *x, float *out,
 void aya_matmul_q8_0_f32(const void *w, const float *x, float *out,
                          int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_q4_0_f32(const void *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
+
+/* ---- GGUF k-quant weights (docs/gguf-kernels.md has the layouts): Q5_0 rows of in_dim / 32 blocks of 22 bytes (x
+ * quantized to Q8_0 as above); Q4_K (144 bytes) and Q6_K (210 bytes) rows of in_dim / 256 super-blocks, in_dim a multiple
+ * of 256, x quantized per token to Q8_K as llama.cpp's quantize_row_q8_K_ref does (per 256 values: d = max / -127 with
+ * max the value of largest magnitude, q = round-half-even(x * -127 / max)). Each super-block is an exact integer dot
+ * product of the 4/6-bit values and their integer sub-block scales with q, scaled by d_w * d_x (Q4_K: minus
+ * dmin_w * d_x * sum(min * block sums of q)), summed in f32. ---- */
+void aya_matmul_q5_0_f32(const void *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q4_k_f32(const void *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q6_k_f32(const void *w, const float *x, float *out,
                          int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end);
 
 /* ---- embedding lookup: out[i] = f32(table[row, i]) for i < dim ---- */

@@ -4,6 +4,7 @@
 
 #include "bf16act.h"
 #include "kernels_internal.h"
+#include "kquant.h"
 
 /* Scalar until aya_init runs, so a forgotten init is slow, never wrong. */
 static const aya_kernel_table *active = &aya_table_generic;
@@ -11,6 +12,20 @@ static const aya_kernel_table *active = &aya_table_generic;
  * matmul on activations rounded to bf16 (same numerics, no speed-up). */
 static aya_matmul_fn active_bf16_bf16 = NULL;
 static char last_error[256];
+/* The Q5_0 / Q4_K / Q6_K kernels of the active table's ISA (kquant_*.c). */
+static const aya_kquant_table *active_kquant = &aya_kquant_generic;
+
+static const aya_kquant_table *kquant_for(const aya_kernel_table *table) {
+#if defined(__x86_64__)
+    if (table == &aya_table_avx2) return &aya_kquant_avx2;
+    if (table == &aya_table_avx512) return &aya_kquant_avx512;
+#endif
+#if defined(__aarch64__)
+    if (table == &aya_table_neon) return &aya_kquant_neon;
+#endif
+    (void) table;
+    return &aya_kquant_generic;
+}
 
 /* The table for an ISA name, or NULL with *status set. */
 static const aya_kernel_table *table_for(const char *name, int32_t *status) {
@@ -67,6 +82,7 @@ static int32_t select_isa(const char *name, const char *origin) {
     switch (status) {
     case AYA_OK:
         active = table;
+        active_kquant = kquant_for(table);
 #if defined(__x86_64__)
         active_bf16_bf16 = strcmp(name, "avx512bf16") == 0 ? aya_matmul_bf16_bf16_avx512bf16 : NULL;
 #endif
@@ -145,6 +161,21 @@ void aya_matmul_q8_0_f32(const void *w, const float *x, float *out,
 void aya_matmul_q4_0_f32(const void *w, const float *x, float *out,
                          int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
     active->matmul[AYA_WEIGHT_Q4_0](w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+void aya_matmul_q5_0_f32(const void *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
+    active_kquant->q5_0(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+void aya_matmul_q4_k_f32(const void *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
+    active_kquant->q4_k(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+void aya_matmul_q6_k_f32(const void *w, const float *x, float *out,
+                         int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end) {
+    active_kquant->q6_k(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 void aya_embed_f32_f32(const float *table, int64_t row, int32_t dim, float *out) {

@@ -68,6 +68,33 @@ public class aya_kernels_h extends aya_kernels_h$shared {
     public static int AYA_WEIGHT_Q4_0() {
         return AYA_WEIGHT_Q4_0;
     }
+    private static final int AYA_WEIGHT_Q5_0 = (int)5L;
+    /**
+     * {@snippet lang=c :
+     * enum aya_weight_type.AYA_WEIGHT_Q5_0 = 5
+     * }
+     */
+    public static int AYA_WEIGHT_Q5_0() {
+        return AYA_WEIGHT_Q5_0;
+    }
+    private static final int AYA_WEIGHT_Q4_K = (int)6L;
+    /**
+     * {@snippet lang=c :
+     * enum aya_weight_type.AYA_WEIGHT_Q4_K = 6
+     * }
+     */
+    public static int AYA_WEIGHT_Q4_K() {
+        return AYA_WEIGHT_Q4_K;
+    }
+    private static final int AYA_WEIGHT_Q6_K = (int)7L;
+    /**
+     * {@snippet lang=c :
+     * enum aya_weight_type.AYA_WEIGHT_Q6_K = 7
+     * }
+     */
+    public static int AYA_WEIGHT_Q6_K() {
+        return AYA_WEIGHT_Q6_K;
+    }
     private static final int AYA_OK = (int)0L;
     /**
      * {@snippet lang=c :
@@ -786,6 +813,204 @@ public class aya_kernels_h extends aya_kernels_h$shared {
         try {
             if (TRACE_DOWNCALLS) {
                 traceDowncall("aya_matmul_q4_0_f32", w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+            }
+            mh$.invokeExact(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class aya_matmul_q5_0_f32 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aya_matmul_q5_0_f32");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void aya_matmul_q5_0_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static FunctionDescriptor aya_matmul_q5_0_f32$descriptor() {
+        return aya_matmul_q5_0_f32.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void aya_matmul_q5_0_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static MethodHandle aya_matmul_q5_0_f32$handle() {
+        return aya_matmul_q5_0_f32.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void aya_matmul_q5_0_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static MemorySegment aya_matmul_q5_0_f32$address() {
+        return aya_matmul_q5_0_f32.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void aya_matmul_q5_0_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static void aya_matmul_q5_0_f32(MemorySegment w, MemorySegment x, MemorySegment out, int tokens, int in_dim, int out_stride, int row_start, int row_end) {
+        var mh$ = aya_matmul_q5_0_f32.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aya_matmul_q5_0_f32", w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+            }
+            mh$.invokeExact(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class aya_matmul_q4_k_f32 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aya_matmul_q4_k_f32");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void aya_matmul_q4_k_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static FunctionDescriptor aya_matmul_q4_k_f32$descriptor() {
+        return aya_matmul_q4_k_f32.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void aya_matmul_q4_k_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static MethodHandle aya_matmul_q4_k_f32$handle() {
+        return aya_matmul_q4_k_f32.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void aya_matmul_q4_k_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static MemorySegment aya_matmul_q4_k_f32$address() {
+        return aya_matmul_q4_k_f32.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void aya_matmul_q4_k_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static void aya_matmul_q4_k_f32(MemorySegment w, MemorySegment x, MemorySegment out, int tokens, int in_dim, int out_stride, int row_start, int row_end) {
+        var mh$ = aya_matmul_q4_k_f32.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aya_matmul_q4_k_f32", w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+            }
+            mh$.invokeExact(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class aya_matmul_q6_k_f32 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_POINTER,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT,
+            aya_kernels_h.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aya_matmul_q6_k_f32");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void aya_matmul_q6_k_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static FunctionDescriptor aya_matmul_q6_k_f32$descriptor() {
+        return aya_matmul_q6_k_f32.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void aya_matmul_q6_k_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static MethodHandle aya_matmul_q6_k_f32$handle() {
+        return aya_matmul_q6_k_f32.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void aya_matmul_q6_k_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static MemorySegment aya_matmul_q6_k_f32$address() {
+        return aya_matmul_q6_k_f32.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void aya_matmul_q6_k_f32(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride, int32_t row_start, int32_t row_end)
+     * }
+     */
+    public static void aya_matmul_q6_k_f32(MemorySegment w, MemorySegment x, MemorySegment out, int tokens, int in_dim, int out_stride, int row_start, int row_end) {
+        var mh$ = aya_matmul_q6_k_f32.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aya_matmul_q6_k_f32", w, x, out, tokens, in_dim, out_stride, row_start, row_end);
             }
             mh$.invokeExact(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
         } catch (Error | RuntimeException ex) {

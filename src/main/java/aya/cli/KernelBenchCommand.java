@@ -24,7 +24,7 @@ public final class KernelBenchCommand implements Callable<Integer> {
     @Option(names = "--tokens", defaultValue = "64", description = "Tokens per prefill matmul (default: ${DEFAULT-VALUE}).")
     int tokens;
 
-    @Option(names = "--type", defaultValue = "bf16", description = "Weight type: f32, f16, bf16, q8_0, q4_0 (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--type", defaultValue = "bf16", description = "Weight type: f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (default: ${DEFAULT-VALUE}).")
     String type;
 
     @Option(names = "--seconds", defaultValue = "1.5", description = "Timing budget per case (default: ${DEFAULT-VALUE}).")
@@ -39,7 +39,7 @@ public final class KernelBenchCommand implements Callable<Integer> {
         try {
             weightType = WeightType.valueOf(type.toUpperCase(Locale.ROOT));
         } catch (IllegalArgumentException e) {
-            throw new AyaException("unknown weight type '" + type + "' (expected f32, f16, bf16, q8_0 or q4_0)");
+            throw new AyaException("unknown weight type '" + type + "' (expected f32, f16, bf16, q8_0, q4_0, q5_0, q4_k or q6_k)");
         }
         if (tokens < 2) throw new AyaException("--tokens must be at least 2 (the prefill case), got " + tokens);
         if (seconds <= 0) throw new AyaException("--seconds must be positive, got " + seconds);

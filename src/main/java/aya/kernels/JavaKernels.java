@@ -110,6 +110,10 @@ public final class JavaKernels implements Kernels {
     @Override
     public void matmul(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
                        int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
+        if (KQuant.handles(type)) {
+            KQuant.matmul(type, w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            return;
+        }
         if (type.quantized()) {
             matmulQuantized(type, w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
             return;

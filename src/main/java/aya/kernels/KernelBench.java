@@ -19,7 +19,7 @@ import java.util.function.Supplier;
  * Decode (tokens = 1) is memory-bound: GB/s of weights streamed. Prefill: GFLOP/s.
  *
  * <pre>java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp target/aya.jar aya.kernels.KernelBench
- * [--backends java,native] [--threads 1,2] [--tokens 64] [--type bf16|f16|f32|q8_0|q4_0] [--seconds 1.5] [--shapes all|small]</pre>
+ * [--backends java,native] [--threads 1,2] [--tokens 64] [--type bf16|f16|f32|q8_0|q4_0|q5_0|q4_k|q6_k] [--seconds 1.5] [--shapes all|small]</pre>
  */
 public final class KernelBench {
 
@@ -223,6 +223,14 @@ public final class KernelBench {
 
     static MemorySegment randomWeights(Arena arena, WeightType type, long n, SplittableRandom rnd) {
         MemorySegment s = arena.allocate(type.rowBytes(n), 64);
+        if (KQuant.handles(type)) { // no quantizer for these (files bring them): random blocks with weight-like scales
+            for (long i = 0; i < s.byteSize(); i++) s.set(ValueLayout.JAVA_BYTE, i, (byte) rnd.nextInt(256));
+            int[] scaleFields = type == WeightType.Q4_K ? new int[]{0, 2} : type == WeightType.Q6_K ? new int[]{208} : new int[]{0};
+            for (long at = 0; at < s.byteSize(); at += type.blockBytes) {
+                for (int field : scaleFields) s.set(Quant.U16_LE, at + field, Float.floatToFloat16((float) rnd.nextDouble(-1e-3, 1e-3)));
+            }
+            return s;
+        }
         if (type.quantized()) { // quantized in chunks of 4096 weights, as the loader quantizes rows
             float[] chunk = new float[4096];
             for (long i = 0; i < n; i += chunk.length) {
@@ -238,7 +246,7 @@ public final class KernelBench {
                 case F32 -> s.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
                 case F16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(v));
                 case BF16 -> s.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(v) >>> 16));
-                default -> throw new IllegalArgumentException("benchmark supports f32, f16, bf16, q8_0, q4_0, not " + type);
+                default -> throw new IllegalArgumentException("benchmark supports f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, not " + type);
             }
         }
         return s;

@@ -87,6 +87,9 @@ public final class NativeKernels implements Kernels {
             case BF16 -> aya_matmul_bf16_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
             case Q8_0 -> aya_matmul_q8_0_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
             case Q4_0 -> aya_matmul_q4_0_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            case Q5_0 -> aya_matmul_q5_0_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            case Q4_K -> aya_matmul_q4_k_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
+            case Q6_K -> aya_matmul_q6_k_f32(w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
         }
     }
 
@@ -122,7 +125,7 @@ public final class NativeKernels implements Kernels {
             case F32 -> aya_embed_f32_f32(table, row, dim, out);
             case F16 -> aya_embed_f16_f32(table, row, dim, out);
             case BF16 -> aya_embed_bf16_f32(table, row, dim, out);
-            case Q8_0, Q4_0 -> { // one row per token: dequantized in Java, no native entry point needed
+            case Q8_0, Q4_0, Q5_0, Q4_K, Q6_K -> { // one row per token: dequantized in Java, no native entry point needed
                 Quant.dequantizeRowInto(type, table, row, dim, out);
             }
         }

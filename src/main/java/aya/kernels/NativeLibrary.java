@@ -32,7 +32,7 @@ final class NativeLibrary {
     static final List<String> REQUIRED_SYMBOLS = List.of(
             "aya_init", "aya_set_isa", "aya_isa_name", "aya_last_error", "aya_isa_available",
             "aya_matmul_f32_f32", "aya_matmul_f16_f32", "aya_matmul_bf16_f32", "aya_matmul_bf16_bf16", "aya_matmul_q8_0_f32",
-            "aya_matmul_q4_0_f32",
+            "aya_matmul_q4_0_f32", "aya_matmul_q5_0_f32", "aya_matmul_q4_k_f32", "aya_matmul_q6_k_f32",
             "aya_embed_f32_f32", "aya_embed_f16_f32", "aya_embed_bf16_f32",
             "aya_layernorm_f32", "aya_rope_interleaved_f32", "aya_attention_f32", "aya_swiglu_f32", "aya_softmax_f32",
             "aya_guard_add", "aya_guard_remove", "aya_guard_faulted", "aya_read_probe");

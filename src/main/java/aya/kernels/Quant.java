@@ -120,6 +120,10 @@ public final class Quant {
 
     /** out[outOff, outOff + n) = the n weights of {@code type} blocks starting at byte {@code at} of src, as f32. */
     public static void dequantizeRow(WeightType type, MemorySegment src, long at, int n, float[] out, int outOff) {
+        if (KQuant.handles(type)) {
+            KQuant.dequantizeRow(type, src, at, n, out, outOff);
+            return;
+        }
         checkBlocks(n);
         for (int b = 0; b < n / BLOCK; b++, at += type.blockBytes) {
             float d = Float.float16ToFloat(src.get(U16_LE, at));

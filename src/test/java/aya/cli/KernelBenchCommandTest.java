@@ -23,7 +23,7 @@ class KernelBenchCommandTest {
 
     @Test
     void rejectsBadFlags() {
-        assertEquals("unknown weight type 'q9' (expected f32, f16, bf16, q8_0 or q4_0)", userError("--type", "q9"));
+        assertEquals("unknown weight type 'q9' (expected f32, f16, bf16, q8_0, q4_0, q5_0, q4_k or q6_k)", userError("--type", "q9"));
         assertEquals("--tokens must be at least 2 (the prefill case), got 1", userError("--tokens", "1"));
         assertEquals("--threads must be at least 1, got 0", userError("--threads", "0"));
         assertEquals("unknown backend 'gpu' (java, native)", userError("--backends", "java,gpu"));

@@ -1,0 +1,92 @@
+/* Internal: GGUF k-quant weights (Q5_0, Q4_K, Q6_K) — block layouts, Q8_K activations and each ISA's kernels. */
+#ifndef AYA_KQUANT_H
+#define AYA_KQUANT_H
+
+#include "kernels_internal.h"
+
+enum { AYA_QK_K = 256, AYA_Q5_0_BYTES = 22, AYA_Q4_K_BYTES = 144, AYA_Q6_K_BYTES = 210 };
+
+/* One ISA's kernels for the three types; dispatch.c picks the set matching the active aya_kernel_table. */
+typedef struct aya_kquant_table {
+    aya_matmul_fn q5_0, q4_k, q6_k;
+} aya_kquant_table;
+
+extern const aya_kquant_table aya_kquant_generic;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const aya_kquant_table aya_kquant_avx2;
+extern const aya_kquant_table aya_kquant_avx512;
+/* The body of a matmul over one-row dot functions dot(row, &acts, token, in_dim) (scalar and NEON): tiles of rows kept
+ * hot while every token passes; `acts` is the quantized x of the type's activation format. */
+#define AYA_KQUANT_MATMUL(dot, block_bytes, block_values)                                                              \
+    size_t row_bytes = (size_t) (in_dim / (block_values)) * (block_bytes);                                              \
+    for (int32_t r0 = row_start; r0 < row_end; r0 += AYA_Q_ROW_TILE) {                                                  \
+        int32_t r1 = r0 + AYA_Q_ROW_TILE < row_end ? r0 + AYA_Q_ROW_TILE : row_end;                                    \
+        for (int32_t t = 0; t < tokens; t++) {                                                                          \
+            for (int32_t r = r0; r < r1; r++) {                                                                         \
+                out[(size_t) t * out_stride + r] = dot((const uint8_t *) w + (size_t) r * row_bytes, &acts, (size_t) t, \
+                                                       in_dim);                                                         \
+            }                                                                                                           \
+        }                                                                                                               \
+    }
+
+#endif
+#if defined(__aarch64__)
+extern const aya_kquant_table aya_kquant_neon;
+/* The body of a matmul over one-row dot functions dot(row, &acts, token, in_dim) (scalar and NEON): tiles of rows kept
+ * hot while every token passes; `acts` is the quantized x of the type's activation format. */
+#define AYA_KQUANT_MATMUL(dot, block_bytes, block_values)                                                              \
+    size_t row_bytes = (size_t) (in_dim / (block_values)) * (block_bytes);                                              \
+    for (int32_t r0 = row_start; r0 < row_end; r0 += AYA_Q_ROW_TILE) {                                                  \
+        int32_t r1 = r0 + AYA_Q_ROW_TILE < row_end ? r0 + AYA_Q_ROW_TILE : row_end;                                    \
+        for (int32_t t = 0; t < tokens; t++) {                                                                          \
+            for (int32_t r = r0; r < r1; r++) {                                                                         \
+                out[(size_t) t * out_stride + r] = dot((const uint8_t *) w + (size_t) r * row_bytes, &acts, (size_t) t, \
+                                                       in_dim);                                                         \
+            }                                                                                                           \
+        }                                                                                                               \
+    }
+
+#endif
+
+/* Activations quantized to Q8_K, [tokens, in_dim] (in_dim a multiple of 256): values q, one f32 scale d per 256 values
+ * (not rounded: llama.cpp's block_q8_K keeps it f32) and the sums of every 16 consecutive q (block_q8_K.bsums). */
+typedef struct aya_q8k_acts {
+    const int8_t *q;
+    const float *d;
+    const int16_t *bsum;
+} aya_q8k_acts;
+
+/* Quantizes x [tokens, in_dim] exactly as quantize_row_q8_K_ref into buffers private to the calling thread, valid until
+ * its next call. Returns 0, or -1 if memory runs out. Every ISA uses this one (a few ns per value, once per call). */
+int aya_quantize_activations_q8_k(const float *x, int32_t tokens, int32_t in_dim, aya_q8k_acts *acts);
+
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K super-block's 12 scale bytes (ggml's get_scale_min_k4). */
+static inline void aya_q4_k_scale_min(const uint8_t *scales, int j, uint8_t *scale, uint8_t *min) {
+    if (j < 4) {
+        *scale = scales[j] & 63;
+        *min = scales[j + 4] & 63;
+    } else {
+        *scale = (uint8_t) ((scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4));
+        *min = (uint8_t) ((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
+    }
+}
+
+/* Dequantizes n values (a multiple of the type's block) of a row starting at `row` into out: the reference the tests
+ * compare kernels and gguf-py's dequantizer with. type: AYA_WEIGHT_Q5_0, _Q4_K or _Q6_K. */
+void aya_dequantize_kquant(int type, const void *row, int32_t n, float *out);
+
+/* The body of a matmul over one-row dot functions dot(row, &acts, token, in_dim) (scalar and NEON): tiles of rows kept
+ * hot while every token passes; `acts` is the quantized x of the type's activation format. */
+#define AYA_KQUANT_MATMUL(dot, block_bytes, block_values)                                                              \
+    size_t row_bytes = (size_t) (in_dim / (block_values)) * (block_bytes);                                              \
+    for (int32_t r0 = row_start; r0 < row_end; r0 += AYA_Q_ROW_TILE) {                                                  \
+        int32_t r1 = r0 + AYA_Q_ROW_TILE < row_end ? r0 + AYA_Q_ROW_TILE : row_end;                                    \
+        for (int32_t t = 0; t < tokens; t++) {                                                                          \
+            for (int32_t r = r0; r < r1; r++) {                                                                         \
+                out[(size_t) t * out_stride + r] = dot((const uint8_t *) w + (size_t) r * row_bytes, &acts, (size_t) t, \
+                                                       in_dim);                                                         \
+            }                                                                                                           \
+        }                                                                                                               \
+    }
+
+#endif

@@ -1,0 +1,259 @@
+/* The x86 Q5_0 / Q4_K / Q6_K kernels, written once on 256-bit vectors and compiled twice: kquant_avx2.c (AVX2:
+ * vpmaddubsw + vpmaddwd) and kquant_avx512.c (AVX512-VNNI: vpdpbusd, which sums four u8 x s8 products into each int32
+ * lane in one instruction). The including file defines KQ_VNNI (0 or 1) and KQ_FN(name) (the exported name).
+ *
+ * Every weight value is made unsigned (Q5_0: 0..31, Q4_K: 0..15, Q6_K: 0..63) so one u8 x s8 instruction multiplies it
+ * with the int8 activations; the offsets (16, 32) come back through the activations' block sums, as in llama.cpp.
+ * All of a block's products and scale multiplies are exact int32; each block adds int * (d_w * d_x) to f32 lanes, so
+ * results equal the scalar kernels' up to the order of the f32 sums.
+ *
+ * Decode (1 token) streams the rows one at a time with software prefetch ~64 KiB ahead (aya_decode_prefetch_rows);
+ * prefill unpacks each weight block once for up to 4 tokens, over panels of rows that stay in L2. */
+#include "kquant.h"
+
+#ifdef AYA_EMULATE_AVX512
+#define KQ_INLINE static inline /* the emulated intrinsics are big: forced inlining takes minutes to compile */
+#else
+#define KQ_INLINE static inline __attribute__((always_inline))
+#endif
+
+enum { KQ_PANEL_ROWS = 32, KQ_TOKENS = 4 };
+
+#if KQ_VNNI
+/* acc + sum of four u8 x s8 products per int32 lane */
+#define KQ_DOT_ACC(acc, u, x) _mm256_dpbusd_epi32((acc), (u), (x))
+/* the int32 lanes of (u . x per 4 bytes) times a per-lane scale given as int32 */
+#define KQ_SCALED_DOT(u, x, scale32) _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (x)), (scale32))
+#else
+#define KQ_DOT_ACC(acc, u, x) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (x)), _mm256_set1_epi16(1)))
+/* vpmaddubsw sums pairs into int16 (|sum| <= 2 * 63 * 127: no saturation), vpmaddwd multiplies by the int16 scales */
+#define KQ_SCALED_DOT(u, x, scale16) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (x)), (scale16))
+#endif
+
+KQ_INLINE float kq_hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+KQ_INLINE void kq_prefetch(const uint8_t *p, size_t bytes) {
+    for (size_t at = 0; at < bytes; at += 64) _mm_prefetch((const char *) p + at, _MM_HINT_T0);
+}
+
+/* ---- Q5_0 (32 values: f16 d, 4 bytes of 5th bits, 16 bytes of nibbles) x Q8_0 activations ---- */
+
+/* The 32 values nibble | 5th bit << 4 (0..31) as unsigned bytes. */
+KQ_INLINE __m256i kq_unpack_q5_0(const uint8_t *blk) {
+    __m128i nib = _mm_loadu_si128((const __m128i *) (blk + 6));
+    __m256i low = _mm256_and_si256(_mm256_setr_m128i(nib, _mm_srli_epi16(nib, 4)), _mm256_set1_epi8(0x0F));
+    uint32_t high;
+    memcpy(&high, blk + 2, 4);
+    /* byte j of the vector gets byte j / 8 of `high`, then tests its bit j % 8 */
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int32_t) high), spread);
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    return _mm256_or_si256(low, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+}
+
+/* out[t * out_stride] = row . token (first + t) for RN tokens. */
+KQ_INLINE void kq_q5_0_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8_acts *acts, int32_t first,
+                           int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
+    const int32_t blocks = in_dim / AYA_QK;
+    const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
+    __m256 acc[KQ_TOKENS];
+    for (int t = 0; t < RN; t++) acc[t] = _mm256_setzero_ps();
+    for (int32_t b = 0; b < blocks; b++) {
+        const uint8_t *blk = row + (size_t) b * AYA_Q5_0_BYTES;
+        if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+        __m256i u = kq_unpack_q5_0(blk);
+        float dw = aya_f16_to_f32(aya_load_u16(blk));
+        for (int t = 0; t < RN; t++) {
+            size_t xb = (size_t) (first + t) * blocks + b;
+            __m256i x = _mm256_loadu_si256((const __m256i *) (acts->q + xb * AYA_QK));
+            /* sum((u - 16) * x): the -16 * sum(x) enters lane 0 */
+            __m256i dot = KQ_DOT_ACC(_mm256_zextsi128_si256(_mm_cvtsi32_si128(-16 * acts->sum[xb])), u, x);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * acts->d[xb]), acc[t]);
+        }
+    }
+    for (int t = 0; t < RN; t++) out[(size_t) t * out_stride] = kq_hsum(acc[t]);
+}
+
+/* ---- Q4_K (256 values: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles) x Q8_K activations ---- */
+
+/* The 8 scales (bytes 0..7) and 8 mins (bytes 8..15) of a Q4_K super-block's 12 packed bytes (ggml's utmp shuffle:
+ * the same values as aya_q4_k_scale_min, four at a time). */
+KQ_INLINE __m128i kq_q4_k_scales_mins(const uint8_t *packed) {
+    uint32_t u[4];
+    memcpy(u, packed, 12);
+    const uint32_t six = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
+    u[3] = ((u[2] >> 4) & low4) | (((u[1] >> 6) & top2) << 4);
+    uint32_t mins_low = u[1] & six;
+    u[1] = (u[2] & low4) | (((u[0] >> 6) & top2) << 4);
+    u[2] = mins_low;
+    u[0] &= six;
+    return _mm_loadu_si128((const __m128i *) u);
+}
+
+KQ_INLINE void kq_q4_k_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8k_acts *acts, int32_t first,
+                           int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
+    const int32_t blocks = in_dim / AYA_QK_K;
+    const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[KQ_TOKENS];
+    __m128 acc_mins[KQ_TOKENS];
+    for (int t = 0; t < RN; t++) {
+        acc[t] = _mm256_setzero_ps();
+        acc_mins[t] = _mm_setzero_ps();
+    }
+    for (int32_t b = 0; b < blocks; b++) {
+        const uint8_t *blk = row + (size_t) b * AYA_Q4_K_BYTES;
+        if (prefetch) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
+        __m128i scales_mins = kq_q4_k_scales_mins(blk + 4);
+        /* the 8 scales as int16, in both 128-bit halves; sub-block j's scale is its int16 lane j */
+        __m256i scales16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scales_mins));
+        __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
+        __m256i dots[KQ_TOKENS];
+        for (int t = 0; t < RN; t++) dots[t] = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) { /* 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones */
+            __m256i q = _mm256_loadu_si256((const __m256i *) (blk + 16 + 32 * g));
+            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+#if KQ_VNNI /* int32 lanes of the scale: bytes (2j, 2j + 1) of lane j, zero-extended */
+            __m256i s_lo = _mm256_shuffle_epi8(scales16, _mm256_set1_epi32((int32_t) (0x80800000u | (4u * g + 1) << 8 | 4u * g)));
+            __m256i s_hi = _mm256_shuffle_epi8(scales16, _mm256_set1_epi32((int32_t) (0x80800000u | (4u * g + 3) << 8 | (4u * g + 2))));
+#else       /* int16 lanes of the scale */
+            __m256i s_lo = _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((int16_t) ((4 * g + 1) << 8 | 4 * g)));
+            __m256i s_hi = _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((int16_t) ((4 * g + 3) << 8 | (4 * g + 2))));
+#endif
+            for (int t = 0; t < RN; t++) {
+                const int8_t *xq = acts->q + ((size_t) (first + t) * blocks + b) * AYA_QK_K + 64 * g;
+                dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(lo, _mm256_loadu_si256((const __m256i *) xq), s_lo));
+                dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(hi, _mm256_loadu_si256((const __m256i *) (xq + 32)), s_hi));
+            }
+        }
+        float d = aya_f16_to_f32(aya_load_u16(blk)), dmin = aya_f16_to_f32(aya_load_u16(blk + 2));
+        for (int t = 0; t < RN; t++) {
+            size_t xb = (size_t) (first + t) * blocks + b;
+            /* sum_j min_j * (the token's q summed over sub-block j): pairs of the 16-value sums, times the mins */
+            const __m128i *bsum = (const __m128i *) (acts->bsum + xb * 16);
+            __m128i mins = _mm_madd_epi16(mins16, _mm_hadd_epi16(_mm_loadu_si128(bsum), _mm_loadu_si128(bsum + 1)));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_set1_ps(d * acts->d[xb]), acc[t]);
+            acc_mins[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(dmin * acts->d[xb]), acc_mins[t]);
+        }
+    }
+    for (int t = 0; t < RN; t++) {
+        __m128 m = _mm_add_ps(acc_mins[t], _mm_movehl_ps(acc_mins[t], acc_mins[t]));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[(size_t) t * out_stride] = kq_hsum(acc[t]) - _mm_cvtss_f32(m);
+    }
+}
+
+/* ---- Q6_K (256 values: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d) x Q8_K activations ---- */
+
+KQ_INLINE void kq_q6_k_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8k_acts *acts, int32_t first,
+                           int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
+    const int32_t blocks = in_dim / AYA_QK_K;
+    const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+    __m256 acc[KQ_TOKENS];
+    for (int t = 0; t < RN; t++) acc[t] = _mm256_setzero_ps();
+    for (int32_t b = 0; b < blocks; b++) {
+        const uint8_t *blk = row + (size_t) b * AYA_Q6_K_BYTES;
+        if (prefetch) kq_prefetch(blk + ahead, AYA_Q6_K_BYTES);
+        const int8_t *sc = (const int8_t *) (blk + 192);
+#if KQ_VNNI /* the 16 scales as int32, 8 per half */
+        __m256i scales[2] = { _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) sc)),
+                              _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) (sc + 8))) };
+#else       /* the 16 scales as int16; 32-bit lane i holds scales 2i, 2i + 1 */
+        __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc));
+#endif
+        __m256i dots[KQ_TOKENS];
+        for (int t = 0; t < RN; t++) {
+            /* the values are stored + 32: take 32 * sum(scale_g * sum of the token's q over group g) back off */
+            size_t xb = (size_t) (first + t) * blocks + b;
+            __m256i offset = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)),
+                                               _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc)));
+            dots[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
+        }
+        for (int half = 0; half < 2; half++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *) (blk + 64 * half));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *) (blk + 64 * half + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *) (blk + 128 + 32 * half));
+            for (int k = 0; k < 4; k++) { /* values 128 * half + 32k + l, l < 32: scales 8 * half + 2k, + 1 */
+                __m256i low = k == 0 ? ql0 : k == 1 ? ql1 : k == 2 ? _mm256_srli_epi16(ql0, 4) : _mm256_srli_epi16(ql1, 4);
+                __m256i u = _mm256_or_si256(_mm256_and_si256(low, low4),
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two), 4));
+                int g = 8 * half + 2 * k;
+                /* scale g in the low 128 bits, g + 1 in the high ones */
+#if KQ_VNNI
+                __m256i scale = _mm256_permutevar8x32_epi32(scales[half], _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k,
+                                                                                            2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
+#else
+                __m256i scale = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(g / 2)),
+                                                    _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                                                     2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3));
+#endif
+                for (int t = 0; t < RN; t++) {
+                    const int8_t *xq = acts->q + ((size_t) (first + t) * blocks + b) * AYA_QK_K + 16 * g;
+                    dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(u, _mm256_loadu_si256((const __m256i *) xq), scale));
+                }
+            }
+        }
+        float d = aya_f16_to_f32(aya_load_u16(blk + 208));
+        for (int t = 0; t < RN; t++) {
+            size_t xb = (size_t) (first + t) * blocks + b;
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_set1_ps(d * acts->d[xb]), acc[t]);
+        }
+    }
+    for (int t = 0; t < RN; t++) out[(size_t) t * out_stride] = kq_hsum(acc[t]);
+}
+
+/* ---- drivers: decode streams rows; prefill walks panels of rows x groups of up to 4 tokens ---- */
+
+#define KQ_MATMUL(row_fn, acts, block_bytes, block_values)                                                             \
+    size_t row_bytes = (size_t) (in_dim / (block_values)) * (block_bytes);                                              \
+    const uint8_t *base = (const uint8_t *) w;                                                                          \
+    if (tokens == 1) {                                                                                                  \
+        for (int32_t r = row_start; r < row_end; r++)                                                                   \
+            row_fn(1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1);             \
+        return;                                                                                                         \
+    }                                                                                                                   \
+    for (int32_t p0 = row_start; p0 < row_end; p0 += KQ_PANEL_ROWS) {                                                   \
+        int32_t p1 = p0 + KQ_PANEL_ROWS < row_end ? p0 + KQ_PANEL_ROWS : row_end;                                      \
+        for (int32_t t = 0; t < tokens; t += KQ_TOKENS) {                                                               \
+            int rn = tokens - t < KQ_TOKENS ? tokens - t : KQ_TOKENS;                                                   \
+            float *ot = out + (size_t) t * out_stride;                                                                  \
+            for (int32_t r = p0; r < p1; r++) {                                                                         \
+                const uint8_t *rw = base + (size_t) r * row_bytes;                                                      \
+                switch (rn) { /* constant token counts: the accumulators stay in registers */                          \
+                case 1: row_fn(1, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0); break;                      \
+                case 2: row_fn(2, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0); break;                      \
+                case 3: row_fn(3, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0); break;                      \
+                default: row_fn(4, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0); break;                     \
+                }                                                                                                       \
+            }                                                                                                           \
+        }                                                                                                               \
+    }
+
+void KQ_FN(aya_matmul_q5_0)(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                            int32_t out_stride, int32_t row_start, int32_t row_end) {
+    aya_q8_acts acts;
+    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
+    KQ_MATMUL(kq_q5_0_row, acts, AYA_Q5_0_BYTES, AYA_QK)
+}
+
+void KQ_FN(aya_matmul_q4_k)(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                            int32_t out_stride, int32_t row_start, int32_t row_end) {
+    aya_q8k_acts acts;
+    if (aya_quantize_activations_q8_k(x, tokens, in_dim, &acts) != 0) return;
+    KQ_MATMUL(kq_q4_k_row, acts, AYA_Q4_K_BYTES, AYA_QK_K)
+}
+
+void KQ_FN(aya_matmul_q6_k)(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                            int32_t out_stride, int32_t row_start, int32_t row_end) {
+    aya_q8k_acts acts;
+    if (aya_quantize_activations_q8_k(x, tokens, in_dim, &acts) != 0) return;
+    KQ_MATMUL(kq_q6_k_row, acts, AYA_Q6_K_BYTES, AYA_QK_K)
+}
