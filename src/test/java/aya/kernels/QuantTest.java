@@ -113,9 +113,10 @@ class QuantTest {
     void matmulMatchesQuantizedReference(String backend, WeightType type) {
         SplittableRandom rnd = new SplittableRandom(type.ordinal() * 31L + backend.length());
         try (Kernels k = KernelsParityTest.kernels(backend)) {
-            // tokens 1..7, rows not a multiple of the 4-row kernel, one block (32), an odd block count, a long row
+            // tokens 1..7, rows not a multiple of the 4-row kernel, one block (32), an odd block count, a long row,
+            // and a prefill whose rows span several k blocks of the GEMM with a short last one (2080 = 8 x 256 + 32)
             for (int[] shape : new int[][]{{1, 32, 5}, {1, 2048, 37}, {3, 96, 19}, {5, 160, 33}, {1, 1024, 64},
-                    {1, 32, 1}, {2, 64, 6}, {4, 96, 7}, {6, 224, 18}, {7, 32, 9}, {1, 11008, 6}}) {
+                    {1, 32, 1}, {2, 64, 6}, {4, 96, 7}, {6, 224, 18}, {7, 32, 9}, {1, 11008, 6}, {5, 2080, 9}}) {
                 int tokens = shape[0], inDim = shape[1], rows = shape[2];
                 float[] w = new float[rows * inDim];
                 for (int i = 0; i < w.length; i++) w[i] = (float) rnd.nextGaussian() * (i % 97 == 0 ? 0.5f : 0.05f);
