@@ -12,9 +12,10 @@ import java.util.function.Supplier;
 /**
  * The measurement loop of {@code aya bench}, in the spirit of llama-bench: a warm-up, then {@code reps} repetitions
  * of a prefill test (promptTokens at positions depth...) and a decode test (genTokens one by one from position
- * depth), tokens/s as mean ± sd. With several backends the repetitions alternate between them, so slow drifts of a
- * shared machine hit both alike. Memory read bandwidth is measured before loading and after running; the best of the
- * two is the bound decode is compared with.
+ * depth), tokens/s as mean ± sd. Several backends run one after the other, each alone: load, make every weight page
+ * resident (part of the load time), measure, close, then the next, so neither runs against the other's threads or
+ * its page faults. Memory read bandwidth is measured before loading and after running; the best of the two is the
+ * bound decode is compared with.
  */
 public final class BenchRunner {
 
@@ -49,67 +50,12 @@ public final class BenchRunner {
             bwBefore = probe.readGbPerSecond(pool, s.bandwidthBytes(), 3);
         }
         progress.note(String.format(Locale.ROOT, "memory read bandwidth (%d threads): %.1f GB/s", s.threads(), bwBefore));
-        ProcessMemory.resetPeak(); // the probe's buffer is freed: count only what the model needs
 
-        List<BenchTarget> targets = new ArrayList<>();
-        List<Double> loadSeconds = new ArrayList<>();
-        double[][] prefill = new double[loaders.size()][s.reps()];
-        double[][] decode = new double[loaders.size()][s.reps()];
-        long peakRss;
-        try {
-            for (Loader loader : loaders) {
-                long t0 = clock.getAsLong();
-                BenchTarget target = loader.load().get();
-                loadSeconds.add((clock.getAsLong() - t0) / 1e9);
-                targets.add(target);
-                checkFits(target);
-                progress.note(String.format(Locale.ROOT, "%s: loaded %s (%s, %.2f GB of weights) in %.1f s",
-                        target.backend(), s.model(), target.quant(), target.weightBytes() / 1e9, loadSeconds.getLast()));
-            }
-            SplittableRandom random = new SplittableRandom(s.seed());
-            if (s.depth() > 0) {
-                for (BenchTarget target : targets) {
-                    progress.note(target.backend() + ": filling the KV cache with " + s.depth() + " tokens (untimed)");
-                    target.fillContext(s.depth());
-                }
-            }
-            for (BenchTarget target : targets) { // warm-up: JIT, page faults of the mmapped weights, buffers
-                target.prefill(randomTokens(random, target, Math.min(64, Math.max(1, s.promptTokens()))), s.depth());
-                target.decode(random.nextInt(target.vocabSize()), s.depth());
-                target.decode(random.nextInt(target.vocabSize()), s.depth() + 1);
-            }
-            for (int rep = 0; rep < s.reps(); rep++) {
-                for (int b = 0; b < targets.size(); b++) {
-                    BenchTarget target = targets.get(b);
-                    prefill[b][rep] = Double.NaN;
-                    decode[b][rep] = Double.NaN;
-                    if (s.promptTokens() > 0) {
-                        int[] prompt = randomTokens(random, target, s.promptTokens());
-                        long t0 = clock.getAsLong();
-                        target.prefill(prompt, s.depth());
-                        prefill[b][rep] = s.promptTokens() / ((clock.getAsLong() - t0) / 1e9);
-                    }
-                    if (s.genTokens() > 0) {
-                        int[] tokens = randomTokens(random, target, s.genTokens());
-                        long t0 = clock.getAsLong();
-                        for (int g = 0; g < tokens.length; g++) target.decode(tokens[g], s.depth() + g);
-                        decode[b][rep] = s.genTokens() / ((clock.getAsLong() - t0) / 1e9);
-                    }
-                    progress.note(String.format(Locale.ROOT, "%s rep %d/%d:%s%s", target.backend(), rep + 1, s.reps(),
-                            s.promptTokens() > 0 ? String.format(Locale.ROOT, " prefill %.2f t/s", prefill[b][rep]) : "",
-                            s.genTokens() > 0 ? String.format(Locale.ROOT, " decode %.2f t/s", decode[b][rep]) : ""));
-                }
-            }
-            peakRss = ProcessMemory.peakRssBytes();
-            for (BenchTarget target : targets) {
-                String profile = target.decodeProfile();
-                if (profile != null) {
-                    for (String line : profile.split("\n")) progress.note(target.backend() + " decode " + line);
-                }
-            }
-        } finally {
-            for (BenchTarget t : targets) t.close();
+        List<Measured> measured = new ArrayList<>();
+        for (Loader loader : loaders) { // one backend at a time: the other's threads are gone while this one runs
+            measured.add(measure(loader, progress));
         }
+
         double bwAfter;
         try (Parallel pool = new Parallel(s.threads())) {
             bwAfter = probe.readGbPerSecond(pool, s.bandwidthBytes(), 3);
@@ -118,17 +64,77 @@ public final class BenchRunner {
         double bandwidth = Math.max(bwBefore, bwAfter);
 
         List<BenchResult> results = new ArrayList<>();
-        for (int b = 0; b < targets.size(); b++) {
-            BenchTarget t = targets.get(b);
-            // decode positions run from depth to depth + genTokens - 1: take the middle one's traffic
-            long bytesPerToken = t.bytesReadPerDecodeToken(s.depth() + s.genTokens() / 2);
-            results.add(new BenchResult(s.model(), t.backend(), t.kernels(), t.quant(), t.activations(), s.threads(),
+        for (Measured m : measured) {
+            results.add(new BenchResult(s.model(), m.backend(), m.kernels(), m.quant(), m.activations(), s.threads(),
                     s.promptTokens(), s.genTokens(), s.depth(), s.reps(),
-                    s.promptTokens() > 0 ? Stats.of(prefill[b]) : Stats.of(),
-                    s.genTokens() > 0 ? Stats.of(decode[b]) : Stats.of(),
-                    bandwidth, bytesPerToken, loadSeconds.get(b), t.weightBytes(), peakRss));
+                    s.promptTokens() > 0 ? Stats.of(m.prefill()) : Stats.of(),
+                    s.genTokens() > 0 ? Stats.of(m.decode()) : Stats.of(),
+                    bandwidth, m.bytesPerToken(), m.loadSeconds(), m.weightBytes(), m.peakRssBytes()));
         }
         return results;
+    }
+
+    /** What one backend's run leaves for its result (the target is closed by then). */
+    private record Measured(String backend, String kernels, String quant, String activations, long weightBytes,
+                            long bytesPerToken, double loadSeconds, long peakRssBytes, double[] prefill, double[] decode) {
+    }
+
+    /**
+     * Loads one target, makes its weights resident (counted as load time), fills the context, warms up, runs the
+     * repetitions and closes it. Every backend gets the same random token ids.
+     */
+    private Measured measure(Loader loader, Progress progress) {
+        Settings s = settings;
+        ProcessMemory.resetPeak(); // the probe's buffer and an earlier backend's memory are freed: count only this one
+        long t0 = clock.getAsLong();
+        BenchTarget target = loader.load().get();
+        try {
+            long resident = target.touchWeights();
+            double loadSeconds = (clock.getAsLong() - t0) / 1e9;
+            checkFits(target);
+            progress.note(String.format(Locale.ROOT, "%s: loaded %s (%s, %.2f GB of weights, %.2f GB made resident) in %.1f s",
+                    target.backend(), s.model(), target.quant(), target.weightBytes() / 1e9, resident / 1e9, loadSeconds));
+            SplittableRandom random = new SplittableRandom(s.seed());
+            if (s.depth() > 0) {
+                progress.note(target.backend() + ": filling the KV cache with " + s.depth() + " tokens (untimed)");
+                target.fillContext(s.depth());
+            }
+            // warm-up: JIT, buffers
+            target.prefill(randomTokens(random, target, Math.min(64, Math.max(1, s.promptTokens()))), s.depth());
+            target.decode(random.nextInt(target.vocabSize()), s.depth());
+            target.decode(random.nextInt(target.vocabSize()), s.depth() + 1);
+            double[] prefill = new double[s.reps()], decode = new double[s.reps()];
+            for (int rep = 0; rep < s.reps(); rep++) {
+                prefill[rep] = Double.NaN;
+                decode[rep] = Double.NaN;
+                if (s.promptTokens() > 0) {
+                    int[] prompt = randomTokens(random, target, s.promptTokens());
+                    long p0 = clock.getAsLong();
+                    target.prefill(prompt, s.depth());
+                    prefill[rep] = s.promptTokens() / ((clock.getAsLong() - p0) / 1e9);
+                }
+                if (s.genTokens() > 0) {
+                    int[] tokens = randomTokens(random, target, s.genTokens());
+                    long d0 = clock.getAsLong();
+                    for (int g = 0; g < tokens.length; g++) target.decode(tokens[g], s.depth() + g);
+                    decode[rep] = s.genTokens() / ((clock.getAsLong() - d0) / 1e9);
+                }
+                progress.note(String.format(Locale.ROOT, "%s rep %d/%d:%s%s", target.backend(), rep + 1, s.reps(),
+                        s.promptTokens() > 0 ? String.format(Locale.ROOT, " prefill %.2f t/s", prefill[rep]) : "",
+                        s.genTokens() > 0 ? String.format(Locale.ROOT, " decode %.2f t/s", decode[rep]) : ""));
+            }
+            long peakRss = ProcessMemory.peakRssBytes();
+            String profile = target.decodeProfile();
+            if (profile != null) {
+                for (String line : profile.split("\n")) progress.note(target.backend() + " decode " + line);
+            }
+            // decode positions run from depth to depth + genTokens - 1: take the middle one's traffic
+            long bytesPerToken = target.bytesReadPerDecodeToken(s.depth() + s.genTokens() / 2);
+            return new Measured(target.backend(), target.kernels(), target.quant(), target.activations(),
+                    target.weightBytes(), bytesPerToken, loadSeconds, peakRss, prefill, decode);
+        } finally {
+            target.close();
+        }
     }
 
     private void checkFits(BenchTarget t) {

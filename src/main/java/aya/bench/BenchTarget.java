@@ -24,6 +24,13 @@ public interface BenchTarget extends AutoCloseable {
     /** Bytes one decode step at position {@code pos} must read from memory (weights, head, KV cache). */
     long bytesReadPerDecodeToken(int pos);
 
+    /**
+     * Makes every page of every weight resident in memory (reads them from disk if they are not in the page cache)
+     * and returns the bytes covered. The runner counts its time as load time: a memory-mapped model "loads" in
+     * a fraction of a second, and its first tokens would otherwise run off the disk.
+     */
+    long touchWeights();
+
     /** Vocabulary size: prompt tokens are drawn from [0, vocabSize). */
     int vocabSize();
 

@@ -10,6 +10,7 @@ import aya.model.AyaForward;
 import aya.model.ForwardProfile;
 import aya.weights.Tensor;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -54,6 +55,16 @@ public final class BenchTargets {
             throw e;
         }
         return new EngineTarget(forward, backend, context, profile ? new ForwardProfile() : null);
+    }
+
+    /**
+     * Makes segment s resident and returns its size. A mapped segment goes through {@link MemorySegment#load}:
+     * madvise(WILLNEED), so the kernel reads ahead, then a read of every page. Other segments are memory the engine
+     * wrote itself (e.g. a copy it built at load), resident already.
+     */
+    static long touch(MemorySegment s) {
+        if (s.isMapped()) s.load();
+        return s.byteSize();
     }
 
     /** One model + one state; positions move by rewinding the state (only the cache below pos is kept). */
@@ -103,6 +114,15 @@ public final class BenchTargets {
                 kv += kvRow * (c.isSliding(l) ? Math.min(keys, c.slidingWindow()) : keys);
             }
             return model.weightBytes() + kv; // every weight once (the tied head reads the embedding table)
+        }
+
+        @Override
+        public long touchWeights() {
+            long bytes = 0;
+            for (Tensor t : model.tensors().values()) {
+                bytes += touch(t.data());
+            }
+            return bytes;
         }
 
         @Override public int vocabSize() { return model.config().vocabSize(); }

@@ -24,11 +24,17 @@ import java.util.concurrent.Callable;
         + "peak memory and the machine's memory read bandwidth in the same run.")
 public final class BenchCommand implements Callable<Integer> {
 
+    /**
+     * Fewest decode steps per repetition: a handful of steps mostly times the first step after the prefill (its caches
+     * and the thread pool's wake-up), so a short test reports a decode speed the model never has in a real answer.
+     */
+    static final int MIN_GEN_TOKENS = 16;
+
     @Option(names = "--model", paramLabel = "DIR", description = "Model directory (e.g. from 'aya init-random').")
     Path model;
 
     @Option(names = "--backend", defaultValue = "java", paramLabel = "B",
-            description = "java, native or both (alternating; prints the ratio). Default: ${DEFAULT-VALUE}.")
+            description = "java, native or both (one after the other, each alone; prints the ratio). Default: ${DEFAULT-VALUE}.")
     String backend;
 
     @Option(names = "--prompt-tokens", defaultValue = "512", paramLabel = "N",
@@ -36,7 +42,7 @@ public final class BenchCommand implements Callable<Integer> {
     int promptTokens;
 
     @Option(names = "--gen-tokens", defaultValue = "32", paramLabel = "N",
-            description = "Decode test size (0 skips it). Default: ${DEFAULT-VALUE}.")
+            description = "Decode test size: 0 skips it, else at least " + MIN_GEN_TOKENS + ". Default: ${DEFAULT-VALUE}.")
     int genTokens;
 
     @Option(names = "--depth", defaultValue = "0", paramLabel = "D",
@@ -81,6 +87,10 @@ public final class BenchCommand implements Callable<Integer> {
             throw new AyaException("--prompt-tokens, --gen-tokens and --depth must be >= 0");
         }
         if (promptTokens == 0 && genTokens == 0) throw new AyaException("nothing to measure: --prompt-tokens and --gen-tokens are 0");
+        if (genTokens > 0 && genTokens < MIN_GEN_TOKENS) {
+            throw new AyaException("--gen-tokens must be 0 (no decode test) or at least " + MIN_GEN_TOKENS + ", got "
+                    + genTokens + ": fewer steps time the first one's warm-up more than decoding");
+        }
         if (bandwidthMb < 1) throw new AyaException("--bandwidth-mb must be >= 1, got " + bandwidthMb);
         long bandwidthBytes = (long) bandwidthMb << 20;
 

@@ -115,12 +115,16 @@ public final class JavaKernels implements Kernels {
             return;
         }
         if (type.quantized()) {
-            matmulQuantized(type, w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
-            return;
+            if (type != WeightType.Q8_0 && type != WeightType.Q4_0) {
+                throw new UnsupportedOperationException("the java backend does not read " + type + " weights yet");
+            }
+            type.rowBytes(inDim); // rejects rows that are not whole blocks
         }
         if (tokens < GEMM_MIN_TOKENS && type != WeightType.F16) {
             for (int t = 0; t < tokens; t++) {
-                matvec(type, w, x.asSlice((long) t * inDim * 4), out.asSlice((long) t * outStride * 4), inDim, rowStart, rowEnd);
+                MemorySegment xt = x.asSlice((long) t * inDim * 4), outT = out.asSlice((long) t * outStride * 4);
+                if (type.quantized()) matvecQuantized(type, w, xt, outT, inDim, rowStart, rowEnd);
+                else matvec(type, w, xt, outT, inDim, rowStart, rowEnd);
             }
             return;
         }
@@ -376,6 +380,10 @@ public final class JavaKernels implements Kernels {
 
     /** dst[dstOff, dstOff + n) = f32 of the n weights starting at element {@code first}. */
     private static void widenRow(WeightType type, MemorySegment w, long first, int n, float[] dst, int dstOff) {
+        if (type.quantized()) { // first and n are whole blocks: inDim and the k blocks are multiples of 32
+            widenQuantized(type, w, first / Quant.BLOCK * type.blockBytes, n, dst, dstOff);
+            return;
+        }
         int i = 0;
         if (type == WeightType.BF16) {
             int upper = F.loopBound(n);
@@ -426,135 +434,155 @@ public final class JavaKernels implements Kernels {
 
     // ---------------------------------------------------------------------------------------------- quantized
 
-    /** Per-thread Q8_0 copy of the activations: int8 values as shorts [tokens * inDim], block scales [tokens * inDim / 32]. */
-    private static final ThreadLocal<short[]> X_QUANTS = ThreadLocal.withInitial(() -> new short[0]);
-    private static final ThreadLocal<float[]> X_SCALES = ThreadLocal.withInitial(() -> new float[0]);
-    /** Rows of a quantized matrix kept hot (L1/L2) while every token of a prefill passes over them. */
-    private static final int Q_ROW_TILE = 16;
-    /** Integer dot products need 256-bit shorts (16 lanes); narrower machines take the scalar loop. */
-    private static final boolean Q_VECTOR = F.vectorBitSize() >= 256;
-    private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
-    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
-    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
+    // Q8_0 / Q4_0 weights are dequantized to f32 in registers and multiplied with the f32 activations: decode takes
+    // four rows at a time like matvec, prefill goes through the f32 GEMM above (widenRow dequantizes each panel of
+    // rows once for all the tokens). The native kernels quantize the activations to Q8_0 and take integer dot
+    // products (llama.cpp's numerics); here the activations stay f32, so the only rounding is the weights' own.
+    // Integer dot products were slower in Java: the Vector API has no int8 dot-product instruction (vpdpbusd), so
+    // every block had to be widened to shorts, multiplied, widened to ints and converted to float anyway.
 
-    /**
-     * Q8_0 / Q4_0 weights, like llama.cpp: each token's activations are quantized to Q8_0 blocks, every block pair is
-     * an exact integer dot product, scaled by (weight scale x activation scale) and summed in f32. Two rows go at
-     * once, sharing each activation block; a prefill runs every token over a tile of rows while it is in cache.
-     */
-    private static void matmulQuantized(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
-                                        int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
-        int blocks = inDim / Quant.BLOCK;
-        if (blocks * Quant.BLOCK != inDim) {
-            throw new IllegalArgumentException(type + " rows need a multiple of 32 weights, got " + inDim);
-        }
-        short[] xq = X_QUANTS.get();
-        float[] xs = X_SCALES.get();
-        if (xq.length < tokens * inDim) {
-            xq = new short[tokens * inDim];
-            xs = new float[tokens * blocks];
-            X_QUANTS.set(xq);
-            X_SCALES.set(xs);
-        }
-        for (int t = 0; t < tokens; t++) {
-            Quant.quantizeActivations(x, (long) t * inDim, inDim, xq, t * inDim, xs, t * blocks);
-        }
+    /** Bytes to widen into one F vector: 16 for 512-bit F, 8 for 256-bit (there is no 32-bit byte vector for 128). */
+    private static final VectorSpecies<Byte> QB = F.vectorBitSize() >= 256
+            ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
+    private static final boolean Q_VECTOR = QB != null;
+
+    /** Decode of Q8_0 / Q4_0 weights: out[r] = w[r] . x for one token, four rows per pass sharing each load of x. */
+    private static void matvecQuantized(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
+                                        int inDim, int rowStart, int rowEnd) {
         long rowBytes = type.rowBytes(inDim);
-        boolean q8 = type == WeightType.Q8_0;
-        for (int r0 = rowStart; r0 < rowEnd; r0 += Q_ROW_TILE) {
-            int r1 = Math.min(rowEnd, r0 + Q_ROW_TILE);
-            for (int t = 0; t < tokens; t++) {
-                long o = (long) t * outStride;
-                int r = r0;
-                if (Q_VECTOR) {
-                    for (; r + 2 <= r1; r += 2) {
-                        if (q8) dot2RowsQ8_0(w, r * rowBytes, rowBytes, xq, xs, t * inDim, t * blocks, blocks, out, o + r);
-                        else dot2RowsQ4_0(w, r * rowBytes, rowBytes, xq, xs, t * inDim, t * blocks, blocks, out, o + r);
-                    }
-                }
-                for (; r < r1; r++) { // an odd last row (the model's matrices have none), or no 256-bit vectors
-                    out.setAtIndex(F32, o + r, dotScalar(type, w, r * rowBytes, xq, xs, t * inDim, t * blocks, blocks));
-                }
+        int blocks = inDim / Quant.BLOCK;
+        int r = rowStart;
+        if (Q_VECTOR) {
+            if (type == WeightType.Q8_0) {
+                for (; r + 4 <= rowEnd; r += 4) dot4RowsQ8_0(w, r * rowBytes, rowBytes, x, blocks, out, r);
+            } else {
+                for (; r + 2 <= rowEnd; r += 2) dot2RowsQ4_0(w, r * rowBytes, rowBytes, x, blocks, out, r);
             }
         }
+        float[] row = ROW_F32.get();
+        if (row.length < inDim) {
+            row = new float[inDim];
+            ROW_F32.set(row);
+        }
+        for (; r < rowEnd; r++) { // rows left over by the four-row kernel (the model's matrices have none)
+            widenQuantized(type, w, r * rowBytes, inDim, row, 0);
+            float s = 0;
+            for (int i = 0; i < inDim; i++) s += row[i] * x.getAtIndex(F32, i);
+            out.setAtIndex(F32, r, s);
+        }
+    }
+
+    /** One dequantized row for the decode's leftover rows (per thread, grown to the widest row seen). */
+    private static final ThreadLocal<float[]> ROW_F32 = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * Four Q8_0 rows from byte {@code row} (rowBytes apart) . x into out[r, r + 4). Per block: the products of the 32
+     * weights with x are summed in a vector, which is then scaled by the block's d into the row's accumulator.
+     */
+    private static void dot4RowsQ8_0(MemorySegment w, long row, long rowBytes, MemorySegment x, int blocks,
+                                     MemorySegment out, int r) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        long at0 = row, at1 = at0 + rowBytes, at2 = at1 + rowBytes, at3 = at2 + rowBytes;
+        for (int b = 0; b < blocks; b++, at0 += 34, at1 += 34, at2 += 34, at3 += 34) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+            for (int j = 0; j < Quant.BLOCK; j += F.length()) {
+                FloatVector xv = FloatVector.fromMemorySegment(F, x, (b * (long) Quant.BLOCK + j) * 4, NATIVE);
+                s0 = q8(w, at0 + 2 + j).fma(xv, s0);
+                s1 = q8(w, at1 + 2 + j).fma(xv, s1);
+                s2 = q8(w, at2 + 2 + j).fma(xv, s2);
+                s3 = q8(w, at3 + 2 + j).fma(xv, s3);
+            }
+            a0 = s0.fma(scale(w, at0), a0);
+            a1 = s1.fma(scale(w, at1), a1);
+            a2 = s2.fma(scale(w, at2), a2);
+            a3 = s3.fma(scale(w, at3), a3);
+        }
+        out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + 1, a1.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + 2, a2.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + 3, a3.reduceLanes(VectorOperators.ADD));
     }
 
     /**
-     * Two rows from byte {@code row} (rowBytes apart) . one token's quantized activations, into out[o, o + 2).
-     * Straight-line code without helper calls, one method per format, two rows not four: C2 must inline every Vector
-     * API call to keep the vectors in registers; past its inlining budget it boxes them and runs 10x slower.
+     * Two Q4_0 rows (byte j of a block holds element j in its low nibble, element j + 16 in its high one), as
+     * dot4RowsQ8_0 with the nibbles in int lanes. Per row only a mask and a conversion per nibble: the high nibble is
+     * taken as (byte & 0xF0) = 16 x nibble against x / 16 (exact), and the offset of 8 is subtracted once per block as
+     * 8 x (sum of the block's x), shared by the rows. Two rows, not four: four passed C2's inlining budget, and the
+     * vectors of what it did not inline were boxed on the heap (~500x slower; Q8_0's simpler body fits four).
      */
-    private static void dot2RowsQ8_0(MemorySegment w, long row, long rowBytes, short[] xq, float[] xs,
-                                     int xOff, int sOff, int blocks, MemorySegment out, long o) {
-        FloatVector acc0 = FloatVector.zero(F256), acc1 = acc0;
-        for (int b = 0; b < blocks; b++) {
-            int xi = xOff + b * Quant.BLOCK;
-            ShortVector x0 = ShortVector.fromArray(S256, xq, xi), x1 = ShortVector.fromArray(S256, xq, xi + 16);
-            float dx = xs[sOff + b];
-            long at0 = row + b * 34L, at1 = at0 + rowBytes;
-            ShortVector a0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at0 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector a1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at0 + 18, LE).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector p0 = a0.mul(x0).add(a1.mul(x1)); // |lane| <= 2 * 128 * 127: no overflow
-            ShortVector b0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at1 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector b1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at1 + 18, LE).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector p1 = b0.mul(x0).add(b1.mul(x1));
-            IntVector i0 = ((IntVector) p0.convertShape(VectorOperators.S2I, I256, 0)).add(p0.convertShape(VectorOperators.S2I, I256, 1));
-            IntVector i1 = ((IntVector) p1.convertShape(VectorOperators.S2I, I256, 0)).add(p1.convertShape(VectorOperators.S2I, I256, 1));
-            acc0 = ((FloatVector) i0.convert(VectorOperators.I2F, 0))
-                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at0)) * dx), acc0);
-            acc1 = ((FloatVector) i1.convert(VectorOperators.I2F, 0))
-                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at1)) * dx), acc1);
+    private static void dot2RowsQ4_0(MemorySegment w, long row, long rowBytes, MemorySegment x, int blocks,
+                                     MemorySegment out, int r) {
+        IntVector lowMask = IntVector.broadcast(I, 0x0F), highMask = IntVector.broadcast(I, 0xF0);
+        FloatVector a0 = FloatVector.zero(F), a1 = a0;
+        long at0 = row, at1 = at0 + rowBytes;
+        for (int b = 0; b < blocks; b++, at0 += 18, at1 += 18) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, offset = s0;
+            for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
+                long xo = (b * (long) Quant.BLOCK + j) * 4;
+                FloatVector lo = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
+                FloatVector hi = FloatVector.fromMemorySegment(F, x, xo + Quant.BLOCK / 2 * 4, NATIVE);
+                offset = offset.add(lo).add(hi);
+                hi = hi.mul(1f / 16);
+                IntVector n0 = (IntVector) ByteVector.fromMemorySegment(QB, w, at0 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n1 = (IntVector) ByteVector.fromMemorySegment(QB, w, at1 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                s0 = ((FloatVector) n0.and(lowMask).convert(VectorOperators.I2F, 0)).fma(lo, s0);
+                s1 = ((FloatVector) n1.and(lowMask).convert(VectorOperators.I2F, 0)).fma(lo, s1);
+                s0 = ((FloatVector) n0.and(highMask).convert(VectorOperators.I2F, 0)).fma(hi, s0);
+                s1 = ((FloatVector) n1.and(highMask).convert(VectorOperators.I2F, 0)).fma(hi, s1);
+            }
+            offset = offset.mul(8f);
+            a0 = s0.sub(offset).fma(scale(w, at0), a0);
+            a1 = s1.sub(offset).fma(scale(w, at1), a1);
         }
-        out.setAtIndex(F32, o, acc0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, o + 1, acc1.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + 1, a1.reduceLanes(VectorOperators.ADD));
     }
 
-    /** The same for Q4_0: byte j holds element j (low nibble) and element j + 16 (high nibble), weight = nibble - 8. */
-    private static void dot2RowsQ4_0(MemorySegment w, long row, long rowBytes, short[] xq, float[] xs,
-                                     int xOff, int sOff, int blocks, MemorySegment out, long o) {
-        FloatVector acc0 = FloatVector.zero(F256), acc1 = acc0;
-        for (int b = 0; b < blocks; b++) {
-            int xi = xOff + b * Quant.BLOCK;
-            ShortVector x0 = ShortVector.fromArray(S256, xq, xi), x1 = ShortVector.fromArray(S256, xq, xi + 16);
-            float dx = xs[sOff + b];
-            long at0 = row + b * 18L, at1 = at0 + rowBytes;
-            ShortVector n0 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at0 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
-            ShortVector n1 = (ShortVector) ByteVector.fromMemorySegment(B128, w, at1 + 2, LE).convertShape(VectorOperators.B2S, S256, 0);
-            // nibbles on shorts: (n & 15) - 8 and ((n >> 4) & 15) - 8 (the sign-extended high bits are masked off)
-            ShortVector p0 = n0.and((short) 15).sub((short) 8).mul(x0)
-                    .add(n0.lanewise(VectorOperators.ASHR, 4).and((short) 15).sub((short) 8).mul(x1));
-            ShortVector p1 = n1.and((short) 15).sub((short) 8).mul(x0)
-                    .add(n1.lanewise(VectorOperators.ASHR, 4).and((short) 15).sub((short) 8).mul(x1));
-            IntVector i0 = ((IntVector) p0.convertShape(VectorOperators.S2I, I256, 0)).add(p0.convertShape(VectorOperators.S2I, I256, 1));
-            IntVector i1 = ((IntVector) p1.convertShape(VectorOperators.S2I, I256, 0)).add(p1.convertShape(VectorOperators.S2I, I256, 1));
-            acc0 = ((FloatVector) i0.convert(VectorOperators.I2F, 0))
-                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at0)) * dx), acc0);
-            acc1 = ((FloatVector) i1.convert(VectorOperators.I2F, 0))
-                    .fma(FloatVector.broadcast(F256, Float.float16ToFloat(w.get(U16_LE, at1)) * dx), acc1);
-        }
-        out.setAtIndex(F32, o, acc0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, o + 1, acc1.reduceLanes(VectorOperators.ADD));
+    /** F.length() int8 weights at byte off, as f32. */
+    private static FloatVector q8(MemorySegment w, long off) {
+        return (FloatVector) ByteVector.fromMemorySegment(QB, w, off, LE).convertShape(VectorOperators.B2F, F, 0);
     }
 
-    /** The plain-loop version of the block dot products (no vectors). */
-    static float dotScalar(WeightType type, MemorySegment w, long row, short[] xq, float[] xs, int xOff, int sOff, int blocks) {
-        float sum = 0;
-        for (int b = 0; b < blocks; b++) {
-            long at = row + (long) b * type.blockBytes;
-            int xi = xOff + b * Quant.BLOCK;
-            int dot = 0;
+    /** F.length() bytes of Q4_0 nibble pairs at off, sign-extended to ints (low() and high() mask what they need). */
+    private static IntVector nibbles(MemorySegment w, long off) {
+        return (IntVector) ByteVector.fromMemorySegment(QB, w, off, LE).convertShape(VectorOperators.B2I, I, 0);
+    }
+
+    /** The low nibbles of n as weights: (n & 15) - 8. */
+    private static FloatVector low(IntVector n) {
+        return (FloatVector) n.and(15).sub(8).convert(VectorOperators.I2F, 0);
+    }
+
+    /** The high nibbles of n as weights: ((n >> 4) & 15) - 8 (the sign-extended bits above are masked off). */
+    private static FloatVector high(IntVector n) {
+        return (FloatVector) n.lanewise(VectorOperators.ASHR, 4).and(15).sub(8).convert(VectorOperators.I2F, 0);
+    }
+
+    /** The fp16 scale d of the block at byte at, in every lane. */
+    private static FloatVector scale(MemorySegment w, long at) {
+        return FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at)));
+    }
+
+    /** dst[dstOff, dstOff + n) = the n weights of {@code type} blocks from byte {@code at} (n a multiple of 32), as f32. */
+    private static void widenQuantized(WeightType type, MemorySegment w, long at, int n, float[] dst, int dstOff) {
+        if (!Q_VECTOR) {
+            Quant.dequantizeRow(type, w, at, n, dst, dstOff);
+            return;
+        }
+        for (int o = dstOff; o < dstOff + n; o += Quant.BLOCK, at += type.blockBytes) {
+            FloatVector d = scale(w, at);
             if (type == WeightType.Q8_0) {
-                for (int j = 0; j < Quant.BLOCK; j++) dot += w.get(ValueLayout.JAVA_BYTE, at + 2 + j) * xq[xi + j];
+                for (int j = 0; j < Quant.BLOCK; j += F.length()) {
+                    q8(w, at + 2 + j).mul(d).intoArray(dst, o + j);
+                }
             } else {
-                for (int j = 0; j < Quant.BLOCK / 2; j++) {
-                    int q = w.get(ValueLayout.JAVA_BYTE, at + 2 + j) & 0xFF;
-                    dot += ((q & 0x0F) - 8) * xq[xi + j] + ((q >>> 4) - 8) * xq[xi + j + Quant.BLOCK / 2];
+                for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
+                    IntVector q = nibbles(w, at + 2 + j);
+                    low(q).mul(d).intoArray(dst, o + j);
+                    high(q).mul(d).intoArray(dst, o + Quant.BLOCK / 2 + j);
                 }
             }
-            sum += dot * (Float.float16ToFloat(w.get(U16_LE, at)) * xs[sOff + b]);
         }
-        return sum;
     }
 
     // ---------------------------------------------------------------------------------------------- small ops

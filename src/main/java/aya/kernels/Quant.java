@@ -1,11 +1,5 @@
 package aya.kernels;
 
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -21,8 +15,8 @@ import java.nio.ByteOrder;
  * </ul>
  * Like GGUF, the quantized values use the f32 scale; only the stored scale is rounded to fp16.
  *
- * <p>Activations for the integer dot products are quantized per token to Q8_0 blocks in the same way (the native
- * kernels do exactly the same), into a byte array of values and a float array of (fp16-rounded) scales.
+ * <p>The native kernels also quantize each token's activations to Q8_0 blocks in this way (in C) for their integer
+ * dot products; the Java kernels dequantize the weights to f32 instead and keep the activations f32.
  */
 public final class Quant {
 
@@ -140,63 +134,6 @@ public final class Quant {
                 throw new IllegalArgumentException(type + " is not a quantized type");
             }
         }
-    }
-
-    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
-    private static final VectorSpecies<Short> S128 = ShortVector.SPECIES_128;
-    /** The vector quantizer needs 8 float lanes; other machines take the plain loop (same results). */
-    static final boolean VECTOR_ACTIVATIONS = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 256;
-
-    /**
-     * Activation quantization (Q8_0 numerics, the same values as {@link #quantizeQ8_0}): the n floats of x from element
-     * xOff become int8 values, stored widened in q[qOff...] (the kernels multiply shorts), and one scale per block
-     * s[sOff...], rounded through fp16 as a Q8_0 block stores it.
-     */
-    static void quantizeActivations(MemorySegment x, long xOff, int n, short[] q, int qOff, float[] s, int sOff) {
-        if (VECTOR_ACTIVATIONS) {
-            quantizeActivationsVector(x, xOff, n, q, qOff, s, sOff);
-            return;
-        }
-        for (int b = 0; b < n / BLOCK; b++) {
-            long base = xOff + (long) b * BLOCK;
-            float amax = 0;
-            for (int j = 0; j < BLOCK; j++) amax = Math.max(amax, Math.abs(x.getAtIndex(F32, base + j)));
-            float d = amax / 127;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            s[sOff + b] = Float.float16ToFloat(f16(d));
-            for (int j = 0; j < BLOCK; j++) {
-                q[qOff + b * BLOCK + j] = (short) roundf(x.getAtIndex(F32, base + j) * id);
-            }
-        }
-    }
-
-    /** The same, 8 lanes at a time: roundf as truncation plus a step away from zero where the exact rest is >= 0.5. */
-    static void quantizeActivationsVector(MemorySegment x, long xOff, int n, short[] q, int qOff, float[] s, int sOff) {
-        for (int b = 0; b < n / BLOCK; b++) {
-            long base = (xOff + (long) b * BLOCK) * 4;
-            FloatVector v0 = FloatVector.fromMemorySegment(F256, x, base, ByteOrder.nativeOrder());
-            FloatVector v1 = FloatVector.fromMemorySegment(F256, x, base + 32, ByteOrder.nativeOrder());
-            FloatVector v2 = FloatVector.fromMemorySegment(F256, x, base + 64, ByteOrder.nativeOrder());
-            FloatVector v3 = FloatVector.fromMemorySegment(F256, x, base + 96, ByteOrder.nativeOrder());
-            FloatVector max = v0.abs().max(v1.abs()).max(v2.abs().max(v3.abs()));
-            float d = max.reduceLanes(VectorOperators.MAX) / 127;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            s[sOff + b] = Float.float16ToFloat(f16(d));
-            for (int k = 0; k < BLOCK; k += 8) { // one call site: C2 inlines it (four would pass its node budget)
-                roundInto(FloatVector.fromMemorySegment(F256, x, base + 4L * k, ByteOrder.nativeOrder()).mul(id), q,
-                        qOff + b * BLOCK + k);
-            }
-        }
-    }
-
-    /** roundf of 8 lanes (|v| <= 127.5) into q[at, at + 8): truncate, then step away from zero if the exact rest >= 0.5. */
-    private static void roundInto(FloatVector v, short[] q, int at) {
-        IntVector t = (IntVector) v.convert(VectorOperators.F2I, 0);
-        FloatVector rest = v.sub((FloatVector) t.convert(VectorOperators.I2F, 0)).abs();
-        IntVector away = IntVector.broadcast(I256, 1).blend(-1, v.compare(VectorOperators.LT, 0).cast(I256));
-        t = t.add(away, rest.compare(VectorOperators.GE, 0.5f).cast(I256));
-        ((ShortVector) t.convertShape(VectorOperators.I2S, S128, 0)).intoArray(q, at);
     }
 
     private static void checkBlocks(int n) {

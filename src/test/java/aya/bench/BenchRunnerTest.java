@@ -28,13 +28,18 @@ class BenchRunnerTest {
         assertTrue(Double.isNaN(Stats.of().mean()));
     }
 
-    /** A fake model on a fake clock: each prefill token costs prefillNs, each decode step decodeNs + slope * pos. */
+    /**
+     * A fake model on a fake clock: each prefill token costs prefillNs, each decode step decodeNs + slope * pos,
+     * making the weights resident touchNs. Every call is logged (with the backend) in events, shared by the fakes.
+     */
     static final class FakeTarget implements BenchTarget {
         final long[] clock;
         final String backend;
         final long prefillNs, decodeNs, decodeNsPerPos;
         final List<Integer> decodePositions = new ArrayList<>();
         final List<Integer> prefillStarts = new ArrayList<>();
+        List<String> events = new ArrayList<>();
+        long touchNs;
         boolean closed;
 
         FakeTarget(long[] clock, String backend, long prefillNs, long decodeNs, long decodeNsPerPos) {
@@ -52,28 +57,40 @@ class BenchRunnerTest {
         public long weightBytes() { return 6_000_000_000L; }
         public long bytesReadPerDecodeToken(int pos) { return 5_000_000_000L + 1000L * pos; }
         public int vocabSize() { return 100; }
+
+        public long touchWeights() {
+            events.add(backend + " touch");
+            clock[0] += touchNs;
+            return weightBytes();
+        }
         public int maxPositions() { return 4096; }
 
         final List<Integer> fills = new ArrayList<>();
 
         public void fillContext(int depth) {
             fills.add(depth);
+            events.add(backend + " fill");
             clock[0] += 1_000_000_000_000L; // untimed: must not show in any rate
         }
 
         public void prefill(int[] tokens, int pos0) {
             for (int t : tokens) assertTrue(t >= 0 && t < 100);
             prefillStarts.add(pos0);
+            events.add(backend + " prefill");
             clock[0] += prefillNs * tokens.length;
         }
 
         public void decode(int token, int pos) {
             assertTrue(token >= 0 && token < 100);
             decodePositions.add(pos);
+            events.add(backend + " decode");
             clock[0] += decodeNs + decodeNsPerPos * pos;
         }
 
-        public void close() { closed = true; }
+        public void close() {
+            closed = true;
+            events.add(backend + " close");
+        }
     }
 
     @Test
@@ -81,6 +98,7 @@ class BenchRunnerTest {
         long[] clock = {0};
         FakeTarget java = new FakeTarget(clock, "java", 10_000_000, 250_000_000, 0);   // 100 t/s, 4 t/s
         FakeTarget nat = new FakeTarget(clock, "native", 5_000_000, 125_000_000, 0);   // 200 t/s, 8 t/s
+        java.touchNs = 2_000_000_000L;
         List<Double> probes = new ArrayList<>(List.of(40.0, 50.0));
         BenchRunner.Settings settings = new BenchRunner.Settings("m", 512, 32, 0, 3, 2, 1 << 20, 1);
         BenchRunner runner = new BenchRunner(settings, () -> clock[0], (pool, bytes, reps) -> probes.removeFirst());
@@ -96,7 +114,8 @@ class BenchRunnerTest {
         assertEquals(4.0, j.decodeTokensPerS().mean(), 1e-9);
         assertEquals(200.0, n.prefillTokensPerS().mean(), 1e-9);
         assertEquals(8.0, n.decodeTokensPerS().mean(), 1e-9);
-        assertEquals(1.5, j.loadS(), 1e-9);
+        assertEquals(1.5 + 2.0, j.loadS(), 1e-9, "load time includes making the weights resident");
+        assertEquals(0.0, n.loadS(), 1e-9);
         assertEquals(50.0, j.readGbPerS(), "best of the probes before and after");
         // decode bound: 50e9 B/s / (5e9 + 1000 * 16) B per token
         assertEquals(50e9 / (5e9 + 16_000), j.decodeBoundTokensPerS(), 1e-9);
@@ -130,6 +149,32 @@ class BenchRunnerTest {
         assertTrue(text.contains("tg32"), text);
         assertTrue(text.contains("100.00 ± 0.00"), text);
         assertTrue(text.contains("native / java: prefill 2.00x, decode 2.00x"), text);
+    }
+
+    @Test
+    void backendsRunOneAfterTheOtherEachAlone() {
+        long[] clock = {0};
+        List<String> events = new ArrayList<>();
+        FakeTarget java = new FakeTarget(clock, "java", 1_000_000, 1_000_000, 0);
+        FakeTarget nat = new FakeTarget(clock, "native", 1_000_000, 1_000_000, 0);
+        java.events = events;
+        nat.events = events;
+        BenchRunner.Settings settings = new BenchRunner.Settings("m", 8, 16, 4, 3, 2, 1 << 20, 1);
+        new BenchRunner(settings, () -> clock[0], (pool, bytes, reps) -> 30.0).run(List.of(
+                new BenchRunner.Loader("java", () -> { events.add("java load"); return java; }),
+                new BenchRunner.Loader("native", () -> { events.add("native load"); return nat; })), line -> { });
+        // java is loaded, made resident, filled, warmed up, measured and closed before native is loaded
+        int javaClosed = events.indexOf("java close"), nativeLoaded = events.indexOf("native load");
+        assertTrue(javaClosed >= 0 && javaClosed + 1 == nativeLoaded, events.toString());
+        assertTrue(events.subList(0, nativeLoaded).stream().allMatch(e -> e.startsWith("java ")), events.toString());
+        assertTrue(events.subList(nativeLoaded, events.size()).stream().allMatch(e -> e.startsWith("native ")), events.toString());
+        assertEquals(List.of("java load", "java touch", "java fill", "java prefill"), events.subList(0, 4),
+                "the weights are resident before anything runs");
+        assertEquals("native close", events.getLast());
+        // warm-up (1 prefill, 2 decodes) + 3 reps of (1 prefill, 16 decodes), per backend
+        assertEquals(3 * 17 + 3, events.stream().filter(e -> e.startsWith("java ") && (e.endsWith("prefill") || e.endsWith("decode"))).count());
+        // the same random prompts for both backends: same seed, drawn the same way
+        assertEquals(java.decodePositions, nat.decodePositions);
     }
 
     @Test

@@ -47,7 +47,7 @@ class ActivationsCliTest extends CliCapture {
     @Test
     void benchJsonReportsTheActivations() throws IOException {
         assertEquals(0, Main.run("bench", "--model", ModelFixtures.dir(FIXTURE).toString(), "--backend", "java",
-                "--prompt-tokens", "6", "--gen-tokens", "2", "--reps", "1", "--threads", "1", "--bandwidth-mb", "8", "--json",
+                "--prompt-tokens", "6", "--gen-tokens", "16", "--reps", "1", "--threads", "1", "--bandwidth-mb", "8", "--json",
                 "--activations", "bf16"), stderr());
         List<String> lines = stdout().lines().toList();
         assertEquals(1, lines.size(), lines.toString());

@@ -74,7 +74,7 @@ class InitRandomAndBenchCliTest extends CliCapture {
         Path model = tinyModel(tmp);
         out.reset();
         assertEquals(0, Main.run("bench", "--model", model.toString(), "--backend", "java", "--prompt-tokens", "8",
-                "--gen-tokens", "3", "--depth", "5", "--reps", "2", "--threads", "2", "--bandwidth-mb", "8", "--json"),
+                "--gen-tokens", "16", "--depth", "5", "--reps", "2", "--threads", "2", "--bandwidth-mb", "8", "--json"),
                 err.toString(StandardCharsets.UTF_8));
         List<String> lines = out.toString(StandardCharsets.UTF_8).lines().toList();
         assertEquals(1, lines.size(), "one line per backend: " + lines);
@@ -84,7 +84,7 @@ class InitRandomAndBenchCliTest extends CliCapture {
         assertEquals("f32", r.get("activations").asText());
         assertEquals(2, r.get("threads").asInt());
         assertEquals(8, r.get("prompt_tokens").asInt());
-        assertEquals(3, r.get("gen_tokens").asInt());
+        assertEquals(16, r.get("gen_tokens").asInt());
         assertEquals(5, r.get("depth").asInt());
         for (String key : List.of("prefill_tokens_per_s", "decode_tokens_per_s", "read_gb_per_s", "load_s")) {
             assertTrue(r.get(key).asDouble() > 0, key + " = " + r.get(key));
@@ -93,15 +93,15 @@ class InitRandomAndBenchCliTest extends CliCapture {
         long weights = Files.size(model.resolve("model-00001-of-00002.safetensors"))
                 + Files.size(model.resolve("model-00002-of-00002.safetensors"));
         assertTrue(r.get("weight_bytes").asLong() > 0 && r.get("weight_bytes").asLong() < weights);
-        // decode at positions 5..7 (middle: 6) reads every weight plus K and V of 7 positions in 5 layers
-        long kv = 5L * 7 * 2 * 32 * Float.BYTES;
+        // decode at positions 5..20 (middle: 13) reads every weight plus K and V of 14 positions in 5 layers
+        long kv = 5L * 14 * 2 * 32 * Float.BYTES;
         assertEquals(r.get("weight_bytes").asLong() + kv, r.get("decode_bytes_per_token").asLong());
 
         out.reset();
-        assertEquals(0, Main.run("bench", "--model", model.toString(), "--prompt-tokens", "4", "--gen-tokens", "2",
+        assertEquals(0, Main.run("bench", "--model", model.toString(), "--prompt-tokens", "4", "--gen-tokens", "16",
                 "--reps", "1", "--bandwidth-mb", "8"), err.toString(StandardCharsets.UTF_8));
         String table = out.toString(StandardCharsets.UTF_8);
-        assertTrue(table.contains("| java    | bf16  | f32  |") && table.contains("pp4") && table.contains("tg2"), table);
+        assertTrue(table.contains("| java    | bf16  | f32  |") && table.contains("pp4") && table.contains("tg16"), table);
     }
 
     @Test
@@ -110,10 +110,10 @@ class InitRandomAndBenchCliTest extends CliCapture {
         out.reset();
         err.reset();
         assertEquals(0, Main.run("bench", "--model", model.toString(), "--backend", "java", "--prompt-tokens", "0",
-                "--gen-tokens", "3", "--reps", "2", "--bandwidth-mb", "8", "--profile"), err.toString(StandardCharsets.UTF_8));
+                "--gen-tokens", "16", "--reps", "2", "--bandwidth-mb", "8", "--profile"), err.toString(StandardCharsets.UTF_8));
         String e = err.toString(StandardCharsets.UTF_8);
-        // 2 reps x 3 decode steps; the warm-up's steps are left out
-        assertTrue(e.contains("aya: java decode per-op profile over 6 forward passes"), e);
+        // 2 reps x 16 decode steps; the warm-up's steps are left out
+        assertTrue(e.contains("aya: java decode per-op profile over 32 forward passes"), e);
         for (String op : List.of("q/k/v + gate/up projections, SwiGLU", "attention", "o_proj + down_proj + residual",
                 "output head (logits)")) {
             assertTrue(e.contains(op), op + " in " + e);
@@ -130,6 +130,10 @@ class InitRandomAndBenchCliTest extends CliCapture {
         assertEquals(2, Main.run("bench", "--model", m, "--reps", "0"));
         assertEquals(2, Main.run("bench", "--model", m, "--prompt-tokens", "-1"));
         assertEquals(2, Main.run("bench", "--model", m, "--prompt-tokens", "0", "--gen-tokens", "0"));
+        err.reset();
+        assertEquals(2, Main.run("bench", "--model", m, "--gen-tokens", "15")); // too few steps to time decode
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--gen-tokens must be 0 (no decode test) or at least 16, got 15"),
+                err.toString(StandardCharsets.UTF_8));
         assertEquals(2, Main.run("bench", "--model", m, "--threads", "0"));
         assertEquals(2, Main.run("bench", "--model", m, "--depth", "100000", "--bandwidth-mb", "8"));
         String e = err.toString(StandardCharsets.UTF_8);

@@ -94,7 +94,7 @@ class QuantCliTest {
         String model = ModelFixtures.dir("f32-tied").toString();
         for (String[] args : new String[][]{
                 {"logits", "--model", model, "--ids", "1,2", "--output", tmp.resolve("x.npy").toString(), "--quant", "q5_1"},
-                {"bench", "--model", model, "--quant", "int8", "--gen-tokens", "1", "--prompt-tokens", "0"},
+                {"bench", "--model", model, "--quant", "int8", "--gen-tokens", "16", "--prompt-tokens", "0"},
                 {"generate", "--model", model, "--ids", "1,2", "--quant", "Q2_K"}}) {
             err.reset();
             assertEquals(2, Main.run(args), stderr());

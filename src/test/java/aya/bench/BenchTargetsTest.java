@@ -1,0 +1,36 @@
+package aya.bench;
+
+import aya.model.AyaForward;
+import aya.model.ModelFixtures;
+import aya.kernels.Backend;
+import aya.weights.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The engine's bench target: touchWeights covers every weight the model reads, and leaves every page resident. */
+class BenchTargetsTest {
+
+    @Test
+    void touchWeightsMakesEveryWeightPageResident() {
+        Path dir = ModelFixtures.dir("bf16-untied-sharded");
+        try (BenchTarget target = BenchTargets.load(dir, "java", 1, 16)) {
+            assertEquals(target.weightBytes(), target.touchWeights(), "every weight the model reads, once");
+        }
+        // residency seen from the model's own segments (mincore): all pages of every mapped tensor
+        AyaForward model = AyaForward.load(dir, Backend.open("java"), 1, null);
+        try (BenchTarget target = new BenchTargets.EngineTarget(model, "java", 16, null)) { // closes the model
+            target.touchWeights();
+            int mapped = 0;
+            for (Tensor t : model.tensors().values()) {
+                if (!t.data().isMapped()) continue;
+                mapped++;
+                assertTrue(t.data().isLoaded(), t.name() + " is resident");
+            }
+            assertTrue(mapped > 0, "the fixture's weights are memory-mapped");
+        }
+    }
+}
