@@ -202,6 +202,25 @@ final class KQuant {
      * Q8_K (quantize_row_q8_K_ref) of the n floats of x from element xOff: values widened to shorts in q[qOff...], one
      * f32 scale per 256 in d[dOff...] and the sum of each 16 values in sums[sOff...].
      */
+    /**
+     * Q5_0's activations as Q8_0 blocks (llama.cpp's quantize_row_q8_0 numerics, as the C kernels): per 32 values
+     * d = max|x| / 127 (stored through fp16), q = roundf(x / d), widened to shorts in q[qOff...], scales in s[sOff...].
+     */
+    static void quantizeQ8_0(MemorySegment x, long xOff, int n, short[] q, int qOff, float[] s, int sOff) {
+        int block = WeightType.Q8_0.blockSize;
+        for (int b = 0; b < n / block; b++) {
+            long base = xOff + (long) b * block;
+            float amax = 0;
+            for (int j = 0; j < block; j++) amax = Math.max(amax, Math.abs(x.getAtIndex(Quant.F32, base + j)));
+            float d = amax / 127;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            s[sOff + b] = Float.float16ToFloat(Quant.f16(d));
+            for (int j = 0; j < block; j++) {
+                q[qOff + b * block + j] = (short) Quant.roundf(x.getAtIndex(Quant.F32, base + j) * id);
+            }
+        }
+    }
+
     static void quantizeQ8_K(MemorySegment x, long xOff, int n, short[] q, int qOff, float[] d, int dOff, int[] sums, int sOff) {
         for (int b = 0; b < n / QK_K; b++) {
             long base = xOff + (long) b * QK_K;
@@ -264,7 +283,7 @@ final class KQuant {
         }
         for (int t = 0; t < tokens; t++) {
             if (type == WeightType.Q5_0) {
-                Quant.quantizeActivations(x, (long) t * inDim, inDim, buf.xq, t * inDim, buf.xd, t * blocks);
+                quantizeQ8_0(x, (long) t * inDim, inDim, buf.xq, t * inDim, buf.xd, t * blocks);
             } else {
                 quantizeQ8_K(x, (long) t * inDim, inDim, buf.xq, t * inDim, buf.xd, t * blocks, buf.xsum, t * inDim / 16);
             }

@@ -227,7 +227,7 @@ class KQuantTest {
         short[] q = new short[tokens * inDim];
         float[] d = new float[tokens * inDim / block];
         if (type == WeightType.Q5_0) {
-            for (int t = 0; t < tokens; t++) Quant.quantizeActivations(x, (long) t * inDim, inDim, q, t * inDim, d, t * inDim / 32);
+            for (int t = 0; t < tokens; t++) KQuant.quantizeQ8_0(x, (long) t * inDim, inDim, q, t * inDim, d, t * inDim / 32);
         } else {
             int[] sums = new int[tokens * inDim / 16];
             for (int t = 0; t < tokens; t++) {
