@@ -5,6 +5,7 @@
  *   Q4_0: the nibbles n are unsigned, sum((n - 8) * x) = vpdpbusd(-8 * sum(x), n, x).
  * Activations are quantized by the AVX2 quantizer (bit-exact with scalar), so results match the other ISAs up to f32
  * summation order. Tiles of 4 rows x 4 tokens (16 of the 32 zmm registers accumulate); decode is 4 rows x 1 token.
+ * The loops around the tiles are quant_loop.h's.
  * This machine has no AVX-512: test_avx512_emulated runs this file on SIMDe against scalar. */
 #ifdef AYA_EMULATE_AVX512
 #define SIMDE_ENABLE_NATIVE_ALIASES
@@ -22,8 +23,6 @@
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 #endif
 
-enum { PANEL_ROWS = 64 }; /* prefill: rows whose blocks stay in L2 while all tokens pass */
-
 /* Two blocks' values v0, v1 spread to the lanes their products land in: Q8_0 [v0 x8 | v1 x8], Q4_0 [v0 x4, v1 x4] x2. */
 AYA_ALWAYS_INLINE __m512 spread_pair(int q4, __m128 two) {
     const __m512i q8_lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -40,12 +39,11 @@ AYA_ALWAYS_INLINE float hsum256(__m256 v) {
 
 /* out[t * out_stride + r] = row r . token t for RM rows (row_bytes apart) x RN tokens from `token`; RM, RN, q4 are
  * compile-time constants at every call site. */
-AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
-                            const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out, int32_t out_stride,
-                            const int prefetch) {
+AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
+                                  const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
+                                  int32_t out_stride, size_t ahead) {
     const int32_t blocks = in_dim / AYA_QK;
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
-    const size_t ahead = 4 * row_bytes; /* decode prefetches the next group of rows (rows are contiguous) */
     const int8_t *xq = acts->q + (size_t) token * in_dim;
     const float *xd = acts->d + (size_t) token * blocks;
     /* Q8_0: 128 as an unsigned byte (the weight offset); Q4_0: 8 (the nibble offset) */
@@ -64,7 +62,10 @@ AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint
         __m512 dw[4];
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
-            if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+            if (ahead) { /* both ends of the two blocks: a Q8_0 pair (68 bytes) can span three cache lines */
+                _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *) blk + ahead + 2 * bb - 1, _MM_HINT_T0);
+            }
             if (q4) { /* [b0 low | b1 low | b0 high | b1 high] nibbles */
                 __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (blk + 2))),
                                                     _mm_loadu_si128((const __m128i *) (blk + bb + 2)), 1);
@@ -120,56 +121,18 @@ AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint
         for (int r = 0; r < RM; r++) out[(size_t) t * out_stride + r] = _mm512_reduce_add_ps(acc[t][r]) + hsum256(tail[t][r]);
 }
 
-#define AYA_TILE_CASE(RM, RN) \
-    case (RM) * 8 + (RN): tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, prefetch); break;
-AYA_ALWAYS_INLINE void any_tile(const int q4, int rm, int rn, const uint8_t *w, size_t row_bytes, const aya_q8_acts *acts,
-                                int32_t token, int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
-    switch (rm * 8 + rn) {
-        AYA_TILE_CASE(1, 1) AYA_TILE_CASE(2, 1) AYA_TILE_CASE(3, 1) AYA_TILE_CASE(4, 1)
-        AYA_TILE_CASE(1, 2) AYA_TILE_CASE(2, 2) AYA_TILE_CASE(3, 2) AYA_TILE_CASE(4, 2)
-        AYA_TILE_CASE(1, 3) AYA_TILE_CASE(2, 3) AYA_TILE_CASE(3, 3) AYA_TILE_CASE(4, 3)
-        AYA_TILE_CASE(1, 4) AYA_TILE_CASE(2, 4) AYA_TILE_CASE(3, 4) AYA_TILE_CASE(4, 4)
-        default: break;
-    }
-}
-#undef AYA_TILE_CASE
-
-AYA_ALWAYS_INLINE void matmul_q(const int q4, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
-                                int32_t out_stride, int32_t row_start, int32_t row_end) {
-    aya_q8_acts acts;
-    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
-    size_t row_bytes = (size_t) (in_dim / AYA_QK) * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
-    const uint8_t *base = (const uint8_t *) w;
-    if (tokens == 1) {
-        int32_t r = row_start;
-        for (; r + 4 <= row_end; r += 4) {
-            tile(q4, 4, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1);
-        }
-        if (r < row_end) any_tile(q4, row_end - r, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim,
-                                  out + r, out_stride, 1);
-        return;
-    }
-    for (int32_t p0 = row_start; p0 < row_end; p0 += PANEL_ROWS) {
-        int32_t p1 = p0 + PANEL_ROWS < row_end ? p0 + PANEL_ROWS : row_end;
-        for (int32_t t = 0; t < tokens; t += 4) {
-            int rn = tokens - t < 4 ? tokens - t : 4;
-            float *ot = out + (size_t) t * out_stride;
-            for (int32_t r = p0; r < p1; r += 4) {
-                int rm = p1 - r < 4 ? p1 - r : 4;
-                any_tile(q4, rm, rn, base + (size_t) r * row_bytes, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0);
-            }
-        }
-    }
-}
+/* the driver (decode and prefill loops) around aya_q_tile */
+#define AYA_Q_TILE_TOKENS 4
+#include "quant_loop.h"
 
 void aya_matmul_q8_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    matmul_q(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_q_matmul(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 void aya_matmul_q4_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    matmul_q(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_q_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 #ifndef AYA_EMULATE_AVX512
