@@ -201,7 +201,7 @@ public final class AyaForward implements AutoCloseable {
 
     /**
      * Chooses the activation precision of the matrix products (default f32); bf16 rounds the activations entering the
-     * bf16 weight matrices in prefill (see {@link Activations#BF16}). Refused for a model without bf16 matrices (e.g.
+     * bf16 weight matrices (see {@link Activations#BF16}). Refused for a model without bf16 matrices (e.g.
      * f32 or quantized), where it would change nothing. Not while a forward pass runs.
      */
     public void activations(Activations a) {
@@ -545,7 +545,7 @@ public final class AyaForward implements AutoCloseable {
             MemorySegment h = s.xb.asSlice((long) r0 * d * Float.BYTES, (long) rows * d * Float.BYTES);
             kernels.layerNorm(s.x.asSlice((long) r0 * d * Float.BYTES), finalNorm, h, rows, d, config.layerNormEps());
             t0 = lap(p, ForwardProfile.Op.HEAD_NORM, t0);
-            matmul(head, h, s.logits, rows, count > 1); // bf16 activations: every row of a prefill's logits alike
+            matmul(head, h, s.logits, rows);
             t0 = lap(p, ForwardProfile.Op.HEAD, t0);
             long total = logitScale == 1.0f ? 0 : (long) rows * vocab; // x * 1.0f == x: Tiny Aya skips the pass
             for (long i = 0; i < total; i++) {
@@ -576,8 +576,8 @@ public final class AyaForward implements AutoCloseable {
             // pair index j covers stacked rows qkvRows + 2j and + 2j + 1; floor on both ends partitions [0, ff)
             int ffFrom = Math.max(from - qkvRows, 0) / 2, ffTo = Math.max(to - qkvRows, 0) / 2;
             if (ffFrom < ffTo) {
-                product(layer.wGate, s.xb, s.gate, n, ff, ffFrom, ffTo, n > 1);
-                product(layer.wUp, s.xb, s.up, n, ff, ffFrom, ffTo, n > 1);
+                product(layer.wGate, s.xb, s.gate, n, ff, ffFrom, ffTo);
+                product(layer.wUp, s.xb, s.up, n, ff, ffFrom, ffTo);
                 for (int t = 0; t < n; t++) {
                     kernels.swiglu(s.gate, s.up, (long) t * ff + ffFrom, (long) t * ff + ffTo);
                 }
@@ -593,8 +593,8 @@ public final class AyaForward implements AutoCloseable {
         Matrix wo = layer.wo, down = layer.wDown;
         int d = wo.rows();
         pool.forRange(d, 4, (worker, from, to) -> {
-            product(wo, s.att, s.attOut, n, d, from, to, n > 1);
-            product(down, s.gate, s.mlpOut, n, d, from, to, n > 1);
+            product(wo, s.att, s.attOut, n, d, from, to);
+            product(down, s.gate, s.mlpOut, n, d, from, to);
             for (int t = 0; t < n; t++) {
                 residual(s.x, s.attOut, s.mlpOut, (long) t * d + from, (long) t * d + to);
             }
@@ -605,22 +605,18 @@ public final class AyaForward implements AutoCloseable {
     private void rowSlice(Matrix w, MemorySegment x, MemorySegment out, int tokens, int from, int to, int offset) {
         int start = Math.max(from - offset, 0), end = Math.min(to - offset, w.rows());
         if (start < end) {
-            product(w, x, out, tokens, w.rows(), start, end, tokens > 1);
+            product(w, x, out, tokens, w.rows(), start, end);
         }
     }
 
-    /**
-     * out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work); prefill says
-     * whether these rows belong to a pass of several tokens (see {@link #product}).
-     */
-    private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens, boolean prefill) {
-        pool.forRange(w.rows(), 4, (worker, from, to) -> product(w, x, out, tokens, w.rows(), from, to, prefill));
+    /** out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work). */
+    private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens) {
+        pool.forRange(w.rows(), 4, (worker, from, to) -> product(w, x, out, tokens, w.rows(), from, to));
     }
 
-    /** Rows [from, to) of x w^T; with --activations bf16, a prefill rounds x to bf16 for bf16 weights. */
-    private void product(Matrix w, MemorySegment x, MemorySegment out, int tokens, int outStride, int from, int to,
-                         boolean prefill) {
-        if (prefill && activations == Activations.BF16 && w.type() == WeightType.BF16) {
+    /** Rows [from, to) of x w^T; with --activations bf16, x is rounded to bf16 for bf16 weights (prefill and decode). */
+    private void product(Matrix w, MemorySegment x, MemorySegment out, int tokens, int outStride, int from, int to) {
+        if (activations == Activations.BF16 && w.type() == WeightType.BF16) {
             kernels.matmulBf16Activations(w.data(), x, out, tokens, w.cols(), outStride, from, to);
         } else {
             kernels.matmul(w.type(), w.data(), x, out, tokens, w.cols(), outStride, from, to);
