@@ -2,7 +2,9 @@
  * with vpdpbusd (u8 x s8, four products summed into each int32 lane, no saturation) doing the whole block product:
  *   Q8_0: weights w + 128 (= w ^ 0x80) are unsigned, so sum(w * x) = vpdpbusd(-128 * sum(x), w ^ 0x80, x): exact also
  *         for w = -128. The 128 * sum(x) lanes come from one vpdpbusd per step, shared by every row.
- *   Q4_0: the nibbles n are unsigned, sum((n - 8) * x) = vpdpbusd(-8 * sum(x), n, x).
+ *   Q4_0: the nibbles n are unsigned, sum((n - 8) * x) = vpdpbusd(-8 * sum(x), n, x). Four blocks per step: one
+ *         64-byte and one 16-byte load per row, vpermt2w gathers the four blocks' nibbles and vpermw spreads their
+ *         four scales to the lanes of their products (AVX512BW), so there is no per-block scalar work.
  * Activations are quantized by the AVX2 quantizer (bit-exact with scalar), so results match the other ISAs up to f32
  * summation order. Tiles of 4 rows x 4 tokens (16 of the 32 zmm registers accumulate); decode is 4 rows x 1 token.
  * The loops around the tiles are quant_loop.h's.
@@ -57,6 +59,49 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
             tail[t][r] = _mm256_setzero_ps();
         }
     int32_t b = 0;
+    if (q4) { /* Q4_0 four blocks (72 bytes) per step: two word permutes gather the nibbles and spread the scales */
+        /* qs_words: block j's 16 bytes of nibbles (words 9j + 1 .. 9j + 8 of the group) to words 8j .. 8j + 7; block 3's
+         * come from the second source, a 16-byte load at byte 56. scale_words: block j's scale (word 9j) to words
+         * 4j .. 4j + 3, the lanes its products land in. */
+        static const uint16_t qs_index[32] = { 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17,
+                                               19, 20, 21, 22, 23, 24, 25, 26, 32, 33, 34, 35, 36, 37, 38, 39 };
+        static const uint16_t scale_index[32] = { 0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27 };
+        const __m512i qs_words = _mm512_loadu_si512((const void *) qs_index);
+        const __m512i scale_words = _mm512_loadu_si512((const void *) scale_index);
+        const __m512i quad_lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        for (; b + 4 <= blocks; b += 4) {
+            __m512i lo[4], hi[4];
+            __m512 dw[4];
+            for (int r = 0; r < RM; r++) {
+                const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+                if (ahead) {
+                    _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+                    _mm_prefetch((const char *) blk + ahead + 4 * bb - 1, _MM_HINT_T0);
+                }
+                __m512i v = _mm512_loadu_si512((const void *) blk);
+                __m512i last = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *) (blk + 56)));
+                __m512i qs = _mm512_permutex2var_epi16(v, qs_words, last); /* [b0 | b1 | b2 | b3] nibbles */
+                lo[r] = _mm512_and_si512(qs, low4);                          /* elements 0..15 of each block */
+                hi[r] = _mm512_and_si512(_mm512_srli_epi16(qs, 4), low4);    /* elements 16..31 */
+                dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_words, v)));
+            }
+            for (int t = 0; t < RN; t++) {
+                const int8_t *xt = xq + (size_t) t * in_dim + (size_t) b * AYA_QK;
+                __m512i x01 = _mm512_loadu_si512((const void *) xt), x23 = _mm512_loadu_si512((const void *) (xt + 64));
+                __m512i xlo = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0)); /* elements 0..15 of b0..b3 */
+                __m512i xhi = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)); /* elements 16..31 */
+                __m512i eight_sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offset_bytes, xlo),
+                                                         offset_bytes, xhi);
+                __m512i minus = _mm512_sub_epi32(_mm512_setzero_si512(), eight_sums);
+                __m512 dx = _mm512_permutexvar_ps(quad_lanes, _mm512_castps128_ps512(
+                        _mm_loadu_ps(xd + (size_t) t * blocks + b)));
+                for (int r = 0; r < RM; r++) {
+                    __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(minus, lo[r], xlo), hi[r], xhi);
+                    acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[r], dx), acc[t][r]);
+                }
+            }
+        }
+    }
     for (; b + 2 <= blocks; b += 2) {
         __m512i wv[4];
         __m512 dw[4];
