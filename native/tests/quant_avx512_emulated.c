@@ -18,6 +18,15 @@ static inline simde__m512 _mm512_cvtepi32_ps(simde__m512i v) {
     return simde_mm512_loadu_ps(out);
 }
 #endif
+#ifndef _mm512_cvtph_ps
+static inline simde__m512 _mm512_cvtph_ps(simde__m256i v) {
+    uint16_t in[16];
+    float out[16];
+    simde_mm256_storeu_si256(in, v);
+    for (int i = 0; i < 16; i++) out[i] = aya_f16_to_f32(in[i]);
+    return simde_mm512_loadu_ps(out);
+}
+#endif
 #ifndef _mm512_reduce_add_ps
 static inline float _mm512_reduce_add_ps(simde__m512 v) {
     float lanes[16], sum = 0.0f;

@@ -1,7 +1,8 @@
 /* NEON (AArch64 Advanced SIMD) matrix products: the AVX2 design with 4-wide vectors. Weights widen to f32 exactly
  * (bf16: shift; f16: fcvtl); all math is f32 FMA.
- * Decode (tokens == 1) streams 4 weight rows at once with prefetch; prefill widens a tile of weight rows once into an
- * L1-sized f32 buffer and reuses it for every 3 tokens (a 4-row x 3-token block of 12 accumulators). */
+ * Decode (tokens == 1) is the shared loop of matvec_loop.h around the micro-kernel below; prefill widens a tile of
+ * weight rows once into an L1-sized f32 buffer and reuses it for every 3 tokens (a 4-row x 3-token block of 12
+ * accumulators). */
 #include <arm_neon.h>
 
 #include "kernels_internal.h"
@@ -9,7 +10,6 @@
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 enum { TILE_ROWS = 16, TILE_K = 256 };  /* prefill tile: 16 rows x 256 f32 = 16 KiB, fits L1 with x */
-enum { PREFETCH_BYTES = 512 };          /* decode: how far ahead of each weight row to prefetch */
 
 /* 4 weights at w[i..i+4) widened to f32. type is a compile-time constant at every call site. */
 AYA_ALWAYS_INLINE float32x4_t load4(int type, const void *w, size_t i) {
@@ -34,21 +34,17 @@ AYA_ALWAYS_INLINE float hsum(float32x4_t v) {
 }
 
 /* R rows x T tokens of dot products over k in [0, kc): rows at w + r*w_stride (type), tokens at x + t*x_stride.
- * Stores (or adds, when accumulate) into o[t*o_stride + r]. R, T, type and prefetch are constants where inlined. */
+ * Stores (or adds, when accumulate) into o[t*o_stride + r]. R, T and type are constants where inlined. */
 AYA_ALWAYS_INLINE void micro(int type, const void *w, size_t w_stride, const float *x, size_t x_stride, int32_t kc,
-                             float *o, size_t o_stride, int accumulate, int prefetch, const int R, const int T) {
+                             float *o, size_t o_stride, int accumulate, const int R, const int T) {
     float32x4_t acc[4][3];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) acc[r][t] = vdupq_n_f32(0.0f);
-    size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
     int32_t k = 0;
     for (; k + 4 <= kc; k += 4) {
         float32x4_t xv[3];
         for (int t = 0; t < T; t++) xv[t] = vld1q_f32(x + (size_t) t * x_stride + k);
         for (int r = 0; r < R; r++) {
-            if (prefetch) {
-                __builtin_prefetch((const char *) w + ((size_t) r * w_stride + k) * wsize + PREFETCH_BYTES);
-            }
             float32x4_t wv = load4(type, w, (size_t) r * w_stride + k);
             for (int t = 0; t < T; t++) acc[r][t] = vfmaq_f32(acc[r][t], wv, xv[t]);
         }
@@ -65,19 +61,40 @@ AYA_ALWAYS_INLINE void micro(int type, const void *w, size_t w_stride, const flo
     }
 }
 
-AYA_ALWAYS_INLINE void matvec(int type, const void *w, const float *x, float *out,
-                              int32_t in_dim, int32_t row_start, int32_t row_end) {
-    size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
-    int32_t r = row_start;
-    for (; r + 4 <= row_end; r += 4) {
-        const char *rows = (const char *) w + (size_t) r * (size_t) in_dim * wsize;
-        micro(type, rows, (size_t) in_dim, x, 0, in_dim, out + r, 0, 0, 1, 4, 1);
-    }
-    for (; r < row_end; r++) {
-        const char *row = (const char *) w + (size_t) r * (size_t) in_dim * wsize;
-        micro(type, row, (size_t) in_dim, x, 0, in_dim, out + r, 0, 0, 1, 1, 1);
-    }
+/* The decode micro-kernel for matvec_loop.h: one accumulator per row, 4 inputs per FMA, 16 per step. */
+#define AYA_MV_STEP 16
+#define AYA_MV_NARROW 4
+typedef float aya_mv_x;
+typedef float32x4_t aya_mv_acc;
+typedef struct { float32x4_t x0, x1, x2, x3; } aya_mv_xs;
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
+    return vdupq_n_f32(0.0f);
 }
+
+AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const float *x, size_t k) {
+    return (aya_mv_xs) { vld1q_f32(x + k), vld1q_f32(x + k + 4), vld1q_f32(x + k + 8), vld1q_f32(x + k + 12) };
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_step(aya_mv_acc acc, int type, const void *row, size_t k, aya_mv_xs xs) {
+    acc = vfmaq_f32(acc, load4(type, row, k), xs.x0);
+    acc = vfmaq_f32(acc, load4(type, row, k + 4), xs.x1);
+    acc = vfmaq_f32(acc, load4(type, row, k + 8), xs.x2);
+    return vfmaq_f32(acc, load4(type, row, k + 12), xs.x3);
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_narrow(aya_mv_acc acc, int type, const void *row, size_t k, const float *x) {
+    return vfmaq_f32(acc, load4(type, row, k), vld1q_f32(x + k));
+}
+
+AYA_ALWAYS_INLINE float aya_mv_finish(aya_mv_acc acc, int type, const void *row, size_t k, const float *x,
+                                      size_t in_dim) {
+    float sum = hsum(acc);
+    for (; k < in_dim; k++) sum += load1(type, row, k) * x[k];
+    return sum;
+}
+
+#include "matvec_loop.h"
 
 /* Widens n weights starting at w[i] into dst (f32). */
 AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, float *dst) {
@@ -104,15 +121,15 @@ AYA_ALWAYS_INLINE void matmul_tiled(int type, const void *w, const float *x, flo
                 int32_t r = 0;
                 for (; r + 4 <= rows; r += 4) {
                     const float *wt = tile + r * TILE_K;
-                    if (left >= 3)      micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 4, 3);
-                    else if (left == 2) micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 4, 2);
-                    else                micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 4, 1);
+                    if (left >= 3)      micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 4, 3);
+                    else if (left == 2) micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 4, 2);
+                    else                micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 4, 1);
                 }
                 for (; r < rows; r++) {
                     const float *wt = tile + r * TILE_K;
-                    if (left >= 3)      micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 1, 3);
-                    else if (left == 2) micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 1, 2);
-                    else                micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 0, 1, 1);
+                    if (left >= 3)      micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 1, 3);
+                    else if (left == 2) micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 1, 2);
+                    else                micro(AYA_WEIGHT_F32, wt, TILE_K, xt, (size_t) in_dim, kc, ot + r, (size_t) out_stride, accumulate, 1, 1);
                 }
             }
         }
@@ -122,7 +139,7 @@ AYA_ALWAYS_INLINE void matmul_tiled(int type, const void *w, const float *x, flo
 #define AYA_MATMUL_NEON(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens == 1) matvec(type, w, x, out, in_dim, row_start, row_end);                             \
+        if (tokens == 1) aya_matvec(type, w, x, out, in_dim, row_start, row_end);                          \
         else matmul_tiled(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);              \
     }
 

@@ -9,7 +9,8 @@
  *   - the micro-kernel keeps 32 rows x 12 tokens of sums in 24 zmm accumulators. Per pair it loads 2 weight vectors,
  *     broadcasts each token's x pair (12 broadcast loads) and issues 24 vdpbf16ps (768 multiply-adds). Each accumulator
  *     holds 16 consecutive rows of one token, so results are stored directly: no horizontal sums.
- * Decode (tokens == 1) is bandwidth-bound: it streams 4 weight rows at a time straight from w against xb.
+ * Decode (tokens == 1) is bandwidth-bound: the shared loop of matvec_loop.h streams the rows straight from w against
+ * xb, with the micro-kernel below.
  *
  * Numerics (see aya_kernels.h): products are exact, sums f32 in the instruction's order; vdpbf16ps also treats denormal
  * inputs as zero and flushes denormal results. */
@@ -27,7 +28,7 @@
 
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
-enum { PANEL_ROWS = 32, PANEL_PAIRS = 128, TOKEN_BLOCK = 12, DECODE_ROWS = 4 };
+enum { PANEL_ROWS = 32, PANEL_PAIRS = 128, TOKEN_BLOCK = 12 };
 
 /* acc[i] += a[2i] * b[2i] + a[2i+1] * b[2i+1], the 32 bf16 of a and b in 16 u32 lanes. */
 AYA_ALWAYS_INLINE __m512 dot_pairs(__m512 acc, __m512i a, __m512i b) {
@@ -139,38 +140,45 @@ static void gemm(const uint16_t *w, const uint32_t *xb, float *out, int32_t toke
     }
 }
 
-/* R rows from row r of w times the one token in xb; the last partial 32 values come from zero-padded copies. */
-AYA_ALWAYS_INLINE void decode_rows(const uint16_t *w, const uint32_t *xb, __m512i x_tail, float *out, int32_t in_dim,
-                                   int32_t r, const int R) {
-    int32_t body = in_dim / 32 * 32, tail = in_dim - body;
-    __m512 acc[DECODE_ROWS];
-    for (int j = 0; j < R; j++) acc[j] = _mm512_setzero_ps();
-    for (int32_t k = 0; k < body; k += 32) {
-        __m512i xv = _mm512_loadu_si512((const void *) (xb + k / 2));
-        for (int j = 0; j < R; j++) {
-            const uint16_t *row = w + (size_t) (r + j) * (size_t) in_dim;
-            acc[j] = dot_pairs(acc[j], _mm512_loadu_si512((const void *) (row + k)), xv);
-        }
-    }
-    if (tail > 0) {
-        for (int j = 0; j < R; j++) {
-            uint16_t padded[32] = { 0 };
-            memcpy(padded, w + (size_t) (r + j) * (size_t) in_dim + body, (size_t) tail * sizeof(uint16_t));
-            acc[j] = dot_pairs(acc[j], _mm512_loadu_si512((const void *) padded), x_tail);
-        }
-    }
-    for (int j = 0; j < R; j++) out[r + j] = _mm512_reduce_add_ps(acc[j]);
+/* The decode micro-kernel for matvec_loop.h: 32 inputs (16 pairs) per vdpbf16ps; the last partial 32 come from
+ * zero-padded copies. */
+#define AYA_MV_STEP 32
+#define AYA_MV_NARROW 32 /* no narrower step */
+typedef uint32_t aya_mv_x; /* bf16 pairs, as pack_activations writes them */
+typedef __m512 aya_mv_acc;
+typedef __m512i aya_mv_xs;
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
+    return _mm512_setzero_ps();
 }
 
-static void matvec(const uint16_t *w, const uint32_t *xb, float *out, int32_t in_dim, int32_t row_start, int32_t row_end) {
-    int32_t body = in_dim / 32 * 32;
-    uint32_t x_tail_pairs[16] = { 0 }; /* pairs from body / 2 on; the zero pad of an odd in_dim is already in xb */
-    memcpy(x_tail_pairs, xb + body / 2, (size_t) ((in_dim + 1) / 2 - body / 2) * sizeof(uint32_t));
-    __m512i x_tail = _mm512_loadu_si512((const void *) x_tail_pairs);
-    int32_t r = row_start;
-    for (; r + DECODE_ROWS <= row_end; r += DECODE_ROWS) decode_rows(w, xb, x_tail, out, in_dim, r, DECODE_ROWS);
-    for (; r < row_end; r++) decode_rows(w, xb, x_tail, out, in_dim, r, 1);
+AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const uint32_t *xb, size_t k) {
+    return _mm512_loadu_si512((const void *) (xb + k / 2));
 }
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_step(aya_mv_acc acc, int type, const void *row, size_t k, aya_mv_xs xv) {
+    (void) type; /* always bf16 */
+    return dot_pairs(acc, _mm512_loadu_si512((const void *) ((const uint16_t *) row + k)), xv);
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_narrow(aya_mv_acc acc, int type, const void *row, size_t k, const uint32_t *xb) {
+    return aya_mv_step(acc, type, row, k, aya_mv_load_x(xb, k));
+}
+
+AYA_ALWAYS_INLINE float aya_mv_finish(aya_mv_acc acc, int type, const void *row, size_t k, const uint32_t *xb,
+                                      size_t in_dim) {
+    (void) type;
+    if (k < in_dim) {
+        uint16_t padded[32] = { 0 };
+        uint32_t x_pairs[16] = { 0 }; /* the zero pad of an odd in_dim is already in xb */
+        memcpy(padded, (const uint16_t *) row + k, (in_dim - k) * sizeof(uint16_t));
+        memcpy(x_pairs, xb + k / 2, ((in_dim + 1) / 2 - k / 2) * sizeof(uint32_t));
+        acc = dot_pairs(acc, _mm512_loadu_si512((const void *) padded), _mm512_loadu_si512((const void *) x_pairs));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+#include "matvec_loop.h"
 
 void aya_matmul_bf16_bf16_avx512bf16(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                      int32_t out_stride, int32_t row_start, int32_t row_end) {
@@ -178,6 +186,6 @@ void aya_matmul_bf16_bf16_avx512bf16(const void *w, const float *x, float *out, 
     int32_t pairs = (in_dim + 1) / 2;
     const uint32_t *xb = pack_activations(x, tokens, in_dim, pairs);
     if (xb == NULL) return;
-    if (tokens == 1) matvec((const uint16_t *) w, xb, out, in_dim, row_start, row_end);
+    if (tokens == 1) aya_matvec(AYA_WEIGHT_BF16, w, xb, out, in_dim, row_start, row_end);
     else gemm((const uint16_t *) w, xb, out, tokens, in_dim, pairs, out_stride, row_start, row_end);
 }

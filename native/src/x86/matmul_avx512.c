@@ -1,8 +1,8 @@
 /* AVX-512 (F, BW, VL, DQ) matrix products: the AVX2 design with 16-wide vectors. Weights widen to f32 exactly and all
  * math is f32 FMA, so results match the scalar path within f32 rounding. (AVX512_BF16's vdpbf16ps would round the
  * activations to bf16 and change the numerics: not used here.)
- * Decode (tokens == 1) streams 4 weight rows at once, prefetching rows ~64 KiB ahead. Several tokens (prefill) go to aya_gemm_avx512 in
- * gemm_avx512.c. */
+ * Decode (tokens == 1) is the shared loop of matvec_loop.h around the micro-kernel below. Several tokens (prefill) go
+ * to aya_gemm_avx512 in gemm_avx512.c. */
 #ifdef AYA_EMULATE_AVX512
 /* Test build only (see CMakeLists.txt): the same code on SIMDe's portable AVX-512, so CPUs without AVX-512 run it. */
 #define SIMDE_ENABLE_NATIVE_ALIASES
@@ -37,58 +37,40 @@ AYA_ALWAYS_INLINE float hsum(__m512 v) {
     return _mm512_reduce_add_ps(v);
 }
 
-/* Decode: R rows (a constant) dotted with one x, 32 inputs per step with two accumulators per row. pf, when not NULL,
- * is where row 0 of a group of rows further on starts: its R rows are prefetched at the offset being read (each bf16
- * row of 2048 is one 4 KiB page and the hardware prefetchers stop at page boundaries; see matmul_avx2.c). */
-AYA_ALWAYS_INLINE void matvec_rows(int type, const void *w, size_t in_dim, const float *x, float *out,
-                                   const char *pf, const int R) {
-    const size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
-    __m512 acc0[4], acc1[4];
-    for (int r = 0; r < R; r++) {
-        acc0[r] = _mm512_setzero_ps();
-        acc1[r] = _mm512_setzero_ps();
-    }
-    size_t k = 0;
-    for (; k + 32 <= in_dim; k += 32) {
-        if (pf != NULL) {
-            for (int r = 0; r < R; r++) {
-                for (size_t b = 0; b < 32 * wsize; b += 64) {  /* one or two cache lines per row per step */
-                    _mm_prefetch(pf + ((size_t) r * in_dim + k) * wsize + b, _MM_HINT_T0);
-                }
-            }
-        }
-        __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
-        for (int r = 0; r < R; r++) {
-            acc0[r] = _mm512_fmadd_ps(load16(type, w, (size_t) r * in_dim + k), x0, acc0[r]);
-            acc1[r] = _mm512_fmadd_ps(load16(type, w, (size_t) r * in_dim + k + 16), x1, acc1[r]);
-        }
-    }
-    for (; k + 16 <= in_dim; k += 16) {
-        __m512 xv = _mm512_loadu_ps(x + k);
-        for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(load16(type, w, (size_t) r * in_dim + k), xv, acc0[r]);
-    }
-    for (int r = 0; r < R; r++) {
-        float sum = hsum(_mm512_add_ps(acc0[r], acc1[r]));
-        for (size_t kk = k; kk < in_dim; kk++) sum += load1(type, w, (size_t) r * in_dim + kk) * x[kk];
-        out[r] = sum;
-    }
+/* The decode micro-kernel for matvec_loop.h: 32 inputs per step in two accumulators per row. */
+#define AYA_MV_STEP 32
+#define AYA_MV_NARROW 16
+typedef float aya_mv_x;
+typedef struct { __m512 a0, a1; } aya_mv_acc;
+typedef struct { __m512 x0, x1; } aya_mv_xs;
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
+    return (aya_mv_acc) { _mm512_setzero_ps(), _mm512_setzero_ps() };
 }
 
-AYA_ALWAYS_INLINE void matvec(int type, const void *w, const float *x, float *out,
-                              int32_t in_dim, int32_t row_start, int32_t row_end) {
-    size_t row_bytes = (size_t) in_dim * (type == AYA_WEIGHT_F32 ? 4 : 2);
-    int32_t ahead = aya_decode_prefetch_rows(row_bytes, 4);
-    int32_t r = row_start;
-    for (; r + 4 <= row_end; r += 4) {
-        const char *rows = (const char *) w + (size_t) r * row_bytes;
-        /* only rows of this slice: past its end are another thread's rows or another matrix */
-        const char *pf = r + ahead + 4 <= row_end ? rows + (size_t) ahead * row_bytes : NULL;
-        matvec_rows(type, rows, (size_t) in_dim, x, out + r, pf, 4);
-    }
-    for (; r < row_end; r++) {
-        matvec_rows(type, (const char *) w + (size_t) r * row_bytes, (size_t) in_dim, x, out + r, NULL, 1);
-    }
+AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const float *x, size_t k) {
+    return (aya_mv_xs) { _mm512_loadu_ps(x + k), _mm512_loadu_ps(x + k + 16) };
 }
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_step(aya_mv_acc acc, int type, const void *row, size_t k, aya_mv_xs xs) {
+    acc.a0 = _mm512_fmadd_ps(load16(type, row, k), xs.x0, acc.a0);
+    acc.a1 = _mm512_fmadd_ps(load16(type, row, k + 16), xs.x1, acc.a1);
+    return acc;
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_narrow(aya_mv_acc acc, int type, const void *row, size_t k, const float *x) {
+    acc.a0 = _mm512_fmadd_ps(load16(type, row, k), _mm512_loadu_ps(x + k), acc.a0);
+    return acc;
+}
+
+AYA_ALWAYS_INLINE float aya_mv_finish(aya_mv_acc acc, int type, const void *row, size_t k, const float *x,
+                                      size_t in_dim) {
+    float sum = hsum(_mm512_add_ps(acc.a0, acc.a1));
+    for (; k < in_dim; k++) sum += load1(type, row, k) * x[k];
+    return sum;
+}
+
+#include "matvec_loop.h"
 
 /* Widens n weights starting at w[i] into dst (f32). */
 AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, float *dst) {
@@ -100,7 +82,7 @@ AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, f
 #define AYA_MATMUL_AVX512(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens == 1) matvec(type, w, x, out, in_dim, row_start, row_end);                             \
+        if (tokens == 1) aya_matvec(type, w, x, out, in_dim, row_start, row_end);                        \
         else aya_gemm_avx512(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);            \
     }
 

@@ -5,16 +5,14 @@
  *   Q4_0: the nibbles n (0..15) are already unsigned: vpmaddubsw(n, x) -> vpmaddwd by 1, minus 8 * sum(x) (the -8 offset
  *         of every weight, one subtraction per block instead of two vpsignb).
  * Everything runs as a register tile of RM weight rows x RN tokens: each weight block is loaded (and Q4_0 unpacked)
- * once for RN tokens, each activation block once for RM rows. Decode (tokens == 1) streams 4 rows at a time with
- * prefetch; prefill walks a panel of rows that stays in L2 with 4 x 3 tiles. Block scales widen with F16C. */
+ * once for RN tokens, each activation block once for RM rows. The loops around the tiles are quant_loop.h's (decode:
+ * 4 x 1 tiles with prefetch; prefill: 4 x 3 tiles over a panel of rows that stays in L2). Block scales widen with F16C. */
 #include <immintrin.h>
 #include <math.h>
 
 #include "kernels_internal.h"
 
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
-
-enum { PANEL_ROWS = 64 };       /* prefill: rows whose blocks stay in L2 while all tokens pass (64 x 11008 Q8_0 = 745 KB) */
 
 /* ------------------------------------------------------------------------------------------ activation quantization */
 
@@ -110,12 +108,11 @@ AYA_ALWAYS_INLINE __m256 pair_scales(const uint8_t *blk0, const uint8_t *blk1) {
  * `token`). RM, RN and q4 are compile-time constants at every call site, so the tile lives in registers.
  * Q4_0 goes two blocks per step: one 32-byte load holds both blocks' nibbles, the and/shift gives [b0 low | b1 low] and
  * [b0 high | b1 high], and the activations are regrouped to match once per step for all RM rows (vperm2i128). */
-AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
-                            const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out, int32_t out_stride,
-                            const int prefetch) {
+AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
+                                  const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
+                                  int32_t out_stride, size_t ahead) {
     const int32_t blocks = in_dim / AYA_QK;
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
-    const size_t ahead = 4 * row_bytes; /* decode prefetches the next group of rows (rows are contiguous) */
     const int8_t *xq = acts->q + (size_t) token * in_dim;
     const float *xd = acts->d + (size_t) token * blocks;
     const int32_t *xsum = acts->sum + (size_t) token * blocks;
@@ -130,7 +127,7 @@ AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint
             __m256 dw[4];
             for (int r = 0; r < RM; r++) {
                 const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
-                if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+                if (ahead) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
                 __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (blk + 2))),
                                                     _mm_loadu_si128((const __m128i *) (blk + bb + 2)), 1);
                 lo[r] = _mm256_and_si256(v, low4);
@@ -158,7 +155,7 @@ AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint
         float dw[4];
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
-            if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+            if (ahead) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
             dw[r] = _cvtsh_ss(aya_load_u16(blk));
             if (q4) {
                 wv[r] = load_nibbles(blk + 2);
@@ -182,54 +179,16 @@ AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint
         for (int r = 0; r < RM; r++) out[(size_t) t * out_stride + r] = hsum(acc[t][r]);
 }
 
-/* The tile for rm (1..4) rows x rn (1..3) tokens, from runtime sizes to compile-time ones. */
-#define AYA_TILE_CASE(RM, RN) \
-    case (RM) * 4 + (RN): tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, prefetch); break;
-AYA_ALWAYS_INLINE void any_tile(const int q4, int rm, int rn, const uint8_t *w, size_t row_bytes, const aya_q8_acts *acts,
-                                int32_t token, int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
-    switch (rm * 4 + rn) {
-        AYA_TILE_CASE(1, 1) AYA_TILE_CASE(2, 1) AYA_TILE_CASE(3, 1) AYA_TILE_CASE(4, 1)
-        AYA_TILE_CASE(1, 2) AYA_TILE_CASE(2, 2) AYA_TILE_CASE(3, 2) AYA_TILE_CASE(4, 2)
-        AYA_TILE_CASE(1, 3) AYA_TILE_CASE(2, 3) AYA_TILE_CASE(3, 3) AYA_TILE_CASE(4, 3)
-        default: break;
-    }
-}
-#undef AYA_TILE_CASE
-
-AYA_ALWAYS_INLINE void matmul_q(const int q4, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
-                                int32_t out_stride, int32_t row_start, int32_t row_end) {
-    aya_q8_acts acts;
-    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
-    size_t row_bytes = (size_t) (in_dim / AYA_QK) * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
-    const uint8_t *base = (const uint8_t *) w;
-    if (tokens == 1) { /* decode: stream the rows once, four at a time */
-        int32_t r = row_start;
-        for (; r + 4 <= row_end; r += 4) {
-            tile(q4, 4, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1);
-        }
-        if (r < row_end) any_tile(q4, row_end - r, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim,
-                                  out + r, out_stride, 1);
-        return;
-    }
-    for (int32_t p0 = row_start; p0 < row_end; p0 += PANEL_ROWS) { /* prefill: one panel of rows at a time, hot in L2 */
-        int32_t p1 = p0 + PANEL_ROWS < row_end ? p0 + PANEL_ROWS : row_end;
-        for (int32_t t = 0; t < tokens; t += 3) {
-            int rn = tokens - t < 3 ? tokens - t : 3;
-            float *ot = out + (size_t) t * out_stride;
-            for (int32_t r = p0; r < p1; r += 4) {
-                int rm = p1 - r < 4 ? p1 - r : 4;
-                any_tile(q4, rm, rn, base + (size_t) r * row_bytes, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0);
-            }
-        }
-    }
-}
+/* the driver (decode and prefill loops) around aya_q_tile */
+#define AYA_Q_TILE_TOKENS 3
+#include "quant_loop.h"
 
 void aya_matmul_q8_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                           int32_t out_stride, int32_t row_start, int32_t row_end) {
-    matmul_q(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_q_matmul(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 void aya_matmul_q4_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                           int32_t out_stride, int32_t row_start, int32_t row_end) {
-    matmul_q(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_q_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }

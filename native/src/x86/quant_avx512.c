@@ -2,9 +2,12 @@
  * with vpdpbusd (u8 x s8, four products summed into each int32 lane, no saturation) doing the whole block product:
  *   Q8_0: weights w + 128 (= w ^ 0x80) are unsigned, so sum(w * x) = vpdpbusd(-128 * sum(x), w ^ 0x80, x): exact also
  *         for w = -128. The 128 * sum(x) lanes come from one vpdpbusd per step, shared by every row.
- *   Q4_0: the nibbles n are unsigned, sum((n - 8) * x) = vpdpbusd(-8 * sum(x), n, x).
+ *   Q4_0: the nibbles n are unsigned, sum((n - 8) * x) = vpdpbusd(-8 * sum(x), n, x). Four blocks per step: one
+ *         64-byte and one 16-byte load per row, vpermt2w gathers the four blocks' nibbles and vpermw spreads their
+ *         four scales to the lanes of their products (AVX512BW), so there is no per-block scalar work.
  * Activations are quantized by the AVX2 quantizer (bit-exact with scalar), so results match the other ISAs up to f32
  * summation order. Tiles of 4 rows x 4 tokens (16 of the 32 zmm registers accumulate); decode is 4 rows x 1 token.
+ * The loops around the tiles are quant_loop.h's.
  * This machine has no AVX-512: test_avx512_emulated runs this file on SIMDe against scalar. */
 #ifdef AYA_EMULATE_AVX512
 #define SIMDE_ENABLE_NATIVE_ALIASES
@@ -22,8 +25,6 @@
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 #endif
 
-enum { PANEL_ROWS = 64 }; /* prefill: rows whose blocks stay in L2 while all tokens pass */
-
 /* Two blocks' values v0, v1 spread to the lanes their products land in: Q8_0 [v0 x8 | v1 x8], Q4_0 [v0 x4, v1 x4] x2. */
 AYA_ALWAYS_INLINE __m512 spread_pair(int q4, __m128 two) {
     const __m512i q8_lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -40,12 +41,11 @@ AYA_ALWAYS_INLINE float hsum256(__m256 v) {
 
 /* out[t * out_stride + r] = row r . token t for RM rows (row_bytes apart) x RN tokens from `token`; RM, RN, q4 are
  * compile-time constants at every call site. */
-AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
-                            const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out, int32_t out_stride,
-                            const int prefetch) {
+AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
+                                  const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
+                                  int32_t out_stride, size_t ahead) {
     const int32_t blocks = in_dim / AYA_QK;
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
-    const size_t ahead = 4 * row_bytes; /* decode prefetches the next group of rows (rows are contiguous) */
     const int8_t *xq = acts->q + (size_t) token * in_dim;
     const float *xd = acts->d + (size_t) token * blocks;
     /* Q8_0: 128 as an unsigned byte (the weight offset); Q4_0: 8 (the nibble offset) */
@@ -59,12 +59,58 @@ AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint
             tail[t][r] = _mm256_setzero_ps();
         }
     int32_t b = 0;
+    if (q4) { /* Q4_0 four blocks (72 bytes) per step: two word permutes gather the nibbles and spread the scales */
+        /* qs_words: block j's 16 bytes of nibbles (words 9j + 1 .. 9j + 8 of the group) to words 8j .. 8j + 7; block 3's
+         * come from the second source, a 16-byte load at byte 56. scale_words: block j's scale (word 9j) to words
+         * 4j .. 4j + 3, the lanes its products land in. */
+        static const uint16_t qs_index[32] = { 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17,
+                                               19, 20, 21, 22, 23, 24, 25, 26, 32, 33, 34, 35, 36, 37, 38, 39 };
+        static const uint16_t scale_index[32] = { 0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27 };
+        const __m512i qs_words = _mm512_loadu_si512((const void *) qs_index);
+        const __m512i scale_words = _mm512_loadu_si512((const void *) scale_index);
+        const __m512i quad_lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        for (; b + 4 <= blocks; b += 4) {
+            __m512i lo[4], hi[4];
+            __m512 dw[4];
+            for (int r = 0; r < RM; r++) {
+                const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+                if (ahead) {
+                    _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+                    _mm_prefetch((const char *) blk + ahead + 4 * bb - 1, _MM_HINT_T0);
+                }
+                __m512i v = _mm512_loadu_si512((const void *) blk);
+                __m512i last = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *) (blk + 56)));
+                __m512i qs = _mm512_permutex2var_epi16(v, qs_words, last); /* [b0 | b1 | b2 | b3] nibbles */
+                lo[r] = _mm512_and_si512(qs, low4);                          /* elements 0..15 of each block */
+                hi[r] = _mm512_and_si512(_mm512_srli_epi16(qs, 4), low4);    /* elements 16..31 */
+                dw[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_words, v)));
+            }
+            for (int t = 0; t < RN; t++) {
+                const int8_t *xt = xq + (size_t) t * in_dim + (size_t) b * AYA_QK;
+                __m512i x01 = _mm512_loadu_si512((const void *) xt), x23 = _mm512_loadu_si512((const void *) (xt + 64));
+                __m512i xlo = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0)); /* elements 0..15 of b0..b3 */
+                __m512i xhi = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)); /* elements 16..31 */
+                __m512i eight_sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offset_bytes, xlo),
+                                                         offset_bytes, xhi);
+                __m512i minus = _mm512_sub_epi32(_mm512_setzero_si512(), eight_sums);
+                __m512 dx = _mm512_permutexvar_ps(quad_lanes, _mm512_castps128_ps512(
+                        _mm_loadu_ps(xd + (size_t) t * blocks + b)));
+                for (int r = 0; r < RM; r++) {
+                    __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(minus, lo[r], xlo), hi[r], xhi);
+                    acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[r], dx), acc[t][r]);
+                }
+            }
+        }
+    }
     for (; b + 2 <= blocks; b += 2) {
         __m512i wv[4];
         __m512 dw[4];
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
-            if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+            if (ahead) { /* both ends of the two blocks: a Q8_0 pair (68 bytes) can span three cache lines */
+                _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *) blk + ahead + 2 * bb - 1, _MM_HINT_T0);
+            }
             if (q4) { /* [b0 low | b1 low | b0 high | b1 high] nibbles */
                 __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (blk + 2))),
                                                     _mm_loadu_si128((const __m128i *) (blk + bb + 2)), 1);
@@ -120,56 +166,18 @@ AYA_ALWAYS_INLINE void tile(const int q4, const int RM, const int RN, const uint
         for (int r = 0; r < RM; r++) out[(size_t) t * out_stride + r] = _mm512_reduce_add_ps(acc[t][r]) + hsum256(tail[t][r]);
 }
 
-#define AYA_TILE_CASE(RM, RN) \
-    case (RM) * 8 + (RN): tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, prefetch); break;
-AYA_ALWAYS_INLINE void any_tile(const int q4, int rm, int rn, const uint8_t *w, size_t row_bytes, const aya_q8_acts *acts,
-                                int32_t token, int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
-    switch (rm * 8 + rn) {
-        AYA_TILE_CASE(1, 1) AYA_TILE_CASE(2, 1) AYA_TILE_CASE(3, 1) AYA_TILE_CASE(4, 1)
-        AYA_TILE_CASE(1, 2) AYA_TILE_CASE(2, 2) AYA_TILE_CASE(3, 2) AYA_TILE_CASE(4, 2)
-        AYA_TILE_CASE(1, 3) AYA_TILE_CASE(2, 3) AYA_TILE_CASE(3, 3) AYA_TILE_CASE(4, 3)
-        AYA_TILE_CASE(1, 4) AYA_TILE_CASE(2, 4) AYA_TILE_CASE(3, 4) AYA_TILE_CASE(4, 4)
-        default: break;
-    }
-}
-#undef AYA_TILE_CASE
-
-AYA_ALWAYS_INLINE void matmul_q(const int q4, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
-                                int32_t out_stride, int32_t row_start, int32_t row_end) {
-    aya_q8_acts acts;
-    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
-    size_t row_bytes = (size_t) (in_dim / AYA_QK) * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
-    const uint8_t *base = (const uint8_t *) w;
-    if (tokens == 1) {
-        int32_t r = row_start;
-        for (; r + 4 <= row_end; r += 4) {
-            tile(q4, 4, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1);
-        }
-        if (r < row_end) any_tile(q4, row_end - r, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim,
-                                  out + r, out_stride, 1);
-        return;
-    }
-    for (int32_t p0 = row_start; p0 < row_end; p0 += PANEL_ROWS) {
-        int32_t p1 = p0 + PANEL_ROWS < row_end ? p0 + PANEL_ROWS : row_end;
-        for (int32_t t = 0; t < tokens; t += 4) {
-            int rn = tokens - t < 4 ? tokens - t : 4;
-            float *ot = out + (size_t) t * out_stride;
-            for (int32_t r = p0; r < p1; r += 4) {
-                int rm = p1 - r < 4 ? p1 - r : 4;
-                any_tile(q4, rm, rn, base + (size_t) r * row_bytes, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0);
-            }
-        }
-    }
-}
+/* the driver (decode and prefill loops) around aya_q_tile */
+#define AYA_Q_TILE_TOKENS 4
+#include "quant_loop.h"
 
 void aya_matmul_q8_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    matmul_q(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_q_matmul(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 void aya_matmul_q4_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    matmul_q(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_q_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 #ifndef AYA_EMULATE_AVX512

@@ -12,7 +12,7 @@ public interface BenchTarget extends AutoCloseable {
     /** Weight format: {@code bf16}, {@code f32}, {@code q8_0}, {@code q4_0}... */
     String quant();
 
-    /** Activation type of the matmuls: {@code f32} (exact) or {@code bf16} (opt-in fast prefill). */
+    /** Activation type of the matmuls: {@code f32} (exact) or {@code bf16} (opt-in, prefill and decode). */
     String activations();
 
     /** Kernel implementation details for the report, e.g. {@code java (512-bit vectors)}. */

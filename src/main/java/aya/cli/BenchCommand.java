@@ -61,8 +61,8 @@ public final class BenchCommand implements Callable<Integer> {
     String quant;
 
     @Option(names = "--activations", defaultValue = "f32", paramLabel = "TYPE",
-            description = "Activations of the bf16 weight-matrix products in prefill: f32 or bf16 (opt-in; rounds them to bf16, "
-                    + "2x the multiply-adds per instruction on CPUs with AVX512_BF16; decode stays f32). Default: ${DEFAULT-VALUE}.")
+            description = "Activations of the bf16 weight-matrix products: f32 or bf16 (opt-in; rounds them to bf16 in prefill and decode, "
+                    + "2x the multiply-adds per instruction on CPUs with AVX512_BF16). Default: ${DEFAULT-VALUE}.")
     String activations;
 
     @Option(names = "--json", description = "Print one JSON object per line per backend instead of the table.")

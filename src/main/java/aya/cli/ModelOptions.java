@@ -35,8 +35,8 @@ final class ModelOptions {
     String quant;
 
     @Option(names = "--activations", defaultValue = "f32", paramLabel = "TYPE",
-            description = "Activations of the bf16 weight-matrix products in prefill: f32 or bf16 (opt-in; rounds them to bf16, "
-                    + "2x the multiply-adds per instruction on CPUs with AVX512_BF16; decode stays f32). Default: ${DEFAULT-VALUE}.")
+            description = "Activations of the bf16 weight-matrix products: f32 or bf16 (opt-in; rounds them to bf16 in prefill and decode, "
+                    + "2x the multiply-adds per instruction on CPUs with AVX512_BF16). Default: ${DEFAULT-VALUE}.")
     String activations;
 
     /** The --quant type, or null when not given; a one-line error for anything but q8_0 / q4_0. */

@@ -55,7 +55,7 @@ public final class AyaModel implements AutoCloseable {
      * @param log     where hub downloads and load progress go (null = silent)
      * @param quant   quantize the weight matrices at load to Q8_0 or Q4_0 (cached next to the model), or null to
      *                run them in the checkpoint's own type
-     * @param activations precision of the activations entering bf16 weight matrices in prefill (F32 by default;
+     * @param activations precision of the activations entering bf16 weight matrices, prefill and decode (F32 by default;
      *                BF16 is the opt-in faster path on CPUs with AVX512_BF16, see {@link Activations#BF16})
      */
     public record Options(String backend, int threads, PrintStream log, WeightType quant, Activations activations) {

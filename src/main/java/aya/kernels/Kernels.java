@@ -32,7 +32,7 @@ public sealed interface Kernels extends AutoCloseable permits JavaKernels, Nativ
      * {@link #matmul} of a BF16 weight matrix with the activations rounded to bf16 first (round to nearest even, NaN
      * stays NaN, f32 denormals become zero: {@link JavaKernels#roundToBf16}). The product of two bf16 values is exact
      * in f32 and the sums are f32, so only the rounding of x and the order of the sums differ from {@code matmul}.
-     * The opt-in fast path for prefill on CPUs with AVX512_BF16 (vdpbf16ps).
+     * The opt-in path (prefill and decode); fast prefill on CPUs with AVX512_BF16 (vdpbf16ps).
      */
     void matmulBf16Activations(MemorySegment w, MemorySegment x, MemorySegment out,
                                int tokens, int inDim, int outStride, int rowStart, int rowEnd);

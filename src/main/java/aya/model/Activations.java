@@ -9,10 +9,10 @@ public enum Activations {
     /** The default: activations stay f32 everywhere. */
     F32,
     /**
-     * Prefill only (a forward pass of more than one token): the activations entering every bf16 weight matrix are
-     * rounded to bf16 (round to nearest even), products are exact and summed in f32. With AVX512_BF16 this runs on
-     * vdpbf16ps, about twice the f32 multiply-adds per instruction; elsewhere it only changes the numerics. Decode
-     * (one token) stays f32: it is bound by memory bandwidth, so bf16 activations would not make it faster.
+     * The activations entering every bf16 weight matrix are rounded to bf16 (round to nearest even), in prefill and in
+     * decode alike, as llama.cpp's BF16 path does; products are exact and summed in f32. With AVX512_BF16 this runs on
+     * vdpbf16ps, about twice the f32 multiply-adds per instruction (prefill is compute-bound); decode, bound by memory,
+     * streams the same weight bytes either way. Elsewhere it only changes the numerics.
      */
     BF16;
 

@@ -202,7 +202,7 @@ public final class AyaForward implements AutoCloseable {
 
     /**
      * Chooses the activation precision of the matrix products (default f32); bf16 rounds the activations entering the
-     * bf16 weight matrices in prefill (see {@link Activations#BF16}). Refused for a model without bf16 matrices (e.g.
+     * bf16 weight matrices (see {@link Activations#BF16}). Refused for a model without bf16 matrices (e.g.
      * f32 or quantized), where it would change nothing. Not while a forward pass runs.
      */
     public void activations(Activations a) {
@@ -646,13 +646,6 @@ public final class AyaForward implements AutoCloseable {
     }
 
     /**
-     * Consecutive rows of a step that share a precision: {@code prefill} rows belong to a sequence feeding more than
-     * one token this step (with --activations bf16 they are rounded to bf16; a one-token row keeps decode numerics).
-     */
-    private record Rows(int start, int count, boolean prefill) {
-    }
-
-    /**
      * One pass of every layer over the batch's rows (sequence after sequence, each at its state's position), then
      * the logits the sequences want; advances every state's position.
      */
@@ -664,7 +657,6 @@ public final class AyaForward implements AutoCloseable {
         int[] firstRow = new int[count + 1]; // sequence e owns rows [firstRow[e], firstRow[e + 1])
         for (int e = 0; e < count; e++) firstRow[e + 1] = firstRow[e] + batch.get(e).tokens().length;
         int n = firstRow[count];
-        List<Rows> runs = precisionRuns(batch, firstRow);
         long t0 = p == null ? 0 : System.nanoTime();
 
         // x = embed_tokens(ids). Cohere: no embedding scaling.
@@ -685,7 +677,7 @@ public final class AyaForward implements AutoCloseable {
 
             // q, k, v = h Wq^T, h Wk^T, h Wv^T   [n, H*hd], [n, KV*hd], [n, KV*hd]
             // and, on the same h (Cohere's parallel block), gate = silu(h Wgate^T) * (h Wup^T)   [n, I]
-            projectionsIn(layer, sc, runs, n);
+            projectionsIn(layer, sc, n);
             t0 = lap(p, ForwardProfile.Op.PROJECTIONS_IN, t0);
             if (layer.sliding) {
                 // Cohere2: RoPE (interleaved pairs 2i, 2i+1) on sliding layers only; global layers use no positions (NoPE)
@@ -725,7 +717,7 @@ public final class AyaForward implements AutoCloseable {
             t0 = lap(p, ForwardProfile.Op.ATTENTION, t0);
 
             // attn(h) = o_proj(att), mlp(h) = down_proj(gate); Cohere: parallel block, x = x + attn(h) + mlp(h)
-            projectionsOut(layer, sc, runs, n);
+            projectionsOut(layer, sc, n);
             t0 = lap(p, ForwardProfile.Op.PROJECTIONS_OUT, t0);
         }
         for (int e = 0; e < count; e++) {
@@ -735,47 +727,20 @@ public final class AyaForward implements AutoCloseable {
     }
 
     /**
-     * The rows of a step as runs of one precision (see {@link Rows}). With f32 activations that is one run of all
-     * rows: one product per matrix. With bf16, sequences feeding one token keep decode numerics, so a batch mixing
-     * decode and prefill rows makes one product per run of either kind.
-     */
-    private List<Rows> precisionRuns(List<Sequence> batch, int[] firstRow) {
-        int n = firstRow[batch.size()];
-        if (activations != Activations.BF16) return List.of(new Rows(0, n, false));
-        List<Rows> runs = new ArrayList<>();
-        for (int e = 0; e < batch.size(); e++) {
-            int rows = firstRow[e + 1] - firstRow[e];
-            boolean prefill = rows > 1;
-            Rows last = runs.isEmpty() ? null : runs.getLast();
-            if (last != null && last.prefill() == prefill) {
-                runs.set(runs.size() - 1, new Rows(last.start(), last.count() + rows, prefill));
-            } else {
-                runs.add(new Rows(firstRow[e], rows, prefill));
-            }
-        }
-        return runs;
-    }
-
-    /**
      * The logits the sequences want: model.norm, then h . head^T * logit_scale, HEAD_ROWS rows at a time. The wanted
-     * rows are gathered into xb (free once the layers are done) so one product serves several sequences. A
-     * sequence wanting several rows is prefill (bf16 activations apply); one row is decode.
+     * rows are gathered into xb (free once the layers are done) so one product serves several sequences.
      */
     private void head(Scratch sc, List<Sequence> batch, int[] firstRow, BatchLogitsSink sink, ForwardProfile p) {
         int d = config.hiddenSize();
         int[] fromSequence = new int[HEAD_ROWS], fromIndex = new int[HEAD_ROWS]; // where each gathered row comes from
         int gathered = 0;
-        boolean groupPrefill = false;
         for (int e = 0; e < batch.size(); e++) {
             Sequence seq = batch.get(e);
-            int wanted = seq.tokens().length - seq.logitsFrom();
-            boolean prefill = wanted > 1;
             for (int i = seq.logitsFrom(); i < seq.tokens().length; i++) {
-                if (gathered == HEAD_ROWS || (gathered > 0 && prefill != groupPrefill)) {
-                    headRows(sc, gathered, groupPrefill, fromSequence, fromIndex, sink, p);
+                if (gathered == HEAD_ROWS) {
+                    headRows(sc, gathered, fromSequence, fromIndex, sink, p);
                     gathered = 0;
                 }
-                groupPrefill = prefill;
                 MemorySegment.copy(sc.x, (long) (firstRow[e] + i) * d * Float.BYTES, sc.xb, (long) gathered * d * Float.BYTES,
                         (long) d * Float.BYTES);
                 fromSequence[gathered] = e;
@@ -783,18 +748,17 @@ public final class AyaForward implements AutoCloseable {
                 gathered++;
             }
         }
-        if (gathered > 0) headRows(sc, gathered, groupPrefill, fromSequence, fromIndex, sink, p);
+        if (gathered > 0) headRows(sc, gathered, fromSequence, fromIndex, sink, p);
     }
 
     /** Logits of the first {@code rows} rows of xb (final hidden states), handed to the sink. */
-    private void headRows(Scratch sc, int rows, boolean prefill, int[] fromSequence, int[] fromIndex, BatchLogitsSink sink,
-                          ForwardProfile p) {
+    private void headRows(Scratch sc, int rows, int[] fromSequence, int[] fromIndex, BatchLogitsSink sink, ForwardProfile p) {
         int d = config.hiddenSize(), vocab = config.vocabSize();
         float logitScale = config.logitScale();
         long t0 = p == null ? 0 : System.nanoTime();
         kernels.layerNorm(sc.xb, finalNorm, sc.xb, rows, d, config.layerNormEps());
         t0 = lap(p, ForwardProfile.Op.HEAD_NORM, t0);
-        matmul(head, sc.xb, sc.logits, rows, prefill);
+        matmul(head, sc.xb, sc.logits, rows);
         t0 = lap(p, ForwardProfile.Op.HEAD, t0);
         long total = logitScale == 1.0f ? 0 : (long) rows * vocab; // x * 1.0f == x: Tiny Aya skips the pass
         for (long i = 0; i < total; i++) {
@@ -814,18 +778,18 @@ public final class AyaForward implements AutoCloseable {
      * its up row count as two rows and always go to the same thread, which applies SwiGLU to its own rows.
      * Each output row is one kernel call's dot products whichever thread runs it: the split never changes a bit.
      */
-    private void projectionsIn(Layer layer, Scratch sc, List<Rows> runs, int n) {
+    private void projectionsIn(Layer layer, Scratch sc, int n) {
         int qRows = layer.wq.rows(), kRows = layer.wk.rows(), vRows = layer.wv.rows(), ff = layer.wGate.rows();
         int qkvRows = qRows + kRows + vRows;
         pool.forRange(qkvRows + 2 * ff, 8, (worker, from, to) -> {
-            rowSlice(layer.wq, sc.xb, sc.q, runs, from, to, 0);
-            rowSlice(layer.wk, sc.xb, sc.k, runs, from, to, qRows);
-            rowSlice(layer.wv, sc.xb, sc.v, runs, from, to, qRows + kRows);
+            rowSlice(layer.wq, sc.xb, sc.q, n, from, to, 0);
+            rowSlice(layer.wk, sc.xb, sc.k, n, from, to, qRows);
+            rowSlice(layer.wv, sc.xb, sc.v, n, from, to, qRows + kRows);
             // pair index j covers stacked rows qkvRows + 2j and + 2j + 1; floor on both ends partitions [0, ff)
             int ffFrom = Math.max(from - qkvRows, 0) / 2, ffTo = Math.max(to - qkvRows, 0) / 2;
             if (ffFrom < ffTo) {
-                products(layer.wGate, sc.xb, sc.gate, runs, ff, ffFrom, ffTo);
-                products(layer.wUp, sc.xb, sc.up, runs, ff, ffFrom, ffTo);
+                product(layer.wGate, sc.xb, sc.gate, n, ff, ffFrom, ffTo);
+                product(layer.wUp, sc.xb, sc.up, n, ff, ffFrom, ffTo);
                 for (int t = 0; t < n; t++) {
                     kernels.swiglu(sc.gate, sc.up, (long) t * ff + ffFrom, (long) t * ff + ffTo);
                 }
@@ -837,12 +801,12 @@ public final class AyaForward implements AutoCloseable {
      * attOut = att Wo^T, mlpOut = gate Wdown^T and x += attOut + mlpOut, in one job: both matrices have D rows, so
      * each thread computes the same slice of D of both and adds its slice to the residual stream.
      */
-    private void projectionsOut(Layer layer, Scratch sc, List<Rows> runs, int n) {
+    private void projectionsOut(Layer layer, Scratch sc, int n) {
         Matrix wo = layer.wo, down = layer.wDown;
         int d = wo.rows();
         pool.forRange(d, 4, (worker, from, to) -> {
-            products(wo, sc.att, sc.attOut, runs, d, from, to);
-            products(down, sc.gate, sc.mlpOut, runs, d, from, to);
+            product(wo, sc.att, sc.attOut, n, d, from, to);
+            product(down, sc.gate, sc.mlpOut, n, d, from, to);
             for (int t = 0; t < n; t++) {
                 residual(sc.x, sc.attOut, sc.mlpOut, (long) t * d + from, (long) t * d + to);
             }
@@ -850,34 +814,21 @@ public final class AyaForward implements AutoCloseable {
     }
 
     /** The part of rows [from, to) of a stacked range that falls in matrix w, which starts at row {@code offset}. */
-    private void rowSlice(Matrix w, MemorySegment x, MemorySegment out, List<Rows> runs, int from, int to, int offset) {
+    private void rowSlice(Matrix w, MemorySegment x, MemorySegment out, int tokens, int from, int to, int offset) {
         int start = Math.max(from - offset, 0), end = Math.min(to - offset, w.rows());
         if (start < end) {
-            products(w, x, out, runs, w.rows(), start, end);
+            product(w, x, out, tokens, w.rows(), start, end);
         }
     }
 
-    /** Output rows [from, to) of x w^T for every run of input rows (one product per run; usually one run). */
-    private void products(Matrix w, MemorySegment x, MemorySegment out, List<Rows> runs, int outStride, int from, int to) {
-        for (Rows r : runs) {
-            MemorySegment in = r.start() == 0 ? x : x.asSlice((long) r.start() * w.cols() * Float.BYTES);
-            MemorySegment o = r.start() == 0 ? out : out.asSlice((long) r.start() * outStride * Float.BYTES);
-            product(w, in, o, r.count(), outStride, from, to, r.prefill());
-        }
+    /** out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work). */
+    private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens) {
+        pool.forRange(w.rows(), 4, (worker, from, to) -> product(w, x, out, tokens, w.rows(), from, to));
     }
 
-    /**
-     * out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work); prefill says
-     * whether these rows belong to a pass of several tokens (see {@link #product}).
-     */
-    private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens, boolean prefill) {
-        pool.forRange(w.rows(), 4, (worker, from, to) -> product(w, x, out, tokens, w.rows(), from, to, prefill));
-    }
-
-    /** Rows [from, to) of x w^T; with --activations bf16, a prefill rounds x to bf16 for bf16 weights. */
-    private void product(Matrix w, MemorySegment x, MemorySegment out, int tokens, int outStride, int from, int to,
-                         boolean prefill) {
-        if (prefill && activations == Activations.BF16 && w.type() == WeightType.BF16) {
+    /** Rows [from, to) of x w^T; with --activations bf16, x is rounded to bf16 for bf16 weights (prefill and decode). */
+    private void product(Matrix w, MemorySegment x, MemorySegment out, int tokens, int outStride, int from, int to) {
+        if (activations == Activations.BF16 && w.type() == WeightType.BF16) {
             kernels.matmulBf16Activations(w.data(), x, out, tokens, w.cols(), outStride, from, to);
         } else {
             kernels.matmul(w.type(), w.data(), x, out, tokens, w.cols(), outStride, from, to);

@@ -1,0 +1,71 @@
+/* Internal: the Q8_0 / Q4_0 matmul driver, written once for every ISA (BLIS style, like matvec_loop.h): it quantizes
+ * the activations, walks the rows (decode: groups of 4 streamed with prefetch; prefill: panels of rows that stay in L2
+ * while every token passes over them) and hands register tiles to the ISA's micro-kernel.
+ *
+ * Define before including:
+ *   AYA_Q_TILE_TOKENS   tokens per prefill tile (the micro-kernel's RN, at most 4)
+ *   aya_q_tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, ahead)
+ *       out[t * out_stride + r] = row r . token (token + t) for RM rows from w (row_bytes apart), RN tokens; q4, RM
+ *       and RN are compile-time constants at every call site (1 <= RM <= 4, 1 <= RN <= 4). When ahead
+ *       is not 0, the tile prefetches its rows' blocks ahead bytes further on, at the offset being read.
+ * Then aya_q_matmul(q4, w, x, out, tokens, in_dim, out_stride, row_start, row_end) is the aya_matmul_q*_0 contract. */
+#ifndef AYA_QUANT_LOOP_H
+#define AYA_QUANT_LOOP_H
+
+#include "kernels_internal.h"
+
+enum { AYA_Q_PANEL_ROWS = 64 }; /* prefill: rows whose blocks stay in L2 while all tokens pass (64 x 11008 Q8_0 = 745 KB) */
+enum { AYA_Q_DECODE_ROWS = 4 };
+
+/* The tile for rm (1..4) rows x rn (1..4) tokens: from runtime sizes to compile-time ones. */
+#define AYA_Q_TILE_CASE(RM, RN) \
+    case (RM) * 8 + (RN): aya_q_tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, ahead); break;
+static inline __attribute__((always_inline)) void aya_q_any_tile(const int q4, int rm, int rn, const uint8_t *w,
+                                                                 size_t row_bytes, const aya_q8_acts *acts,
+                                                                 int32_t token, int32_t in_dim, float *out,
+                                                                 int32_t out_stride, size_t ahead) {
+    switch (rm * 8 + rn) {
+        AYA_Q_TILE_CASE(1, 1) AYA_Q_TILE_CASE(2, 1) AYA_Q_TILE_CASE(3, 1) AYA_Q_TILE_CASE(4, 1)
+        AYA_Q_TILE_CASE(1, 2) AYA_Q_TILE_CASE(2, 2) AYA_Q_TILE_CASE(3, 2) AYA_Q_TILE_CASE(4, 2)
+        AYA_Q_TILE_CASE(1, 3) AYA_Q_TILE_CASE(2, 3) AYA_Q_TILE_CASE(3, 3) AYA_Q_TILE_CASE(4, 3)
+        AYA_Q_TILE_CASE(1, 4) AYA_Q_TILE_CASE(2, 4) AYA_Q_TILE_CASE(3, 4) AYA_Q_TILE_CASE(4, 4)
+        default: break;
+    }
+}
+#undef AYA_Q_TILE_CASE
+
+static inline __attribute__((always_inline)) void aya_q_matmul(const int q4, const void *w, const float *x, float *out,
+                                                               int32_t tokens, int32_t in_dim, int32_t out_stride,
+                                                               int32_t row_start, int32_t row_end) {
+    aya_q8_acts acts;
+    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
+    size_t row_bytes = (size_t) (in_dim / AYA_QK) * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
+    const uint8_t *base = (const uint8_t *) w;
+    if (tokens == 1) { /* decode: stream the rows once, four at a time, prefetching like matvec_loop.h */
+        int32_t ahead_rows = aya_decode_prefetch_rows(row_bytes, AYA_Q_DECODE_ROWS);
+        int32_t r = row_start;
+        for (; r + AYA_Q_DECODE_ROWS <= row_end; r += AYA_Q_DECODE_ROWS) {
+            /* only rows of this slice: past its end are another thread's rows or another matrix */
+            size_t ahead = r + ahead_rows + AYA_Q_DECODE_ROWS <= row_end ? (size_t) ahead_rows * row_bytes : 0;
+            aya_q_tile(q4, AYA_Q_DECODE_ROWS, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r,
+                       out_stride, ahead);
+        }
+        if (r < row_end) aya_q_any_tile(q4, row_end - r, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim,
+                                        out + r, out_stride, 0);
+        return;
+    }
+    for (int32_t p0 = row_start; p0 < row_end; p0 += AYA_Q_PANEL_ROWS) {
+        int32_t p1 = p0 + AYA_Q_PANEL_ROWS < row_end ? p0 + AYA_Q_PANEL_ROWS : row_end;
+        for (int32_t t = 0; t < tokens; t += AYA_Q_TILE_TOKENS) {
+            int rn = tokens - t < AYA_Q_TILE_TOKENS ? tokens - t : AYA_Q_TILE_TOKENS;
+            float *ot = out + (size_t) t * out_stride;
+            for (int32_t r = p0; r < p1; r += AYA_Q_DECODE_ROWS) {
+                int rm = p1 - r < AYA_Q_DECODE_ROWS ? p1 - r : AYA_Q_DECODE_ROWS;
+                aya_q_any_tile(q4, rm, rn, base + (size_t) r * row_bytes, row_bytes, &acts, t, in_dim, ot + r,
+                               out_stride, 0);
+            }
+        }
+    }
+}
+
+#endif
