@@ -117,6 +117,13 @@ public final class GgufFile {
         return new Reader(path, file).read();
     }
 
+    /** The metadata of the GGUF file at {@code path} (the file is validated whole, then unmapped). */
+    public static Map<String, Object> readMetadata(Path path) {
+        try (Arena arena = Arena.ofConfined()) {
+            return open(path, arena).metadata(); // plain Java values: they outlive the mapping
+        }
+    }
+
     /** A cursor over the header; every read checks that the bytes are there. */
     private static final class Reader {
         private final Path path;
