@@ -5,7 +5,7 @@ Run (as it was run for the committed files; llama.cpp at de3ff81, built with cma
     ~/.venvs/ref/bin/python src/test/python/make_gguf_fixtures.py /work/scratch/llama.cpp [scratch-dir]
 
 Writes src/test/resources/gguf/:
-  tiny-hf/          a tiny random Tiny-Aya-structured HF checkpoint (bf16, hidden 64, 4 layers: 3 sliding + 1 global,
+  tiny-hf/          (+ greedy.json: transformers' greedy continuation) a tiny random Tiny-Aya-structured HF checkpoint (bf16, hidden 64, 4 layers: 3 sliding + 1 global,
                     tied head, vocab 2048 with the Tiny-Aya-structured tokenizer of src/test/resources/tokenizer/aya,
                     which defines 2014 ids) and its transformers logits (logits.npy)
   tiny-bf16.gguf    convert_hf_to_gguf.py --outtype bf16 of tiny-hf (the tokenizer's pre-tokenizer is set to
@@ -132,6 +132,16 @@ def reference_logits(hf_dir, state, ids):
         return model(torch.tensor([ids])).logits[0].float().numpy()
 
 
+def write_greedy(hf_dir, ids, new_tokens=12):
+    """transformers' greedy continuation of the prompt (no end token stops it: eos is set to none)."""
+    model = Cohere2ForCausalLM.from_pretrained(hf_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=new_tokens, do_sample=False, eos_token_id=None,
+                             pad_token_id=0)
+    with open(os.path.join(hf_dir, "greedy.json"), "w") as f:
+        json.dump({"prompt": ids, "continuation": out[0, len(ids):].tolist()}, f)
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit("usage: make_gguf_fixtures.py LLAMA_CPP_DIR [SCRATCH_DIR]")
@@ -148,6 +158,7 @@ def main():
     tiny = os.path.join(OUT, "tiny-hf")
     make_hf(tiny, seed=11, hidden=64, inter=128, layers=4, heads=4, kv_heads=2)
     np.save(os.path.join(tiny, "logits.npy"), reference_logits(tiny, None, ids))
+    write_greedy(tiny, ids)
     bf16 = os.path.join(OUT, "tiny-bf16.gguf")
     convert(llama, tiny, bf16, "bf16")
     for qtype, name in (("Q8_0", "tiny-q8_0.gguf"), ("Q4_0", "tiny-q4_0.gguf")):
