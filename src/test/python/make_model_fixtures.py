@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Makes tiny random Cohere2ForCausalLM checkpoints and Hugging Face reference outputs for the engine tests.
 
-Run: ~/.venvs/ref/bin/python src/test/python/make_model_fixtures.py   (deterministic: fixed seeds)
+Run: ~/.venvs/ref/bin/python src/test/python/make_model_fixtures.py [NAME...]   (deterministic: fixed seeds; no NAME = all)
 Writes src/test/resources/model/<name>/ with config.json, generation_config.json, safetensors (single or sharded),
 input_ids.json, logits.npy (float32 [T, V], the HF logits at every input position) and greedy.json
 (HF generate(do_sample=False) continuation). The reference runs in float32 with eager attention; a bf16
@@ -10,6 +10,7 @@ checkpoint is loaded with dtype=float32, so the reference is f32 activations ove
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import torch
@@ -38,6 +39,11 @@ FIXTURES = [
          num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=1, sliding_window=4,
          logit_scale=0.5, tie_word_embeddings=True, rope_theta=10000.0,
          layer_types=["full_attention", "sliding_attention", "sliding_attention"], seq=24, new_tokens=10, eos_hit=4),
+    # head_dim set in config.json and != hidden_size / heads (64 / 4 = 16): q_proj [4 x 48, 64], o_proj [64, 192], GQA 2
+    dict(name="headdim-wide", dtype="float32", seed=6, vocab_size=256, hidden_size=64, intermediate_size=96,
+         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=48, sliding_window=6,
+         logit_scale=0.5, tie_word_embeddings=True, rope_theta=10000.0,
+         layer_types=["sliding_attention", "full_attention", "sliding_attention"], seq=28, new_tokens=10),
 ]
 
 
@@ -70,6 +76,8 @@ def make(spec):
         kwargs["logit_scale"] = spec["logit_scale"]
     if spec["layer_types"] is not None:
         kwargs["layer_types"] = spec["layer_types"]
+    if "head_dim" in spec:
+        kwargs["head_dim"] = spec["head_dim"]
     if "sliding_window_pattern" in spec:
         kwargs["sliding_window_pattern"] = spec["sliding_window_pattern"]
     config = Cohere2Config(**kwargs)
@@ -100,6 +108,9 @@ def make(spec):
 
     # Reference: reload from disk (checks our files parse the same way in HF), f32 activations, eager attention.
     ref = Cohere2ForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
+    if "head_dim" in spec:  # transformers must really use the field, not hidden_size / heads
+        q_rows = ref.model.layers[0].self_attn.q_proj.weight.shape[0]
+        assert q_rows == spec["num_attention_heads"] * spec["head_dim"] != spec["hidden_size"], q_rows
     if spec.get("old_config"):
         assert ref.config.layer_types == ["sliding_attention" if (i + 1) % spec["sliding_window_pattern"] else "full_attention"
                                           for i in range(spec["num_hidden_layers"])], ref.config.layer_types
@@ -141,5 +152,10 @@ def make(spec):
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
+    names = sys.argv[1:]
+    unknown = set(names) - {spec["name"] for spec in FIXTURES}
+    if unknown:
+        sys.exit(f"unknown fixture(s): {sorted(unknown)}")
     for spec in FIXTURES:
-        make(spec)
+        if not names or spec["name"] in names:
+            make(spec)

@@ -22,7 +22,7 @@ import java.util.List;
  * @param numLayers             decoder layers
  * @param numHeads              query heads
  * @param numKvHeads            key/value heads (GQA: numHeads is a multiple)
- * @param headDim               per-head width
+ * @param headDim               per-head width ({@code head_dim}, else hiddenSize / numHeads); numHeads x headDim may differ from hiddenSize
  * @param layerNormEps          LayerNorm epsilon
  * @param ropeTheta             RoPE base (sliding layers only)
  * @param slidingWindow         keys a sliding layer's query sees, including itself
@@ -117,14 +117,19 @@ public record ModelConfig(
         int layers = f.positive("num_hidden_layers", 40);
         int heads = f.positive("num_attention_heads", 64);
         int kvHeads = root.hasNonNull("num_key_value_heads") ? f.positive("num_key_value_heads", heads) : heads;
-        // transformers' Cohere2Config always sets head_dim = hidden_size / num_attention_heads (a head_dim field is overwritten)
-        if (hidden % heads != 0) {
-            throw new AyaException(where + ": field 'hidden_size' (" + hidden + ") is not a multiple of 'num_attention_heads' (" + heads + ")");
+        // transformers' Cohere2Attention uses config.head_dim when the file sets it (q_proj then has heads x head_dim rows,
+        // o_proj that many columns, which need not equal hidden_size); without it, hidden_size / num_attention_heads.
+        int headDim;
+        if (root.hasNonNull("head_dim")) {
+            headDim = f.positive("head_dim", 0);
+        } else if (hidden % heads != 0) {
+            throw new AyaException(where + ": field 'hidden_size' (" + hidden + ") is not a multiple of 'num_attention_heads' (" + heads
+                    + ") and there is no 'head_dim' field");
+        } else {
+            headDim = hidden / heads;
         }
-        int headDim = hidden / heads;
-        if (root.hasNonNull("head_dim") && f.positive("head_dim", headDim) != headDim) {
-            throw new AyaException(where + ": field 'head_dim' (" + root.get("head_dim") + ") disagrees with hidden_size / num_attention_heads ("
-                    + headDim + "), which transformers uses");
+        if ((long) heads * headDim > Integer.MAX_VALUE) {
+            throw new AyaException(where + ": num_attention_heads x head_dim (" + heads + " x " + headDim + ") is too large");
         }
         if (heads % kvHeads != 0) {
             throw new AyaException(where + ": field 'num_attention_heads' (" + heads + ") is not a multiple of 'num_key_value_heads' (" + kvHeads + ")");

@@ -33,10 +33,10 @@ import java.util.Optional;
  * close its sessions first.
  *
  * <pre>{@code
- * try (AyaModel model = AyaModel.load("CohereLabs/tiny-aya-global", AyaModel.Options.DEFAULT);
+ * try (AyaModel model = AyaModel.load("CohereLabs/tiny-aya-global");   // a hub repo id or a local directory
  *      Session session = model.newSession()) {
- *     int[] prompt = model.chatTemplate().orElseThrow().encodeChat(List.of(new ChatTemplate.Message("user", "Hi!")), true);
- *     session.generate(prompt, GenerationSettings.greedy(64), (id, text) -> System.out.print(text));
+ *     GenerationSettings settings = model.settings().temperature(0).maxTokens(64).build();
+ *     session.chat(List.of(Message.user("Hi!")), settings, TokenListener.printTo(System.out));
  * }
  * }</pre>
  */
@@ -50,7 +50,8 @@ public final class AyaModel implements AutoCloseable {
     static final List<String> END_TOKEN_TEXTS = List.of("<|END_OF_TURN_TOKEN|>", "<|END_RESPONSE|>");
 
     /**
-     * How to load.
+     * How to load: start from {@link #DEFAULT} and change what differs, e.g.
+     * {@code Options.DEFAULT.withBackend("java").withThreads(2)}.
      *
      * @param backend kernels: "java", "native" or "auto"
      * @param threads worker threads (0 = the cores available)
@@ -61,20 +62,49 @@ public final class AyaModel implements AutoCloseable {
      *                BF16 is the opt-in faster path on CPUs with AVX512_BF16, see {@link Activations#BF16})
      */
     public record Options(String backend, int threads, PrintStream log, WeightType quant, Activations activations) {
+        /** Backend auto, every core, progress on stderr, weights as stored, f32 activations. */
         public static final Options DEFAULT = new Options("auto", 0, System.err);
 
+        /** Checks the values; prefer {@link #DEFAULT} and the {@code with...} methods. */
         public Options {
             if (threads < 0 || threads > 1024) throw new AyaException("threads must be between 1 and 1024, got " + threads);
             if (quant != null && !quant.quantized()) throw new AyaException("quant must be Q8_0 or Q4_0, got " + quant);
             if (activations == null) throw new AyaException("activations must be F32 or BF16, got null");
         }
 
+        /** The same, in f32 activations. */
         public Options(String backend, int threads, PrintStream log, WeightType quant) {
             this(backend, threads, log, quant, Activations.F32);
         }
 
+        /** The same, with the weights as stored. */
         public Options(String backend, int threads, PrintStream log) {
             this(backend, threads, log, null);
+        }
+
+        /** These options with kernels "java", "native" or "auto" (native, else java with a warning). */
+        public Options withBackend(String backend) {
+            return new Options(backend, threads, log, quant, activations);
+        }
+
+        /** These options with {@code threads} worker threads (0 = the cores available). */
+        public Options withThreads(int threads) {
+            return new Options(backend, threads, log, quant, activations);
+        }
+
+        /** These options with download and load progress going to {@code log} (null = silent). */
+        public Options withLog(PrintStream log) {
+            return new Options(backend, threads, log, quant, activations);
+        }
+
+        /** These options quantizing the weight matrices at load ({@code WeightType.Q8_0} or {@code Q4_0}; null = as stored). */
+        public Options withQuant(WeightType quant) {
+            return new Options(backend, threads, log, quant, activations);
+        }
+
+        /** These options with the given prefill activations ({@link Activations#BF16} is the opt-in faster path). */
+        public Options withActivations(Activations activations) {
+            return new Options(backend, threads, log, quant, activations);
         }
     }
 
@@ -105,6 +135,11 @@ public final class AyaModel implements AutoCloseable {
         this.endTokens = Arrays.stream(ends).distinct().toArray();
     }
 
+    /** Loads a local checkpoint directory, or a hub repo id, with {@link Options#DEFAULT}. */
+    public static AyaModel load(String modelOrRepoId) {
+        return load(modelOrRepoId, Options.DEFAULT);
+    }
+
     /** Loads a local checkpoint directory, or a hub repo id (found in the HF cache, else downloaded). */
     public static AyaModel load(String modelOrRepoId, Options options) {
         return load(modelOrRepoId, options, NO_CHECK);
@@ -133,6 +168,11 @@ public final class AyaModel implements AutoCloseable {
     /** The same with a given hub client (e.g. another endpoint, cache or token than the environment's). */
     public static AyaModel load(String modelOrRepoId, Options options, ModelLocator locator) {
         return load(locator.resolve(modelOrRepoId), options);
+    }
+
+    /** Loads a local checkpoint directory with {@link Options#DEFAULT}. */
+    public static AyaModel load(Path dir) {
+        return load(dir, Options.DEFAULT);
     }
 
     /** Loads a local checkpoint directory. */
@@ -279,6 +319,14 @@ public final class AyaModel implements AutoCloseable {
 
     AyaForward forward() {
         return forward;
+    }
+
+    /**
+     * A settings builder with this model's generation_config.json filled in (llama.cpp's defaults where it says
+     * nothing): {@code model.settings().temperature(0).seed(42).maxTokens(256).build()}.
+     */
+    public GenerationSettings.Builder settings() {
+        return GenerationSettings.builder(generationConfig);
     }
 
     /** Sampling settings: the given overrides, else generation_config.json, else llama.cpp's defaults. */

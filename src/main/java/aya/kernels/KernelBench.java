@@ -26,6 +26,16 @@ public final class KernelBench {
     /** out x in, as in the model: q/o, k/v, gate/up, down, and the tied embedding used as the output head. */
     static final int[][] SHAPES = {{2048, 2048}, {512, 2048}, {11008, 2048}, {2048, 11008}, {262144, 2048}};
 
+    /**
+     * What to measure (the command-line flags above).
+     *
+     * @param backends "java" and/or "native"
+     * @param threads  thread counts to try
+     * @param tokens   tokens per prefill product
+     * @param type     weight type
+     * @param seconds  time per measurement
+     * @param small    only the small shapes (not the 262144-row head)
+     */
     public record Options(List<String> backends, List<Integer> threads, int tokens, WeightType type, double seconds,
                           boolean small) {
         public static Options parse(String... args) {

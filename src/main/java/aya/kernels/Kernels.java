@@ -37,7 +37,7 @@ public sealed interface Kernels extends AutoCloseable permits JavaKernels, Nativ
     void matmulBf16Activations(MemorySegment w, MemorySegment x, MemorySegment out,
                                int tokens, int inDim, int outStride, int rowStart, int rowEnd);
 
-    /** out[i] = f32(row {@code row} of table [rows, dim] in {@code type}) for i < dim: embedding lookup. */
+    /** out[i] = f32(row {@code row} of table [rows, dim] in {@code type}) for i &lt; dim: embedding lookup. */
     void embed(WeightType type, MemorySegment table, long row, int dim, MemorySegment out);
 
     /**

@@ -42,11 +42,32 @@ import java.util.Optional;
  * tokenized. (HF itself would turn a user's literal {@code <|END_OF_TURN_TOKEN|>} into the control token.)
  */
 public final class ChatTemplate {
-    /** A chat message. */
+    /**
+     * A chat message, as in transformers' {@code apply_chat_template}: {@code Message.user("Hi")}.
+     *
+     * @param role    "system", "user" or "assistant" (the template decides what else it accepts)
+     * @param content the text (null = empty)
+     */
     public record Message(String role, String content) {
+        /** Checks the role; a null content becomes "". */
         public Message {
             if (role == null) throw new AyaException("chat message without a role");
             if (content == null) content = "";
+        }
+
+        /** A system message (instructions for the whole conversation). */
+        public static Message system(String content) {
+            return new Message("system", content);
+        }
+
+        /** A user turn. */
+        public static Message user(String content) {
+            return new Message("user", content);
+        }
+
+        /** A reply of the model (e.g. {@code GenerationResult.text()}), to carry the conversation on. */
+        public static Message assistant(String content) {
+            return new Message("assistant", content);
         }
     }
 

@@ -86,12 +86,25 @@ class ModelConfigTest {
     }
 
     @Test
+    void headDimFieldIsUsedAsTransformersDoes() {
+        // Cohere2Attention: q_proj is [heads x head_dim, hidden] when config.json sets head_dim, whatever hidden / heads is
+        ModelConfig wide = parse("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"head_dim\": 32}");
+        assertEquals(32, wide.headDim());
+        assertEquals(128, wide.qDim());
+        assertEquals(64, wide.kvDim());
+        ModelConfig derived = parse("{\"hidden_size\": 64, \"num_attention_heads\": 4}");
+        assertEquals(16, derived.headDim());
+        assertEquals(64, derived.qDim());
+    }
+
+    @Test
     void inconsistentOrUnknownConfigsNameTheField() {
         assertTrue(fails("{\"architectures\": [\"LlamaForCausalLM\"]}").getMessage().contains("architectures"));
         assertTrue(fails("{\"model_type\": \"cohere\"}").getMessage().contains("model_type"));
         assertTrue(fails("{\"hidden_size\": 100, \"num_attention_heads\": 3}").getMessage().contains("num_attention_heads"));
         assertTrue(fails("{\"num_attention_heads\": 6, \"num_key_value_heads\": 4, \"hidden_size\": 96}").getMessage().contains("num_key_value_heads"));
-        assertTrue(fails("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"head_dim\": 32}").getMessage().contains("head_dim"));
+        assertTrue(fails("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"head_dim\": 0}").getMessage().contains("head_dim"));
+        assertTrue(fails("{\"hidden_size\": 64, \"num_attention_heads\": 4, \"head_dim\": 33}").getMessage().contains("even"));
         assertTrue(fails("{\"num_hidden_layers\": 3, \"layer_types\": [\"full_attention\"]}").getMessage().contains("layer_types"));
         assertTrue(fails("{\"num_hidden_layers\": 1, \"layer_types\": [\"chunked_attention\"]}").getMessage().contains("chunked_attention"));
         assertTrue(fails("{\"vocab_size\": -5}").getMessage().contains("vocab_size"));

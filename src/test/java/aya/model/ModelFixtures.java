@@ -11,7 +11,7 @@ import java.util.List;
 /** The HF reference checkpoints made by src/test/python/make_model_fixtures.py (under src/test/resources/model). */
 public final class ModelFixtures {
 
-    public static final List<String> NAMES = List.of("f32-tied", "bf16-untied-sharded", "hd128-oldconfig", "f16-eos");
+    public static final List<String> NAMES = List.of("f32-tied", "bf16-untied-sharded", "hd128-oldconfig", "f16-eos", "headdim-wide");
 
     private ModelFixtures() {
     }
