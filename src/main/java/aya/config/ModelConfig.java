@@ -184,15 +184,24 @@ public record ModelConfig(
         int layers = m.positive(p + "block_count");
         int heads = m.positive(p + "attention.head_count");
         int kvHeads = m.has(p + "attention.head_count_kv") ? m.positive(p + "attention.head_count_kv") : heads;
-        if (hidden % heads != 0) {
-            throw new AyaException(where + ": " + p + "embedding_length (" + hidden + ") is not a multiple of attention.head_count (" + heads + ")");
+        // llama.cpp's head size: attention.key_length when the file has it, else embedding_length / head_count
+        int headDim;
+        if (m.has(p + "attention.key_length")) {
+            headDim = m.positive(p + "attention.key_length");
+        } else if (hidden % heads == 0) {
+            headDim = hidden / heads;
+        } else {
+            throw new AyaException(where + ": " + p + "embedding_length (" + hidden + ") is not a multiple of attention.head_count (" + heads
+                    + ") and there is no attention.key_length");
         }
-        int headDim = hidden / heads;
-        for (String key : new String[] {"attention.key_length", "attention.value_length", "rope.dimension_count"}) {
-            if (m.has(p + key) && m.positive(p + key) != headDim) { // partial rotary or other head sizes: not Tiny Aya
-                throw new AyaException(where + ": " + p + key + " is " + m.positive(p + key) + ", this engine needs embedding_length / head_count = "
+        for (String key : new String[] {"attention.value_length", "rope.dimension_count"}) {
+            if (m.has(p + key) && m.positive(p + key) != headDim) { // partial rotary or unequal k/v heads: not Tiny Aya
+                throw new AyaException(where + ": " + p + key + " is " + m.positive(p + key) + ", this engine needs the head size "
                         + headDim);
             }
+        }
+        if ((long) heads * headDim > Integer.MAX_VALUE) {
+            throw new AyaException(where + ": attention.head_count x head size (" + heads + " x " + headDim + ") is too large");
         }
         if (heads % kvHeads != 0) {
             throw new AyaException(where + ": " + p + "attention.head_count (" + heads + ") is not a multiple of attention.head_count_kv (" + kvHeads + ")");

@@ -66,6 +66,19 @@ class ModelConfigGgufTest {
     }
 
     @Test
+    void keyLengthGivesAHeadSizeOtherThanWidthOverHeads() {
+        Map<String, Object> m = tinyAya(4);
+        m.put("cohere2.attention.key_length", 64L);
+        AyaException e = assertThrows(AyaException.class, () -> config(m));
+        assertTrue(e.getMessage().contains("rope.dimension_count is 128, this engine needs the head size 64"), e.getMessage());
+        m.put("cohere2.rope.dimension_count", 64L);
+        ModelConfig c = config(m);
+        assertEquals(64, c.headDim());
+        assertEquals(16 * 64, c.qDim());
+        assertEquals(2048, c.hiddenSize());
+    }
+
+    @Test
     void slidingLayersUseFreqBaseSwaWhenTheFileHasIt() {
         Map<String, Object> m = tinyAya(4);
         m.put("cohere2.rope.freq_base_swa", 10000.0);
