@@ -54,8 +54,8 @@ final class ModelOptions {
     /** Loads the model: checks the directory, opens the backend, maps and validates the weights. */
     AyaForward load() {
         if (!Files.isDirectory(model) && !Files.isRegularFile(model)) {
-            throw new AyaException("--model " + model + ": no such directory or file (give a local checkpoint folder with config.json and"
-                    + " *.safetensors, or a .gguf file)");
+            throw new AyaException("--model " + model + ": not a directory or a GGUF file (give a local checkpoint folder with config.json"
+                    + " and *.safetensors, or a .gguf file)");
         }
         int n = threads == null ? Parallel.defaultThreads() : threads;
         if (n < 1 || n > 1024) {

@@ -90,7 +90,7 @@ public final class TokenizeCommand implements Callable<Integer> {
 
     /** The metadata when --model names a GGUF file, else null. */
     private GgufMetadata ggufMetadata() {
-        if (modelDir == null || !Files.isRegularFile(modelDir)) return null;
+        if (modelDir == null || !GgufFile.looksLikeGguf(modelDir)) return null;
         if (tokenizerFile != null) throw new AyaException("give --tokenizer or --model, not both");
         return new GgufMetadata(modelDir.toString(), GgufFile.readMetadata(modelDir));
     }

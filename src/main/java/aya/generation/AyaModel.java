@@ -16,6 +16,7 @@ import aya.tokenizer.ChatTemplate;
 import aya.tokenizer.GgufTokenizer;
 import aya.tokenizer.Tokenizer;
 import aya.weights.Checkpoint;
+import aya.weights.GgufFile;
 import aya.weights.Tensor;
 
 import java.io.PrintStream;
@@ -186,7 +187,7 @@ public final class AyaModel implements AutoCloseable {
     }
 
     static AyaModel load(Path dir, Options options, LoadProgress progress, BeforeWeights check) {
-        if (Files.isRegularFile(dir)) {
+        if (GgufFile.looksLikeGguf(dir)) {
             return loadGguf(dir, options, progress, check);
         }
         if (!Files.isDirectory(dir)) {

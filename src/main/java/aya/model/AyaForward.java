@@ -7,6 +7,7 @@ import aya.kernels.Kernels;
 import aya.kernels.Parallel;
 import aya.kernels.WeightType;
 import aya.weights.Checkpoint;
+import aya.weights.GgufFile;
 import aya.weights.QuantizedWeights;
 import aya.weights.Tensor;
 
@@ -168,7 +169,7 @@ public final class AyaForward implements AutoCloseable {
      * {@link QuantizedWeights}), so only the first load quantizes. LayerNorm weights stay f32.
      */
     public static AyaForward load(Path dir, Kernels kernels, int threads, WeightType quant) {
-        if (Files.isRegularFile(dir)) {
+        if (GgufFile.looksLikeGguf(dir)) {
             Checkpoint gguf = null;
             ModelConfig config;
             try {

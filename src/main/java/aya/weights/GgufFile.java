@@ -100,6 +100,14 @@ public final class GgufFile {
         }
     }
 
+    /**
+     * True when {@code file} is a regular file meant as a GGUF: named {@code *.gguf} (any case; a bad one then gets the
+     * reader's exact error) or starting with the magic. Other files are neither a model directory nor a GGUF.
+     */
+    public static boolean looksLikeGguf(Path file) {
+        return Files.isRegularFile(file) && (file.getFileName().toString().toLowerCase(java.util.Locale.ROOT).endsWith(".gguf") || isGguf(file));
+    }
+
     /** Maps {@code path} into {@code arena} (the mapping lives as long as the arena) and validates header and tensors. */
     public static GgufFile open(Path path, Arena arena) {
         MemorySegment file;
