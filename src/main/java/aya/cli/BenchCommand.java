@@ -30,7 +30,7 @@ public final class BenchCommand implements Callable<Integer> {
      */
     static final int MIN_GEN_TOKENS = 16;
 
-    @Option(names = "--model", paramLabel = "DIR", description = "Model directory (e.g. from 'aya init-random').")
+    @Option(names = "--model", paramLabel = "DIR|FILE.gguf", description = "Model directory (e.g. from 'aya init-random') or GGUF file.")
     Path model;
 
     @Option(names = "--backend", defaultValue = "java", paramLabel = "B",
@@ -110,7 +110,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
 
         if (model == null) throw new AyaException("--model is required (or use --bandwidth-only)");
-        if (!Files.isDirectory(model)) throw new AyaException("model directory not found: " + model);
+        if (!Files.isDirectory(model) && !Files.isRegularFile(model)) throw new AyaException("model directory or GGUF file not found: " + model);
         List<String> backends = switch (backend.toLowerCase(Locale.ROOT)) {
             case "java" -> List.of("java");
             case "native" -> List.of("native");

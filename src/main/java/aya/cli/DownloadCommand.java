@@ -1,5 +1,6 @@
 package aya.cli;
 
+import aya.AyaException;
 import aya.hub.ModelLocator;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -15,7 +16,8 @@ import java.util.concurrent.Callable;
                 "Environment: HF_TOKEN (gated models), HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE=1."})
 public final class DownloadCommand implements Callable<Integer> {
 
-    @Parameters(index = "0", paramLabel = "REPO", description = "Repo id, e.g. CohereLabs/tiny-aya-global")
+    @Parameters(index = "0", paramLabel = "REPO", description = "Repo id, e.g. CohereLabs/tiny-aya-global, or REPO:QUANT for one"
+            + " GGUF file, e.g. CohereLabs/tiny-aya-global-GGUF:Q4_K_M (prints the file)")
     String repo;
 
     @Option(names = "--revision", paramLabel = "R", defaultValue = "main",
@@ -24,6 +26,12 @@ public final class DownloadCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        int colon = repo.indexOf(':');
+        if (colon > 0) {
+            if (!revision.equals("main")) throw new AyaException("--revision is not supported with REPO:QUANT (the GGUF is taken from main)");
+            System.out.println(ModelLocator.fromEnvironment().resolveGguf(repo.substring(0, colon), repo.substring(colon + 1)).toAbsolutePath());
+            return 0;
+        }
         Path snapshot = ModelLocator.fromEnvironment().download(repo, revision);
         System.out.println(snapshot.toAbsolutePath());
         return 0;

@@ -14,8 +14,8 @@ import java.nio.file.Path;
 /** Options shared by the commands that load a model: which model, which backend, how many threads, how much context. */
 final class ModelOptions {
 
-    @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "Hugging Face checkpoint directory (config.json + *.safetensors).")
+    @Option(names = "--model", required = true, paramLabel = "DIR|FILE.gguf",
+            description = "Hugging Face checkpoint directory (config.json + *.safetensors), or a GGUF file.")
     Path model;
 
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "NAME",
@@ -53,8 +53,9 @@ final class ModelOptions {
 
     /** Loads the model: checks the directory, opens the backend, maps and validates the weights. */
     AyaForward load() {
-        if (!Files.isDirectory(model)) {
-            throw new AyaException("--model " + model + ": not a directory (give a local checkpoint folder with config.json and *.safetensors)");
+        if (!Files.isDirectory(model) && !Files.isRegularFile(model)) {
+            throw new AyaException("--model " + model + ": not a directory or a GGUF file (give a local checkpoint folder with config.json"
+                    + " and *.safetensors, or a .gguf file)");
         }
         int n = threads == null ? Parallel.defaultThreads() : threads;
         if (n < 1 || n > 1024) {

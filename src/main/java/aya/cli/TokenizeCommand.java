@@ -1,7 +1,10 @@
 package aya.cli;
 
 import aya.AyaException;
+import aya.config.GgufMetadata;
 import aya.tokenizer.ChatTemplate;
+import aya.tokenizer.GgufTokenizer;
+import aya.weights.GgufFile;
 import aya.tokenizer.Tokenizer;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -40,7 +43,8 @@ public final class TokenizeCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", paramLabel = "FILE", description = "The tokenizer.json file.")
     Path tokenizerFile;
 
-    @Option(names = "--model", paramLabel = "DIR", description = "A model directory (uses DIR/tokenizer.json and its chat template).")
+    @Option(names = "--model", paramLabel = "DIR|FILE.gguf", description = "A model directory (uses DIR/tokenizer.json and its chat "
+            + "template), or a GGUF file (its tokenizer and chat template).")
     Path modelDir;
 
     @Option(names = "--jsonl", description = "Read stdin: one JSON string (or, with --decode, one JSON array of ids) per line; "
@@ -69,11 +73,12 @@ public final class TokenizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        Tokenizer tokenizer = Tokenizer.load(tokenizerPath());
+        GgufMetadata gguf = ggufMetadata();
+        Tokenizer tokenizer = gguf != null ? GgufTokenizer.tokenizer(gguf) : Tokenizer.load(tokenizerPath());
         PrintStream out = new PrintStream(new BufferedOutputStream(System.out, 1 << 16), false, StandardCharsets.UTF_8);
         try {
             if (benchFile != null) bench(tokenizer, out);
-            else if (chatFile != null) chat(tokenizer, out);
+            else if (chatFile != null) chat(tokenizer, gguf, out);
             else if (jsonl) jsonLines(tokenizer, out);
             else if (decode) out.println(tokenizer.decode(parseIds(text != null ? text : readStdinText())));
             else listing(tokenizer, text != null ? text : readStdinText(), out);
@@ -83,20 +88,28 @@ public final class TokenizeCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** The metadata when --model names a GGUF file, else null. */
+    private GgufMetadata ggufMetadata() {
+        if (modelDir == null || !GgufFile.looksLikeGguf(modelDir)) return null;
+        if (tokenizerFile != null) throw new AyaException("give --tokenizer or --model, not both");
+        return new GgufMetadata(modelDir.toString(), GgufFile.readMetadata(modelDir));
+    }
+
     private Path tokenizerPath() {
         if (tokenizerFile != null && modelDir != null) throw new AyaException("give --tokenizer or --model, not both");
         if (tokenizerFile != null) return tokenizerFile;
         if (modelDir != null) {
-            if (!Files.isDirectory(modelDir)) throw new AyaException(modelDir + ": not a directory");
+            if (!Files.isDirectory(modelDir)) throw new AyaException(modelDir + ": no such directory or GGUF file");
             return modelDir.resolve("tokenizer.json");
         }
         throw new AyaException("no tokenizer: give --tokenizer FILE or --model DIR");
     }
 
-    private void chat(Tokenizer tokenizer, PrintStream out) throws IOException {
+    private void chat(Tokenizer tokenizer, GgufMetadata gguf, PrintStream out) throws IOException {
         Path dir = modelDir != null ? modelDir : tokenizerFile.toAbsolutePath().getParent();
-        ChatTemplate template = ChatTemplate.load(dir, tokenizer).orElseThrow(() -> new AyaException(
-                dir + ": the model has no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja)"));
+        ChatTemplate template = (gguf != null ? GgufTokenizer.chatTemplate(gguf, tokenizer) : ChatTemplate.load(dir, tokenizer))
+                .orElseThrow(() -> new AyaException(dir + ": the model has no chat template (no chat_template in tokenizer_config.json,"
+                        + " no chat_template.jinja, no tokenizer.chat_template in a GGUF)"));
         List<ChatTemplate.Message> messages = ChatTemplate.readMessages(chatFile);
         out.println(idsJson(template.encodeChat(messages, true)));
     }

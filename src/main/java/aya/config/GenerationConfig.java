@@ -36,9 +36,7 @@ public record GenerationConfig(int bosTokenId, int[] eosTokenIds, int padTokenId
     public static GenerationConfig load(Path dir, ModelConfig model) {
         Path file = dir.resolve("generation_config.json");
         if (!Files.exists(file)) {
-            return model == null ? NONE
-                    : new GenerationConfig(model.bosTokenId(), model.eosTokenIds(), model.padTokenId(), null,
-                    null, null, null, null, null, 0);
+            return fromModel(model);
         }
         String text;
         try {
@@ -47,6 +45,12 @@ public record GenerationConfig(int bosTokenId, int[] eosTokenIds, int padTokenId
             throw new AyaException(file + ": cannot read: " + e.getMessage());
         }
         return parse(text, file.toString(), model);
+    }
+
+    /** Only the model config's ids, no sampling advice (a directory without the file, or a GGUF, which has none). */
+    public static GenerationConfig fromModel(ModelConfig model) {
+        return model == null ? NONE
+                : new GenerationConfig(model.bosTokenId(), model.eosTokenIds(), model.padTokenId(), null, null, null, null, null, null, 0);
     }
 
     /** Parses the JSON text; {@code source} names the file in errors; {@code model} (may be null) gives default ids. */

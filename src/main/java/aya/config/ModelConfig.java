@@ -161,6 +161,95 @@ public record ModelConfig(
                 logitScale, tied, maxPos, bos, eos, pad);
     }
 
+    /** The GGUF architecture this engine runs ({@code general.architecture}). */
+    public static final String GGUF_ARCHITECTURE = "cohere2";
+
+    /**
+     * Builds a config from a GGUF file's metadata, as llama.cpp's cohere2 loader reads it: {@code cohere2.*} sizes,
+     * the sliding-window schedule from {@code cohere2.attention.sliding_window_pattern} (an array of per-layer flags,
+     * or a period n: layer i slides unless i % n == n - 1; period 4 when absent), the vocabulary from the token list,
+     * special ids from {@code tokenizer.ggml.*}. The head is tied unless the file holds an {@code output} tensor
+     * (the model checks that), so tieWordEmbeddings is true here.
+     */
+    public static ModelConfig fromGguf(GgufMetadata m) {
+        String where = m.source();
+        String arch = m.string("general.architecture");
+        if (arch == null) throw new AyaException(where + ": metadata 'general.architecture' is missing");
+        if (!arch.equals(GGUF_ARCHITECTURE)) {
+            throw new AyaException(where + ": architecture '" + arch + "', this engine runs only '" + GGUF_ARCHITECTURE + "' (Tiny Aya)");
+        }
+        String p = GGUF_ARCHITECTURE + ".";
+        int hidden = m.positive(p + "embedding_length");
+        int inter = m.positive(p + "feed_forward_length");
+        int layers = m.positive(p + "block_count");
+        int heads = m.positive(p + "attention.head_count");
+        int kvHeads = m.has(p + "attention.head_count_kv") ? m.positive(p + "attention.head_count_kv") : heads;
+        // llama.cpp's head size: attention.key_length when the file has it, else embedding_length / head_count
+        int headDim;
+        if (m.has(p + "attention.key_length")) {
+            headDim = m.positive(p + "attention.key_length");
+        } else if (hidden % heads == 0) {
+            headDim = hidden / heads;
+        } else {
+            throw new AyaException(where + ": " + p + "embedding_length (" + hidden + ") is not a multiple of attention.head_count (" + heads
+                    + ") and there is no attention.key_length");
+        }
+        for (String key : new String[] {"attention.value_length", "rope.dimension_count"}) {
+            if (m.has(p + key) && m.positive(p + key) != headDim) { // partial rotary or unequal k/v heads: not Tiny Aya
+                throw new AyaException(where + ": " + p + key + " is " + m.positive(p + key) + ", this engine needs the head size "
+                        + headDim);
+            }
+        }
+        if ((long) heads * headDim > Integer.MAX_VALUE) {
+            throw new AyaException(where + ": attention.head_count x head size (" + heads + " x " + headDim + ") is too large");
+        }
+        if (heads % kvHeads != 0) {
+            throw new AyaException(where + ": " + p + "attention.head_count (" + heads + ") is not a multiple of attention.head_count_kv (" + kvHeads + ")");
+        }
+        if (headDim % 2 != 0) {
+            throw new AyaException(where + ": the head size (" + headDim + ") must be even for rotary embeddings");
+        }
+        if (!m.has(p + "attention.layer_norm_epsilon")) throw new AyaException(where + ": metadata '" + p + "attention.layer_norm_epsilon' is missing");
+        float eps = (float) m.number(p + "attention.layer_norm_epsilon", 0);
+        if (!(eps > 0)) throw new AyaException(where + ": " + p + "attention.layer_norm_epsilon must be positive, got " + eps);
+        String scaling = m.string(p + "rope.scaling.type");
+        if (scaling != null && !scaling.equals("none")) {
+            throw new AyaException(where + ": " + p + "rope.scaling.type is '" + scaling + "', only 'none' is supported");
+        }
+        // only the sliding layers rotate; llama.cpp gives them freq_base_swa when the file has it
+        double theta = m.number(p + "rope.freq_base_swa", m.number(p + "rope.freq_base", 10000.0));
+        if (!(theta > 0)) throw new AyaException(where + ": " + p + "rope.freq_base must be positive, got " + theta);
+        int window = m.positive(p + "attention.sliding_window");
+        if (!m.has(p + "logit_scale")) throw new AyaException(where + ": metadata '" + p + "logit_scale' is missing");
+        float logitScale = (float) m.number(p + "logit_scale", 0);
+        int maxPos = m.has(p + "context_length") ? m.positive(p + "context_length") : 8192;
+        List<String> tokens = m.array("tokenizer.ggml.tokens", String.class);
+        int vocab = tokens != null ? tokens.size() : m.positive(p + "vocab_size");
+        if (vocab == 0) throw new AyaException(where + ": tokenizer.ggml.tokens is empty");
+        int bos = m.integer("tokenizer.ggml.bos_token_id", -1);
+        int pad = m.integer("tokenizer.ggml.padding_token_id", -1);
+        int[] eos = java.util.stream.IntStream.of(m.integer("tokenizer.ggml.eos_token_id", -1), m.integer("tokenizer.ggml.eot_token_id", -1))
+                .filter(id -> id >= 0).distinct().toArray();
+        return new ModelConfig(vocab, hidden, inter, layers, heads, kvHeads, headDim, eps, theta, window,
+                ggufSlidingLayers(m, p + "attention.sliding_window_pattern", layers), logitScale, true, maxPos, bos, eos, pad);
+    }
+
+    /** llama.cpp's load_swa_pattern(ml, 4): a per-layer bool array, or a period n (0: every layer slides). */
+    private static boolean[] ggufSlidingLayers(GgufMetadata m, String key, int layers) {
+        boolean[] sliding = new boolean[layers];
+        if (m.values().get(key) instanceof List<?>) {
+            List<Boolean> flags = m.array(key, Boolean.class);
+            if (flags.size() != layers) {
+                throw new AyaException(m.source() + ": " + key + " lists " + flags.size() + " layers, the model has " + layers);
+            }
+            for (int i = 0; i < layers; i++) sliding[i] = flags.get(i);
+            return sliding;
+        }
+        int period = m.integer(key, 4);
+        for (int i = 0; i < layers; i++) sliding[i] = period == 0 || i % period < period - 1;
+        return sliding;
+    }
+
     /** rope_theta sits top-level (older configs) or inside rope_parameters (transformers 5). */
     private static double ropeTheta(JsonNode root, Fields f, String where) {
         JsonNode params = root.get("rope_parameters");

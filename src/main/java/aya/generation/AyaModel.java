@@ -2,6 +2,7 @@ package aya.generation;
 
 import aya.AyaException;
 import aya.config.GenerationConfig;
+import aya.config.GgufMetadata;
 import aya.config.ModelConfig;
 import aya.hub.HubSettings;
 import aya.hub.ModelLocator;
@@ -12,7 +13,10 @@ import aya.model.Activations;
 import aya.model.AyaForward;
 import aya.sampling.SamplerSettings;
 import aya.tokenizer.ChatTemplate;
+import aya.tokenizer.GgufTokenizer;
 import aya.tokenizer.Tokenizer;
+import aya.weights.Checkpoint;
+import aya.weights.GgufFile;
 import aya.weights.Tensor;
 
 import java.io.PrintStream;
@@ -183,8 +187,11 @@ public final class AyaModel implements AutoCloseable {
     }
 
     static AyaModel load(Path dir, Options options, LoadProgress progress, BeforeWeights check) {
+        if (GgufFile.looksLikeGguf(dir)) {
+            return loadGguf(dir, options, progress, check);
+        }
         if (!Files.isDirectory(dir)) {
-            throw new AyaException(dir + ": not a model directory (expected config.json, *.safetensors, tokenizer.json)");
+            throw new AyaException(dir + ": not a model directory (expected config.json, *.safetensors, tokenizer.json) or a GGUF file");
         }
         int threads = options.threads() == 0 ? Parallel.defaultThreads() : options.threads();
         // Tokenizer and template first: they are quick to read and fail fast on a broken file.
@@ -193,17 +200,52 @@ public final class AyaModel implements AutoCloseable {
         ChatTemplate template = tokenizer == null ? null : ChatTemplate.load(dir, tokenizer).orElse(null);
         check.check(tokenizer, Optional.ofNullable(template));
         AyaForward forward = AyaForward.load(dir, Backend.open(options.backend()), threads, options.quant()); // closes the kernels if it fails
+        return finish(dir, forward, tokenizer, template, tokenizerFile.toString(), options, progress);
+    }
+
+    /**
+     * Loads a GGUF file: config, tokenizer and chat template come from its metadata (nothing else is read beside
+     * it); mapping it reads no weights yet, so the check still runs before they are paged in.
+     */
+    private static AyaModel loadGguf(Path file, Options options, LoadProgress progress, BeforeWeights check) {
+        if (options.quant() != null) {
+            throw new AyaException(file + ": --quant converts safetensors checkpoints; a GGUF file runs in the types it holds"
+                    + " (quantize it with llama-quantize instead)");
+        }
+        int threads = options.threads() == 0 ? Parallel.defaultThreads() : options.threads();
+        Checkpoint checkpoint = Checkpoint.openGguf(file);
+        ModelConfig config;
+        Tokenizer tokenizer;
+        ChatTemplate template;
+        try {
+            config = AyaForward.ggufConfig(checkpoint);
+            GgufMetadata metadata = new GgufMetadata(file.toString(), checkpoint.gguf().metadata());
+            tokenizer = GgufTokenizer.tokenizer(metadata);
+            template = GgufTokenizer.chatTemplate(metadata, tokenizer).orElse(null);
+            check.check(tokenizer, Optional.ofNullable(template));
+        } catch (RuntimeException e) {
+            checkpoint.close();
+            throw e;
+        }
+        AyaForward forward = AyaForward.load(checkpoint, config, Backend.open(options.backend()), threads); // closes both if it fails
+        return finish(file, forward, tokenizer, template, file.toString(), options, progress);
+    }
+
+    /** Reads the weights in and checks the tokenizer against them; closes {@code forward} if that fails. */
+    private static AyaModel finish(Path source, AyaForward forward, Tokenizer tokenizer, ChatTemplate template, String tokenizerSource,
+                                   Options options, LoadProgress progress) {
         try {
             forward.activations(options.activations());
             readIn(forward, progress);
-            GenerationConfig gen = GenerationConfig.load(dir, forward.config());
+            GenerationConfig gen = Files.isDirectory(source) ? GenerationConfig.load(source, forward.config())
+                    : GenerationConfig.fromModel(forward.config()); // a GGUF carries no sampling advice
             if (tokenizer != null && tokenizer.vocabSize() > forward.config().vocabSize()) {
-                throw new AyaException(tokenizerFile + ": defines " + tokenizer.vocabSize() + " ids but the model has only "
+                throw new AyaException(tokenizerSource + ": defines " + tokenizer.vocabSize() + " ids but the model has only "
                         + forward.config().vocabSize() + " rows (vocab_size): tokenizer and weights do not match");
             }
-            progress.done("loaded " + dir + " (" + LoadProgress.bytes(forward.weightBytes()) + ", "
+            progress.done("loaded " + source + " (" + LoadProgress.bytes(forward.weightBytes()) + ", "
                     + forward.threads() + " threads)");
-            return new AyaModel(dir, forward, tokenizer, template, gen);
+            return new AyaModel(source, forward, tokenizer, template, gen);
         } catch (RuntimeException e) {
             forward.close();
             throw e;

@@ -76,6 +76,10 @@ public final class ModelLocator {
         } catch (InvalidPathException ignored) {
             // not a path on this system: maybe a repo id
         }
+        int colon = modelArg.indexOf(':');
+        if (colon > 0 && modelArg.indexOf('/') > 0 && modelArg.indexOf('/') < colon && !modelArg.startsWith("/") && !modelArg.startsWith(".")) {
+            return resolveGguf(modelArg.substring(0, colon), modelArg.substring(colon + 1));
+        }
         boolean pathLike = modelArg.startsWith("/") || modelArg.startsWith(".") || modelArg.startsWith("~")
                 || modelArg.indexOf('/') < 0 || modelArg.indexOf('/') != modelArg.lastIndexOf('/');
         if (pathLike) throw new AyaException("model '" + modelArg + "' not found: no such directory, and not a repo id like CohereLabs/tiny-aya-global");
@@ -84,6 +88,69 @@ public final class ModelLocator {
         Optional<Path> cached = completeSnapshot(cache, "main");
         if (cached.isPresent()) return cached.get();
         return download(modelArg, "main");
+    }
+
+    private static final Pattern QUANT = Pattern.compile("[A-Za-z0-9_]{1,32}");
+
+    /**
+     * {@code repo:QUANT} (llama.cpp's {@code -hf repo:quant}): the repo's one {@code .gguf} file whose name carries the
+     * quantization (case-insensitive, followed by '.' or '-', as llama.cpp matches it), from the cache when the cached
+     * snapshot of main has it, else downloaded and verified into the cache like any other file.
+     */
+    public Path resolveGguf(String repoId, String quant) {
+        RepoCache.checkRepoId(repoId);
+        if (!QUANT.matcher(quant).matches()) {
+            throw new AyaException("'" + repoId + ":" + quant + "': the quantization after ':' must be a name like Q4_K_M");
+        }
+        RepoCache cache = new RepoCache(settings.cacheDir(), repoId);
+        Optional<String> cachedCommit = cache.commitOf("main");
+        if (cachedCommit.isPresent()) {
+            Path snapshot = cache.snapshot(cachedCommit.get());
+            List<String> local = new ArrayList<>();
+            if (Files.isDirectory(snapshot)) {
+                try (var files = Files.list(snapshot)) {
+                    files.map(f -> f.getFileName().toString()).sorted().forEach(local::add);
+                } catch (IOException e) {
+                    throw new AyaException("cannot list the hub cache at " + snapshot + ": " + ModelFiles.oneLine(e));
+                }
+            }
+            String found = ggufFileFor(local, quant);
+            if (found != null && Files.isRegularFile(snapshot.resolve(found))) return snapshot.resolve(found);
+        }
+        if (settings.offline()) {
+            throw new AyaException("HF_HUB_OFFLINE is set and the cache at " + cache.dir() + " has no " + quant + " .gguf of " + repoId
+                    + "; unset HF_HUB_OFFLINE (or run ./aya download " + repoId + ":" + quant + " where the network is on)");
+        }
+        HubClient.RepoInfo info = client.listRepo(repoId, "main");
+        String file = ggufFileFor(info.files(), quant);
+        if (file == null) {
+            List<String> available = info.files().stream().filter(ModelLocator::isModelGguf).sorted().toList();
+            throw new AyaException(repoId + " has no .gguf file for quantization '" + quant + "'; "
+                    + (available.isEmpty() ? "it has no .gguf files" : "available: " + String.join(", ", available)));
+        }
+        note("aya: " + repoId + " main = commit " + info.commit() + ", " + file + ", cache " + cache.dir());
+        try {
+            ensure(cache, info.commit(), file);
+            cache.writeRef("main", info.commit());
+        } catch (IOException e) {
+            throw new AyaException("cannot write the hub cache at " + cache.dir() + ": " + ModelFiles.oneLine(e), e);
+        }
+        return cache.snapshot(info.commit()).resolve(file);
+    }
+
+    /** The first model .gguf among {@code files} whose name holds {@code quant} followed by '.' or '-' (any case), or null. */
+    static String ggufFileFor(List<String> files, String quant) {
+        Pattern p = Pattern.compile(Pattern.quote(quant) + "[.-]", Pattern.CASE_INSENSITIVE);
+        for (String f : files) {
+            if (isModelGguf(f) && p.matcher(f).find()) return f;
+        }
+        return null;
+    }
+
+    /** A .gguf at the top of the repo that is a model, not a projector or an importance matrix (as llama.cpp tells them). */
+    static boolean isModelGguf(String file) {
+        String lower = file.toLowerCase(java.util.Locale.ROOT);
+        return lower.endsWith(".gguf") && file.indexOf('/') < 0 && !lower.contains("mmproj") && !lower.contains("imatrix");
     }
 
     /** The snapshot of a revision if the cache holds everything needed to run it. */

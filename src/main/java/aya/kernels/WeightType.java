@@ -69,6 +69,9 @@ public enum WeightType {
             case "BF16" -> BF16;
             case "Q8_0" -> Q8_0; // only from the quantized-weights cache (aya.weights.QuantizedWeights), never a file's dtype
             case "Q4_0" -> Q4_0;
+            case "Q5_0" -> Q5_0; // these three only from GGUF files (aya.weights.GgufFile names tensors by type tag)
+            case "Q4_K" -> Q4_K;
+            case "Q6_K" -> Q6_K;
             default -> null;
         };
     }

@@ -1,11 +1,13 @@
 package aya.model;
 
 import aya.AyaException;
+import aya.config.GgufMetadata;
 import aya.config.ModelConfig;
 import aya.kernels.Kernels;
 import aya.kernels.Parallel;
 import aya.kernels.WeightType;
 import aya.weights.Checkpoint;
+import aya.weights.GgufFile;
 import aya.weights.QuantizedWeights;
 import aya.weights.Tensor;
 
@@ -168,11 +170,28 @@ public final class AyaForward implements AutoCloseable {
      * {@link QuantizedWeights}), so only the first load quantizes. LayerNorm weights stay f32.
      */
     public static AyaForward load(Path dir, Kernels kernels, int threads, WeightType quant) {
+        if (GgufFile.looksLikeGguf(dir)) {
+            Checkpoint gguf = null;
+            ModelConfig config;
+            try {
+                if (quant != null) {
+                    throw new AyaException(dir + ": --quant converts safetensors checkpoints; a GGUF file runs in the types it holds"
+                            + " (quantize it with llama-quantize instead)");
+                }
+                gguf = Checkpoint.openGguf(dir);
+                config = ggufConfig(gguf);
+            } catch (RuntimeException e) {
+                if (gguf != null) gguf.close();
+                kernels.close();
+                throw e;
+            }
+            return load(gguf, config, kernels, threads);
+        }
         Checkpoint checkpoint = null;
         Parallel pool = null;
         try {
             if (!Files.isDirectory(dir)) {
-                throw new AyaException(dir + ": not a model directory (expected a folder with config.json and *.safetensors)");
+                throw new AyaException(dir + ": not a model directory (a folder with config.json and *.safetensors) or a GGUF file");
             }
             ModelConfig config = ModelConfig.load(dir);
             checkpoint = Checkpoint.open(dir);
@@ -183,6 +202,29 @@ public final class AyaForward implements AutoCloseable {
         } catch (RuntimeException e) {
             if (pool != null) pool.close();
             if (checkpoint != null) checkpoint.close();
+            kernels.close();
+            throw e;
+        }
+    }
+
+    /** The config in a GGUF checkpoint's metadata. */
+    public static ModelConfig ggufConfig(Checkpoint gguf) {
+        return ModelConfig.fromGguf(new GgufMetadata(gguf.describe(), gguf.gguf().metadata()));
+    }
+
+    /**
+     * Builds the model on an opened checkpoint (e.g. a GGUF whose metadata the caller has read), validating every
+     * tensor's presence and shape. The model owns {@code checkpoint} and {@code kernels} from this call on: it closes
+     * them with itself, or right away if building fails.
+     */
+    public static AyaForward load(Checkpoint checkpoint, ModelConfig config, Kernels kernels, int threads) {
+        Parallel pool = null;
+        try {
+            pool = new Parallel(threads);
+            return new AyaForward(config, checkpoint, kernels, pool, Map.of());
+        } catch (RuntimeException e) {
+            if (pool != null) pool.close();
+            checkpoint.close();
             kernels.close();
             throw e;
         }

@@ -38,7 +38,7 @@ public final class Tokenizer {
     private final String[] idToToken;
     private final boolean[] special;
 
-    private Tokenizer(JsonNode root, Bpe model) {
+    Tokenizer(JsonNode root, Bpe model) {
         this.model = model;
         normalizer = Normalizer.fromJson(root.get("normalizer"));
         preTokenizer = PreTokenizer.fromJson(root.get("pre_tokenizer"));

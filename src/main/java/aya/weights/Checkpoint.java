@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
@@ -32,6 +33,7 @@ public final class Checkpoint implements AutoCloseable {
     private final Map<String, Tensor> tensors;
     private final String describe;
     private final List<FileStamp> files = new ArrayList<>(); // what each mapped file looked like when it was mapped
+    private GgufFile gguf; // the file, when the checkpoint is a GGUF (its metadata holds config and tokenizer); else null
 
     private Checkpoint(Arena arena, Map<String, Tensor> tensors, String describe) {
         this.arena = arena;
@@ -44,19 +46,19 @@ public final class Checkpoint implements AutoCloseable {
      * guarded), which turns a read of a page the file lost into zeros and a mark instead of a SIGBUS.
      */
     private record FileStamp(Path path, long size, FileTime modified, Object key, int guardSlot) {
-        static FileStamp of(SafetensorsFile f) {
+        static FileStamp of(Path path, MemorySegment mapping) {
             try {
-                BasicFileAttributes a = Files.readAttributes(f.path(), BasicFileAttributes.class);
-                return new FileStamp(f.path(), a.size(), a.lastModifiedTime(), a.fileKey(), MappingGuard.watch(f.mapping()));
+                BasicFileAttributes a = Files.readAttributes(path, BasicFileAttributes.class);
+                return new FileStamp(path, a.size(), a.lastModifiedTime(), a.fileKey(), MappingGuard.watch(mapping));
             } catch (IOException e) {
-                throw new AyaException(f.path() + ": cannot read: " + e.getMessage());
+                throw new AyaException(path + ": cannot read: " + e.getMessage());
             }
         }
     }
 
     /** Records a file mapped into this checkpoint's arena (stamp for the change checks, guard slot). */
     private void track(SafetensorsFile f) {
-        files.add(FileStamp.of(f));
+        files.add(FileStamp.of(f.path(), f.mapping()));
     }
 
     /**
@@ -90,6 +92,66 @@ public final class Checkpoint implements AutoCloseable {
             arena.close();
             throw e;
         }
+    }
+
+    /**
+     * Opens a GGUF file as a checkpoint: its tensors appear under the Hugging Face names the model asks for
+     * ({@code blk.3.attn_q.weight} as {@code model.layers.3.self_attn.q_proj.weight}, ...), read in place.
+     * Tensors of other names keep their GGUF names.
+     */
+    public static Checkpoint openGguf(Path file) {
+        Arena arena = Arena.ofShared();
+        try {
+            GgufFile f = GgufFile.open(file, arena);
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (Tensor t : f.tensors().values()) {
+                String hfName = hfName(t.name());
+                Tensor renamed = new Tensor(hfName, t.dtype(), t.shape(), t.data(), t.file());
+                if (tensors.put(hfName, renamed) != null) {
+                    throw new AyaException(file + ": two tensors map to '" + hfName + "' (one is '" + t.name() + "')");
+                }
+            }
+            Checkpoint c = new Checkpoint(arena, tensors, file.toString());
+            c.gguf = f;
+            c.files.add(FileStamp.of(file, f.mapping()));
+            return c;
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /** GGUF tensor names (llama.cpp's cohere2 names) and the Hugging Face names they stand for. */
+    private static final Map<String, String> GGUF_TO_HF = Map.of(
+            "token_embd.weight", "model.embed_tokens.weight",
+            "output_norm.weight", "model.norm.weight",
+            "output.weight", "lm_head.weight");
+    private static final Map<String, String> GGUF_TO_HF_LAYER = Map.of(
+            "attn_norm.weight", "input_layernorm.weight",
+            "attn_q.weight", "self_attn.q_proj.weight",
+            "attn_k.weight", "self_attn.k_proj.weight",
+            "attn_v.weight", "self_attn.v_proj.weight",
+            "attn_output.weight", "self_attn.o_proj.weight",
+            "ffn_gate.weight", "mlp.gate_proj.weight",
+            "ffn_up.weight", "mlp.up_proj.weight",
+            "ffn_down.weight", "mlp.down_proj.weight");
+    private static final java.util.regex.Pattern GGUF_LAYER = java.util.regex.Pattern.compile("blk\\.(\\d{1,6})\\.(.+)");
+
+    /** The Hugging Face name of a GGUF tensor name (the name itself when it is not one of cohere2's). */
+    static String hfName(String ggufName) {
+        String top = GGUF_TO_HF.get(ggufName);
+        if (top != null) return top;
+        java.util.regex.Matcher m = GGUF_LAYER.matcher(ggufName);
+        if (m.matches()) {
+            String inLayer = GGUF_TO_HF_LAYER.get(m.group(2));
+            if (inLayer != null) return "model.layers." + Integer.parseInt(m.group(1)) + "." + inLayer;
+        }
+        return ggufName;
+    }
+
+    /** The GGUF file this checkpoint was opened from, or null for safetensors. */
+    public GgufFile gguf() {
+        return gguf;
     }
 
     private static Checkpoint openSharded(Path dir, Path index, Arena arena) {

@@ -31,6 +31,11 @@ class DownloadCommandTest {
         String revision = stderrOf("download", "Org/Name", "--revision", "../../x");
         assertTrue(revision.contains("not a usable revision"), revision);
 
+        String ggufRevision = stderrOf("download", "Org/Name-GGUF:Q4_0", "--revision", "v1");
+        assertTrue(ggufRevision.startsWith("aya: --revision is not supported with REPO:QUANT"), ggufRevision);
+        String quant = stderrOf("download", "Org/Name-GGUF:Q4 0");
+        assertTrue(quant.contains("the quantization after ':' must be a name like Q4_K_M"), quant);
+
         String missing = stderrOf("download");
         assertTrue(missing.startsWith("aya: Missing required parameter"), missing);
     }

@@ -373,4 +373,42 @@ class ModelLocatorTest {
             throw new IllegalStateException(e);
         }
     }
+
+    private static final byte[] GGUF_Q4 = randomBytes(70_001, 7);
+    private static final byte[] GGUF_Q8 = randomBytes(90_000, 8);
+
+    private FakeHub.Repo ggufRepo(String id) {
+        return hub.repo(id)
+                .file("README.md", "# gguf\n".getBytes(StandardCharsets.UTF_8))
+                .lfsFile("tiny-aya-global-mmproj-Q4_K_M.gguf", randomBytes(10, 9))
+                .lfsFile("tiny-aya-global-Q4_K_M.gguf", GGUF_Q4)
+                .lfsFile("tiny-aya-global-q8_0.gguf", GGUF_Q8);
+    }
+
+    @Test
+    void repoColonQuantPicksThatGgufCaseInsensitivelyAndCachesIt() throws IOException {
+        FakeHub.Repo repo = ggufRepo("Org/Model-GGUF");
+        Path q4 = locator(null, false).resolve("Org/Model-GGUF:q4_k_m");
+        assertEquals(repoDir("Org/Model-GGUF").resolve("snapshots").resolve(repo.commit).resolve("tiny-aya-global-Q4_K_M.gguf"), q4);
+        assertArrayEquals(GGUF_Q4, Files.readAllBytes(q4));
+        assertEquals(Path.of("../../blobs/" + FakeHub.sha256(GGUF_Q4)), Files.readSymbolicLink(q4), "verified into the cache by sha256");
+        assertTrue(hub.requests.stream().noneMatch(r -> r.path().contains("mmproj") || r.path().contains("q8_0")), "only the asked file");
+        int before = hub.requests.size();
+        assertEquals(q4, locator(null, false).resolve("Org/Model-GGUF:Q4_K_M"));
+        assertEquals(before, hub.requests.size(), "a cached GGUF is used without any request");
+        assertEquals(q4, locator(null, true).resolve("Org/Model-GGUF:Q4_K_M"), "and offline");
+        assertArrayEquals(GGUF_Q8, Files.readAllBytes(locator(null, false).resolve("Org/Model-GGUF:Q8_0")));
+    }
+
+    @Test
+    void aMissingQuantizationListsTheAvailableOnes() {
+        ggufRepo("Org/Model-GGUF");
+        AyaException e = assertThrows(AyaException.class, () -> locator(null, false).resolve("Org/Model-GGUF:Q5_K_S"));
+        assertEquals("Org/Model-GGUF has no .gguf file for quantization 'Q5_K_S'; available: tiny-aya-global-Q4_K_M.gguf,"
+                + " tiny-aya-global-q8_0.gguf", e.getMessage(), "projector files are not models");
+        AyaException offline = assertThrows(AyaException.class, () -> locator(null, true).resolve("Org/Model-GGUF:Q5_K_S"));
+        assertTrue(offline.getMessage().startsWith("HF_HUB_OFFLINE is set and the cache at "), offline.getMessage());
+        AyaException bad = assertThrows(AyaException.class, () -> locator(null, false).resolve("Org/Model-GGUF:Q4 K"));
+        assertTrue(bad.getMessage().contains("must be a name like Q4_K_M"), bad.getMessage());
+    }
 }

@@ -47,7 +47,11 @@ class TokenizerParityTest {
     @ParameterizedTest
     @ValueSource(strings = {"aya", "gpt2", "llama3", "cohere_old", "sp", "sp_legacy", "misc_split", "misc_meta", "whitespace"})
     void encodeAndDecodeMatchHf(String name) throws IOException {
-        Tokenizer tok = Tokenizer.load(FIXTURES.resolve(name).resolve("tokenizer.json"));
+        assertEncodeAndDecodeMatchHf(Tokenizer.load(FIXTURES.resolve(name).resolve("tokenizer.json")), name);
+    }
+
+    /** {@code tok} gives HF's ids and decodes on the corpus recorded for fixture {@code name} (also used for GGUF tokenizers). */
+    static void assertEncodeAndDecodeMatchHf(Tokenizer tok, String name) throws IOException {
         List<JsonNode> rows = readJsonl(FIXTURES.resolve(name).resolve("encode.jsonl.gz"));
         assertTrue(rows.size() > 400, "fixture too small");
         List<String> failures = new ArrayList<>();
@@ -70,7 +74,10 @@ class TokenizerParityTest {
     @ParameterizedTest
     @ValueSource(strings = {"aya", "gpt2", "llama3", "cohere_old", "sp", "sp_legacy", "misc_split", "misc_meta", "whitespace"})
     void decodeOfRandomIdsMatchesHf(String name) throws IOException {
-        Tokenizer tok = Tokenizer.load(FIXTURES.resolve(name).resolve("tokenizer.json"));
+        assertDecodeOfRandomIdsMatchesHf(Tokenizer.load(FIXTURES.resolve(name).resolve("tokenizer.json")), name);
+    }
+
+    static void assertDecodeOfRandomIdsMatchesHf(Tokenizer tok, String name) throws IOException {
         for (JsonNode row : readJsonl(FIXTURES.resolve(name).resolve("decode.jsonl"))) {
             int[] ids = ints(row.get("ids"));
             assertEquals(row.get("decoded").asText(), tok.decode(ids), () -> name + " decode " + Arrays.toString(ids));
