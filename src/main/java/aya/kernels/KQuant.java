@@ -276,7 +276,7 @@ final class KQuant {
             throw new IllegalArgumentException(type + " rows need a multiple of " + block + " weights, got " + inDim);
         }
         Buffers buf = BUFFERS.get();
-        if (buf.xq.length < tokens * inDim) {
+        if (buf.xq.length < tokens * inDim || buf.xd.length < tokens * blocks) { // blocks of 32 (Q5_0) need more scales
             buf.xq = new short[tokens * inDim];
             buf.xd = new float[tokens * blocks];
             buf.xsum = new int[tokens * inDim / 16];
