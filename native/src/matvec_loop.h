@@ -22,6 +22,11 @@
 #include "kernels_internal.h"
 
 enum { AYA_MV_ROWS = 4 }; /* rows streamed at once: 4 independent memory streams and 4-8 FMA chains */
+/* Up to this many tokens (a step of a few decoding sequences) the matvec re-reads each group of rows from cache for
+ * every token instead of going to the packed GEMM, whose packing costs more than it saves at so few tokens. */
+#ifndef AYA_MV_FEW_TOKENS
+#define AYA_MV_FEW_TOKENS 7
+#endif
 
 static inline size_t aya_mv_weight_bytes(int type) {
     return type == AYA_WEIGHT_F32 ? 4 : 2;
@@ -59,8 +64,13 @@ static inline __attribute__((always_inline)) void aya_mv_rows(int type, const vo
     }
 }
 
-static inline __attribute__((always_inline)) void aya_matvec(int type, const void *w, const aya_mv_x *x, float *out,
-                                                             int32_t in_dim, int32_t row_start, int32_t row_end) {
+/* out[t * out_stride + r] = row r . x[t * in_dim ...] for t < tokens and r in [row_start, row_end). Each group of rows
+ * is dotted with every token while it is in L1/L2, so the weights stream from memory once for all tokens (a batch of
+ * decoding sequences); each output is computed exactly as for one token, so batching never changes a bit. */
+static inline __attribute__((always_inline)) void aya_matvec_tokens(int type, const void *w, const aya_mv_x *x,
+                                                                    float *out, int32_t tokens, int32_t in_dim,
+                                                                    int32_t out_stride, int32_t row_start,
+                                                                    int32_t row_end) {
     size_t row_bytes = (size_t) in_dim * aya_mv_weight_bytes(type);
     int32_t ahead = aya_decode_prefetch_rows(row_bytes, AYA_MV_ROWS);
     int32_t r = row_start;
@@ -68,11 +78,22 @@ static inline __attribute__((always_inline)) void aya_matvec(int type, const voi
         const char *rows = (const char *) w + (size_t) r * row_bytes;
         /* only rows of this slice: past its end are another thread's rows or another matrix */
         const char *pf = r + ahead + AYA_MV_ROWS <= row_end ? rows + (size_t) ahead * row_bytes : NULL;
-        aya_mv_rows(type, rows, (size_t) in_dim, x, out + r, pf, AYA_MV_ROWS);
+        for (int32_t t = 0; t < tokens; t++) { /* the first token's pass prefetches; the others read cached rows */
+            aya_mv_rows(type, rows, (size_t) in_dim, x + (size_t) t * (size_t) in_dim, out + (size_t) t * (size_t) out_stride + r,
+                        t == 0 ? pf : NULL, AYA_MV_ROWS);
+        }
     }
     for (; r < row_end; r++) {
-        aya_mv_rows(type, (const char *) w + (size_t) r * row_bytes, (size_t) in_dim, x, out + r, NULL, 1);
+        for (int32_t t = 0; t < tokens; t++) {
+            aya_mv_rows(type, (const char *) w + (size_t) r * row_bytes, (size_t) in_dim, x + (size_t) t * (size_t) in_dim,
+                        out + (size_t) t * (size_t) out_stride + r, NULL, 1);
+        }
     }
+}
+
+static inline __attribute__((always_inline)) void aya_matvec(int type, const void *w, const aya_mv_x *x, float *out,
+                                                             int32_t in_dim, int32_t row_start, int32_t row_end) {
+    aya_matvec_tokens(type, w, x, out, 1, in_dim, 0, row_start, row_end);
 }
 
 #endif

@@ -1,6 +1,6 @@
 /* AVX2 + FMA + F16C matrix products. Weights widen to f32 exactly (bf16: shift; f16: vcvtph2ps); all math is f32 FMA.
- * Decode (tokens == 1) is the shared loop of matvec_loop.h around the micro-kernel below. Several tokens (prefill) go
- * to aya_gemm_avx2 in gemm_avx2.c. */
+ * Decode and steps of up to AYA_MV_FEW_TOKENS tokens (a few decoding sequences batched) are the shared loop of
+ * matvec_loop.h around the micro-kernel below; more tokens (prefill) go to aya_gemm_avx2 in gemm_avx2.c. */
 #include <immintrin.h>
 
 #include "kernels_internal.h"
@@ -81,7 +81,7 @@ AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, f
 #define AYA_MATMUL_AVX2(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens == 1) aya_matvec(type, w, x, out, in_dim, row_start, row_end);                          \
+        if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);                          \
         else aya_gemm_avx2(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);               \
     }
 

@@ -1,8 +1,8 @@
 /* AVX-512 (F, BW, VL, DQ) matrix products: the AVX2 design with 16-wide vectors. Weights widen to f32 exactly and all
  * math is f32 FMA, so results match the scalar path within f32 rounding. (AVX512_BF16's vdpbf16ps would round the
  * activations to bf16 and change the numerics: not used here.)
- * Decode (tokens == 1) is the shared loop of matvec_loop.h around the micro-kernel below. Several tokens (prefill) go
- * to aya_gemm_avx512 in gemm_avx512.c. */
+ * Decode and steps of up to AYA_MV_FEW_TOKENS tokens (a few decoding sequences batched) are the shared loop of
+ * matvec_loop.h around the micro-kernel below; more tokens (prefill) go to aya_gemm_avx512 in gemm_avx512.c. */
 #ifdef AYA_EMULATE_AVX512
 /* Test build only (see CMakeLists.txt): the same code on SIMDe's portable AVX-512, so CPUs without AVX-512 run it. */
 #define SIMDE_ENABLE_NATIVE_ALIASES
@@ -82,7 +82,7 @@ AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, f
 #define AYA_MATMUL_AVX512(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens == 1) aya_matvec(type, w, x, out, in_dim, row_start, row_end);                        \
+        if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);                        \
         else aya_gemm_avx512(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);            \
     }
 

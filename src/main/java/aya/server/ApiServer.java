@@ -5,6 +5,7 @@ import aya.generation.AyaModel;
 import aya.generation.QueueFullException;
 import aya.generation.Scheduler;
 import aya.generation.StopReason;
+import aya.tokenizer.Tokenizer;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -483,11 +484,12 @@ public final class ApiServer implements AutoCloseable {
         JsonNode content = body.get("content");
         if (content == null || !content.isTextual()) throw ApiError.invalid("content", "'content' must be a string");
         boolean withPieces = CompletionRequest.bool(body, "with_pieces", false);
-        int[] ids = e.model().tokenizer().encode(content.asText(), CompletionRequest.bool(body, "add_special", false));
+        Tokenizer tokenizer = tokenizer(e);
+        int[] ids = tokenizer.encode(content.asText(), CompletionRequest.bool(body, "add_special", false));
         ObjectNode out = json.createObjectNode();
         ArrayNode tokens = out.putArray("tokens");
         for (int id : ids) {
-            if (withPieces) tokens.addObject().put("id", id).put("piece", e.model().tokenizer().decode(new int[] {id}));
+            if (withPieces) tokens.addObject().put("id", id).put("piece", tokenizer.decode(new int[] {id}));
             else tokens.add(id);
         }
         return send(x, 200, out);
@@ -498,8 +500,18 @@ public final class ApiServer implements AutoCloseable {
         JsonNode body = readJson(x);
         JsonNode tokens = body.get("tokens");
         if (tokens == null || !tokens.isArray()) throw ApiError.invalid("tokens", "'tokens' must be an array of token ids");
-        int[] ids = CompletionRequest.tokenIds(tokens, "tokens", e.model().tokenizer().vocabSize());
-        return send(x, 200, json.createObjectNode().put("content", e.model().tokenizer().decode(ids)));
+        Tokenizer tokenizer = tokenizer(e);
+        int[] ids = CompletionRequest.tokenIds(tokens, "tokens", tokenizer.vocabSize());
+        return send(x, 200, json.createObjectNode().put("content", tokenizer.decode(ids)));
+    }
+
+    /** The model's tokenizer; a model without one (ids only) answers 400 with the reason, not an internal error. */
+    private static Tokenizer tokenizer(Engine e) {
+        try {
+            return e.model().tokenizer();
+        } catch (AyaException noTokenizer) {
+            throw new ApiError(400, "invalid_request_error", null, noTokenizer.getMessage());
+        }
     }
 
     private static byte[] sha256(String s) {
