@@ -159,6 +159,9 @@ public final class ApiServer implements AutoCloseable {
             sendError(x, err);
         } catch (IOException gone) {
             status = 499; // the client closed the connection (nginx's code)
+        } catch (AyaException unservable) { // what this model cannot do for the request, e.g. text without a tokenizer
+            status = 400;
+            sendError(x, new ApiError(400, "invalid_request_error", null, unservable.getMessage()));
         } catch (RuntimeException internal) {
             if (log != null) log.println("aya: internal error on " + path + ": " + internal);
             status = 500;
@@ -484,7 +487,7 @@ public final class ApiServer implements AutoCloseable {
         JsonNode content = body.get("content");
         if (content == null || !content.isTextual()) throw ApiError.invalid("content", "'content' must be a string");
         boolean withPieces = CompletionRequest.bool(body, "with_pieces", false);
-        Tokenizer tokenizer = tokenizer(e);
+        Tokenizer tokenizer = e.model().tokenizer();
         int[] ids = tokenizer.encode(content.asText(), CompletionRequest.bool(body, "add_special", false));
         ObjectNode out = json.createObjectNode();
         ArrayNode tokens = out.putArray("tokens");
@@ -500,18 +503,9 @@ public final class ApiServer implements AutoCloseable {
         JsonNode body = readJson(x);
         JsonNode tokens = body.get("tokens");
         if (tokens == null || !tokens.isArray()) throw ApiError.invalid("tokens", "'tokens' must be an array of token ids");
-        Tokenizer tokenizer = tokenizer(e);
+        Tokenizer tokenizer = e.model().tokenizer();
         int[] ids = CompletionRequest.tokenIds(tokens, "tokens", tokenizer.vocabSize());
         return send(x, 200, json.createObjectNode().put("content", tokenizer.decode(ids)));
-    }
-
-    /** The model's tokenizer; a model without one (ids only) answers 400 with the reason, not an internal error. */
-    private static Tokenizer tokenizer(Engine e) {
-        try {
-            return e.model().tokenizer();
-        } catch (AyaException noTokenizer) {
-            throw new ApiError(400, "invalid_request_error", null, noTokenizer.getMessage());
-        }
     }
 
     private static byte[] sha256(String s) {

@@ -32,15 +32,16 @@ class ServerWithoutTokenizerTest {
              ApiServer server = ServerFixture.serve(model, scheduler, 64, null)) {
             URI base = URI.create(server.url());
             for (String[] call : new String[][] {
-                    {"/tokenize", "{\"content\": \"hello\"}"},
-                    {"/detokenize", "{\"tokens\": [1, 2]}"},
-                    {"/v1/completions", "{\"prompt\": \"hello\", \"max_tokens\": 2}"},
-                    {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 2}"}}) {
+                    {"/tokenize", "{\"content\": \"hello\"}", "tokenizer"},
+                    {"/detokenize", "{\"tokens\": [1, 2]}", "tokenizer"},
+                    {"/v1/completions", "{\"prompt\": \"hello\", \"max_tokens\": 2}", "tokenizer"},
+                    {"/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 2}",
+                            "chat template"}}) {
                 HttpResponse<String> r = post(base, call[0], call[1]);
                 assertEquals(400, r.statusCode(), call[0] + ": " + r.body());
                 JsonNode error = JSON.readTree(r.body()).get("error");
                 assertEquals("invalid_request_error", error.get("type").asText(), r.body());
-                assertTrue(error.get("message").asText().contains("tokenizer"), r.body());
+                assertTrue(error.get("message").asText().contains(call[2]), r.body());
                 assertFalse(r.body().contains("Exception"), "no internal error: " + r.body());
             }
             HttpResponse<String> ids = post(base, "/v1/completions", "{\"prompt\": [2, 5, 9], \"max_tokens\": 3, \"temperature\": 0, \"ignore_eos\": true}");
