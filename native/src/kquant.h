@@ -15,37 +15,9 @@ extern const aya_kquant_table aya_kquant_generic;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const aya_kquant_table aya_kquant_avx2;
 extern const aya_kquant_table aya_kquant_avx512;
-/* The body of a matmul over one-row dot functions dot(row, &acts, token, in_dim) (scalar and NEON): tiles of rows kept
- * hot while every token passes; `acts` is the quantized x of the type's activation format. */
-#define AYA_KQUANT_MATMUL(dot, block_bytes, block_values)                                                              \
-    size_t row_bytes = (size_t) (in_dim / (block_values)) * (block_bytes);                                              \
-    for (int32_t r0 = row_start; r0 < row_end; r0 += AYA_Q_ROW_TILE) {                                                  \
-        int32_t r1 = r0 + AYA_Q_ROW_TILE < row_end ? r0 + AYA_Q_ROW_TILE : row_end;                                    \
-        for (int32_t t = 0; t < tokens; t++) {                                                                          \
-            for (int32_t r = r0; r < r1; r++) {                                                                         \
-                out[(size_t) t * out_stride + r] = dot((const uint8_t *) w + (size_t) r * row_bytes, &acts, (size_t) t, \
-                                                       in_dim);                                                         \
-            }                                                                                                           \
-        }                                                                                                               \
-    }
-
 #endif
 #if defined(__aarch64__)
 extern const aya_kquant_table aya_kquant_neon;
-/* The body of a matmul over one-row dot functions dot(row, &acts, token, in_dim) (scalar and NEON): tiles of rows kept
- * hot while every token passes; `acts` is the quantized x of the type's activation format. */
-#define AYA_KQUANT_MATMUL(dot, block_bytes, block_values)                                                              \
-    size_t row_bytes = (size_t) (in_dim / (block_values)) * (block_bytes);                                              \
-    for (int32_t r0 = row_start; r0 < row_end; r0 += AYA_Q_ROW_TILE) {                                                  \
-        int32_t r1 = r0 + AYA_Q_ROW_TILE < row_end ? r0 + AYA_Q_ROW_TILE : row_end;                                    \
-        for (int32_t t = 0; t < tokens; t++) {                                                                          \
-            for (int32_t r = r0; r < r1; r++) {                                                                         \
-                out[(size_t) t * out_stride + r] = dot((const uint8_t *) w + (size_t) r * row_bytes, &acts, (size_t) t, \
-                                                       in_dim);                                                         \
-            }                                                                                                           \
-        }                                                                                                               \
-    }
-
 #endif
 
 /* Activations quantized to Q8_K, [tokens, in_dim] (in_dim a multiple of 256): values q, one f32 scale d per 256 values
