@@ -86,6 +86,24 @@ static void check_isa(const char *isa, int rows, int in_dim, int tokens) {
     free(x); free(w); free(out); free(f32_path);
 }
 
+/* A step of a few tokens (a batch of decoding sequences) gives each token's outputs bit for bit as the token alone. */
+static void check_few_tokens_as_alone(const char *isa) {
+    if (!use_isa(isa)) return;
+    enum { ROWS = 13, IN = 301, TOKENS = 7 }; /* odd in_dim: a half pair at the end */
+    float *x = random_floats((size_t) TOKENS * IN, -1.0f, 1.0f);
+    uint16_t *w = random_weights16((size_t) ROWS * IN, 0);
+    float batch[TOKENS * ROWS], alone[ROWS];
+    for (int tokens = 2; tokens <= TOKENS; tokens++) {
+        aya_matmul_bf16_bf16(w, x, batch, tokens, IN, ROWS, 0, ROWS);
+        for (int t = 0; t < tokens; t++) {
+            aya_matmul_bf16_bf16(w, x + (size_t) t * IN, alone, 1, IN, ROWS, 0, ROWS);
+            CHECK(memcmp(batch + (size_t) t * ROWS, alone, sizeof alone) == 0,
+                  "%s: token %d of %d differs from the token alone", isa, t, tokens);
+        }
+    }
+    free(x); free(w);
+}
+
 /* NaN in x reaches the output; an f32 denormal x counts as zero (the f32 path keeps it). */
 static void check_special(const char *isa) {
     if (!use_isa(isa)) return;
@@ -113,6 +131,7 @@ int main(void) {
         check_rounding(isas[i]);
         for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) check_isa(isas[i], dims[d][0], dims[d][1], dims[d][2]);
         check_special(isas[i]);
+        check_few_tokens_as_alone(isas[i]);
         CHECK(strcmp(aya_isa_name(), isas[i]) == 0, "aya_isa_name() = %s after selecting %s", aya_isa_name(), isas[i]);
     }
     /* avx512bf16 is refused cleanly where the CPU lacks it */

@@ -144,9 +144,12 @@ static void gemm(const uint16_t *w, const uint32_t *xb, float *out, int32_t toke
  * zero-padded copies. */
 #define AYA_MV_STEP 32
 #define AYA_MV_NARROW 32 /* no narrower step */
+#define AYA_MV_TOKENS 4
+#define AYA_MV_TOKEN_ROWS 2
 typedef uint32_t aya_mv_x; /* bf16 pairs, as pack_activations writes them */
 typedef __m512 aya_mv_acc;
 typedef __m512i aya_mv_xs;
+typedef __m512i aya_mv_w;
 
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
     return _mm512_setzero_ps();
@@ -156,13 +159,17 @@ AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const uint32_t *xb, size_t k) {
     return _mm512_loadu_si512((const void *) (xb + k / 2));
 }
 
-AYA_ALWAYS_INLINE aya_mv_acc aya_mv_step(aya_mv_acc acc, int type, const void *row, size_t k, aya_mv_xs xv) {
+AYA_ALWAYS_INLINE aya_mv_w aya_mv_load_w(int type, const void *row, size_t k) {
     (void) type; /* always bf16 */
-    return dot_pairs(acc, _mm512_loadu_si512((const void *) ((const uint16_t *) row + k)), xv);
+    return _mm512_loadu_si512((const void *) ((const uint16_t *) row + k));
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_fma(aya_mv_acc acc, aya_mv_w w, aya_mv_xs xv) {
+    return dot_pairs(acc, w, xv);
 }
 
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_narrow(aya_mv_acc acc, int type, const void *row, size_t k, const uint32_t *xb) {
-    return aya_mv_step(acc, type, row, k, aya_mv_load_x(xb, k));
+    return aya_mv_fma(acc, aya_mv_load_w(type, row, k), aya_mv_load_x(xb, k));
 }
 
 AYA_ALWAYS_INLINE float aya_mv_finish(aya_mv_acc acc, int type, const void *row, size_t k, const uint32_t *xb,
@@ -186,6 +193,6 @@ void aya_matmul_bf16_bf16_avx512bf16(const void *w, const float *x, float *out, 
     int32_t pairs = (in_dim + 1) / 2;
     const uint32_t *xb = pack_activations(x, tokens, in_dim, pairs);
     if (xb == NULL) return;
-    if (tokens == 1) aya_matvec(AYA_WEIGHT_BF16, w, xb, out, in_dim, row_start, row_end);
+    if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(AYA_WEIGHT_BF16, w, xb, (size_t) pairs, out, tokens, in_dim, out_stride, row_start, row_end);
     else gemm((const uint16_t *) w, xb, out, tokens, in_dim, pairs, out_stride, row_start, row_end);
 }

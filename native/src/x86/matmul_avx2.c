@@ -32,13 +32,17 @@ AYA_ALWAYS_INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The decode micro-kernel for matvec_loop.h: 32 inputs per step, alternating between two accumulators per row (8
- * independent FMA chains over a group of 4 rows). */
+/* The decode micro-kernel for matvec_loop.h: 32 inputs per step, alternating between two accumulators per (row,
+ * token) (8 independent FMA chains over a group of 4 rows); with several tokens, blocks of 1 row x 4 tokens (8
+ * accumulators and 4 widened weight vectors of the 16 registers). */
 #define AYA_MV_STEP 32
 #define AYA_MV_NARROW 8
+#define AYA_MV_TOKENS 4
+#define AYA_MV_TOKEN_ROWS 1
 typedef float aya_mv_x;
 typedef struct { __m256 a0, a1; } aya_mv_acc;
 typedef struct { __m256 x0, x1, x2, x3; } aya_mv_xs;
+typedef struct { __m256 w0, w1, w2, w3; } aya_mv_w;
 
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
     return (aya_mv_acc) { _mm256_setzero_ps(), _mm256_setzero_ps() };
@@ -49,11 +53,15 @@ AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const float *x, size_t k) {
                          _mm256_loadu_ps(x + k + 16), _mm256_loadu_ps(x + k + 24) };
 }
 
-AYA_ALWAYS_INLINE aya_mv_acc aya_mv_step(aya_mv_acc acc, int type, const void *row, size_t k, aya_mv_xs xs) {
-    acc.a0 = _mm256_fmadd_ps(load8(type, row, k), xs.x0, acc.a0);
-    acc.a1 = _mm256_fmadd_ps(load8(type, row, k + 8), xs.x1, acc.a1);
-    acc.a0 = _mm256_fmadd_ps(load8(type, row, k + 16), xs.x2, acc.a0);
-    acc.a1 = _mm256_fmadd_ps(load8(type, row, k + 24), xs.x3, acc.a1);
+AYA_ALWAYS_INLINE aya_mv_w aya_mv_load_w(int type, const void *row, size_t k) {
+    return (aya_mv_w) { load8(type, row, k), load8(type, row, k + 8), load8(type, row, k + 16), load8(type, row, k + 24) };
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_fma(aya_mv_acc acc, aya_mv_w w, aya_mv_xs xs) {
+    acc.a0 = _mm256_fmadd_ps(w.w0, xs.x0, acc.a0);
+    acc.a1 = _mm256_fmadd_ps(w.w1, xs.x1, acc.a1);
+    acc.a0 = _mm256_fmadd_ps(w.w2, xs.x2, acc.a0);
+    acc.a1 = _mm256_fmadd_ps(w.w3, xs.x3, acc.a1);
     return acc;
 }
 
@@ -81,7 +89,7 @@ AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, f
 #define AYA_MATMUL_AVX2(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);                          \
+        if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(type, w, x, (size_t) in_dim, out, tokens, in_dim, out_stride, row_start, row_end);                          \
         else aya_gemm_avx2(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);               \
     }
 
