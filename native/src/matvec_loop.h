@@ -19,12 +19,19 @@
  *   aya_mv_fma(acc, w, xs)                 -> aya_mv_acc       adds w . xs
  *   aya_mv_narrow(acc, type, row, k, x)    -> aya_mv_acc       adds row[k, k + AYA_MV_NARROW) . x[k, ...)
  *   aya_mv_finish(acc, type, row, k, x, in_dim) -> float       the sum, adding inputs [k, in_dim)
+ *   AYA_MV_ALIGN               0, or the alignment in bytes the main loop's weight loads want (a line: 64): then each
+ *                              row's first inputs up to that alignment (fewer than AYA_MV_STEP) are its head, and
+ *   aya_mv_head(acc, type, row, h, x)      -> aya_mv_acc       adds row[0, h) . x[0, h), h < AYA_MV_STEP
  * where row points at the row's first weight. Then aya_matvec(type, w, x, out, in_dim, row_start, row_end) sets
  * out[r] = row r . x for r in [row_start, row_end), and aya_matvec_tokens does it for several tokens. */
 #ifndef AYA_MATVEC_LOOP_H
 #define AYA_MATVEC_LOOP_H
 
 #include "kernels_internal.h"
+
+#ifndef AYA_MV_ALIGN
+#define AYA_MV_ALIGN 0
+#endif
 
 enum { AYA_MV_ROWS = 4 }; /* rows streamed at once: 4 independent memory streams and 4-8 FMA chains */
 
@@ -35,10 +42,28 @@ static inline size_t aya_mv_weight_bytes(int type) {
     return type == AYA_WEIGHT_F32 ? 4 : 2;
 }
 
+/* The head of the rows of w (in_dim inputs each, every row as aligned as the first): how many inputs come before the
+ * main loop's loads are AYA_MV_ALIGN-aligned. Weights are mmapped from files whose tensors sit at any offset (the
+ * real safetensors and GGUF files put them at 32 or 56 bytes past a line), and a load that crosses a cache line
+ * costs more than the rest of the step. 0 when rows differ in alignment or are too short. */
+static inline size_t aya_mv_aligned_head(int type, const void *w, int32_t in_dim) {
+#if AYA_MV_ALIGN > 0
+    size_t wsize = aya_mv_weight_bytes(type), row_bytes = (size_t) in_dim * wsize;
+    size_t past = (uintptr_t) w % AYA_MV_ALIGN, head_bytes = past == 0 ? 0 : AYA_MV_ALIGN - past;
+    if (row_bytes % AYA_MV_ALIGN != 0 || head_bytes % wsize != 0) return 0;
+    size_t head = head_bytes / wsize;
+    return head + AYA_MV_STEP <= (size_t) in_dim ? head : 0;
+#else
+    (void) type; (void) w; (void) in_dim;
+    return 0;
+#endif
+}
+
 /* R rows (a constant) from w, in_dim weights each, dotted with T tokens (a constant) of x, x_stride apart, into
- * out[t * out_stride + r]. Each step of each row is widened once for all T tokens. pf, when not NULL, is where row 0 of
- * a group of rows further on starts: its R rows (same stride) are prefetched at the offset being read. */
-static inline __attribute__((always_inline)) void aya_mv_block(int type, const void *w, size_t in_dim,
+ * out[t * out_stride + r]. Each step of each row is widened once for all T tokens; the main loop starts after the
+ * rows' head (aya_mv_aligned_head). pf, when not NULL, is where row 0 of a group of rows further on starts: its R rows
+ * (same stride) are prefetched at the offset being read. */
+static inline __attribute__((always_inline)) void aya_mv_block(int type, const void *w, size_t in_dim, size_t head,
                                                                const aya_mv_x *x, size_t x_stride, float *out,
                                                                size_t out_stride, const char *pf, const int R,
                                                                const int T) {
@@ -48,7 +73,18 @@ static inline __attribute__((always_inline)) void aya_mv_block(int type, const v
     for (int r = 0; r < R; r++)
         AYA_MV_UNROLL
         for (int t = 0; t < T; t++) acc[r][t] = aya_mv_zero();
-    size_t k = 0;
+#if AYA_MV_ALIGN > 0
+    if (head > 0) {
+        AYA_MV_UNROLL
+        for (int r = 0; r < R; r++)
+            AYA_MV_UNROLL
+            for (int t = 0; t < T; t++) {
+                acc[r][t] = aya_mv_head(acc[r][t], type, (const char *) w + (size_t) r * in_dim * wsize, head,
+                                        x + (size_t) t * x_stride);
+            }
+    }
+#endif
+    size_t k = head;
     for (; k + AYA_MV_STEP <= in_dim; k += AYA_MV_STEP) {
         if (pf != NULL) {
             AYA_MV_UNROLL
@@ -91,14 +127,14 @@ static inline __attribute__((always_inline)) void aya_mv_block(int type, const v
 
 /* R rows (R <= AYA_MV_ROWS) against T tokens, T <= AYA_MV_TOKENS only known at run time: the block for that T. */
 static inline __attribute__((always_inline)) void aya_mv_tokens_block(int type, const void *w, size_t in_dim,
-                                                                      const aya_mv_x *x, size_t x_stride, float *out,
+                                                                      size_t head, const aya_mv_x *x, size_t x_stride, float *out,
                                                                       size_t out_stride, const char *pf, const int R,
                                                                       int32_t T) {
     switch (T) { /* cases past AYA_MV_TOKENS never run: they collapse to T = 1 so that no code is made for them */
-    case 1: aya_mv_block(type, w, in_dim, x, x_stride, out, out_stride, pf, R, 1); break;
-    case 2: aya_mv_block(type, w, in_dim, x, x_stride, out, out_stride, pf, R, AYA_MV_TOKENS >= 2 ? 2 : 1); break;
-    case 3: aya_mv_block(type, w, in_dim, x, x_stride, out, out_stride, pf, R, AYA_MV_TOKENS >= 3 ? 3 : 1); break;
-    default: aya_mv_block(type, w, in_dim, x, x_stride, out, out_stride, pf, R, AYA_MV_TOKENS >= 4 ? 4 : 1); break;
+    case 1: aya_mv_block(type, w, in_dim, head, x, x_stride, out, out_stride, pf, R, 1); break;
+    case 2: aya_mv_block(type, w, in_dim, head, x, x_stride, out, out_stride, pf, R, AYA_MV_TOKENS >= 2 ? 2 : 1); break;
+    case 3: aya_mv_block(type, w, in_dim, head, x, x_stride, out, out_stride, pf, R, AYA_MV_TOKENS >= 3 ? 3 : 1); break;
+    default: aya_mv_block(type, w, in_dim, head, x, x_stride, out, out_stride, pf, R, AYA_MV_TOKENS >= 4 ? 4 : 1); break;
     }
 }
 
@@ -110,7 +146,7 @@ static inline __attribute__((always_inline)) void aya_matvec_tokens(int type, co
                                                                     size_t x_stride, float *out, int32_t tokens,
                                                                     int32_t in_dim, int32_t out_stride,
                                                                     int32_t row_start, int32_t row_end) {
-    size_t row_bytes = (size_t) in_dim * aya_mv_weight_bytes(type);
+    size_t row_bytes = (size_t) in_dim * aya_mv_weight_bytes(type), head = aya_mv_aligned_head(type, w, in_dim);
     int32_t ahead = aya_decode_prefetch_rows(row_bytes, AYA_MV_ROWS);
     /* tokens per block, as even as the blocks allow (5 tokens: 3 + 2, not 4 + 1) */
     int32_t blocks = (tokens + AYA_MV_TOKENS - 1) / AYA_MV_TOKENS, chunk = (tokens + blocks - 1) / blocks;
@@ -120,13 +156,13 @@ static inline __attribute__((always_inline)) void aya_matvec_tokens(int type, co
         /* only rows of this slice: past its end are another thread's rows or another matrix */
         const char *pf = r + ahead + AYA_MV_ROWS <= row_end ? rows + (size_t) ahead * row_bytes : NULL;
         if (tokens == 1) { /* decode: all rows of the group in one pass, 4 memory streams */
-            aya_mv_block(type, rows, (size_t) in_dim, x, x_stride, out + r, 0, pf, AYA_MV_ROWS, 1);
+            aya_mv_block(type, rows, (size_t) in_dim, head, x, x_stride, out + r, 0, pf, AYA_MV_ROWS, 1);
             continue;
         }
         for (int32_t t = 0; t < tokens; t += chunk) { /* the first tokens' pass prefetches */
             int32_t n = tokens - t < chunk ? tokens - t : chunk;
             for (int32_t rr = 0; rr < AYA_MV_ROWS; rr += AYA_MV_TOKEN_ROWS) {
-                aya_mv_tokens_block(type, rows + (size_t) rr * row_bytes, (size_t) in_dim, x + (size_t) t * x_stride,
+                aya_mv_tokens_block(type, rows + (size_t) rr * row_bytes, (size_t) in_dim, head, x + (size_t) t * x_stride,
                                     x_stride, out + (size_t) t * (size_t) out_stride + r + rr, (size_t) out_stride,
                                     t == 0 && pf != NULL ? pf + (size_t) rr * row_bytes : NULL, AYA_MV_TOKEN_ROWS, n);
             }
@@ -135,7 +171,7 @@ static inline __attribute__((always_inline)) void aya_matvec_tokens(int type, co
     for (; r < row_end; r++) {
         for (int32_t t = 0; t < tokens; t += chunk) {
             int32_t n = tokens - t < chunk ? tokens - t : chunk;
-            aya_mv_tokens_block(type, (const char *) w + (size_t) r * row_bytes, (size_t) in_dim,
+            aya_mv_tokens_block(type, (const char *) w + (size_t) r * row_bytes, (size_t) in_dim, head,
                                 x + (size_t) t * x_stride, x_stride, out + (size_t) t * (size_t) out_stride + r,
                                 (size_t) out_stride, NULL, 1, n);
         }

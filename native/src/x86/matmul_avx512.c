@@ -49,8 +49,9 @@ AYA_ALWAYS_INLINE float hsum(__m512 v) {
  * type of the micro-kernel only: load16/load1 read it as bf16. */
 enum { AYA_BF16_SPLIT = 100 };
 
-/* x (tokens rows of in_dim) split as above into the calling thread's scratch; NULL if memory runs out. */
-static const float *split_x(const float *x, int32_t tokens, int32_t in_dim) {
+/* x (tokens rows of in_dim) split as above into the calling thread's scratch, the steps starting after the rows'
+ * head (its inputs stay in order); NULL if memory runs out. */
+static const float *split_x(const float *x, int32_t tokens, int32_t in_dim, int32_t head) {
     float *split = aya_scratch(AYA_SCRATCH_SPLIT_X, (size_t) tokens * (size_t) in_dim * sizeof(float));
     if (split == NULL) return NULL;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -59,6 +60,7 @@ static const float *split_x(const float *x, int32_t tokens, int32_t in_dim) {
         const float *src = x + (size_t) t * (size_t) in_dim;
         float *dst = split + (size_t) t * (size_t) in_dim;
         int32_t k = 0;
+        for (; k < head; k++) dst[k] = src[k];
         for (; k + 32 <= in_dim; k += 32) {
             __m512 a = _mm512_loadu_ps(src + k), b = _mm512_loadu_ps(src + k + 16);
             _mm512_storeu_ps(dst + k, _mm512_permutex2var_ps(a, even, b));
@@ -73,6 +75,7 @@ static const float *split_x(const float *x, int32_t tokens, int32_t in_dim) {
  * tokens, blocks of 4 rows x 2 tokens (16 accumulators, 8 widened weight vectors, 4 activation vectors). */
 #define AYA_MV_STEP 32
 #define AYA_MV_NARROW 16
+#define AYA_MV_ALIGN 64 /* a 64-byte load that crosses a line costs about as much as the step */
 #define AYA_MV_TOKENS 4
 #define AYA_MV_TOKEN_ROWS 2
 typedef float aya_mv_x;
@@ -108,6 +111,42 @@ AYA_ALWAYS_INLINE aya_mv_acc aya_mv_fma(aya_mv_acc acc, aya_mv_w w, aya_mv_xs xs
     return acc;
 }
 
+/* Weights w[i, i + n) and inputs x[i, i + n) for n <= 16, widened, zero past n: nothing past n is read. */
+#ifdef AYA_EMULATE_AVX512
+AYA_ALWAYS_INLINE void load16_first(int type, const void *w, const float *x, size_t i, size_t n, __m512 *wv, __m512 *xv) {
+    float wf[16] = { 0 }, xf[16] = { 0 }; /* SIMDe has no masked loads */
+    for (size_t j = 0; j < n; j++) {
+        wf[j] = load1(type, w, i + j);
+        xf[j] = x[i + j];
+    }
+    *wv = _mm512_loadu_ps(wf);
+    *xv = _mm512_loadu_ps(xf);
+}
+#else
+AYA_ALWAYS_INLINE void load16_first(int type, const void *w, const float *x, size_t i, size_t n, __m512 *wv, __m512 *xv) {
+    __mmask16 m = (__mmask16) ((1u << n) - 1u);
+    *xv = _mm512_maskz_loadu_ps(m, x + i);
+    if (type == AYA_WEIGHT_F32) {
+        *wv = _mm512_maskz_loadu_ps(m, (const float *) w + i);
+        return;
+    }
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *) w + i);
+    *wv = type == AYA_WEIGHT_F16 ? _mm512_cvtph_ps(h)
+                                 : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+#endif
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_head(aya_mv_acc acc, int type, const void *row, size_t h, const float *x) {
+    __m512 wv, xv;
+    load16_first(type, row, x, 0, h < 16 ? h : 16, &wv, &xv);
+    acc.a0 = _mm512_fmadd_ps(wv, xv, acc.a0);
+    if (h > 16) {
+        load16_first(type, row, x, 16, h - 16, &wv, &xv);
+        acc.a1 = _mm512_fmadd_ps(wv, xv, acc.a1);
+    }
+    return acc;
+}
+
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_narrow(aya_mv_acc acc, int type, const void *row, size_t k, const float *x) {
     acc.a0 = _mm512_fmadd_ps(load16(type, row, k), _mm512_loadu_ps(x + k), acc.a0);
     return acc;
@@ -136,7 +175,8 @@ AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, f
             aya_gemm_avx512(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);             \
             return;                                                                                       \
         }                                                                                                 \
-        const float *split = type == AYA_WEIGHT_BF16 ? split_x(x, tokens, in_dim) : NULL;                 \
+        const float *split = type == AYA_WEIGHT_BF16                                                      \
+            ? split_x(x, tokens, in_dim, (int32_t) aya_mv_aligned_head(AYA_BF16_SPLIT, w, in_dim)) : NULL; \
         if (split != NULL) {                                                                              \
             aya_matvec_tokens(AYA_BF16_SPLIT, w, split, (size_t) in_dim, out, tokens, in_dim, out_stride, \
                               row_start, row_end);                                                        \
