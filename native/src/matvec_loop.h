@@ -32,6 +32,9 @@
 #ifndef AYA_MV_ALIGN
 #define AYA_MV_ALIGN 0
 #endif
+#ifndef AYA_MV_HEAD_MULTIPLE
+#define AYA_MV_HEAD_MULTIPLE 1 /* a head must be a multiple of this many inputs (2: bf16 pairs) */
+#endif
 
 enum { AYA_MV_ROWS = 4 }; /* rows streamed at once: 4 independent memory streams and 4-8 FMA chains */
 
@@ -52,6 +55,7 @@ static inline size_t aya_mv_aligned_head(int type, const void *w, int32_t in_dim
     size_t past = (uintptr_t) w % AYA_MV_ALIGN, head_bytes = past == 0 ? 0 : AYA_MV_ALIGN - past;
     if (row_bytes % AYA_MV_ALIGN != 0 || head_bytes % wsize != 0) return 0;
     size_t head = head_bytes / wsize;
+    if (head % AYA_MV_HEAD_MULTIPLE != 0) return 0;
     return head + AYA_MV_STEP <= (size_t) in_dim ? head : 0;
 #else
     (void) type; (void) w; (void) in_dim;
@@ -93,6 +97,14 @@ static inline __attribute__((always_inline)) void aya_mv_block(int type, const v
                     __builtin_prefetch(pf + ((size_t) r * in_dim + k) * wsize + b, 0, 3);
                 }
             }
+        }
+        if (T == 1) { /* widen each row's step where it is used: fewer live registers (AVX2 has 16) */
+            aya_mv_xs xs = aya_mv_load_x(x, k);
+            AYA_MV_UNROLL
+            for (int r = 0; r < R; r++) {
+                acc[r][0] = aya_mv_fma(acc[r][0], aya_mv_load_w(type, (const char *) w + (size_t) r * in_dim * wsize, k), xs);
+            }
+            continue;
         }
         aya_mv_w wr[AYA_MV_ROWS];
         AYA_MV_UNROLL

@@ -144,8 +144,10 @@ static void gemm(const uint16_t *w, const uint32_t *xb, float *out, int32_t toke
  * zero-padded copies. */
 #define AYA_MV_STEP 32
 #define AYA_MV_NARROW 32 /* no narrower step */
+#define AYA_MV_ALIGN 64  /* a 64-byte load of weights that crosses a line costs about as much as the step */
+#define AYA_MV_HEAD_MULTIPLE 2
 #define AYA_MV_TOKENS 4
-#define AYA_MV_TOKEN_ROWS 2
+#define AYA_MV_TOKEN_ROWS 4 /* 16 accumulators, 4 activation vectors */
 typedef uint32_t aya_mv_x; /* bf16 pairs, as pack_activations writes them */
 typedef __m512 aya_mv_acc;
 typedef __m512i aya_mv_xs;
@@ -156,7 +158,25 @@ AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
 }
 
 AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const uint32_t *xb, size_t k) {
-    return _mm512_loadu_si512((const void *) (xb + k / 2));
+    aya_mv_xs xs = _mm512_loadu_si512((const void *) (xb + k / 2));
+#ifndef AYA_EMULATE_AVX512
+    __asm__("" : "+v"(xs)); /* in a register, loaded once for all rows of a block (not folded into every vdpbf16ps) */
+#endif
+    return xs;
+}
+
+/* Adds the first h weights of row (h < 32, even: whole pairs) times the first h/2 pairs of xb. */
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_head(aya_mv_acc acc, int type, const void *row, size_t h, const uint32_t *xb) {
+    (void) type;
+#ifdef AYA_EMULATE_AVX512
+    uint32_t w_pairs[16] = { 0 }, x_pairs[16] = { 0 }; /* SIMDe has no masked loads */
+    memcpy(w_pairs, row, h * sizeof(uint16_t));
+    memcpy(x_pairs, xb, h / 2 * sizeof(uint32_t));
+    return dot_pairs(acc, _mm512_loadu_si512((const void *) w_pairs), _mm512_loadu_si512((const void *) x_pairs));
+#else
+    __mmask16 m = (__mmask16) ((1u << (h / 2)) - 1u);
+    return dot_pairs(acc, _mm512_maskz_loadu_epi32(m, row), _mm512_maskz_loadu_epi32(m, xb));
+#endif
 }
 
 AYA_ALWAYS_INLINE aya_mv_w aya_mv_load_w(int type, const void *row, size_t k) {
