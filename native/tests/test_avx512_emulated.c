@@ -66,7 +66,7 @@ static void weight_offsets_and_few_tokens(void) {
         size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2, n = (size_t) ROWS * IN;
         void *src = type == AYA_WEIGHT_F32 ? (void *) random_floats(n, -2.0f, 2.0f)
                                            : (void *) random_weights16(n, type == AYA_WEIGHT_F16);
-        char *buffer = aligned_alloc(64, n * wsize + 128);
+        char *buffer = aligned_alloc(64, (n * wsize + 128 + 63) / 64 * 64);
         float want[AYA_MV_FEW_TOKENS * ROWS], batch[AYA_MV_FEW_TOKENS * ROWS], alone[ROWS];
         aya_table_generic.matmul[type](src, x, want, AYA_MV_FEW_TOKENS, IN, ROWS, 0, ROWS);
         for (size_t offset = 0; offset < 64; offset += 2 * wsize) {

@@ -94,7 +94,7 @@ static void check_few_tokens_as_alone(const char *isa, int in_dim) {
     enum { ROWS = 13, TOKENS = 7 };
     float *x = random_floats((size_t) TOKENS * in_dim, -1.0f, 1.0f);
     uint16_t *src = random_weights16((size_t) ROWS * in_dim, 0);
-    char *buffer = aligned_alloc(64, (size_t) ROWS * in_dim * 2 + 128);
+    char *buffer = aligned_alloc(64, ((size_t) ROWS * in_dim * 2 + 128 + 63) / 64 * 64);
     float batch[TOKENS * ROWS], alone[ROWS], aligned[TOKENS * ROWS];
     static const size_t offsets[] = { 0, 2, 4, 16, 32, 56, 62 };
     for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++) {

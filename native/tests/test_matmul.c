@@ -163,7 +163,7 @@ static void test_weight_offsets(const char *isa) {
         size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2, n = (size_t) ROWS * IN;
         void *src = type == AYA_WEIGHT_F32 ? (void *) random_floats(n, -2.0f, 2.0f)
                                            : (void *) random_weights16(n, type == AYA_WEIGHT_F16);
-        char *buffer = aligned_alloc(64, n * wsize + 128);
+        char *buffer = aligned_alloc(64, (n * wsize + 128 + 63) / 64 * 64);
         float want[TOKENS * ROWS], batch[TOKENS * ROWS], alone[ROWS];
         if (!use_isa("scalar")) return;
         run_matmul(type, src, x, want, TOKENS, IN, ROWS, ROWS, 1);
