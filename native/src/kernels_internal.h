@@ -112,7 +112,7 @@ int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum);
 /* Per-thread scratch (native/src/scratch.c): a 64-byte aligned buffer of at least `bytes` for `slot`, kept for the
  * thread's next calls and freed when the thread exits; contents are not kept when it grows. NULL if memory runs out. */
 enum {
-    AYA_SCRATCH_GEMM_X, AYA_SCRATCH_GEMM_W, AYA_SCRATCH_GEMM_C, AYA_SCRATCH_BF16_X,
+    AYA_SCRATCH_GEMM_X, AYA_SCRATCH_GEMM_W, AYA_SCRATCH_GEMM_C, AYA_SCRATCH_BF16_X, AYA_SCRATCH_SPLIT_X,
     AYA_SCRATCH_Q8_VALUES, AYA_SCRATCH_Q8_SCALES, AYA_SCRATCH_Q8_SUMS,
     AYA_SCRATCH_Q8K_VALUES, AYA_SCRATCH_Q8K_SCALES, AYA_SCRATCH_Q8K_SUMS, AYA_SCRATCH_SLOTS
 };
@@ -123,6 +123,11 @@ void *aya_scratch(int slot, size_t bytes);
  * every new group of rows would start with cache misses; prefetching ~64 KiB ahead (at the input offset being read)
  * keeps the memory busy across them: 0.98-1.0x of a plain read probe on one thread vs 0.86-0.89x without (AVX2 host,
  * 1 GiB of bf16 rows; native/bench/decode_bench.c). */
+/* Up to this many tokens (a step of a few decoding sequences) the matmuls run matvec_loop.h, which widens each step of
+ * a group of rows once for several tokens while the rows are in L1/L2, instead of the packed GEMM, whose packing costs
+ * more than it saves at so few tokens. Each token's outputs are then bit for bit those of the token alone. */
+#define AYA_MV_FEW_TOKENS 8
+
 static inline int32_t aya_decode_prefetch_rows(size_t row_bytes, int32_t group) {
     size_t group_bytes = (size_t) group * row_bytes;
     return (int32_t) (((64u << 10) + group_bytes - 1) / group_bytes) * group;

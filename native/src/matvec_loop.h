@@ -1,99 +1,198 @@
-/* Internal: the decode (one token) matrix-vector loop, written once for every ISA and weight type, BLIS style: this
- * file owns the row blocking and the prefetch; the file that includes it supplies only the micro-kernel below, which
- * widens one row's weights and multiply-adds them into that row's accumulators. Each row's sum depends only on that
- * row, so neither the blocking nor the split of rows over threads changes a bit.
+/* Internal: the decode (one token, or a few: a step of a batch of decoding sequences) matrix-vector loop, written once
+ * for every ISA and weight type, BLIS style: this file owns the row blocking, the token blocking and the prefetch; the
+ * file that includes it supplies only the micro-kernel below, which widens one row's weights for a step and
+ * multiply-adds them into accumulators. Each output's sum depends only on its row and token, in the same order
+ * whatever the blocking, so neither the blocking, the number of tokens nor the split of rows over threads changes a bit.
  *
  * Define before including (the micro-kernel; type is an enum aya_weight_type, a compile-time constant where inlined):
  *   AYA_MV_STEP                inputs per step of the main loop
  *   AYA_MV_NARROW              inputs per step after it (one vector; equal to AYA_MV_STEP when there is no such step)
+ *   AYA_MV_TOKENS              tokens (1..4) sharing one widening of the weights when there are several
+ *   AYA_MV_TOKEN_ROWS          rows per block when there are several tokens (registers: rows x tokens accumulators)
  *   aya_mv_x                   the activations a step reads (e.g. float, or bf16 pairs)
- *   aya_mv_acc                 one row's accumulators
- *   aya_mv_xs                  one step's activations, loaded once for all rows of a group
+ *   aya_mv_acc                 one (row, token)'s accumulators
+ *   aya_mv_xs                  one step's activations of one token
+ *   aya_mv_w                   one step's weights of one row, widened
  *   aya_mv_zero()                          -> aya_mv_acc
  *   aya_mv_load_x(x, k)                    -> aya_mv_xs        activations [k, k + AYA_MV_STEP)
- *   aya_mv_step(acc, type, row, k, xs)     -> aya_mv_acc       adds row[k, k + AYA_MV_STEP) . xs
+ *   aya_mv_load_w(type, row, k)            -> aya_mv_w         row[k, k + AYA_MV_STEP), widened
+ *   aya_mv_fma(acc, w, xs)                 -> aya_mv_acc       adds w . xs
  *   aya_mv_narrow(acc, type, row, k, x)    -> aya_mv_acc       adds row[k, k + AYA_MV_NARROW) . x[k, ...)
- *   aya_mv_finish(acc, type, row, k, x, in_dim) -> float       the row's sum, adding inputs [k, in_dim)
+ *   aya_mv_finish(acc, type, row, k, x, in_dim) -> float       the sum, adding inputs [k, in_dim)
+ *   AYA_MV_ALIGN               0, or the alignment in bytes the main loop's weight loads want (a line: 64): then each
+ *                              row's first inputs up to that alignment (fewer than AYA_MV_STEP) are its head, and
+ *   aya_mv_head(acc, type, row, h, x)      -> aya_mv_acc       adds row[0, h) . x[0, h), h < AYA_MV_STEP
  * where row points at the row's first weight. Then aya_matvec(type, w, x, out, in_dim, row_start, row_end) sets
- * out[r] = row r . x for r in [row_start, row_end). */
+ * out[r] = row r . x for r in [row_start, row_end), and aya_matvec_tokens does it for several tokens. */
 #ifndef AYA_MATVEC_LOOP_H
 #define AYA_MATVEC_LOOP_H
 
 #include "kernels_internal.h"
 
-enum { AYA_MV_ROWS = 4 }; /* rows streamed at once: 4 independent memory streams and 4-8 FMA chains */
-/* Up to this many tokens (a step of a few decoding sequences) the matvec re-reads each group of rows from cache for
- * every token instead of going to the packed GEMM, whose packing costs more than it saves at so few tokens. */
-#ifndef AYA_MV_FEW_TOKENS
-#define AYA_MV_FEW_TOKENS 7
+#ifndef AYA_MV_ALIGN
+#define AYA_MV_ALIGN 0
 #endif
+#ifndef AYA_MV_HEAD_MULTIPLE
+#define AYA_MV_HEAD_MULTIPLE 1 /* a head must be a multiple of this many inputs (2: bf16 pairs) */
+#endif
+
+enum { AYA_MV_ROWS = 4 }; /* rows streamed at once: 4 independent memory streams and 4-8 FMA chains */
+
+/* The row and token loops of a block run fully unrolled, so that the accumulators live in registers. */
+#define AYA_MV_UNROLL _Pragma("GCC unroll 16")
 
 static inline size_t aya_mv_weight_bytes(int type) {
     return type == AYA_WEIGHT_F32 ? 4 : 2;
 }
 
-/* R rows (a constant) from w, in_dim weights each, dotted with x into out[0, R). pf, when not NULL, is where row 0 of
- * a group of rows further on starts: its R rows (same stride) are prefetched at the offset being read. */
-static inline __attribute__((always_inline)) void aya_mv_rows(int type, const void *w, size_t in_dim,
-                                                              const aya_mv_x *x, float *out, const char *pf,
-                                                              const int R) {
+/* The head of the rows of w (in_dim inputs each, every row as aligned as the first): how many inputs come before the
+ * main loop's loads are AYA_MV_ALIGN-aligned. Weights are mmapped from files whose tensors sit at any offset (the
+ * real safetensors and GGUF files put them at 32 or 56 bytes past a line), and a load that crosses a cache line
+ * costs more than the rest of the step. 0 when rows differ in alignment or are too short. */
+static inline size_t aya_mv_aligned_head(int type, const void *w, int32_t in_dim) {
+#if AYA_MV_ALIGN > 0
+    size_t wsize = aya_mv_weight_bytes(type), row_bytes = (size_t) in_dim * wsize;
+    size_t past = (uintptr_t) w % AYA_MV_ALIGN, head_bytes = past == 0 ? 0 : AYA_MV_ALIGN - past;
+    if (row_bytes % AYA_MV_ALIGN != 0 || head_bytes % wsize != 0) return 0;
+    size_t head = head_bytes / wsize;
+    if (head % AYA_MV_HEAD_MULTIPLE != 0) return 0;
+    return head + AYA_MV_STEP <= (size_t) in_dim ? head : 0;
+#else
+    (void) type; (void) w; (void) in_dim;
+    return 0;
+#endif
+}
+
+/* R rows (a constant) from w, in_dim weights each, dotted with T tokens (a constant) of x, x_stride apart, into
+ * out[t * out_stride + r]. Each step of each row is widened once for all T tokens; the main loop starts after the
+ * rows' head (aya_mv_aligned_head). pf, when not NULL, is where row 0 of a group of rows further on starts: its R rows
+ * (same stride) are prefetched at the offset being read. */
+static inline __attribute__((always_inline)) void aya_mv_block(int type, const void *w, size_t in_dim, size_t head,
+                                                               const aya_mv_x *x, size_t x_stride, float *out,
+                                                               size_t out_stride, const char *pf, const int R,
+                                                               const int T) {
     const size_t wsize = aya_mv_weight_bytes(type);
-    aya_mv_acc acc[AYA_MV_ROWS];
-    for (int r = 0; r < R; r++) acc[r] = aya_mv_zero();
-    size_t k = 0;
+    aya_mv_acc acc[AYA_MV_ROWS][4];
+    AYA_MV_UNROLL
+    for (int r = 0; r < R; r++)
+        AYA_MV_UNROLL
+        for (int t = 0; t < T; t++) acc[r][t] = aya_mv_zero();
+#if AYA_MV_ALIGN > 0
+    if (head > 0) {
+        AYA_MV_UNROLL
+        for (int r = 0; r < R; r++)
+            AYA_MV_UNROLL
+            for (int t = 0; t < T; t++) {
+                acc[r][t] = aya_mv_head(acc[r][t], type, (const char *) w + (size_t) r * in_dim * wsize, head,
+                                        x + (size_t) t * x_stride);
+            }
+    }
+#endif
+    size_t k = head;
     for (; k + AYA_MV_STEP <= in_dim; k += AYA_MV_STEP) {
         if (pf != NULL) {
+            AYA_MV_UNROLL
             for (int r = 0; r < R; r++) {
                 for (size_t b = 0; b < AYA_MV_STEP * wsize; b += 64) { /* every cache line this step reads */
                     __builtin_prefetch(pf + ((size_t) r * in_dim + k) * wsize + b, 0, 3);
                 }
             }
         }
-        aya_mv_xs xs = aya_mv_load_x(x, k);
-        for (int r = 0; r < R; r++) {
-            acc[r] = aya_mv_step(acc[r], type, (const char *) w + (size_t) r * in_dim * wsize, k, xs);
+        if (T == 1) { /* widen each row's step where it is used: fewer live registers (AVX2 has 16) */
+            aya_mv_xs xs = aya_mv_load_x(x, k);
+            AYA_MV_UNROLL
+            for (int r = 0; r < R; r++) {
+                acc[r][0] = aya_mv_fma(acc[r][0], aya_mv_load_w(type, (const char *) w + (size_t) r * in_dim * wsize, k), xs);
+            }
+            continue;
+        }
+        aya_mv_w wr[AYA_MV_ROWS];
+        AYA_MV_UNROLL
+        for (int r = 0; r < R; r++) wr[r] = aya_mv_load_w(type, (const char *) w + (size_t) r * in_dim * wsize, k);
+        AYA_MV_UNROLL
+        for (int t = 0; t < T; t++) {
+            aya_mv_xs xs = aya_mv_load_x(x + (size_t) t * x_stride, k);
+            AYA_MV_UNROLL
+            for (int r = 0; r < R; r++) acc[r][t] = aya_mv_fma(acc[r][t], wr[r], xs);
         }
     }
     for (; k + AYA_MV_NARROW <= in_dim; k += AYA_MV_NARROW) {
+        AYA_MV_UNROLL
         for (int r = 0; r < R; r++) {
-            acc[r] = aya_mv_narrow(acc[r], type, (const char *) w + (size_t) r * in_dim * wsize, k, x);
+            AYA_MV_UNROLL
+            for (int t = 0; t < T; t++) {
+                acc[r][t] = aya_mv_narrow(acc[r][t], type, (const char *) w + (size_t) r * in_dim * wsize, k,
+                                          x + (size_t) t * x_stride);
+            }
         }
     }
+    AYA_MV_UNROLL
     for (int r = 0; r < R; r++) {
-        out[r] = aya_mv_finish(acc[r], type, (const char *) w + (size_t) r * in_dim * wsize, k, x, in_dim);
+        AYA_MV_UNROLL
+        for (int t = 0; t < T; t++) {
+            out[(size_t) t * out_stride + (size_t) r] = aya_mv_finish(acc[r][t], type,
+                                                                      (const char *) w + (size_t) r * in_dim * wsize,
+                                                                      k, x + (size_t) t * x_stride, in_dim);
+        }
     }
 }
 
-/* out[t * out_stride + r] = row r . x[t * in_dim ...] for t < tokens and r in [row_start, row_end). Each group of rows
- * is dotted with every token while it is in L1/L2, so the weights stream from memory once for all tokens (a batch of
- * decoding sequences); each output is computed exactly as for one token, so batching never changes a bit. */
+/* R rows (R <= AYA_MV_ROWS) against T tokens, T <= AYA_MV_TOKENS only known at run time: the block for that T. */
+static inline __attribute__((always_inline)) void aya_mv_tokens_block(int type, const void *w, size_t in_dim,
+                                                                      size_t head, const aya_mv_x *x, size_t x_stride, float *out,
+                                                                      size_t out_stride, const char *pf, const int R,
+                                                                      int32_t T) {
+    switch (T) { /* cases past AYA_MV_TOKENS never run: they collapse to T = 1 so that no code is made for them */
+    case 1: aya_mv_block(type, w, in_dim, head, x, x_stride, out, out_stride, pf, R, 1); break;
+    case 2: aya_mv_block(type, w, in_dim, head, x, x_stride, out, out_stride, pf, R, AYA_MV_TOKENS >= 2 ? 2 : 1); break;
+    case 3: aya_mv_block(type, w, in_dim, head, x, x_stride, out, out_stride, pf, R, AYA_MV_TOKENS >= 3 ? 3 : 1); break;
+    default: aya_mv_block(type, w, in_dim, head, x, x_stride, out, out_stride, pf, R, AYA_MV_TOKENS >= 4 ? 4 : 1); break;
+    }
+}
+
+/* out[t * out_stride + r] = row r . x[t * x_stride ...] for t < tokens and r in [row_start, row_end). Each group of
+ * rows is dotted with every token while it is in L1/L2, AYA_MV_TOKENS tokens per widening, so the weights stream from
+ * memory once for all tokens (a batch of decoding sequences); each output is computed exactly as for one token, so
+ * batching never changes a bit. */
 static inline __attribute__((always_inline)) void aya_matvec_tokens(int type, const void *w, const aya_mv_x *x,
-                                                                    float *out, int32_t tokens, int32_t in_dim,
-                                                                    int32_t out_stride, int32_t row_start,
-                                                                    int32_t row_end) {
-    size_t row_bytes = (size_t) in_dim * aya_mv_weight_bytes(type);
+                                                                    size_t x_stride, float *out, int32_t tokens,
+                                                                    int32_t in_dim, int32_t out_stride,
+                                                                    int32_t row_start, int32_t row_end) {
+    size_t row_bytes = (size_t) in_dim * aya_mv_weight_bytes(type), head = aya_mv_aligned_head(type, w, in_dim);
     int32_t ahead = aya_decode_prefetch_rows(row_bytes, AYA_MV_ROWS);
+    /* tokens per block, as even as the blocks allow (5 tokens: 3 + 2, not 4 + 1) */
+    int32_t blocks = (tokens + AYA_MV_TOKENS - 1) / AYA_MV_TOKENS, chunk = (tokens + blocks - 1) / blocks;
     int32_t r = row_start;
     for (; r + AYA_MV_ROWS <= row_end; r += AYA_MV_ROWS) {
         const char *rows = (const char *) w + (size_t) r * row_bytes;
         /* only rows of this slice: past its end are another thread's rows or another matrix */
         const char *pf = r + ahead + AYA_MV_ROWS <= row_end ? rows + (size_t) ahead * row_bytes : NULL;
-        for (int32_t t = 0; t < tokens; t++) { /* the first token's pass prefetches; the others read cached rows */
-            aya_mv_rows(type, rows, (size_t) in_dim, x + (size_t) t * (size_t) in_dim, out + (size_t) t * (size_t) out_stride + r,
-                        t == 0 ? pf : NULL, AYA_MV_ROWS);
+        if (tokens == 1) { /* decode: all rows of the group in one pass, 4 memory streams */
+            aya_mv_block(type, rows, (size_t) in_dim, head, x, x_stride, out + r, 0, pf, AYA_MV_ROWS, 1);
+            continue;
+        }
+        for (int32_t t = 0; t < tokens; t += chunk) { /* the first tokens' pass prefetches */
+            int32_t n = tokens - t < chunk ? tokens - t : chunk;
+            for (int32_t rr = 0; rr < AYA_MV_ROWS; rr += AYA_MV_TOKEN_ROWS) {
+                aya_mv_tokens_block(type, rows + (size_t) rr * row_bytes, (size_t) in_dim, head, x + (size_t) t * x_stride,
+                                    x_stride, out + (size_t) t * (size_t) out_stride + r + rr, (size_t) out_stride,
+                                    t == 0 && pf != NULL ? pf + (size_t) rr * row_bytes : NULL, AYA_MV_TOKEN_ROWS, n);
+            }
         }
     }
     for (; r < row_end; r++) {
-        for (int32_t t = 0; t < tokens; t++) {
-            aya_mv_rows(type, (const char *) w + (size_t) r * row_bytes, (size_t) in_dim, x + (size_t) t * (size_t) in_dim,
-                        out + (size_t) t * (size_t) out_stride + r, NULL, 1);
+        for (int32_t t = 0; t < tokens; t += chunk) {
+            int32_t n = tokens - t < chunk ? tokens - t : chunk;
+            aya_mv_tokens_block(type, (const char *) w + (size_t) r * row_bytes, (size_t) in_dim, head,
+                                x + (size_t) t * x_stride, x_stride, out + (size_t) t * (size_t) out_stride + r,
+                                (size_t) out_stride, NULL, 1, n);
         }
     }
 }
 
 static inline __attribute__((always_inline)) void aya_matvec(int type, const void *w, const aya_mv_x *x, float *out,
                                                              int32_t in_dim, int32_t row_start, int32_t row_end) {
-    aya_matvec_tokens(type, w, x, out, 1, in_dim, 0, row_start, row_end);
+    aya_matvec_tokens(type, w, x, 0, out, 1, in_dim, 0, row_start, row_end);
 }
 
 #endif

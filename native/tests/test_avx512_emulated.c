@@ -56,6 +56,41 @@ static void quantized_vnni(void) {
     }
 }
 
+/* The decode loop's head (weights at any offset from a cache line) and steps of several tokens, emulated: against
+ * scalar, and each token of a step of 1..AYA_MV_FEW_TOKENS bit for bit as alone. */
+static void weight_offsets_and_few_tokens(void) {
+    enum { ROWS = 9, IN = 256 };
+    const char *names[3] = { "f32", "f16", "bf16" };
+    float *x = random_floats((size_t) AYA_MV_FEW_TOKENS * IN, -1.0f, 1.0f);
+    for (int type = 0; type < 3; type++) {
+        size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2, n = (size_t) ROWS * IN;
+        void *src = type == AYA_WEIGHT_F32 ? (void *) random_floats(n, -2.0f, 2.0f)
+                                           : (void *) random_weights16(n, type == AYA_WEIGHT_F16);
+        char *buffer = aligned_alloc(64, (n * wsize + 128 + 63) / 64 * 64);
+        float want[AYA_MV_FEW_TOKENS * ROWS], batch[AYA_MV_FEW_TOKENS * ROWS], alone[ROWS];
+        aya_table_generic.matmul[type](src, x, want, AYA_MV_FEW_TOKENS, IN, ROWS, 0, ROWS);
+        for (size_t offset = 0; offset < 64; offset += 2 * wsize) {
+            void *w = buffer + offset;
+            memcpy(w, src, n * wsize);
+            for (int tokens = 1; tokens <= AYA_MV_FEW_TOKENS; tokens += 3) {
+                aya_table_avx512_emulated.matmul[type](w, x, batch, tokens, IN, ROWS, 0, ROWS);
+                for (int t = 0; t < tokens; t++) {
+                    aya_table_avx512_emulated.matmul[type](w, x + (size_t) t * IN, alone, 1, IN, ROWS, 0, ROWS);
+                    for (int r = 0; r < ROWS; r++) {
+                        float got = batch[t * ROWS + r], ref = want[t * ROWS + r];
+                        CHECK(fabsf(got - ref) <= 1e-4f * (fabsf(ref) + 1), "emulated avx512 %s at offset %zu: %.9g, scalar %.9g",
+                              names[type], offset, got, ref);
+                        CHECK(memcmp(&got, &alone[r], 4) == 0, "emulated avx512 %s at offset %zu: token %d of %d differs from alone",
+                              names[type], offset, t, tokens);
+                    }
+                }
+            }
+        }
+        free(buffer); free(src);
+    }
+    free(x);
+}
+
 int main(void) {
     static const int dims[][3] = { /* rows, in_dim, tokens */
         { 1, 1, 1 }, { 3, 7, 1 }, { 5, 16, 2 }, { 7, 17, 3 }, { 33, 255, 1 }, { 19, 256, 5 }, { 21, 300, 4 },
@@ -126,5 +161,6 @@ int main(void) {
         free(table);
     }
     quantized_vnni();
+    weight_offsets_and_few_tokens();
     return finish("test_avx512_emulated");
 }

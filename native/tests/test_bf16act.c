@@ -86,6 +86,41 @@ static void check_isa(const char *isa, int rows, int in_dim, int tokens) {
     free(x); free(w); free(out); free(f32_path);
 }
 
+/* A step of a few tokens (a batch of decoding sequences) gives each token's outputs bit for bit as the token alone,
+ * with in_dim odd (a half pair at the end) or a whole number of lines per row with the weights at offsets from a line
+ * (the decode loop's head); and an offset changes nothing but the rounding. */
+static void check_few_tokens_as_alone(const char *isa, int in_dim) {
+    if (!use_isa(isa)) return;
+    enum { ROWS = 13, TOKENS = 7 };
+    float *x = random_floats((size_t) TOKENS * in_dim, -1.0f, 1.0f);
+    uint16_t *src = random_weights16((size_t) ROWS * in_dim, 0);
+    char *buffer = aligned_alloc(64, ((size_t) ROWS * in_dim * 2 + 128 + 63) / 64 * 64);
+    float batch[TOKENS * ROWS], alone[ROWS], aligned[TOKENS * ROWS];
+    static const size_t offsets[] = { 0, 2, 4, 16, 32, 56, 62 };
+    for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++) {
+        uint16_t *w = (uint16_t *) (buffer + offsets[o]);
+        memcpy(w, src, (size_t) ROWS * in_dim * 2);
+        for (int tokens = 1; tokens <= TOKENS; tokens++) {
+            aya_matmul_bf16_bf16(w, x, batch, tokens, in_dim, ROWS, 0, ROWS);
+            if (tokens == TOKENS && o == 0) memcpy(aligned, batch, sizeof aligned);
+            if (tokens == TOKENS) {
+                for (int i = 0; i < TOKENS * ROWS; i++) {
+                    CHECK(fabsf(batch[i] - aligned[i]) <= 1e-5f * (fabsf(aligned[i]) + 1.0f),
+                          "%s in_dim %d offset %zu: out %d = %.9g, at offset 0 %.9g", isa, in_dim, offsets[o], i,
+                          batch[i], aligned[i]);
+                }
+            }
+            for (int t = 0; t < tokens; t++) {
+                aya_matmul_bf16_bf16(w, x + (size_t) t * in_dim, alone, 1, in_dim, ROWS, 0, ROWS);
+                CHECK(memcmp(batch + (size_t) t * ROWS, alone, sizeof alone) == 0,
+                      "%s in_dim %d offset %zu: token %d of %d differs from the token alone", isa, in_dim, offsets[o],
+                      t, tokens);
+            }
+        }
+    }
+    free(x); free(src); free(buffer);
+}
+
 /* NaN in x reaches the output; an f32 denormal x counts as zero (the f32 path keeps it). */
 static void check_special(const char *isa) {
     if (!use_isa(isa)) return;
@@ -113,6 +148,8 @@ int main(void) {
         check_rounding(isas[i]);
         for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) check_isa(isas[i], dims[d][0], dims[d][1], dims[d][2]);
         check_special(isas[i]);
+        check_few_tokens_as_alone(isas[i], 301);
+        check_few_tokens_as_alone(isas[i], 256);
         CHECK(strcmp(aya_isa_name(), isas[i]) == 0, "aya_isa_name() = %s after selecting %s", aya_isa_name(), isas[i]);
     }
     /* avx512bf16 is refused cleanly where the CPU lacks it */

@@ -1,6 +1,7 @@
 /* Matrix products and embedding lookups: hand-computed values on the scalar path, then every SIMD path against scalar
  * (odd sizes for the tails, several tokens, row ranges split into slices). */
 #include "test_util.h"
+#include "../src/kernels_internal.h"
 
 typedef void (*matmul16_fn)(const uint16_t *, const float *, float *, int32_t, int32_t, int32_t, int32_t, int32_t);
 
@@ -116,6 +117,79 @@ static void test_against_scalar(const char *isa) {
     }
 }
 
+/* A step of up to AYA_MV_FEW_TOKENS tokens (a batch of decoding sequences) gives every token's outputs bit for bit as
+ * the token alone: batching never changes a sequence's logits. */
+static void test_few_tokens_as_alone(const char *isa) {
+    static const int dims[][2] = { { 13, 300 }, { 75, 1000 }, { 6, 40 }, { 9, 17 } }; /* rows, in_dim: tails, prefetch */
+    const char *type_names[3] = { "f32", "f16", "bf16" };
+    if (!use_isa(isa)) return;
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        int rows = dims[d][0], in_dim = dims[d][1], out_stride = rows + 1;
+        float *x = random_floats((size_t) AYA_MV_FEW_TOKENS * in_dim, -1.0f, 1.0f);
+        for (int type = 0; type < 3; type++) {
+            size_t n = (size_t) rows * in_dim;
+            void *w = type == AYA_WEIGHT_F32 ? (void *) random_floats(n, -2.0f, 2.0f)
+                                             : (void *) random_weights16(n, type == AYA_WEIGHT_F16);
+            float *alone = calloc(rows, sizeof(float));
+            float *batch = calloc((size_t) AYA_MV_FEW_TOKENS * out_stride, sizeof(float));
+            for (int tokens = 2; tokens <= AYA_MV_FEW_TOKENS; tokens++) {
+                run_matmul(type, w, x, batch, tokens, in_dim, out_stride, rows, 2);
+                for (int t = 0; t < tokens; t++) {
+                    run_matmul(type, w, x + (size_t) t * in_dim, alone, 1, in_dim, rows, rows, 1);
+                    for (int r = 0; r < rows; r++) {
+                        float got = batch[(size_t) t * out_stride + r];
+                        if (memcmp(&got, &alone[r], 4) != 0) {
+                            CHECK(0, "%s %s %dx%d: token %d of %d gives %.9g, alone %.9g", isa, type_names[type], rows,
+                                  in_dim, t, tokens, got, alone[r]);
+                            r = rows; t = tokens;
+                        }
+                    }
+                }
+            }
+            free(w); free(alone); free(batch);
+        }
+        free(x);
+    }
+}
+
+/* Weights at every offset from a cache line (mmapped tensors sit anywhere: the real files put them 32 or 56 bytes past
+ * one): the decode loop starts its aligned steps after a head of inputs, which must change nothing but the rounding,
+ * and a step of several tokens must still give each token's outputs bit for bit as alone. */
+static void test_weight_offsets(const char *isa) {
+    enum { ROWS = 9, IN = 256, TOKENS = 3 };
+    const char *type_names[3] = { "f32", "f16", "bf16" };
+    float *x = random_floats((size_t) TOKENS * IN, -1.0f, 1.0f);
+    for (int type = 0; type < 3; type++) {
+        size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2, n = (size_t) ROWS * IN;
+        void *src = type == AYA_WEIGHT_F32 ? (void *) random_floats(n, -2.0f, 2.0f)
+                                           : (void *) random_weights16(n, type == AYA_WEIGHT_F16);
+        char *buffer = aligned_alloc(64, (n * wsize + 128 + 63) / 64 * 64);
+        float want[TOKENS * ROWS], batch[TOKENS * ROWS], alone[ROWS];
+        if (!use_isa("scalar")) return;
+        run_matmul(type, src, x, want, TOKENS, IN, ROWS, ROWS, 1);
+        if (!use_isa(isa)) return;
+        for (size_t offset = 0; offset < 64; offset += wsize) {
+            void *w = buffer + offset;
+            memcpy(w, src, n * wsize);
+            run_matmul(type, w, x, batch, TOKENS, IN, ROWS, ROWS, 1);
+            for (int t = 0; t < TOKENS; t++) {
+                run_matmul(type, w, x + (size_t) t * IN, alone, 1, IN, ROWS, ROWS, 2);
+                for (int r = 0; r < ROWS; r++) {
+                    float got = batch[t * ROWS + r];
+                    double scale = abs_dot(type, src, x, r, t, IN);
+                    CHECK(close_enough(got, want[t * ROWS + r], scale, 2e-6 * sqrt((double) IN) + 1e-6, 1e-30),
+                          "%s %s at offset %zu: out[%d][%d] = %.9g, scalar %.9g", isa, type_names[type], offset, t, r,
+                          got, want[t * ROWS + r]);
+                    CHECK(memcmp(&got, &alone[r], 4) == 0, "%s %s at offset %zu: token %d of %d gives %.9g, alone %.9g",
+                          isa, type_names[type], offset, t, TOKENS, got, alone[r]);
+                }
+            }
+        }
+        free(buffer); free(src);
+    }
+    free(x);
+}
+
 static void test_embed_against_scalar(const char *isa) {
     int rows = 5, dim = 37;
     for (int f16 = 0; f16 < 2; f16++) {
@@ -141,6 +215,8 @@ int main(void) {
         if (!use_isa(simd_isas[i])) continue;
         test_hand_computed();
         test_against_scalar(simd_isas[i]);
+        test_few_tokens_as_alone(simd_isas[i]);
+        test_weight_offsets(simd_isas[i]);
         test_embed_against_scalar(simd_isas[i]);
         printf("%s: compared with scalar\n", simd_isas[i]);
     }

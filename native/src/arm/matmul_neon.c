@@ -64,9 +64,12 @@ AYA_ALWAYS_INLINE void micro(int type, const void *w, size_t w_stride, const flo
 /* The decode micro-kernel for matvec_loop.h: one accumulator per row, 4 inputs per FMA, 16 per step. */
 #define AYA_MV_STEP 16
 #define AYA_MV_NARROW 4
+#define AYA_MV_TOKENS 4
+#define AYA_MV_TOKEN_ROWS 2
 typedef float aya_mv_x;
 typedef float32x4_t aya_mv_acc;
 typedef struct { float32x4_t x0, x1, x2, x3; } aya_mv_xs;
+typedef struct { float32x4_t w0, w1, w2, w3; } aya_mv_w;
 
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
     return vdupq_n_f32(0.0f);
@@ -76,11 +79,15 @@ AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const float *x, size_t k) {
     return (aya_mv_xs) { vld1q_f32(x + k), vld1q_f32(x + k + 4), vld1q_f32(x + k + 8), vld1q_f32(x + k + 12) };
 }
 
-AYA_ALWAYS_INLINE aya_mv_acc aya_mv_step(aya_mv_acc acc, int type, const void *row, size_t k, aya_mv_xs xs) {
-    acc = vfmaq_f32(acc, load4(type, row, k), xs.x0);
-    acc = vfmaq_f32(acc, load4(type, row, k + 4), xs.x1);
-    acc = vfmaq_f32(acc, load4(type, row, k + 8), xs.x2);
-    return vfmaq_f32(acc, load4(type, row, k + 12), xs.x3);
+AYA_ALWAYS_INLINE aya_mv_w aya_mv_load_w(int type, const void *row, size_t k) {
+    return (aya_mv_w) { load4(type, row, k), load4(type, row, k + 4), load4(type, row, k + 8), load4(type, row, k + 12) };
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_fma(aya_mv_acc acc, aya_mv_w w, aya_mv_xs xs) {
+    acc = vfmaq_f32(acc, w.w0, xs.x0);
+    acc = vfmaq_f32(acc, w.w1, xs.x1);
+    acc = vfmaq_f32(acc, w.w2, xs.x2);
+    return vfmaq_f32(acc, w.w3, xs.x3);
 }
 
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_narrow(aya_mv_acc acc, int type, const void *row, size_t k, const float *x) {
@@ -139,7 +146,7 @@ AYA_ALWAYS_INLINE void matmul_tiled(int type, const void *w, const float *x, flo
 #define AYA_MATMUL_NEON(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens == 1) aya_matvec(type, w, x, out, in_dim, row_start, row_end);                          \
+        if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(type, w, x, (size_t) in_dim, out, tokens, in_dim, out_stride, row_start, row_end); \
         else matmul_tiled(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);              \
     }
 

@@ -144,25 +144,52 @@ static void gemm(const uint16_t *w, const uint32_t *xb, float *out, int32_t toke
  * zero-padded copies. */
 #define AYA_MV_STEP 32
 #define AYA_MV_NARROW 32 /* no narrower step */
+#define AYA_MV_ALIGN 64  /* a 64-byte load of weights that crosses a line costs about as much as the step */
+#define AYA_MV_HEAD_MULTIPLE 2
+#define AYA_MV_TOKENS 4
+#define AYA_MV_TOKEN_ROWS 4 /* 16 accumulators, 4 activation vectors */
 typedef uint32_t aya_mv_x; /* bf16 pairs, as pack_activations writes them */
 typedef __m512 aya_mv_acc;
 typedef __m512i aya_mv_xs;
+typedef __m512i aya_mv_w;
 
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
     return _mm512_setzero_ps();
 }
 
 AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const uint32_t *xb, size_t k) {
-    return _mm512_loadu_si512((const void *) (xb + k / 2));
+    aya_mv_xs xs = _mm512_loadu_si512((const void *) (xb + k / 2));
+#ifndef AYA_EMULATE_AVX512
+    __asm__("" : "+v"(xs)); /* in a register, loaded once for all rows of a block (not folded into every vdpbf16ps) */
+#endif
+    return xs;
 }
 
-AYA_ALWAYS_INLINE aya_mv_acc aya_mv_step(aya_mv_acc acc, int type, const void *row, size_t k, aya_mv_xs xv) {
+/* Adds the first h weights of row (h < 32, even: whole pairs) times the first h/2 pairs of xb. */
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_head(aya_mv_acc acc, int type, const void *row, size_t h, const uint32_t *xb) {
+    (void) type;
+#ifdef AYA_EMULATE_AVX512
+    uint32_t w_pairs[16] = { 0 }, x_pairs[16] = { 0 }; /* SIMDe has no masked loads */
+    memcpy(w_pairs, row, h * sizeof(uint16_t));
+    memcpy(x_pairs, xb, h / 2 * sizeof(uint32_t));
+    return dot_pairs(acc, _mm512_loadu_si512((const void *) w_pairs), _mm512_loadu_si512((const void *) x_pairs));
+#else
+    __mmask16 m = (__mmask16) ((1u << (h / 2)) - 1u);
+    return dot_pairs(acc, _mm512_maskz_loadu_epi32(m, row), _mm512_maskz_loadu_epi32(m, xb));
+#endif
+}
+
+AYA_ALWAYS_INLINE aya_mv_w aya_mv_load_w(int type, const void *row, size_t k) {
     (void) type; /* always bf16 */
-    return dot_pairs(acc, _mm512_loadu_si512((const void *) ((const uint16_t *) row + k)), xv);
+    return _mm512_loadu_si512((const void *) ((const uint16_t *) row + k));
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_fma(aya_mv_acc acc, aya_mv_w w, aya_mv_xs xv) {
+    return dot_pairs(acc, w, xv);
 }
 
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_narrow(aya_mv_acc acc, int type, const void *row, size_t k, const uint32_t *xb) {
-    return aya_mv_step(acc, type, row, k, aya_mv_load_x(xb, k));
+    return aya_mv_fma(acc, aya_mv_load_w(type, row, k), aya_mv_load_x(xb, k));
 }
 
 AYA_ALWAYS_INLINE float aya_mv_finish(aya_mv_acc acc, int type, const void *row, size_t k, const uint32_t *xb,
@@ -186,6 +213,6 @@ void aya_matmul_bf16_bf16_avx512bf16(const void *w, const float *x, float *out, 
     int32_t pairs = (in_dim + 1) / 2;
     const uint32_t *xb = pack_activations(x, tokens, in_dim, pairs);
     if (xb == NULL) return;
-    if (tokens == 1) aya_matvec(AYA_WEIGHT_BF16, w, xb, out, in_dim, row_start, row_end);
+    if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(AYA_WEIGHT_BF16, w, xb, (size_t) pairs, out, tokens, in_dim, out_stride, row_start, row_end);
     else gemm((const uint16_t *) w, xb, out, tokens, in_dim, pairs, out_stride, row_start, row_end);
 }

@@ -32,13 +32,44 @@ AYA_ALWAYS_INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The decode micro-kernel for matvec_loop.h: 32 inputs per step, alternating between two accumulators per row (8
- * independent FMA chains over a group of 4 rows). */
+/* bf16 weights against split activations: each 16 inputs of a whole 32-input step of x stored as their 8 even
+ * inputs, then their 8 odd ones (split_x), so that one 32-byte load of 16 weights widens with one shift (the even
+ * weights are the low halves of its 32-bit lanes) and one and (the odd ones), instead of two zero-extensions
+ * (shuffles) and two shifts. The inputs past the last whole step stay in order for the narrow step and the tail. A
+ * pseudo weight type of the micro-kernel only: load8/load1 read it as bf16. */
+enum { AYA_BF16_SPLIT = 100 };
+
+/* x (tokens rows of in_dim) split as above into the calling thread's scratch; NULL if memory runs out. */
+static const float *split_x(const float *x, int32_t tokens, int32_t in_dim) {
+    float *split = aya_scratch(AYA_SCRATCH_SPLIT_X, (size_t) tokens * (size_t) in_dim * sizeof(float));
+    if (split == NULL) return NULL;
+    for (int32_t t = 0; t < tokens; t++) {
+        const float *src = x + (size_t) t * (size_t) in_dim;
+        float *dst = split + (size_t) t * (size_t) in_dim;
+        int32_t k = 0, whole_steps = in_dim / 32 * 32;
+        for (; k < whole_steps; k += 16) {
+            __m256 a = _mm256_loadu_ps(src + k), b = _mm256_loadu_ps(src + k + 8);
+            /* per 128-bit lane [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit quarters in order 0 2 1 3 */
+            __m256 even = _mm256_shuffle_ps(a, b, 0x88), odd = _mm256_shuffle_ps(a, b, 0xdd);
+            _mm256_storeu_ps(dst + k, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xd8)));
+            _mm256_storeu_ps(dst + k + 8, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), 0xd8)));
+        }
+        for (; k < in_dim; k++) dst[k] = src[k];
+    }
+    return split;
+}
+
+/* The decode micro-kernel for matvec_loop.h: 32 inputs per step, alternating between two accumulators per (row,
+ * token) (8 independent FMA chains over a group of 4 rows); with several tokens, blocks of 1 row x 4 tokens (8
+ * accumulators and 4 widened weight vectors of the 16 registers). */
 #define AYA_MV_STEP 32
 #define AYA_MV_NARROW 8
+#define AYA_MV_TOKENS 4
+#define AYA_MV_TOKEN_ROWS 1
 typedef float aya_mv_x;
 typedef struct { __m256 a0, a1; } aya_mv_acc;
 typedef struct { __m256 x0, x1, x2, x3; } aya_mv_xs;
+typedef struct { __m256 w0, w1, w2, w3; } aya_mv_w;
 
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
     return (aya_mv_acc) { _mm256_setzero_ps(), _mm256_setzero_ps() };
@@ -49,11 +80,22 @@ AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const float *x, size_t k) {
                          _mm256_loadu_ps(x + k + 16), _mm256_loadu_ps(x + k + 24) };
 }
 
-AYA_ALWAYS_INLINE aya_mv_acc aya_mv_step(aya_mv_acc acc, int type, const void *row, size_t k, aya_mv_xs xs) {
-    acc.a0 = _mm256_fmadd_ps(load8(type, row, k), xs.x0, acc.a0);
-    acc.a1 = _mm256_fmadd_ps(load8(type, row, k + 8), xs.x1, acc.a1);
-    acc.a0 = _mm256_fmadd_ps(load8(type, row, k + 16), xs.x2, acc.a0);
-    acc.a1 = _mm256_fmadd_ps(load8(type, row, k + 24), xs.x3, acc.a1);
+AYA_ALWAYS_INLINE aya_mv_w aya_mv_load_w(int type, const void *row, size_t k) {
+    if (type == AYA_BF16_SPLIT) {
+        const __m256i high = _mm256_set1_epi32((int) 0xffff0000u);
+        __m256i v0 = _mm256_loadu_si256((const __m256i *) ((const uint16_t *) row + k));
+        __m256i v1 = _mm256_loadu_si256((const __m256i *) ((const uint16_t *) row + k + 16));
+        return (aya_mv_w) { _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), _mm256_castsi256_ps(_mm256_and_si256(v0, high)),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)), _mm256_castsi256_ps(_mm256_and_si256(v1, high)) };
+    }
+    return (aya_mv_w) { load8(type, row, k), load8(type, row, k + 8), load8(type, row, k + 16), load8(type, row, k + 24) };
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_fma(aya_mv_acc acc, aya_mv_w w, aya_mv_xs xs) {
+    acc.a0 = _mm256_fmadd_ps(w.w0, xs.x0, acc.a0);
+    acc.a1 = _mm256_fmadd_ps(w.w1, xs.x1, acc.a1);
+    acc.a0 = _mm256_fmadd_ps(w.w2, xs.x2, acc.a0);
+    acc.a1 = _mm256_fmadd_ps(w.w3, xs.x3, acc.a1);
     return acc;
 }
 
@@ -81,8 +123,18 @@ AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, f
 #define AYA_MATMUL_AVX2(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);                          \
-        else aya_gemm_avx2(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);               \
+        if (tokens > AYA_MV_FEW_TOKENS) {                                                                 \
+            aya_gemm_avx2(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);               \
+            return;                                                                                       \
+        }                                                                                                 \
+        const float *split = type == AYA_WEIGHT_BF16 ? split_x(x, tokens, in_dim) : NULL;                 \
+        if (split != NULL) {                                                                              \
+            aya_matvec_tokens(AYA_BF16_SPLIT, w, split, (size_t) in_dim, out, tokens, in_dim, out_stride, \
+                              row_start, row_end);                                                        \
+        } else { /* f32, f16, or no memory for the split copy (bf16 then the slower way: sums in another order) */ \
+            aya_matvec_tokens(type, w, x, (size_t) in_dim, out, tokens, in_dim, out_stride, row_start,    \
+                              row_end);                                                                   \
+        }                                                                                                 \
     }
 
 AYA_MATMUL_AVX2(matmul_f32_avx2, AYA_WEIGHT_F32)

@@ -14,6 +14,11 @@
 #include "kernels_internal.h"
 
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
+#ifdef AYA_EMULATE_AVX512
+#define AYA_IN_REGISTER(v) ((void) 0) /* SIMDe's vectors are structs */
+#else
+#define AYA_IN_REGISTER(v) __asm__("" : "+v"(v)) /* v must be in a register here: no load folded into its uses */
+#endif
 
 /* 16 weights at w[i..i+16) widened to f32. type is a compile-time constant at every call site. */
 AYA_ALWAYS_INLINE __m512 load16(int type, const void *w, size_t i) {
@@ -37,24 +42,108 @@ AYA_ALWAYS_INLINE float hsum(__m512 v) {
     return _mm512_reduce_add_ps(v);
 }
 
-/* The decode micro-kernel for matvec_loop.h: 32 inputs per step in two accumulators per row. */
+/* bf16 weights against split activations: each whole 32-input step of x stored as its 16 even inputs, then its 16
+ * odd ones (split_x), so that one 64-byte load of 32 weights widens with one shift (the even weights are the low
+ * halves of its 32-bit lanes) and one and (the odd ones, the high halves), instead of two zero-extensions (shuffles)
+ * and two shifts. The inputs past the last whole step stay in order for the narrow step and the tail. A pseudo weight
+ * type of the micro-kernel only: load16/load1 read it as bf16. */
+enum { AYA_BF16_SPLIT = 100 };
+
+/* x (tokens rows of in_dim) split as above into the calling thread's scratch, the steps starting after the rows'
+ * head (its inputs stay in order); NULL if memory runs out. */
+static const float *split_x(const float *x, int32_t tokens, int32_t in_dim, int32_t head) {
+    float *split = aya_scratch(AYA_SCRATCH_SPLIT_X, (size_t) tokens * (size_t) in_dim * sizeof(float));
+    if (split == NULL) return NULL;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int32_t t = 0; t < tokens; t++) {
+        const float *src = x + (size_t) t * (size_t) in_dim;
+        float *dst = split + (size_t) t * (size_t) in_dim;
+        int32_t k = 0;
+        for (; k < head; k++) dst[k] = src[k];
+        for (; k + 32 <= in_dim; k += 32) {
+            __m512 a = _mm512_loadu_ps(src + k), b = _mm512_loadu_ps(src + k + 16);
+            _mm512_storeu_ps(dst + k, _mm512_permutex2var_ps(a, even, b));
+            _mm512_storeu_ps(dst + k + 16, _mm512_permutex2var_ps(a, odd, b));
+        }
+        for (; k < in_dim; k++) dst[k] = src[k];
+    }
+    return split;
+}
+
+/* The decode micro-kernel for matvec_loop.h: 32 inputs per step in two accumulators per (row, token); with several
+ * tokens, blocks of 4 rows x 2 tokens (16 accumulators, 8 widened weight vectors, 4 activation vectors). */
 #define AYA_MV_STEP 32
 #define AYA_MV_NARROW 16
+#define AYA_MV_ALIGN 64 /* a 64-byte load that crosses a line costs about as much as the step */
+#define AYA_MV_TOKENS 4
+#define AYA_MV_TOKEN_ROWS 2
 typedef float aya_mv_x;
 typedef struct { __m512 a0, a1; } aya_mv_acc;
 typedef struct { __m512 x0, x1; } aya_mv_xs;
+typedef struct { __m512 w0, w1; } aya_mv_w;
 
 AYA_ALWAYS_INLINE aya_mv_acc aya_mv_zero(void) {
     return (aya_mv_acc) { _mm512_setzero_ps(), _mm512_setzero_ps() };
 }
 
 AYA_ALWAYS_INLINE aya_mv_xs aya_mv_load_x(const float *x, size_t k) {
-    return (aya_mv_xs) { _mm512_loadu_ps(x + k), _mm512_loadu_ps(x + k + 16) };
+    aya_mv_xs xs = { _mm512_loadu_ps(x + k), _mm512_loadu_ps(x + k + 16) };
+    /* in registers: loaded once for all rows of a block (the compiler would fold a load into every FMA, and the loads,
+     * not the FMAs, would then set the pace) */
+    AYA_IN_REGISTER(xs.x0);
+    AYA_IN_REGISTER(xs.x1);
+    return xs;
 }
 
-AYA_ALWAYS_INLINE aya_mv_acc aya_mv_step(aya_mv_acc acc, int type, const void *row, size_t k, aya_mv_xs xs) {
-    acc.a0 = _mm512_fmadd_ps(load16(type, row, k), xs.x0, acc.a0);
-    acc.a1 = _mm512_fmadd_ps(load16(type, row, k + 16), xs.x1, acc.a1);
+AYA_ALWAYS_INLINE aya_mv_w aya_mv_load_w(int type, const void *row, size_t k) {
+    if (type == AYA_BF16_SPLIT) {
+        __m512i v = _mm512_loadu_si512((const void *) ((const uint16_t *) row + k));
+        return (aya_mv_w) { _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)),
+                            _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int) 0xffff0000u))) };
+    }
+    return (aya_mv_w) { load16(type, row, k), load16(type, row, k + 16) };
+}
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_fma(aya_mv_acc acc, aya_mv_w w, aya_mv_xs xs) {
+    acc.a0 = _mm512_fmadd_ps(w.w0, xs.x0, acc.a0);
+    acc.a1 = _mm512_fmadd_ps(w.w1, xs.x1, acc.a1);
+    return acc;
+}
+
+/* Weights w[i, i + n) and inputs x[i, i + n) for n <= 16, widened, zero past n: nothing past n is read. */
+#ifdef AYA_EMULATE_AVX512
+AYA_ALWAYS_INLINE void load16_first(int type, const void *w, const float *x, size_t i, size_t n, __m512 *wv, __m512 *xv) {
+    float wf[16] = { 0 }, xf[16] = { 0 }; /* SIMDe has no masked loads */
+    for (size_t j = 0; j < n; j++) {
+        wf[j] = load1(type, w, i + j);
+        xf[j] = x[i + j];
+    }
+    *wv = _mm512_loadu_ps(wf);
+    *xv = _mm512_loadu_ps(xf);
+}
+#else
+AYA_ALWAYS_INLINE void load16_first(int type, const void *w, const float *x, size_t i, size_t n, __m512 *wv, __m512 *xv) {
+    __mmask16 m = (__mmask16) ((1u << n) - 1u);
+    *xv = _mm512_maskz_loadu_ps(m, x + i);
+    if (type == AYA_WEIGHT_F32) {
+        *wv = _mm512_maskz_loadu_ps(m, (const float *) w + i);
+        return;
+    }
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *) w + i);
+    *wv = type == AYA_WEIGHT_F16 ? _mm512_cvtph_ps(h)
+                                 : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+#endif
+
+AYA_ALWAYS_INLINE aya_mv_acc aya_mv_head(aya_mv_acc acc, int type, const void *row, size_t h, const float *x) {
+    __m512 wv, xv;
+    load16_first(type, row, x, 0, h < 16 ? h : 16, &wv, &xv);
+    acc.a0 = _mm512_fmadd_ps(wv, xv, acc.a0);
+    if (h > 16) {
+        load16_first(type, row, x, 16, h - 16, &wv, &xv);
+        acc.a1 = _mm512_fmadd_ps(wv, xv, acc.a1);
+    }
     return acc;
 }
 
@@ -82,8 +171,19 @@ AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, f
 #define AYA_MATMUL_AVX512(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);                        \
-        else aya_gemm_avx512(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);            \
+        if (tokens > AYA_MV_FEW_TOKENS) {                                                                 \
+            aya_gemm_avx512(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);             \
+            return;                                                                                       \
+        }                                                                                                 \
+        const float *split = type == AYA_WEIGHT_BF16                                                      \
+            ? split_x(x, tokens, in_dim, (int32_t) aya_mv_aligned_head(AYA_BF16_SPLIT, w, in_dim)) : NULL; \
+        if (split != NULL) {                                                                              \
+            aya_matvec_tokens(AYA_BF16_SPLIT, w, split, (size_t) in_dim, out, tokens, in_dim, out_stride, \
+                              row_start, row_end);                                                        \
+        } else { /* f32, f16, or no memory for the split copy (bf16 then the slower way: sums in another order) */ \
+            aya_matvec_tokens(type, w, x, (size_t) in_dim, out, tokens, in_dim, out_stride, row_start,    \
+                              row_end);                                                                   \
+        }                                                                                                 \
     }
 
 AYA_MATMUL_AVX512(matmul_f32_avx512, AYA_WEIGHT_F32)

@@ -259,7 +259,7 @@ public final class ApiServer implements AutoCloseable {
         @Override
         public void onToken(int id, String text) {
             if (firstToken == 0) firstToken = System.nanoTime();
-            if (!text.isEmpty()) queue.add(text);
+            queue.add(text); // a token whose text is not complete yet (part of a UTF-8 character) streams as "", as on llama-server
         }
 
         @Override

@@ -24,23 +24,30 @@ import java.util.stream.Stream;
  * Load for an OpenAI-compatible server (aya serve or llama-server): N clients at once, each sending streamed
  * {@code /v1/completions} requests one after another, with a prompt of a fixed number of token ids (distinct per
  * request, so no request reuses another's cached prefix) and a fixed number of generated tokens ({@code ignore_eos}).
- * Measures aggregate tokens/s, per-stream tokens/s and time to first token, from the client's side.
+ * Measures aggregate tokens/s, aggregate decode tokens/s, per-stream tokens/s and time to first token, from the
+ * client's side. A token is a streamed chunk with a choice's text (empty text too: a token that decodes to nothing,
+ * as a random model's padding ids do on llama-server, is still a token), not the chunk that carries finish_reason.
  */
 public final class ServeBench {
 
     /**
      * What one client count measured.
      *
-     * @param aggregateTokensPerSecond all generated tokens over the wall time of the whole run
+     * @param aggregateTokensPerSecond all generated tokens over the wall time of the whole run (prefill included)
      * @param streamTokensPerSecondP50 median over requests of (tokens - 1) / (last event - first token)
      * @param ttftP50Ms                time from sending a request to its first token, median (p95 next)
+     * @param decodeTokensPerSecond    all streams' tokens per second while every stream of the run decodes: tokens
+     *                                 received between the last stream's first token and the first stream's last one,
+     *                                 over that time (NaN when the streams never decode at the same time, e.g. more
+     *                                 than one round per client)
      */
     public record Result(int clients, int requests, long tokens, double seconds, double aggregateTokensPerSecond,
-                         double streamTokensPerSecondP50, double ttftP50Ms, double ttftP95Ms) {
+                         double streamTokensPerSecondP50, double ttftP50Ms, double ttftP95Ms,
+                         double decodeTokensPerSecond) {
     }
 
-    /** One streamed request as the client saw it. */
-    private record Stream1(long sent, long firstToken, long end, int tokens) {
+    /** One streamed request as the client saw it: when each token arrived. */
+    record Stream1(long sent, long firstToken, long end, int tokens, long[] tokenTimes) {
     }
 
     private final URI base;
@@ -94,7 +101,21 @@ public final class ServeBench {
         double[] perStream = done.stream().filter(s -> s.tokens() > 1 && s.end() > s.firstToken())
                 .mapToDouble(s -> (s.tokens() - 1) * 1e9 / (s.end() - s.firstToken())).sorted().toArray();
         return new Result(clients, done.size(), tokens, seconds, tokens / seconds, percentile(perStream, 50),
-                percentile(ttft, 50), percentile(ttft, 95));
+                percentile(ttft, 50), percentile(ttft, 95), decodeRate(done));
+    }
+
+    /** Tokens per second of all streams in the window where every stream has its first token and none has ended. */
+    static double decodeRate(List<Stream1> streams) {
+        long from = Long.MIN_VALUE, to = Long.MAX_VALUE;
+        for (Stream1 s : streams) {
+            if (s.tokenTimes().length < 2) return Double.NaN;
+            from = Math.max(from, s.tokenTimes()[0]);
+            to = Math.min(to, s.tokenTimes()[s.tokenTimes().length - 1]);
+        }
+        if (to <= from) return Double.NaN;
+        long counted = 0;
+        for (Stream1 s : streams) for (long t : s.tokenTimes()) if (t > from && t <= to) counted++;
+        return counted * 1e9 / (to - from);
     }
 
     /** Nearest-rank percentile of sorted values (NaN when empty). */
@@ -155,6 +176,7 @@ public final class ServeBench {
         body.putObject("stream_options").put("include_usage", true);
         long sent = System.nanoTime(), first = 0;
         int events = 0, counted = -1;
+        List<Long> times = new ArrayList<>();
         try {
             HttpResponse<Stream<String>> r = http.send(request("/v1/completions", body), HttpResponse.BodyHandlers.ofLines());
             if (r.statusCode() != 200) {
@@ -170,8 +192,11 @@ public final class ServeBench {
                     JsonNode chunk = json.readTree(data);
                     if (chunk.has("error")) throw new AyaException(base + ": error in the stream: " + chunk.get("error"));
                     JsonNode choices = chunk.path("choices");
-                    if (choices.size() > 0 && !choices.get(0).path("text").asText().isEmpty()) {
-                        if (first == 0) first = System.nanoTime();
+                    JsonNode choice = choices.size() > 0 ? choices.get(0) : null;
+                    if (choice != null && choice.has("text") && !choice.path("finish_reason").isTextual()) {
+                        long now = System.nanoTime();
+                        if (first == 0) first = now;
+                        times.add(now);
                         events++;
                     }
                     if (chunk.path("usage").has("completion_tokens")) counted = chunk.get("usage").get("completion_tokens").asInt();
@@ -185,6 +210,7 @@ public final class ServeBench {
             throw new AyaException("interrupted");
         }
         long end = System.nanoTime();
-        return new Stream1(sent, first == 0 ? end : first, end, counted >= 0 ? counted : events);
+        return new Stream1(sent, first == 0 ? end : first, end, counted >= 0 ? counted : events,
+                times.stream().mapToLong(Long::longValue).toArray());
     }
 }

@@ -47,9 +47,17 @@ public final class BatchBench {
                 System.out.printf(Locale.ROOT, "Session (no scheduler): %.3f tok/s decode%n", r.decodeTokensPerSecond());
             }
             double single = 0;
+            boolean profiled = Boolean.getBoolean("aya.profile"); // -Daya.profile=true: per-op times of every step
+            java.lang.reflect.Field field = AyaModel.class.getDeclaredField("forward");
+            field.setAccessible(true);
+            aya.model.AyaForward forward = (aya.model.AyaForward) field.get(model);
             for (String c : counts) {
                 int n = Integer.parseInt(c.strip());
+                aya.model.ForwardProfile profile = new aya.model.ForwardProfile();
+                if (profiled) forward.profile(profile);
                 double rate = run(model, n, settings);
+                forward.profile(null);
+                if (profiled) System.out.println(profile.report());
                 if (single == 0) single = rate / n;
                 System.out.printf(Locale.ROOT, "  %d sequences: %.3f tok/s aggregate (%.2fx one sequence)%n", n, rate, rate / single);
             }
