@@ -873,7 +873,8 @@ public final class AyaForward implements AutoCloseable {
 
     /** out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work). */
     private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens) {
-        pool.forPieces(w.rows(), pieceRows(w.rows(), 4, tokens), (worker, from, to) -> product(w, x, out, tokens, w.rows(), from, to));
+        int rows = w.rows();
+        pool.forPieces(rows, pieceRows(rows, 4, tokens), (worker, from, to) -> product(w, x, out, tokens, rows, from, to));
     }
 
     /**
