@@ -4,14 +4,19 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A persistent pool of platform threads that splits a range of work into one contiguous slice per thread.
- * The calling thread works on slice 0, so {@code threads == 1} runs inline with no hand-off.
+ * A persistent pool of platform threads that cuts a range of work into contiguous pieces; the threads, the calling
+ * thread among them, take pieces in order from a shared counter until none are left. So a thread that starts late
+ * (woken late, or descheduled by another process on a busy machine) or runs slower leaves its share to the others
+ * instead of making them wait, and {@code threads == 1} runs inline with no hand-off.
  * We do not use the common ForkJoin pool: on 2 cores its parallelism is 1.
  * One job runs at a time; callers from several threads take turns (jobs are short: one kernel call).
  */
 public final class Parallel implements AutoCloseable {
 
-    /** A slice of work: {@code [start, end)}, run by worker {@code worker} in {@code [0, threads)}. */
+    /**
+     * A piece of work: {@code [start, end)}, run by worker {@code worker} in {@code [0, threads)}. A worker runs one
+     * piece at a time, so per-worker scratch indexed by {@code worker} is safe.
+     */
     @FunctionalInterface
     public interface RangeTask {
         void run(int worker, int start, int end);
@@ -20,13 +25,15 @@ public final class Parallel implements AutoCloseable {
     private final int threads;
     private final Thread[] workers;
     private final AtomicInteger pending = new AtomicInteger();
+    private final AtomicInteger nextPiece = new AtomicInteger();
     private volatile long generation;
     private volatile boolean closed;
     private volatile Thread caller;
     // job state, published by the volatile write of generation
     private RangeTask task;
     private int n;
-    private int align;
+    private int piece;  // elements per piece (the last one may be shorter)
+    private int pieces;
     private volatile Throwable failure;
 
     public Parallel(int threads) {
@@ -54,36 +61,50 @@ public final class Parallel implements AutoCloseable {
     }
 
     /**
-     * Runs {@code task} over [0, n) in one contiguous slice per thread; slice bounds are multiples of
-     * {@code align} (except the end). Returns when every slice is done; rethrows a slice's failure.
+     * Runs {@code task} over [0, n) in one piece per thread; piece bounds are multiples of {@code align} (except the
+     * end). Returns when every piece is done; rethrows a piece's failure.
      */
-    public synchronized void forRange(int n, int align, RangeTask task) {
+    public void forRange(int n, int align, RangeTask task) {
+        if (align < 1) {
+            throw new IllegalArgumentException("align must be >= 1, got " + align);
+        }
+        long blocks = ((long) n + align - 1) / align;
+        forPieces(n, (int) Math.min(Integer.MAX_VALUE, (blocks + threads - 1) / threads * align), task);
+    }
+
+    /**
+     * Runs {@code task} over [0, n) cut into pieces of {@code piece} elements (the last one shorter), which the
+     * threads take in order until none are left. Returns when every piece is done; rethrows a piece's failure (the
+     * pieces not yet started then do not run).
+     */
+    public synchronized void forPieces(int n, int piece, RangeTask task) {
         if (closed) {
             throw new IllegalStateException("thread pool is closed");
+        }
+        if (piece < 1) {
+            throw new IllegalArgumentException("piece must be >= 1, got " + piece);
         }
         if (n <= 0) {
             return;
         }
-        int chunks = Math.max(1, Math.min(threads, (n + align - 1) / align));
-        if (chunks == 1) {
+        int count = (int) (((long) n + piece - 1) / piece);
+        if (count == 1 || threads == 1) {
             task.run(0, 0, n);
             return;
         }
         this.task = task;
         this.n = n;
-        this.align = align;
+        this.piece = piece;
+        this.pieces = count;
         this.failure = null;
         this.caller = Thread.currentThread();
+        nextPiece.set(0);
         pending.set(threads - 1);
         generation++; // publishes the job
         for (Thread w : workers) {
             LockSupport.unpark(w);
         }
-        try {
-            runSlice(0);
-        } catch (Throwable t) {
-            failure = t;
-        }
+        runPieces(0);
         int spins = 0;
         while (pending.get() != 0) {
             if (++spins < 20_000) {
@@ -101,12 +122,18 @@ public final class Parallel implements AutoCloseable {
         }
     }
 
-    private void runSlice(int worker) {
-        int blocks = (n + align - 1) / align;
-        int start = (int) Math.min(n, (long) blocks * worker / threads * align);
-        int end = (int) Math.min(n, (long) blocks * (worker + 1) / threads * align);
-        if (start < end) {
-            task.run(worker, start, end);
+    /** Takes pieces of the current job until none are left; a failure ends the job's remaining pieces. */
+    private void runPieces(int worker) {
+        int p;
+        while ((p = nextPiece.getAndIncrement()) < pieces) {
+            int start = p * piece; // < n, so no overflow
+            int end = (int) Math.min(n, (long) start + piece);
+            try {
+                task.run(worker, start, end);
+            } catch (Throwable t) {
+                failure = t;
+                nextPiece.set(pieces);
+            }
         }
     }
 
@@ -125,11 +152,7 @@ public final class Parallel implements AutoCloseable {
                 }
             }
             seen = generation;
-            try {
-                runSlice(worker);
-            } catch (Throwable t) {
-                failure = t;
-            }
+            runPieces(worker);
             if (pending.decrementAndGet() == 0) {
                 LockSupport.unpark(caller);
             }

@@ -40,6 +40,13 @@ public final class AyaForward implements AutoCloseable {
     public static final int DEFAULT_MAX_BLOCK = 256;
     /** Output-head rows computed at once when every position's logits are wanted (bounds the logits buffer). */
     static final int HEAD_ROWS = 32;
+    /**
+     * Pieces per thread a weight-streaming job over few tokens is cut into (the pool hands them out in order): a
+     * thread that starts late or runs slow leaves pieces to the other instead of the other idling at the end. Each
+     * piece is one kernel call per matrix it covers, which re-reads (and for Q8_0/Q4_0 re-quantizes) the activations:
+     * more tokens make that dearer and the pieces bigger (see {@link #pieceRows}).
+     */
+    static final int PIECES_PER_THREAD = 4;
 
     // =========================================================================================== weights
 
@@ -817,13 +824,14 @@ public final class AyaForward implements AutoCloseable {
      * Every matrix that reads h, in one job over the pool: q, k, v = h Wq^T, h Wk^T, h Wv^T and
      * gate = silu(h Wgate^T) * (h Wup^T). Their rows are split as one range [q | k | v | (gate, up) pairs], so the
      * threads synchronize once instead of twice per layer (decode is ~180 such hand-offs per token). A gate row and
-     * its up row count as two rows and always go to the same thread, which applies SwiGLU to its own rows.
+     * its up row count as two rows and always go to the same piece, whose thread applies SwiGLU to them.
      * Each output row is one kernel call's dot products whichever thread runs it: the split never changes a bit.
      */
     private void projectionsIn(Layer layer, Scratch sc, int n) {
         int qRows = layer.wq.rows(), kRows = layer.wk.rows(), vRows = layer.wv.rows(), ff = layer.wGate.rows();
         int qkvRows = qRows + kRows + vRows;
-        pool.forRange(qkvRows + 2 * ff, 8, (worker, from, to) -> {
+        int rows = qkvRows + 2 * ff;
+        pool.forPieces(rows, pieceRows(rows, 8, n), (worker, from, to) -> {
             rowSlice(layer.wq, sc.xb, sc.q, n, from, to, 0);
             rowSlice(layer.wk, sc.xb, sc.k, n, from, to, qRows);
             rowSlice(layer.wv, sc.xb, sc.v, n, from, to, qRows + kRows);
@@ -841,12 +849,12 @@ public final class AyaForward implements AutoCloseable {
 
     /**
      * attOut = att Wo^T, mlpOut = gate Wdown^T and x += attOut + mlpOut, in one job: both matrices have D rows, so
-     * each thread computes the same slice of D of both and adds its slice to the residual stream.
+     * each piece is the same slice of D of both, added to the residual stream by the thread that computed it.
      */
     private void projectionsOut(Layer layer, Scratch sc, int n) {
         Matrix wo = layer.wo, down = layer.wDown;
         int d = wo.rows();
-        pool.forRange(d, 4, (worker, from, to) -> {
+        pool.forPieces(d, pieceRows(d, 4, n), (worker, from, to) -> {
             product(wo, sc.att, sc.attOut, n, d, from, to);
             product(down, sc.gate, sc.mlpOut, n, d, from, to);
             for (int t = 0; t < n; t++) {
@@ -865,7 +873,19 @@ public final class AyaForward implements AutoCloseable {
 
     /** out[t, :] = w x[t, :] for t < tokens, rows split over the pool (tokens > 1 is matrix-matrix work). */
     private void matmul(Matrix w, MemorySegment x, MemorySegment out, int tokens) {
-        pool.forRange(w.rows(), 4, (worker, from, to) -> product(w, x, out, tokens, w.rows(), from, to));
+        int rows = w.rows();
+        pool.forPieces(rows, pieceRows(rows, 4, tokens), (worker, from, to) -> product(w, x, out, tokens, rows, from, to));
+    }
+
+    /**
+     * Rows per piece of a job over {@code rows} rows and {@code tokens} tokens, a multiple of {@code align}:
+     * PIECES_PER_THREAD pieces per thread for one token, fewer as tokens grow (one per thread from PIECES_PER_THREAD
+     * tokens on), so a piece's work stays at least one token's share of a thread.
+     */
+    private int pieceRows(int rows, int align, int tokens) {
+        int pieces = pool.threads() * Math.max(1, PIECES_PER_THREAD / tokens);
+        long blocks = ((long) rows + align - 1) / align;
+        return (int) ((blocks + pieces - 1) / pieces * align);
     }
 
     /** Rows [from, to) of x w^T; with --activations bf16, x is rounded to bf16 for bf16 weights (prefill and decode). */
