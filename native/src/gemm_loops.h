@@ -183,20 +183,6 @@ static void pack_x(const float *x, int32_t n, int32_t in_dim, float *dst) {
     }
 }
 
-/* Software prefetch of one weight block (rows of lines_per_row cache lines from base, row_bytes apart), spread over
- * the micro-kernel calls of the block before it. */
-typedef struct { const char *base; size_t row_bytes; int32_t lines_per_row, rows, row, line; } prefetcher;
-
-static inline void prefetch_some(prefetcher *p, int32_t count) {
-    for (; count > 0 && p->row < p->rows; count--) {
-        __builtin_prefetch(p->base + (size_t) p->row * p->row_bytes + (size_t) p->line * 64, 0, 2); /* x86: prefetcht1 */
-        if (++p->line == p->lines_per_row) {
-            p->line = 0;
-            p->row++;
-        }
-    }
-}
-
 /* The calling thread's buffers (native/src/scratch.c: kept between calls, freed when the thread ends). */
 typedef struct {
     float *x_pack;  /* x packed in token tiles: (MC + MR) x in_dim + PACK_G */
@@ -257,7 +243,7 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
                 int32_t next_n0 = k0 + KC < in_dim ? n0 : n0 + NC, next_k0 = k0 + KC < in_dim ? k0 + KC : 0;
                 int32_t next_nc = row_end - next_n0 < NC ? row_end - next_n0 : NC;
                 int32_t next_kc = in_dim - next_k0 < KC ? in_dim - next_k0 : KC;
-                prefetcher pf = { (const char *) w + ((size_t) next_n0 * (size_t) in_dim + (size_t) next_k0) * wsize,
+                aya_block_prefetcher pf = { (const char *) w + ((size_t) next_n0 * (size_t) in_dim + (size_t) next_k0) * wsize,
                                   (size_t) in_dim * wsize, (int32_t) (((size_t) next_kc * wsize + 63) / 64 + 1),
                                   next_n0 < row_end ? next_nc : 0, 0, 0 };
                 int32_t calls = ((nc + PANEL - 1) / PANEL) * tiles;
@@ -269,7 +255,7 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
                     int32_t t0 = 0;
                     for (int32_t i = 0; i < tiles; i++) {
                         int32_t T = tile_size[i];
-                        prefetch_some(&pf, per_call);
+                        aya_prefetch_some(&pf, per_call);
                         const float *xp = b->x_pack + ((size_t) i * (size_t) in_dim + (size_t) k0) * MR;
                         float *partial = b->c_pack + ((size_t) i * (NC / PANEL) + (size_t) (p / PANEL)) * MR * PANEL;
                         if (last) {

@@ -51,17 +51,61 @@ static const uint32_t *pack_activations(const float *x, int32_t tokens, int32_t 
     return packed;
 }
 
-/* panel[p * 32 + r] = pair p0 + p of weight row r0 + r, for p < np; rows from `rows` on are zero. */
+/* dst[j * 32] = pair j of the 16 rows whose pairs are rows[0..15], for j < 16: a 16 x 16 transpose of u32 in four
+ * rounds of shuffles (32-bit, 64-bit, then 128-bit lanes twice), 64 shuffles for 256 pairs. */
+static void transpose_16x16(const __m512i rows[16], uint32_t *dst) {
+    __m512i a[16], b[16], c[16];
+    for (int i = 0; i < 16; i += 2) {
+        a[i] = _mm512_unpacklo_epi32(rows[i], rows[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(rows[i], rows[i + 1]);
+    }
+    /* b[4g + k], 128-bit lane L: pair 4L + k of rows 4g..4g+3 */
+    for (int g = 0; g < 16; g += 4) {
+        b[g] = _mm512_unpacklo_epi64(a[g], a[g + 2]);
+        b[g + 1] = _mm512_unpackhi_epi64(a[g], a[g + 2]);
+        b[g + 2] = _mm512_unpacklo_epi64(a[g + 1], a[g + 3]);
+        b[g + 3] = _mm512_unpackhi_epi64(a[g + 1], a[g + 3]);
+    }
+    /* c[k], c[4 + k]: lanes 0 and 2 (1 and 3) of rows 0-3, 4-7; c[8 + k], c[12 + k]: the same of rows 8-11, 12-15 */
+    for (int k = 0; k < 4; k++) {
+        c[k] = _mm512_shuffle_i32x4(b[k], b[4 + k], 0x88);
+        c[4 + k] = _mm512_shuffle_i32x4(b[k], b[4 + k], 0xdd);
+        c[8 + k] = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0x88);
+        c[12 + k] = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0xdd);
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm512_store_si512((void *) (dst + k * PANEL_ROWS), _mm512_shuffle_i32x4(c[k], c[8 + k], 0x88));
+        _mm512_store_si512((void *) (dst + (8 + k) * PANEL_ROWS), _mm512_shuffle_i32x4(c[k], c[8 + k], 0xdd));
+        _mm512_store_si512((void *) (dst + (4 + k) * PANEL_ROWS), _mm512_shuffle_i32x4(c[4 + k], c[12 + k], 0x88));
+        _mm512_store_si512((void *) (dst + (12 + k) * PANEL_ROWS), _mm512_shuffle_i32x4(c[4 + k], c[12 + k], 0xdd));
+    }
+}
+
+/* panel[p * 32 + r] = pair p0 + p of weight row r0 + r, for p < np; rows from `rows` on are zero. Whole blocks of 16
+ * rows x 16 pairs go through one transpose in registers; the pairs past the last whole block (and the half pair of an
+ * odd in_dim) one by one. */
 static void pack_panel(const uint16_t *w, int32_t in_dim, int32_t r0, int32_t rows, int32_t p0, int32_t np,
                        uint32_t *panel) {
     int32_t whole = in_dim / 2; /* pairs with both elements in the row; an odd in_dim ends with a half pair */
+    int32_t vector_pairs = whole - p0 < np ? whole - p0 : np;
+    vector_pairs = vector_pairs > 0 ? vector_pairs / 16 * 16 : 0;
+    for (int32_t half = 0; half < PANEL_ROWS; half += 16) {
+        for (int32_t p = 0; p < vector_pairs; p += 16) {
+            __m512i block[16];
+            for (int32_t r = 0; r < 16; r++) {
+                const uint16_t *row = w + (size_t) (r0 + half + r) * (size_t) in_dim + 2 * (size_t) (p0 + p);
+                block[r] = half + r < rows ? _mm512_loadu_si512((const void *) row) : _mm512_setzero_si512();
+            }
+            transpose_16x16(block, panel + p * PANEL_ROWS + half);
+        }
+    }
     for (int32_t r = 0; r < PANEL_ROWS; r++) {
         if (r >= rows) {
-            for (int32_t p = 0; p < np; p++) panel[p * PANEL_ROWS + r] = 0;
+            for (int32_t p = vector_pairs; p < np; p++) panel[p * PANEL_ROWS + r] = 0;
             continue;
         }
         const uint16_t *row = w + (size_t) (r0 + r) * (size_t) in_dim;
-        for (int32_t p = 0; p < np; p++) {
+        for (int32_t p = vector_pairs; p < np; p++) {
             int32_t pair = p0 + p;
             uint32_t v;
             if (pair < whole) memcpy(&v, row + 2 * pair, sizeof v);
@@ -117,7 +161,18 @@ static void gemm(const uint16_t *w, const uint32_t *xb, float *out, int32_t toke
             int32_t np = pairs - p0 < PANEL_PAIRS ? pairs - p0 : PANEL_PAIRS;
             int accumulate = p0 > 0;
             pack_panel(w, in_dim, r0, rows, p0, np, panel);
+            /* the next panel: the next pairs of these rows, else the first pairs of the next rows */
+            int32_t next_r0 = p0 + PANEL_PAIRS < pairs ? r0 : r0 + PANEL_ROWS;
+            int32_t next_p0 = p0 + PANEL_PAIRS < pairs ? p0 + PANEL_PAIRS : 0;
+            int32_t next_np = pairs - next_p0 < PANEL_PAIRS ? pairs - next_p0 : PANEL_PAIRS;
+            int32_t next_rows = row_end - next_r0 < PANEL_ROWS ? row_end - next_r0 : PANEL_ROWS;
+            aya_block_prefetcher pf = { (const char *) (w + (size_t) next_r0 * (size_t) in_dim + 2 * (size_t) next_p0),
+                                        (size_t) in_dim * sizeof(uint16_t), next_np * 4 / 64 + 1,
+                                        next_r0 < row_end ? next_rows : 0, 0, 0 };
+            int32_t tiles = (tokens + TOKEN_BLOCK - 1) / TOKEN_BLOCK;
+            int32_t per_tile = (pf.rows * pf.lines_per_row + tiles - 1) / tiles;
             for (int32_t t0 = 0; t0 < tokens; t0 += TOKEN_BLOCK) {
+                aya_prefetch_some(&pf, per_tile);
                 const uint32_t *xp = xb + (size_t) t0 * (size_t) pairs + (size_t) p0;
                 float *o = out + (size_t) t0 * (size_t) out_stride + (size_t) r0;
                 size_t xs = (size_t) pairs, os = (size_t) out_stride;

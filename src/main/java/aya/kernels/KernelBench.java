@@ -19,7 +19,8 @@ import java.util.function.Supplier;
  * Decode (tokens = 1) is memory-bound: GB/s of weights streamed. Prefill: GFLOP/s.
  *
  * <pre>java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp target/aya.jar aya.kernels.KernelBench
- * [--backends java,native] [--threads 1,2] [--tokens 64] [--type bf16|f16|f32|q8_0|q4_0|q5_0|q4_k|q6_k] [--seconds 1.5] [--shapes all|small]</pre>
+ * [--backends java,native] [--threads 1,2] [--tokens 64] [--type bf16|f16|f32|q8_0|q4_0|q5_0|q4_k|q6_k] [--seconds 1.5] [--shapes all|small]
+ * [--activations f32|bf16]</pre>
  */
 public final class KernelBench {
 
@@ -35,9 +36,10 @@ public final class KernelBench {
      * @param type     weight type
      * @param seconds  time per measurement
      * @param small    only the small shapes (not the 262144-row head)
+     * @param bf16Activations the products round x to bf16 ({@link Kernels#matmulBf16Activations}; bf16 weights only)
      */
     public record Options(List<String> backends, List<Integer> threads, int tokens, WeightType type, double seconds,
-                          boolean small) {
+                          boolean small, boolean bf16Activations) {
         public static Options parse(String... args) {
             List<String> backends = List.of("java", "native");
             List<Integer> threads = List.of(1, 2);
@@ -45,6 +47,7 @@ public final class KernelBench {
             WeightType type = WeightType.BF16;
             double seconds = 1.5;
             boolean small = false;
+            boolean bf16Activations = false;
             for (int i = 0; i < args.length; i++) {
                 String value = i + 1 < args.length ? args[i + 1] : "";
                 switch (args[i]) {
@@ -54,10 +57,18 @@ public final class KernelBench {
                     case "--type" -> { type = WeightType.valueOf(value.toUpperCase(Locale.ROOT)); i++; }
                     case "--seconds" -> { seconds = Double.parseDouble(value); i++; }
                     case "--shapes" -> { small = value.equals("small"); i++; }
+                    case "--activations" -> {
+                        bf16Activations = switch (value) {
+                            case "f32" -> false;
+                            case "bf16" -> true;
+                            default -> throw new IllegalArgumentException("--activations " + value + ": expected f32 or bf16");
+                        };
+                        i++;
+                    }
                     default -> throw new IllegalArgumentException("unknown option " + args[i]);
                 }
             }
-            return new Options(backends, threads, tokens, type, seconds, small);
+            return new Options(backends, threads, tokens, type, seconds, small, bf16Activations);
         }
     }
 
@@ -76,8 +87,11 @@ public final class KernelBench {
         }
         List<Kernels> backends = new ArrayList<>();
         for (var f : factories.values()) backends.add(f.get());
-        System.out.printf(Locale.ROOT, "# kernel benchmark: %s weights, prefill %d tokens, %d cores; backends: %s%n",
-                o.type(), o.tokens(), Runtime.getRuntime().availableProcessors(),
+        if (o.bf16Activations() && o.type() != WeightType.BF16) {
+            throw new IllegalArgumentException("bf16 activations need bf16 weights, not " + o.type());
+        }
+        System.out.printf(Locale.ROOT, "# kernel benchmark: %s weights, %s activations, prefill %d tokens, %d cores; backends: %s%n",
+                o.type(), o.bf16Activations() ? "bf16" : "f32", o.tokens(), Runtime.getRuntime().availableProcessors(),
                 String.join(", ", backends.stream().map(Kernels::name).toList()));
         System.out.println("| kernel | shape | threads | " + String.join(" | ", backends.stream().map(Kernels::name).toList())
                 + (backends.size() == 2 ? " | speed " + backends.get(1).name() + " / " + backends.get(0).name() + " |" : " |"));
@@ -91,7 +105,7 @@ public final class KernelBench {
                 MemorySegment out = arena.allocate(4L * o.tokens() * 512, 64);
                 for (Kernels k : backends) {
                     for (int tokens : new int[]{1, o.tokens()}) {
-                        time(Math.max(1.0, o.seconds()), () -> k.matmul(o.type(), w, x, out, tokens, 2048, 512, 0, 512));
+                        time(Math.max(1.0, o.seconds()), () -> matmul(k, o, w, x, out, tokens, 2048, 512, 0, 512));
                     }
                 }
             }
@@ -107,7 +121,7 @@ public final class KernelBench {
                         for (Kernels k : backends) {
                             try (Parallel pool = new Parallel(threads)) {
                                 double[] t = time(o.seconds(), () -> pool.forRange(rows, 16, (wk, a, b) ->
-                                        k.matmul(o.type(), w, x, out, tokens, in, rows, a, b)));
+                                        matmul(k, o, w, x, out, tokens, in, rows, a, b)));
                                 double s = t[0];
                                 double bytes = o.type().rowBytes(in) * (double) rows;
                                 double flops = 2.0 * rows * in * tokens;
@@ -153,6 +167,13 @@ public final class KernelBench {
         } finally {
             for (Kernels k : backends) k.close();
         }
+    }
+
+    /** The product being measured: the ordinary matmul, or with --activations bf16 the bf16-activation one. */
+    private static void matmul(Kernels k, Options o, MemorySegment w, MemorySegment x, MemorySegment out, int tokens,
+                               int in, int outStride, int rowStart, int rowEnd) {
+        if (o.bf16Activations()) k.matmulBf16Activations(w, x, out, tokens, in, outStride, rowStart, rowEnd);
+        else k.matmul(o.type(), w, x, out, tokens, in, outStride, rowStart, rowEnd);
     }
 
     /** An op's result row entry: wall seconds, no rate, CPU seconds. */

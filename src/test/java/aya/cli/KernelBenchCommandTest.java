@@ -28,5 +28,8 @@ class KernelBenchCommandTest {
         assertEquals("--threads must be at least 1, got 0", userError("--threads", "0"));
         assertEquals("unknown backend 'gpu' (java, native)", userError("--backends", "java,gpu"));
         assertEquals("--seconds must be positive, got 0.0", userError("--seconds", "0"));
+        assertEquals("--activations 'f16': expected f32 or bf16", userError("--activations", "f16"));
+        assertEquals("--activations bf16 needs --type bf16 (it rounds the activations of bf16 weight matrices), got q8_0",
+                userError("--activations", "bf16", "--type", "q8_0"));
     }
 }
