@@ -446,7 +446,13 @@ public final class JavaKernels implements Kernels {
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
     private static final boolean Q_VECTOR = QB != null;
 
-    /** Decode of Q8_0 / Q4_0 weights: out[r] = w[r] . x for one token, four rows per pass sharing each load of x. */
+    /**
+     * Decode of Q8_0 / Q4_0 weights: out[r] = w[r] . x for one token, several rows per pass sharing each load of x.
+     * The rows of a pass are not neighbours but a quarter (Q8_0) or half (Q4_0) of the slice apart, so each streams
+     * from its own pages: Q8_0 rows (2176 bytes for 2048 inputs) and Q4_0 rows (1152) are shorter than a 4 KB page,
+     * and four neighbouring rows read as interleaved streams inside the same pages defeated the hardware prefetcher
+     * (Java has no prefetch instruction): 8-9 GB/s per thread from memory against 21-26 with the rows spread.
+     */
     private static void matvecQuantized(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
                                         int inDim, int rowStart, int rowEnd) {
         long rowBytes = type.rowBytes(inDim);
@@ -454,9 +460,13 @@ public final class JavaKernels implements Kernels {
         int r = rowStart;
         if (Q_VECTOR) {
             if (type == WeightType.Q8_0) {
-                for (; r + 4 <= rowEnd; r += 4) dot4RowsQ8_0(w, r * rowBytes, rowBytes, x, blocks, out, r);
+                int gap = (rowEnd - rowStart) / 4;
+                for (; r < rowStart + gap; r++) dot4RowsQ8_0(w, rowBytes, x, blocks, out, r, gap);
+                r = rowStart + 4 * gap;
             } else {
-                for (; r + 2 <= rowEnd; r += 2) dot2RowsQ4_0(w, r * rowBytes, rowBytes, x, blocks, out, r);
+                int gap = (rowEnd - rowStart) / 2;
+                for (; r < rowStart + gap; r++) dot2RowsQ4_0(w, rowBytes, x, blocks, out, r, gap);
+                r = rowStart + 2 * gap;
             }
         }
         float[] row = ROW_F32.get();
@@ -464,7 +474,7 @@ public final class JavaKernels implements Kernels {
             row = new float[inDim];
             ROW_F32.set(row);
         }
-        for (; r < rowEnd; r++) { // rows left over by the four-row kernel (the model's matrices have none)
+        for (; r < rowEnd; r++) { // the rows left over by the multi-row kernels (at most three)
             widenQuantized(type, w, r * rowBytes, inDim, row, 0);
             float s = 0;
             for (int i = 0; i < inDim; i++) s += row[i] * x.getAtIndex(F32, i);
@@ -476,13 +486,13 @@ public final class JavaKernels implements Kernels {
     private static final ThreadLocal<float[]> ROW_F32 = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
-     * Four Q8_0 rows from byte {@code row} (rowBytes apart) . x into out[r, r + 4). Per block: the products of the 32
-     * weights with x are summed in a vector, which is then scaled by the block's d into the row's accumulator.
+     * Q8_0 rows r, r + gap, r + 2 gap, r + 3 gap (rowBytes each) . x into out. Per block: the products of the 32 weights
+     * with x are summed in a vector, which is then scaled by the block's d into the row's accumulator.
      */
-    private static void dot4RowsQ8_0(MemorySegment w, long row, long rowBytes, MemorySegment x, int blocks,
-                                     MemorySegment out, int r) {
+    private static void dot4RowsQ8_0(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
+                                     MemorySegment out, int r, int gap) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        long at0 = row, at1 = at0 + rowBytes, at2 = at1 + rowBytes, at3 = at2 + rowBytes;
+        long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
         for (int b = 0; b < blocks; b++, at0 += 34, at1 += 34, at2 += 34, at3 += 34) {
             FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
             for (int j = 0; j < Quant.BLOCK; j += F.length()) {
@@ -498,44 +508,38 @@ public final class JavaKernels implements Kernels {
             a3 = s3.fma(scale(w, at3), a3);
         }
         out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 1, a1.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 2, a2.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 3, a3.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + gap, a1.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + 2 * gap, a2.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + 3 * gap, a3.reduceLanes(VectorOperators.ADD));
     }
 
     /**
-     * Two Q4_0 rows (byte j of a block holds element j in its low nibble, element j + 16 in its high one), as
-     * dot4RowsQ8_0 with the nibbles in int lanes. Per row only a mask and a conversion per nibble: the high nibble is
-     * taken as (byte & 0xF0) = 16 x nibble against x / 16 (exact), and the offset of 8 is subtracted once per block as
-     * 8 x (sum of the block's x), shared by the rows. Two rows, not four: four passed C2's inlining budget, and the
-     * vectors of what it did not inline were boxed on the heap (~500x slower; Q8_0's simpler body fits four).
+     * Q4_0 rows r and r + gap (byte j of a block holds element j in its low nibble, element j + 16 in its high one), as
+     * dot4RowsQ8_0 with the nibbles in int lanes, made weights by low() and high(). Two rows, not four: four passed C2's
+     * inlining budget, and the vectors of what it did not inline were boxed on the heap (50-100x slower, measured again
+     * with the look-up below; Q8_0's simpler body fits four).
      */
-    private static void dot2RowsQ4_0(MemorySegment w, long row, long rowBytes, MemorySegment x, int blocks,
-                                     MemorySegment out, int r) {
-        IntVector lowMask = IntVector.broadcast(I, 0x0F), highMask = IntVector.broadcast(I, 0xF0);
+    private static void dot2RowsQ4_0(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
+                                     MemorySegment out, int r, int gap) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0;
-        long at0 = row, at1 = at0 + rowBytes;
+        long at0 = r * rowBytes, at1 = at0 + gap * rowBytes;
         for (int b = 0; b < blocks; b++, at0 += 18, at1 += 18) {
-            FloatVector s0 = FloatVector.zero(F), s1 = s0, offset = s0;
+            FloatVector s0 = FloatVector.zero(F), s1 = s0;
             for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
                 long xo = (b * (long) Quant.BLOCK + j) * 4;
                 FloatVector lo = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
                 FloatVector hi = FloatVector.fromMemorySegment(F, x, xo + Quant.BLOCK / 2 * 4, NATIVE);
-                offset = offset.add(lo).add(hi);
-                hi = hi.mul(1f / 16);
-                IntVector n0 = (IntVector) ByteVector.fromMemorySegment(QB, w, at0 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n1 = (IntVector) ByteVector.fromMemorySegment(QB, w, at1 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                s0 = ((FloatVector) n0.and(lowMask).convert(VectorOperators.I2F, 0)).fma(lo, s0);
-                s1 = ((FloatVector) n1.and(lowMask).convert(VectorOperators.I2F, 0)).fma(lo, s1);
-                s0 = ((FloatVector) n0.and(highMask).convert(VectorOperators.I2F, 0)).fma(hi, s0);
-                s1 = ((FloatVector) n1.and(highMask).convert(VectorOperators.I2F, 0)).fma(hi, s1);
+                IntVector n0 = nibbles(w, at0 + 2 + j), n1 = nibbles(w, at1 + 2 + j);
+                s0 = low(n0).fma(lo, s0);
+                s1 = low(n1).fma(lo, s1);
+                s0 = high(n0).fma(hi, s0);
+                s1 = high(n1).fma(hi, s1);
             }
-            offset = offset.mul(8f);
-            a0 = s0.sub(offset).fma(scale(w, at0), a0);
-            a1 = s1.sub(offset).fma(scale(w, at1), a1);
+            a0 = s0.fma(scale(w, at0), a0);
+            a1 = s1.fma(scale(w, at1), a1);
         }
         out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 1, a1.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + gap, a1.reduceLanes(VectorOperators.ADD));
     }
 
     /** F.length() int8 weights at byte off, as f32. */
@@ -548,14 +552,33 @@ public final class JavaKernels implements Kernels {
         return (IntVector) ByteVector.fromMemorySegment(QB, w, off, LE).convertShape(VectorOperators.B2I, I, 0);
     }
 
+    /**
+     * With 16 int lanes (AVX-512) a nibble becomes its weight by a table look-up (a two-table permute), which needs no
+     * mask, no conversion and no offset; with 8 lanes (AVX2, tried with -XX:UseAVX=2) the look-up measured 3.5x slower
+     * than masking and converting.
+     */
+    private static final boolean Q4_LOOKUP = I.length() == 16;
+    /**
+     * The Q4_0 weight values (nibble - 8) as f32 bit patterns in two tables of I.length(): selectFrom(a, b) indexes a
+     * then b modulo 2 x I.length(), so lane i of the pair holds value (i & 15) - 8 (16 lanes: -8..7 twice).
+     */
+    private static final IntVector Q4_VALUES_A = q4Values(0), Q4_VALUES_B = q4Values(I.length());
+
+    private static IntVector q4Values(int first) {
+        int[] v = new int[I.length()];
+        for (int i = 0; i < v.length; i++) v[i] = Float.floatToRawIntBits(((first + i) & 15) - 8);
+        return IntVector.fromArray(I, v, 0);
+    }
+
     /** The low nibbles of n as weights: (n & 15) - 8. */
     private static FloatVector low(IntVector n) {
+        if (Q4_LOOKUP) return n.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats();
         return (FloatVector) n.and(15).sub(8).convert(VectorOperators.I2F, 0);
     }
 
     /** The high nibbles of n as weights: ((n >> 4) & 15) - 8 (the sign-extended bits above are masked off). */
     private static FloatVector high(IntVector n) {
-        return (FloatVector) n.lanewise(VectorOperators.ASHR, 4).and(15).sub(8).convert(VectorOperators.I2F, 0);
+        return low(n.lanewise(VectorOperators.ASHR, 4));
     }
 
     /** The fp16 scale d of the block at byte at, in every lane. */

@@ -170,6 +170,53 @@ class QuantTest {
         }
     }
 
+    /**
+     * The decode kernels take rows that are a quarter or half of the slice apart in one pass: every row of a slice
+     * (of every length up to a few passes, with every leftover) gets its own row's product, and no row outside it is
+     * written.
+     */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("backendsAndTypes")
+    void decodeWritesEachRowOfItsSliceOnly(String backend, WeightType type) {
+        SplittableRandom rnd = new SplittableRandom(11);
+        int rows = 48, inDim = 64;
+        float[] w = new float[rows * inDim];
+        for (int r = 0; r < rows; r++) { // rows of clearly different sizes, so a row swapped for another shows
+            for (int i = 0; i < inDim; i++) w[r * inDim + i] = (r + 1) * (0.5f + (float) rnd.nextDouble());
+        }
+        float[] x = new float[inDim];
+        for (int i = 0; i < inDim; i++) x[i] = (float) rnd.nextDouble();
+        long rowBytes = type.rowBytes(inDim);
+        MemorySegment wq = arena.allocate(rows * rowBytes, 64);
+        for (int r = 0; r < rows; r++) Quant.quantizeRow(type, w, r * inDim, inDim, wq, r * rowBytes);
+        float[] wHat = new float[w.length];
+        for (int r = 0; r < rows; r++) Quant.dequantizeRow(type, wq, r * rowBytes, inDim, wHat, r * inDim);
+        MemorySegment xs = arena.allocate(4L * inDim, 64);
+        MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, inDim);
+        MemorySegment out = arena.allocate(4L * rows, 64);
+        try (Kernels k = KernelsParityTest.kernels(backend)) {
+            for (int[] slice : new int[][]{{0, 1}, {5, 7}, {3, 6}, {10, 14}, {1, 6}, {7, 14}, {9, 18}, {2, 13}, {0, 48}, {5, 46}}) {
+                out.fill((byte) 0xFF); // NaN
+                k.matmul(type, wq, xs, out, 1, inDim, rows, slice[0], slice[1]);
+                for (int r = 0; r < rows; r++) {
+                    float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, r);
+                    String where = backend + " " + type + " slice " + slice[0] + ".." + slice[1] + " r=" + r;
+                    if (r < slice[0] || r >= slice[1]) {
+                        assertTrue(Float.isNaN(got), where + " is outside the slice but was written: " + got);
+                        continue;
+                    }
+                    double want = 0, size = 0;
+                    for (int i = 0; i < inDim; i++) {
+                        want += (double) wHat[r * inDim + i] * x[i];
+                        size += Math.abs((double) wHat[r * inDim + i] * x[i]);
+                    }
+                    // native rounds x to Q8_0 first (about 1/254 of each block's largest |x|); java keeps f32
+                    assertEquals(want, got, (backend.equals("java") ? 1e-5 : 1e-2) * size, where);
+                }
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("backendsAndTypes")
     void embedDequantizesOneRow(String backend, WeightType type) {
