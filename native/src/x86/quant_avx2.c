@@ -9,6 +9,7 @@
  * 4 x 1 tiles with prefetch; prefill: 4 x 3 tiles over a panel of rows that stays in L2). Block scales widen with F16C. */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "kernels_internal.h"
 
@@ -104,10 +105,43 @@ AYA_ALWAYS_INLINE __m256 pair_scales(const uint8_t *blk0, const uint8_t *blk1) {
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(h)), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
 }
 
+/* One token's activations for one Q4_0 two-block step, in the layout of the step's weights (regrouped once per call,
+ * so a tile does no per-token shuffling or scalar inserts): values [b0 0..15 | b1 0..15] and [b0 16..31 | b1 16..31],
+ * the 8 * sum(x) offset of each block in its first int32 lane of four, and the scales in the four lanes of their block. */
+typedef struct pair_acts {
+    int8_t lo[32], hi[32];
+    int32_t offset[8];
+    float d[8];
+} pair_acts;
+
+/* Q4_0: the activations' whole two-block steps (in_dim / 64 per token), into the calling thread's scratch. Q8_0 steps
+ * one block at a time on acts itself. */
+static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim) {
+    if (!q4) return 0;
+    const int32_t blocks = in_dim / AYA_QK, pairs = blocks / 2;
+    pair_acts *all = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * (size_t) pairs * sizeof(pair_acts) + 1);
+    if (all == NULL) return -1;
+    for (int32_t t = 0; t < tokens; t++)
+        for (int32_t k = 0; k < pairs; k++) {
+            pair_acts *pa = all + (size_t) t * pairs + k;
+            size_t b0 = (size_t) t * blocks + (size_t) k * 2;
+            for (int j = 0; j < 2; j++) {
+                memcpy(pa->lo + 16 * j, acts->q + (b0 + j) * AYA_QK, 16);
+                memcpy(pa->hi + 16 * j, acts->q + (b0 + j) * AYA_QK + 16, 16);
+                for (int lane = 0; lane < 4; lane++) {
+                    pa->offset[4 * j + lane] = lane == 0 ? 8 * acts->sum[b0 + j] : 0;
+                    pa->d[4 * j + lane] = acts->d[b0 + j];
+                }
+            }
+        }
+    acts->regrouped = all;
+    return 0;
+}
+
 /* out[t * out_stride + r] = row r . token t for RM rows from w (row_bytes apart) and RN tokens of acts (from token
  * `token`). RM, RN and q4 are compile-time constants at every call site, so the tile lives in registers.
  * Q4_0 goes two blocks per step: one 32-byte load holds both blocks' nibbles, the and/shift gives [b0 low | b1 low] and
- * [b0 high | b1 high], and the activations are regrouped to match once per step for all RM rows (vperm2i128). */
+ * [b0 high | b1 high]; the activations come in the matching layout from regroup_activations (once per call). */
 AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
                                   const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
                                   int32_t out_stride, size_t ahead) {
@@ -122,6 +156,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
     int32_t b = 0;
     if (q4) {
         const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+        const int32_t pairs = blocks / 2;
         for (; b + 2 <= blocks; b += 2) {
             __m256i lo[4], hi[4];
             __m256 dw[4];
@@ -134,14 +169,12 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
                 hi[r] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
                 dw[r] = pair_scales(blk, blk + bb);
             }
+            const pair_acts *xb = (const pair_acts *) acts->regrouped + (size_t) token * pairs + b / 2;
             for (int t = 0; t < RN; t++) {
-                const int8_t *xt = xq + (size_t) t * in_dim + (size_t) b * AYA_QK;
-                __m256i x0 = _mm256_loadu_si256((const __m256i *) xt);
-                __m256i x1 = _mm256_loadu_si256((const __m256i *) (xt + AYA_QK));
-                __m256i xlo = _mm256_permute2x128_si256(x0, x1, 0x20), xhi = _mm256_permute2x128_si256(x0, x1, 0x31);
-                size_t sb = (size_t) t * blocks + b;
-                __m256i offset = _mm256_setr_epi32(8 * xsum[sb], 0, 0, 0, 8 * xsum[sb + 1], 0, 0, 0);
-                __m256 dx = _mm256_set_m128(_mm_set1_ps(xd[sb + 1]), _mm_set1_ps(xd[sb]));
+                const pair_acts *xt = xb + (size_t) t * pairs;
+                __m256i xlo = _mm256_loadu_si256((const __m256i *) xt->lo), xhi = _mm256_loadu_si256((const __m256i *) xt->hi);
+                __m256i offset = _mm256_loadu_si256((const __m256i *) xt->offset);
+                __m256 dx = _mm256_loadu_ps(xt->d);
                 for (int r = 0; r < RM; r++) {
                     __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], xlo), _mm256_maddubs_epi16(hi[r], xhi));
                     __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones), offset); /* |pairs| <= 4 * 15 * 127 */
@@ -181,6 +214,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
 
 /* the driver (decode and prefill loops) around aya_q_tile */
 #define AYA_Q_TILE_TOKENS 3
+#define AYA_Q_PREPARE regroup_activations
 #include "quant_loop.h"
 
 void aya_matmul_q8_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
