@@ -17,6 +17,8 @@
 #ifndef AYA_QUANT_LOOP_H
 #define AYA_QUANT_LOOP_H
 
+#include <string.h>
+
 #include "kernels_internal.h"
 
 enum { AYA_Q_PANEL_ROWS = 64 }; /* prefill: rows whose blocks stay in L2 while all tokens pass (64 x 11008 Q8_0 = 745 KB) */
@@ -24,6 +26,37 @@ enum { AYA_Q_DECODE_ROWS = 4 };
 #ifndef AYA_Q_TILE_ROWS
 #define AYA_Q_TILE_ROWS AYA_Q_DECODE_ROWS
 #endif
+
+/* A regrouping that AYA_Q_PREPARE may use: for every token and every whole step of n blocks (n = 2 or 4), in order,
+ *   int8_t lo[16 n], hi[16 n]: values 0..15 and 16..31 of the step's blocks, block j at 16 j
+ *   int32_t offset[4 n]:      offset * sum(x) of block j in lane 4 j, 0 in its other three lanes
+ *   float d[4 n]:             block j's scale in lanes 4 j .. 4 j + 3
+ * (the [b0 | b1 | ..] layout of 16-byte halves that the Q4_0 nibbles unpack to), into the calling thread's scratch,
+ * pointed to by acts->regrouped. Returns 0, or -1 if memory runs out. */
+static inline int aya_q_regroup(aya_q8_acts *acts, int32_t tokens, int32_t in_dim, int n, int32_t offset) {
+    const int32_t blocks = in_dim / AYA_QK, steps = blocks / n;
+    const size_t step_bytes = (size_t) n * (2 * 16 + 4 * sizeof(int32_t) + 4 * sizeof(float));
+    uint8_t *all = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * (size_t) steps * step_bytes + 1);
+    if (all == NULL) return -1;
+    for (int32_t t = 0; t < tokens; t++)
+        for (int32_t k = 0; k < steps; k++) {
+            uint8_t *step = all + ((size_t) t * steps + k) * step_bytes;
+            int8_t *lo = (int8_t *) step, *hi = lo + 16 * n;
+            int32_t *offsets = (int32_t *) (hi + 16 * n);
+            float *d = (float *) (offsets + 4 * n);
+            size_t b0 = (size_t) t * blocks + (size_t) k * n;
+            for (int j = 0; j < n; j++) {
+                memcpy(lo + 16 * j, acts->q + (b0 + j) * AYA_QK, 16);
+                memcpy(hi + 16 * j, acts->q + (b0 + j) * AYA_QK + 16, 16);
+                for (int lane = 0; lane < 4; lane++) {
+                    offsets[4 * j + lane] = lane == 0 ? offset * acts->sum[b0 + j] : 0;
+                    d[4 * j + lane] = acts->d[b0 + j];
+                }
+            }
+        }
+    acts->regrouped = all;
+    return 0;
+}
 
 /* The tile for rm (1..4) rows x rn (1..4) tokens: from runtime sizes to compile-time ones. */
 #define AYA_Q_TILE_CASE(RM, RN) \

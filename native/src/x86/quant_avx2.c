@@ -9,7 +9,6 @@
  * 4 x 1 tiles with prefetch; prefill: 4 x 3 tiles over a panel of rows that stays in L2). Block scales widen with F16C. */
 #include <immintrin.h>
 #include <math.h>
-#include <string.h>
 
 #include "kernels_internal.h"
 
@@ -105,38 +104,14 @@ AYA_ALWAYS_INLINE __m256 pair_scales(const uint8_t *blk0, const uint8_t *blk1) {
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(h)), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
 }
 
-/* One token's activations for one Q4_0 two-block step, in the layout of the step's weights (regrouped once per call,
- * so a tile does no per-token shuffling or scalar inserts): values [b0 0..15 | b1 0..15] and [b0 16..31 | b1 16..31],
- * the 8 * sum(x) offset of each block in its first int32 lane of four, and the scales in the four lanes of their block. */
+/* One token's activations for one Q4_0 two-block step, in the layout of the step's weights: quant_loop.h's
+ * aya_q_regroup with n = 2 (values [b0 0..15 | b1 0..15] and [b0 16..31 | b1 16..31], 8 * sum(x) and the scales
+ * already in their lanes), so a tile does no per-token shuffling or scalar inserts. */
 typedef struct pair_acts {
     int8_t lo[32], hi[32];
     int32_t offset[8];
     float d[8];
 } pair_acts;
-
-/* Q4_0: the activations' whole two-block steps (in_dim / 64 per token), into the calling thread's scratch. Q8_0 steps
- * one block at a time on acts itself. */
-static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim) {
-    if (!q4) return 0;
-    const int32_t blocks = in_dim / AYA_QK, pairs = blocks / 2;
-    pair_acts *all = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * (size_t) pairs * sizeof(pair_acts) + 1);
-    if (all == NULL) return -1;
-    for (int32_t t = 0; t < tokens; t++)
-        for (int32_t k = 0; k < pairs; k++) {
-            pair_acts *pa = all + (size_t) t * pairs + k;
-            size_t b0 = (size_t) t * blocks + (size_t) k * 2;
-            for (int j = 0; j < 2; j++) {
-                memcpy(pa->lo + 16 * j, acts->q + (b0 + j) * AYA_QK, 16);
-                memcpy(pa->hi + 16 * j, acts->q + (b0 + j) * AYA_QK + 16, 16);
-                for (int lane = 0; lane < 4; lane++) {
-                    pa->offset[4 * j + lane] = lane == 0 ? 8 * acts->sum[b0 + j] : 0;
-                    pa->d[4 * j + lane] = acts->d[b0 + j];
-                }
-            }
-        }
-    acts->regrouped = all;
-    return 0;
-}
 
 /* out[t * out_stride + r] = row r . token t for RM rows from w (row_bytes apart) and RN tokens of acts (from token
  * `token`). RM, RN and q4 are compile-time constants at every call site, so the tile lives in registers.
@@ -214,8 +189,14 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
 
 /* the driver (decode and prefill loops) around aya_q_tile */
 #define AYA_Q_TILE_TOKENS 3
+static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim);
 #define AYA_Q_PREPARE regroup_activations
 #include "quant_loop.h"
+
+/* Q4_0 only: Q8_0 steps one block at a time on acts itself. */
+static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim) {
+    return q4 ? aya_q_regroup(acts, tokens, in_dim, 2, 8) : 0;
+}
 
 void aya_matmul_q8_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                           int32_t out_stride, int32_t row_start, int32_t row_end) {

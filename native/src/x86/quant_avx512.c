@@ -21,8 +21,6 @@
 #include <immintrin.h>
 #endif
 
-#include <string.h>
-
 #include "kernels_internal.h"
 
 #ifdef AYA_EMULATE_AVX512
@@ -86,39 +84,14 @@ AYA_ALWAYS_INLINE void load_quad(int q4, const uint8_t *blk, __m512i *lo, __m512
     }
 }
 
-/* One token's activations for one four-block step, in the layout of load_quad's weights (regrouped once per call,
- * so the tiles do no per-token shuffling): values 0..15 and 16..31 of the four blocks, the offset term
- * -offset * sum(x) of block j in lane 4j (0 in the block's other three lanes), and the scales in the four lanes of
- * their block. */
+/* One token's activations for one four-block step, in the layout of load_quad's weights: quant_loop.h's
+ * aya_q_regroup with n = 4 (values, -offset * sum(x) and scales already in their lanes), so a tile does no per-token
+ * shuffling. */
 typedef struct quad_acts {
     int8_t lo[64], hi[64];
     int32_t minus_offset[16];
     float d[16];
 } quad_acts;
-
-/* The activations' whole four-block steps (in_dim / 128 per token), into the calling thread's scratch. */
-static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim) {
-    const int32_t blocks = in_dim / AYA_QK, quads = blocks / 4;
-    const int32_t offset = q4 ? 8 : 128; /* Q4_0: nibble = w + 8; Q8_0: unsigned byte = w + 128 */
-    if (!q4 && tokens == 1) return 0; /* Q8_0 decode runs the two-block step on acts itself (see aya_q_tile) */
-    quad_acts *all = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * (size_t) quads * sizeof(quad_acts) + 1);
-    if (all == NULL) return -1;
-    for (int32_t t = 0; t < tokens; t++)
-        for (int32_t k = 0; k < quads; k++) {
-            quad_acts *qa = all + (size_t) t * quads + k;
-            size_t b0 = (size_t) t * blocks + (size_t) k * 4;
-            for (int j = 0; j < 4; j++) {
-                memcpy(qa->lo + 16 * j, acts->q + (b0 + j) * AYA_QK, 16);
-                memcpy(qa->hi + 16 * j, acts->q + (b0 + j) * AYA_QK + 16, 16);
-                for (int lane = 0; lane < 4; lane++) {
-                    qa->minus_offset[4 * j + lane] = lane == 0 ? -offset * acts->sum[b0 + j] : 0;
-                    qa->d[4 * j + lane] = acts->d[b0 + j];
-                }
-            }
-        }
-    acts->regrouped = all;
-    return 0;
-}
 
 /* out[t * out_stride + r] = row r . token t for RM rows (row_bytes apart) x RN tokens from `token`; RM, RN, q4 are
  * compile-time constants at every call site. */
@@ -236,8 +209,16 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
 /* the driver (decode and prefill loops) around aya_q_tile */
 #define AYA_Q_TILE_TOKENS 4
 #define AYA_Q_TILE_ROWS 3
+static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim);
 #define AYA_Q_PREPARE regroup_activations
 #include "quant_loop.h"
+
+/* Q4_0 nibble = w + 8, Q8_0 unsigned byte = w + 128: the offset term is -offset * sum(x). Q8_0 decode runs the
+ * two-block step on acts itself (see aya_q_tile). */
+static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim) {
+    if (!q4 && tokens == 1) return 0;
+    return aya_q_regroup(acts, tokens, in_dim, 4, q4 ? -8 : -128);
+}
 
 void aya_matmul_q8_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
