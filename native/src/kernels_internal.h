@@ -96,6 +96,7 @@ typedef struct aya_q8_acts {
     const int8_t *q;
     const float *d;
     const int32_t *sum;
+    const void *regrouped; /* the same values in an ISA micro-kernel's own layout (quant_avx512.c), or NULL */
 } aya_q8_acts;
 
 /* Quantizes x [tokens, in_dim] (in_dim a multiple of 32) into buffers private to the calling thread, valid until its
@@ -113,7 +114,7 @@ int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum);
  * thread's next calls and freed when the thread exits; contents are not kept when it grows. NULL if memory runs out. */
 enum {
     AYA_SCRATCH_GEMM_X, AYA_SCRATCH_GEMM_W, AYA_SCRATCH_GEMM_C, AYA_SCRATCH_BF16_X, AYA_SCRATCH_SPLIT_X,
-    AYA_SCRATCH_Q8_VALUES, AYA_SCRATCH_Q8_SCALES, AYA_SCRATCH_Q8_SUMS,
+    AYA_SCRATCH_Q8_VALUES, AYA_SCRATCH_Q8_SCALES, AYA_SCRATCH_Q8_SUMS, AYA_SCRATCH_Q8_REGROUPED,
     AYA_SCRATCH_Q8K_VALUES, AYA_SCRATCH_Q8K_SCALES, AYA_SCRATCH_Q8K_SUMS, AYA_SCRATCH_SLOTS
 };
 void *aya_scratch(int slot, size_t bytes);

@@ -8,14 +8,55 @@
  *       out[t * out_stride + r] = row r . token (token + t) for RM rows from w (row_bytes apart), RN tokens; q4, RM
  *       and RN are compile-time constants at every call site (1 <= RM <= 4, 1 <= RN <= 4). When ahead
  *       is not 0, the tile prefetches its rows' blocks ahead bytes further on, at the offset being read.
+ * Optionally:
+ *   AYA_Q_TILE_ROWS     rows per prefill tile (default AYA_Q_DECODE_ROWS, at most 4): fewer when RM x RN
+ *                       accumulators plus the rows' weights would not fit the registers
+ *   AYA_Q_PREPARE(q4, acts, tokens, in_dim)  called once after quantizing: may put a copy of the activations in the
+ *                       tile's own layout into acts->regrouped; returns 0, or -1 if memory runs out
  * Then aya_q_matmul(q4, w, x, out, tokens, in_dim, out_stride, row_start, row_end) is the aya_matmul_q*_0 contract. */
 #ifndef AYA_QUANT_LOOP_H
 #define AYA_QUANT_LOOP_H
+
+#include <string.h>
 
 #include "kernels_internal.h"
 
 enum { AYA_Q_PANEL_ROWS = 64 }; /* prefill: rows whose blocks stay in L2 while all tokens pass (64 x 11008 Q8_0 = 745 KB) */
 enum { AYA_Q_DECODE_ROWS = 4 };
+#ifndef AYA_Q_TILE_ROWS
+#define AYA_Q_TILE_ROWS AYA_Q_DECODE_ROWS
+#endif
+
+/* A regrouping that AYA_Q_PREPARE may use: for every token and every whole step of n blocks (n = 2 or 4), in order,
+ *   int8_t lo[16 n], hi[16 n]: values 0..15 and 16..31 of the step's blocks, block j at 16 j
+ *   int32_t offset[4 n]:      offset * sum(x) of block j in lane 4 j, 0 in its other three lanes
+ *   float d[4 n]:             block j's scale in lanes 4 j .. 4 j + 3
+ * (the [b0 | b1 | ..] layout of 16-byte halves that the Q4_0 nibbles unpack to), into the calling thread's scratch,
+ * pointed to by acts->regrouped. Returns 0, or -1 if memory runs out. */
+static inline int aya_q_regroup(aya_q8_acts *acts, int32_t tokens, int32_t in_dim, int n, int32_t offset) {
+    const int32_t blocks = in_dim / AYA_QK, steps = blocks / n;
+    const size_t step_bytes = (size_t) n * (2 * 16 + 4 * sizeof(int32_t) + 4 * sizeof(float));
+    uint8_t *all = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * (size_t) steps * step_bytes + 1);
+    if (all == NULL) return -1;
+    for (int32_t t = 0; t < tokens; t++)
+        for (int32_t k = 0; k < steps; k++) {
+            uint8_t *step = all + ((size_t) t * steps + k) * step_bytes;
+            int8_t *lo = (int8_t *) step, *hi = lo + 16 * n;
+            int32_t *offsets = (int32_t *) (hi + 16 * n);
+            float *d = (float *) (offsets + 4 * n);
+            size_t b0 = (size_t) t * blocks + (size_t) k * n;
+            for (int j = 0; j < n; j++) {
+                memcpy(lo + 16 * j, acts->q + (b0 + j) * AYA_QK, 16);
+                memcpy(hi + 16 * j, acts->q + (b0 + j) * AYA_QK + 16, 16);
+                for (int lane = 0; lane < 4; lane++) {
+                    offsets[4 * j + lane] = lane == 0 ? offset * acts->sum[b0 + j] : 0;
+                    d[4 * j + lane] = acts->d[b0 + j];
+                }
+            }
+        }
+    acts->regrouped = all;
+    return 0;
+}
 
 /* The tile for rm (1..4) rows x rn (1..4) tokens: from runtime sizes to compile-time ones. */
 #define AYA_Q_TILE_CASE(RM, RN) \
@@ -39,6 +80,10 @@ static inline __attribute__((always_inline)) void aya_q_matmul(const int q4, con
                                                                int32_t row_start, int32_t row_end) {
     aya_q8_acts acts;
     if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
+    acts.regrouped = NULL;
+#ifdef AYA_Q_PREPARE
+    if (AYA_Q_PREPARE(q4, &acts, tokens, in_dim) != 0) return;
+#endif
     size_t row_bytes = (size_t) (in_dim / AYA_QK) * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
     const uint8_t *base = (const uint8_t *) w;
     if (tokens == 1) { /* decode: stream the rows once, four at a time, prefetching like matvec_loop.h */
@@ -59,8 +104,8 @@ static inline __attribute__((always_inline)) void aya_q_matmul(const int q4, con
         for (int32_t t = 0; t < tokens; t += AYA_Q_TILE_TOKENS) {
             int rn = tokens - t < AYA_Q_TILE_TOKENS ? tokens - t : AYA_Q_TILE_TOKENS;
             float *ot = out + (size_t) t * out_stride;
-            for (int32_t r = p0; r < p1; r += AYA_Q_DECODE_ROWS) {
-                int rm = p1 - r < AYA_Q_DECODE_ROWS ? p1 - r : AYA_Q_DECODE_ROWS;
+            for (int32_t r = p0; r < p1; r += AYA_Q_TILE_ROWS) {
+                int rm = p1 - r < AYA_Q_TILE_ROWS ? p1 - r : AYA_Q_TILE_ROWS;
                 aya_q_any_tile(q4, rm, rn, base + (size_t) r * row_bytes, row_bytes, &acts, t, in_dim, ot + r,
                                out_stride, 0);
             }

@@ -104,10 +104,19 @@ AYA_ALWAYS_INLINE __m256 pair_scales(const uint8_t *blk0, const uint8_t *blk1) {
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(h)), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
 }
 
+/* One token's activations for one Q4_0 two-block step, in the layout of the step's weights: quant_loop.h's
+ * aya_q_regroup with n = 2 (values [b0 0..15 | b1 0..15] and [b0 16..31 | b1 16..31], 8 * sum(x) and the scales
+ * already in their lanes), so a tile does no per-token shuffling or scalar inserts. */
+typedef struct pair_acts {
+    int8_t lo[32], hi[32];
+    int32_t offset[8];
+    float d[8];
+} pair_acts;
+
 /* out[t * out_stride + r] = row r . token t for RM rows from w (row_bytes apart) and RN tokens of acts (from token
  * `token`). RM, RN and q4 are compile-time constants at every call site, so the tile lives in registers.
  * Q4_0 goes two blocks per step: one 32-byte load holds both blocks' nibbles, the and/shift gives [b0 low | b1 low] and
- * [b0 high | b1 high], and the activations are regrouped to match once per step for all RM rows (vperm2i128). */
+ * [b0 high | b1 high]; the activations come in the matching layout from regroup_activations (once per call). */
 AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
                                   const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
                                   int32_t out_stride, size_t ahead) {
@@ -122,6 +131,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
     int32_t b = 0;
     if (q4) {
         const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+        const int32_t pairs = blocks / 2;
         for (; b + 2 <= blocks; b += 2) {
             __m256i lo[4], hi[4];
             __m256 dw[4];
@@ -134,14 +144,12 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
                 hi[r] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
                 dw[r] = pair_scales(blk, blk + bb);
             }
+            const pair_acts *xb = (const pair_acts *) acts->regrouped + (size_t) token * pairs + b / 2;
             for (int t = 0; t < RN; t++) {
-                const int8_t *xt = xq + (size_t) t * in_dim + (size_t) b * AYA_QK;
-                __m256i x0 = _mm256_loadu_si256((const __m256i *) xt);
-                __m256i x1 = _mm256_loadu_si256((const __m256i *) (xt + AYA_QK));
-                __m256i xlo = _mm256_permute2x128_si256(x0, x1, 0x20), xhi = _mm256_permute2x128_si256(x0, x1, 0x31);
-                size_t sb = (size_t) t * blocks + b;
-                __m256i offset = _mm256_setr_epi32(8 * xsum[sb], 0, 0, 0, 8 * xsum[sb + 1], 0, 0, 0);
-                __m256 dx = _mm256_set_m128(_mm_set1_ps(xd[sb + 1]), _mm_set1_ps(xd[sb]));
+                const pair_acts *xt = xb + (size_t) t * pairs;
+                __m256i xlo = _mm256_loadu_si256((const __m256i *) xt->lo), xhi = _mm256_loadu_si256((const __m256i *) xt->hi);
+                __m256i offset = _mm256_loadu_si256((const __m256i *) xt->offset);
+                __m256 dx = _mm256_loadu_ps(xt->d);
                 for (int r = 0; r < RM; r++) {
                     __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], xlo), _mm256_maddubs_epi16(hi[r], xhi));
                     __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones), offset); /* |pairs| <= 4 * 15 * 127 */
@@ -181,7 +189,14 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
 
 /* the driver (decode and prefill loops) around aya_q_tile */
 #define AYA_Q_TILE_TOKENS 3
+static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim);
+#define AYA_Q_PREPARE regroup_activations
 #include "quant_loop.h"
+
+/* Q4_0 only: Q8_0 steps one block at a time on acts itself. */
+static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim) {
+    return q4 ? aya_q_regroup(acts, tokens, in_dim, 2, 8) : 0;
+}
 
 void aya_matmul_q8_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                           int32_t out_stride, int32_t row_start, int32_t row_end) {
