@@ -96,6 +96,9 @@ static inline __attribute__((always_inline)) void aya_mv_block(int type, const v
                 for (size_t b = 0; b < AYA_MV_STEP * wsize; b += 64) { /* every cache line this step reads */
                     __builtin_prefetch(pf + ((size_t) r * in_dim + k) * wsize + b, 0, 3);
                 }
+                /* and once per row the line of its end, past the main loop: the narrow steps and the tail read it,
+                 * and when rows are not line-aligned it also holds the next row's head */
+                if (k == head) __builtin_prefetch(pf + ((size_t) (r + 1) * in_dim) * wsize - 1, 0, 3);
             }
         }
         if (T == 1) { /* widen each row's step where it is used: fewer live registers (AVX2 has 16) */

@@ -43,6 +43,11 @@ final class ServerOptions {
             description = "Quantize the weight matrices at load: q8_0 or q4_0 (cached in <model>/aya-cache). Default: as stored.")
     String quant;
 
+    @Option(names = "--activations", defaultValue = "f32", paramLabel = "TYPE",
+            description = "Activations of the bf16 weight-matrix products: f32 or bf16 (opt-in; rounds them to bf16, "
+                    + "as llama.cpp's BF16 path does: 2x the multiply-adds per instruction with AVX512_BF16). Default: ${DEFAULT-VALUE}.")
+    String activations;
+
     /** One-line errors for values out of range, before anything is loaded. */
     void check() {
         if (parallel != null && (parallel < 1 || parallel > 256)) throw new AyaException("--parallel must be between 1 and 256, got " + parallel);
@@ -52,11 +57,12 @@ final class ServerOptions {
         if (cacheRamMib < 0 || cacheRamMib > (1L << 30)) throw new AyaException("--cache-ram must be between 0 and 2^30 MiB, got " + cacheRamMib);
         if (prefillChunk < 1) throw new AyaException("--prefill-chunk must be at least 1, got " + prefillChunk);
         ModelOptions.parseQuant(quant);
+        Activations.parse(activations);
     }
 
     AyaModel load() {
         return AyaModel.load(model, new AyaModel.Options(backend, threads == null ? 0 : threads, System.err,
-                ModelOptions.parseQuant(quant), Activations.F32));
+                ModelOptions.parseQuant(quant), Activations.parse(activations)));
     }
 
     /** The context of each sequence: --context, else the model's default. */

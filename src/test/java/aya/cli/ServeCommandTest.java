@@ -28,6 +28,7 @@ class ServeCommandTest extends CliCapture {
         assertEquals(2, Main.run("serve", "--model", ChatFixture.DIR.toString(), "--port", "70000"));
         assertEquals(2, Main.run("serve", "--model", ChatFixture.DIR.toString(), "--parallel", "0"));
         assertEquals(2, Main.run("serve", "--model", ChatFixture.DIR.toString(), "--quant", "q3"));
+        assertEquals(2, Main.run("serve", "--model", ChatFixture.DIR.toString(), "--activations", "f8"));
         assertEquals(2, Main.run("serve", "--model", ChatFixture.DIR.toString(), "--api-key", ""));
         assertEquals(2, Main.run("serve", "--model", ChatFixture.DIR.toString(), "--port", "eighty"));
         assertEquals(2, Main.run("bench-serve", "--model", ChatFixture.DIR.toString(), "--clients", "1,x"));
