@@ -34,7 +34,7 @@ class ServeCommandTest extends CliCapture {
         assertEquals(2, Main.run("bench-serve", "--model", ChatFixture.DIR.toString(), "--clients", "1,x"));
         assertEquals(2, Main.run("bench-serve", "--url", "ftp://host/", "--clients", "1"));
         List<String> lines = stderr().lines().toList();
-        assertEquals(7, lines.size(), stderr());
+        assertEquals(8, lines.size(), stderr());
         for (String l : lines) assertTrue(l.startsWith("aya: "), l);
     }
 

@@ -62,7 +62,7 @@ class GgufModelTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
-    void bf16GgufGivesTheLogitsOfItsHfFolderBitForBitAndTheSameGreedyIds(String backend) {
+    void bf16GgufGivesTheLogitsOfItsHfFolderAndTheSameGreedyIds(String backend) {
         int[] ids = inputIds();
         try (AyaForward gguf = AyaForward.load(TINY_BF16, Backend.open(backend), 2);
              AyaForward hf = AyaForward.load(TINY_HF, Backend.open(backend), 2)) {
@@ -71,7 +71,19 @@ class GgufModelTest {
             assertEquals(hf.config().logitScale(), gguf.config().logitScale());
             assertTrue(gguf.headTied());
             float[] a = logits(gguf, ids), b = logits(hf, ids);
-            assertArrayEquals(b, a, "bf16 GGUF and safetensors logits must be identical on one backend");
+            if (backend.equals("java")) {
+                assertArrayEquals(b, a, "bf16 GGUF and safetensors logits must be identical on the java backend");
+            } else {
+                // the native decode loop starts each row's aligned steps after a head that depends on where the
+                // tensor sits in its file (GGUF: 32-byte alignment, safetensors: anywhere), so the f32 sums may
+                // round differently: within f32 rounding, not bit for bit
+                double maxB = 0, diff = 0;
+                for (int i = 0; i < a.length; i++) {
+                    maxB = Math.max(maxB, Math.abs(b[i]));
+                    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+                }
+                assertTrue(diff <= 1e-6 * maxB, "bf16 GGUF and safetensors logits differ by " + diff + " of " + maxB);
+            }
             // and both are transformers' within the f32 tolerance of the safetensors tests
             Npy.Matrix ref = Npy.read(TINY_HF.resolve("logits.npy"));
             double maxRef = 0, err = 0;
