@@ -129,6 +129,10 @@ void *aya_scratch(int slot, size_t bytes);
  * more than it saves at so few tokens. Each token's outputs are then bit for bit those of the token alone. */
 #define AYA_MV_FEW_TOKENS 8
 
+/* bf16 weights against split activations (matvec_loop.h, aya_mv_split_x): a pseudo weight type of the decode
+ * micro-kernels only, read as bf16 everywhere else. */
+enum { AYA_BF16_SPLIT = 100 };
+
 static inline int32_t aya_decode_prefetch_rows(size_t row_bytes, int32_t group) {
     size_t group_bytes = (size_t) group * row_bytes;
     return (int32_t) (((64u << 10) + group_bytes - 1) / group_bytes) * group;

@@ -23,7 +23,14 @@
  *                              row's first inputs up to that alignment (fewer than AYA_MV_STEP) are its head, and
  *   aya_mv_head(acc, type, row, h, x)      -> aya_mv_acc       adds row[0, h) . x[0, h), h < AYA_MV_STEP
  * where row points at the row's first weight. Then aya_matvec(type, w, x, out, in_dim, row_start, row_end) sets
- * out[r] = row r . x for r in [row_start, row_end), and aya_matvec_tokens does it for several tokens. */
+ * out[r] = row r . x for r in [row_start, row_end), and aya_matvec_tokens does it for several tokens.
+ *
+ * Optionally (f32 activations), bf16 weights against split activations: each whole step of x (after the rows' head)
+ * stored as its even inputs, then its odd ones, so that a 32-bit lane of loaded weights widens with one shift (the
+ * even weight, its low half) and one and (the odd one, its high half), instead of a zero-extension (a shuffle) and a
+ * shift. The micro-kernel then reads type AYA_BF16_SPLIT that way, and defines
+ *   AYA_MV_SPLIT 1, aya_mv_split_step(src, dst)   dst[0, AYA_MV_STEP) = the split of src[0, AYA_MV_STEP)
+ * and aya_matvec_few(type, w, x, out, tokens, ...) runs bf16 weights on a split copy of x. */
 #ifndef AYA_MATVEC_LOOP_H
 #define AYA_MATVEC_LOOP_H
 
@@ -192,6 +199,37 @@ static inline __attribute__((always_inline)) void aya_matvec_tokens(int type, co
         }
     }
 }
+
+#ifdef AYA_MV_SPLIT
+/* x (tokens rows of in_dim) split into the calling thread's scratch: the head and the inputs past the last whole step
+ * stay in order (the head, narrow and tail code reads them so). NULL if memory runs out. */
+static inline const float *aya_mv_split_x(const float *x, int32_t tokens, int32_t in_dim, size_t head) {
+    float *split = aya_scratch(AYA_SCRATCH_SPLIT_X, (size_t) tokens * (size_t) in_dim * sizeof(float));
+    if (split == NULL) return NULL;
+    for (int32_t t = 0; t < tokens; t++) {
+        const float *src = x + (size_t) t * (size_t) in_dim;
+        float *dst = split + (size_t) t * (size_t) in_dim;
+        size_t k = 0;
+        for (; k < head; k++) dst[k] = src[k];
+        for (; k + AYA_MV_STEP <= (size_t) in_dim; k += AYA_MV_STEP) aya_mv_split_step(src + k, dst + k);
+        for (; k < (size_t) in_dim; k++) dst[k] = src[k];
+    }
+    return split;
+}
+
+/* aya_matvec_tokens for up to AYA_MV_FEW_TOKENS tokens of f32 activations: bf16 weights against a split copy of x. */
+static inline __attribute__((always_inline)) void aya_matvec_few(int type, const void *w, const float *x, float *out,
+                                                                 int32_t tokens, int32_t in_dim, int32_t out_stride,
+                                                                 int32_t row_start, int32_t row_end) {
+    const float *split = type == AYA_WEIGHT_BF16
+        ? aya_mv_split_x(x, tokens, in_dim, aya_mv_aligned_head(AYA_BF16_SPLIT, w, in_dim)) : NULL;
+    if (split != NULL) {
+        aya_matvec_tokens(AYA_BF16_SPLIT, w, split, (size_t) in_dim, out, tokens, in_dim, out_stride, row_start, row_end);
+    } else { /* f32, f16, or no memory for the split copy (bf16 then the slower way: sums in another order) */
+        aya_matvec_tokens(type, w, x, (size_t) in_dim, out, tokens, in_dim, out_stride, row_start, row_end);
+    }
+}
+#endif
 
 static inline __attribute__((always_inline)) void aya_matvec(int type, const void *w, const aya_mv_x *x, float *out,
                                                              int32_t in_dim, int32_t row_start, int32_t row_end) {

@@ -32,32 +32,18 @@ AYA_ALWAYS_INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* bf16 weights against split activations: each 16 inputs of a whole 32-input step of x stored as their 8 even
- * inputs, then their 8 odd ones (split_x), so that one 32-byte load of 16 weights widens with one shift (the even
- * weights are the low halves of its 32-bit lanes) and one and (the odd ones), instead of two zero-extensions
- * (shuffles) and two shifts. The inputs past the last whole step stay in order for the narrow step and the tail. A
- * pseudo weight type of the micro-kernel only: load8/load1 read it as bf16. */
-enum { AYA_BF16_SPLIT = 100 };
-
-/* x (tokens rows of in_dim) split as above into the calling thread's scratch; NULL if memory runs out. */
-static const float *split_x(const float *x, int32_t tokens, int32_t in_dim) {
-    float *split = aya_scratch(AYA_SCRATCH_SPLIT_X, (size_t) tokens * (size_t) in_dim * sizeof(float));
-    if (split == NULL) return NULL;
-    for (int32_t t = 0; t < tokens; t++) {
-        const float *src = x + (size_t) t * (size_t) in_dim;
-        float *dst = split + (size_t) t * (size_t) in_dim;
-        int32_t k = 0, whole_steps = in_dim / 32 * 32;
-        for (; k < whole_steps; k += 16) {
-            __m256 a = _mm256_loadu_ps(src + k), b = _mm256_loadu_ps(src + k + 8);
-            /* per 128-bit lane [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit quarters in order 0 2 1 3 */
-            __m256 even = _mm256_shuffle_ps(a, b, 0x88), odd = _mm256_shuffle_ps(a, b, 0xdd);
-            _mm256_storeu_ps(dst + k, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xd8)));
-            _mm256_storeu_ps(dst + k + 8, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), 0xd8)));
-        }
-        for (; k < in_dim; k++) dst[k] = src[k];
+/* One 32-input step of x split for bf16 weights (matvec_loop.h): each half of 16 as its 8 even inputs, then its 8
+ * odd ones, to meet the low and high halves of a 32-byte load of 16 weights. */
+AYA_ALWAYS_INLINE void aya_mv_split_step(const float *src, float *dst) {
+    for (int half = 0; half < 32; half += 16) {
+        __m256 a = _mm256_loadu_ps(src + half), b = _mm256_loadu_ps(src + half + 8);
+        /* per 128-bit lane [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit quarters in order 0 2 1 3 */
+        __m256 even = _mm256_shuffle_ps(a, b, 0x88), odd = _mm256_shuffle_ps(a, b, 0xdd);
+        _mm256_storeu_ps(dst + half, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xd8)));
+        _mm256_storeu_ps(dst + half + 8, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), 0xd8)));
     }
-    return split;
 }
+#define AYA_MV_SPLIT 1 /* matvec_loop.h: aya_mv_split_step and aya_matvec_few */
 
 /* The decode micro-kernel for matvec_loop.h: 32 inputs per step, alternating between two accumulators per (row,
  * token) (8 independent FMA chains over a group of 4 rows); with several tokens, blocks of 1 row x 4 tokens (8
@@ -123,18 +109,8 @@ AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, f
 #define AYA_MATMUL_AVX2(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens > AYA_MV_FEW_TOKENS) {                                                                 \
-            aya_gemm_avx2(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);               \
-            return;                                                                                       \
-        }                                                                                                 \
-        const float *split = type == AYA_WEIGHT_BF16 ? split_x(x, tokens, in_dim) : NULL;                 \
-        if (split != NULL) {                                                                              \
-            aya_matvec_tokens(AYA_BF16_SPLIT, w, split, (size_t) in_dim, out, tokens, in_dim, out_stride, \
-                              row_start, row_end);                                                        \
-        } else { /* f32, f16, or no memory for the split copy (bf16 then the slower way: sums in another order) */ \
-            aya_matvec_tokens(type, w, x, (size_t) in_dim, out, tokens, in_dim, out_stride, row_start,    \
-                              row_end);                                                                   \
-        }                                                                                                 \
+        if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_few(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end); \
+        else aya_gemm_avx2(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);               \
     }
 
 AYA_MATMUL_AVX2(matmul_f32_avx2, AYA_WEIGHT_F32)

@@ -42,34 +42,16 @@ AYA_ALWAYS_INLINE float hsum(__m512 v) {
     return _mm512_reduce_add_ps(v);
 }
 
-/* bf16 weights against split activations: each whole 32-input step of x stored as its 16 even inputs, then its 16
- * odd ones (split_x), so that one 64-byte load of 32 weights widens with one shift (the even weights are the low
- * halves of its 32-bit lanes) and one and (the odd ones, the high halves), instead of two zero-extensions (shuffles)
- * and two shifts. The inputs past the last whole step stay in order for the narrow step and the tail. A pseudo weight
- * type of the micro-kernel only: load16/load1 read it as bf16. */
-enum { AYA_BF16_SPLIT = 100 };
-
-/* x (tokens rows of in_dim) split as above into the calling thread's scratch, the steps starting after the rows'
- * head (its inputs stay in order); NULL if memory runs out. */
-static const float *split_x(const float *x, int32_t tokens, int32_t in_dim, int32_t head) {
-    float *split = aya_scratch(AYA_SCRATCH_SPLIT_X, (size_t) tokens * (size_t) in_dim * sizeof(float));
-    if (split == NULL) return NULL;
+/* One 32-input step of x split for bf16 weights (matvec_loop.h): its 16 even inputs, then its 16 odd ones, to meet
+ * the low and high halves of a 64-byte load of 32 weights. */
+AYA_ALWAYS_INLINE void aya_mv_split_step(const float *src, float *dst) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    for (int32_t t = 0; t < tokens; t++) {
-        const float *src = x + (size_t) t * (size_t) in_dim;
-        float *dst = split + (size_t) t * (size_t) in_dim;
-        int32_t k = 0;
-        for (; k < head; k++) dst[k] = src[k];
-        for (; k + 32 <= in_dim; k += 32) {
-            __m512 a = _mm512_loadu_ps(src + k), b = _mm512_loadu_ps(src + k + 16);
-            _mm512_storeu_ps(dst + k, _mm512_permutex2var_ps(a, even, b));
-            _mm512_storeu_ps(dst + k + 16, _mm512_permutex2var_ps(a, odd, b));
-        }
-        for (; k < in_dim; k++) dst[k] = src[k];
-    }
-    return split;
+    __m512 a = _mm512_loadu_ps(src), b = _mm512_loadu_ps(src + 16);
+    _mm512_storeu_ps(dst, _mm512_permutex2var_ps(a, even, b));
+    _mm512_storeu_ps(dst + 16, _mm512_permutex2var_ps(a, odd, b));
 }
+#define AYA_MV_SPLIT 1 /* matvec_loop.h: aya_mv_split_step and aya_matvec_few */
 
 /* The decode micro-kernel for matvec_loop.h: 32 inputs per step in two accumulators per (row, token); with several
  * tokens, blocks of 4 rows x 2 tokens (16 accumulators, 8 widened weight vectors, 4 activation vectors). */
@@ -171,19 +153,8 @@ AYA_ALWAYS_INLINE void widen_row(int type, const void *w, size_t i, int32_t n, f
 #define AYA_MATMUL_AVX512(name, type)                                                                        \
     static void name(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,           \
                      int32_t out_stride, int32_t row_start, int32_t row_end) {                            \
-        if (tokens > AYA_MV_FEW_TOKENS) {                                                                 \
-            aya_gemm_avx512(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);             \
-            return;                                                                                       \
-        }                                                                                                 \
-        const float *split = type == AYA_WEIGHT_BF16                                                      \
-            ? split_x(x, tokens, in_dim, (int32_t) aya_mv_aligned_head(AYA_BF16_SPLIT, w, in_dim)) : NULL; \
-        if (split != NULL) {                                                                              \
-            aya_matvec_tokens(AYA_BF16_SPLIT, w, split, (size_t) in_dim, out, tokens, in_dim, out_stride, \
-                              row_start, row_end);                                                        \
-        } else { /* f32, f16, or no memory for the split copy (bf16 then the slower way: sums in another order) */ \
-            aya_matvec_tokens(type, w, x, (size_t) in_dim, out, tokens, in_dim, out_stride, row_start,    \
-                              row_end);                                                                   \
-        }                                                                                                 \
+        if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_few(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end); \
+        else aya_gemm_avx512(type, w, x, out, tokens, in_dim, out_stride, row_start, row_end);            \
     }
 
 AYA_MATMUL_AVX512(matmul_f32_avx512, AYA_WEIGHT_F32)
