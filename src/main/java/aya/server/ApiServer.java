@@ -42,6 +42,8 @@ public final class ApiServer implements AutoCloseable {
 
     /** Largest request body accepted (413 beyond): a prompt of the longest context as text or ids fits many times. */
     public static final int MAX_BODY_BYTES = 4 << 20;
+    /** How much of a too-large body is read and dropped before the 413, so that the client sees the answer. */
+    static final long DRAIN_BYTES = 64L << 20;
 
     /**
      * @param host    address to bind (127.0.0.1 unless told otherwise)
@@ -228,13 +230,10 @@ public final class ApiServer implements AutoCloseable {
     private JsonNode readJson(HttpExchange x) throws IOException {
         String length = x.getRequestHeaders().getFirst("Content-Length");
         if (length != null && length.length() < 19 && length.chars().allMatch(Character::isDigit) && Long.parseLong(length) > MAX_BODY_BYTES) {
-            throw tooLarge();
+            throw tooLarge(x);
         }
-        byte[] body;
-        try (InputStream in = x.getRequestBody()) {
-            body = in.readNBytes(MAX_BODY_BYTES + 1);
-        }
-        if (body.length > MAX_BODY_BYTES) throw tooLarge();
+        byte[] body = x.getRequestBody().readNBytes(MAX_BODY_BYTES + 1);
+        if (body.length > MAX_BODY_BYTES) throw tooLarge(x);
         JsonNode node;
         try {
             node = json.readTree(body);
@@ -245,7 +244,18 @@ public final class ApiServer implements AutoCloseable {
         return node;
     }
 
-    private static ApiError tooLarge() {
+    /**
+     * The 413 for a body over the limit, after reading what is left of it (up to {@link #DRAIN_BYTES}): closing a socket
+     * with unread bytes makes TCP reset it, and the reset can discard the answer before the client reads it.
+     */
+    private static ApiError tooLarge(HttpExchange x) throws IOException {
+        InputStream rest = x.getRequestBody();
+        byte[] drop = new byte[64 << 10];
+        for (long left = DRAIN_BYTES; left > 0; ) {
+            int n = rest.read(drop, 0, (int) Math.min(drop.length, left));
+            if (n < 0) break;
+            left -= n;
+        }
         return new ApiError(413, "invalid_request_error", null, "the body is larger than " + MAX_BODY_BYTES + " bytes");
     }
 
