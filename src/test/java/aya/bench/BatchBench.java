@@ -23,6 +23,7 @@ import java.util.concurrent.TimeUnit;
  * <pre>
  *   java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp target/aya.jar:target/test-classes \
  *       aya.bench.BatchBench MODEL_DIR [counts=1,2,4,8] [tokens=24] [threads=2] [backend=native]
+ * (-Daya.activations=bf16 for the bf16-activation path, -Daya.profile=true for per-op times of every step)
  * </pre>
  */
 public final class BatchBench {
@@ -37,7 +38,11 @@ public final class BatchBench {
         int threads = args.length > 3 ? Integer.parseInt(args[3]) : 2;
         String backend = args.length > 4 ? args[4] : "native";
         GenerationSettings settings = new GenerationSettings(new SamplerSettings(0, 0, 1, 0, 1, 0, 0), tokens, List.of(), true);
-        try (AyaModel model = AyaModel.load(dir, new AyaModel.Options(backend, threads, System.err))) {
+        AyaModel.Options options = new AyaModel.Options(backend, threads, System.err);
+        if ("bf16".equals(System.getProperty("aya.activations"))) { // -Daya.activations=bf16: the opt-in bf16 path
+            options = options.withActivations(aya.model.Activations.BF16);
+        }
+        try (AyaModel model = AyaModel.load(dir, options)) {
             System.out.printf(Locale.ROOT, "%s, %s backend, %d threads, %d decode tokens per sequence%n",
                     dir, model.backendName(), model.threads(), tokens);
             try (Session session = model.newSession(128)) { // the plain single-sequence path, for reference
