@@ -20,7 +20,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** {@code aya bench}: prefill and decode throughput, in the spirit of llama-bench. */
-@Command(name = "bench", description = "Measure prefill and decode tokens/s (random prompt tokens), load time, "
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure prefill and decode tokens/s (random prompt tokens), load time, "
         + "peak memory and the machine's memory read bandwidth in the same run.")
 public final class BenchCommand implements Callable<Integer> {
 
@@ -117,7 +117,7 @@ public final class BenchCommand implements Callable<Integer> {
             case "both" -> List.of("java", "native");
             default -> throw new AyaException("unknown --backend '" + backend + "' (expected java, native or both)");
         };
-        WeightType quantType = ModelOptions.parseQuant(quant);
+        WeightType quantType = RunOptions.parseQuant(quant);
         Activations activationType = Activations.parse(activations);
         List<BenchRunner.Loader> loaders = new ArrayList<>();
         // positions used: the warm-up (64 tokens) and the tests, all starting at the depth

@@ -10,7 +10,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /** {@code ./aya download REPO [--revision R]}: fills the Hugging Face cache and prints the snapshot directory. */
-@Command(name = "download",
+@Command(name = "download", mixinStandardHelpOptions = true,
         description = {"Download a model from the Hugging Face hub into its standard cache (shared with huggingface-cli)",
                 "and print the snapshot directory. Only missing files are fetched; interrupted downloads resume.",
                 "Environment: HF_TOKEN (gated models), HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE=1."})

@@ -3,8 +3,8 @@ package aya.cli;
 import aya.AyaException;
 import aya.generation.AyaModel;
 import aya.generation.GenerationSettings;
-import aya.model.Activations;
 import aya.sampling.SamplerSettings;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.util.ArrayList;
@@ -20,21 +20,8 @@ final class GenerationOptions {
             description = "Checkpoint directory or Hugging Face repo id (found in the HF cache, else downloaded). Default: ${DEFAULT-VALUE}.")
     String model;
 
-    @Option(names = "--backend", defaultValue = "auto", paramLabel = "NAME",
-            description = "Kernels: java, native or auto (native, else java with a warning). Default: ${DEFAULT-VALUE}.")
-    String backend;
-
-    @Option(names = "--quant", paramLabel = "TYPE",
-            description = "Quantize the weight matrices at load: q8_0 or q4_0 (cached in <model>/aya-cache). Default: as stored.")
-    String quant;
-
-    @Option(names = "--activations", defaultValue = "f32", paramLabel = "TYPE",
-            description = "Activations of the bf16 weight-matrix products: f32 or bf16 (opt-in; rounds them to bf16 in prefill and decode, "
-                    + "2x the multiply-adds per instruction on CPUs with AVX512_BF16). Default: ${DEFAULT-VALUE}.")
-    String activations;
-
-    @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "Worker threads (default: available cores).")
-    Integer threads;
+    @Mixin
+    RunOptions run;
 
     @Option(names = {"-c", "--context"}, paramLabel = "N",
             description = "Context length in tokens (prompt + reply). Default: max_position_embeddings, at most " + AyaModel.DEFAULT_CONTEXT_CAP + ".")
@@ -78,14 +65,10 @@ final class GenerationOptions {
 
     /** Loads the model, running {@code check} once the tokenizer is read and before the weights are mapped. */
     AyaModel load(AyaModel.BeforeWeights check) {
-        if (threads != null && (threads < 1 || threads > 1024)) {
-            throw new AyaException("--threads must be between 1 and 1024, got " + threads);
-        }
         if (context != null && context < 1) {
             throw new AyaException("--context must be at least 1, got " + context);
         }
-        return AyaModel.load(model, new AyaModel.Options(backend, threads == null ? 0 : threads, System.err,
-                ModelOptions.parseQuant(quant), Activations.parse(activations)), check);
+        return AyaModel.load(model, run.modelOptions(System.err), check);
     }
 
     /** The context to use: --context, else the model's default. */

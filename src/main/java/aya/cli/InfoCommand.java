@@ -11,7 +11,7 @@ import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
 /** {@code aya info}: what a checkpoint is, after loading and validating it. */
-@Command(name = "info", description = "Summarize a checkpoint: config, parameters, layer schedule, weight and KV-cache bytes.")
+@Command(name = "info", mixinStandardHelpOptions = true, description = "Summarize a checkpoint: config, parameters, layer schedule, weight and KV-cache bytes.")
 public final class InfoCommand implements Callable<Integer> {
 
     @Mixin

@@ -13,7 +13,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** {@code aya init-random}: a Tiny Aya-shaped checkpoint with random weights, for benchmarks and tests. */
-@Command(name = "init-random",
+@Command(name = "init-random", mixinStandardHelpOptions = true,
         description = "Write a checkpoint in Tiny Aya's exact Hugging Face layout with random weights "
                 + "(full size by default: 6.7 GB in bf16).")
 public final class InitRandomCommand implements Callable<Integer> {

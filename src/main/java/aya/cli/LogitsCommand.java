@@ -12,7 +12,7 @@ import java.util.Arrays;
 import java.util.concurrent.Callable;
 
 /** {@code aya logits}: the logits at every input position, as a float32 .npy [T, V], for parity checks. */
-@Command(name = "logits", description = "Write the logits at every input position to a float32 .npy [T, vocab_size].")
+@Command(name = "logits", mixinStandardHelpOptions = true, description = "Write the logits at every input position to a float32 .npy [T, vocab_size].")
 public final class LogitsCommand implements Callable<Integer> {
 
     @Mixin

@@ -3,7 +3,7 @@ package aya.cli;
 import aya.AyaException;
 import aya.generation.AyaModel;
 import aya.generation.Scheduler;
-import aya.model.Activations;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Options of the commands that run a server (serve, bench-serve): the model, how to run it, how to schedule requests. */
@@ -32,37 +32,21 @@ final class ServerOptions {
             description = "Prompt tokens processed per step. Default: ${DEFAULT-VALUE}.")
     int prefillChunk;
 
-    @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "Worker threads (default: available cores).")
-    Integer threads;
-
-    @Option(names = "--backend", defaultValue = "auto", paramLabel = "NAME",
-            description = "Kernels: java, native or auto (native, else java with a warning). Default: ${DEFAULT-VALUE}.")
-    String backend;
-
-    @Option(names = "--quant", paramLabel = "TYPE",
-            description = "Quantize the weight matrices at load: q8_0 or q4_0 (cached in <model>/aya-cache). Default: as stored.")
-    String quant;
-
-    @Option(names = "--activations", defaultValue = "f32", paramLabel = "TYPE",
-            description = "Activations of the bf16 weight-matrix products: f32 or bf16 (opt-in; rounds them to bf16, "
-                    + "as llama.cpp's BF16 path does: 2x the multiply-adds per instruction with AVX512_BF16). Default: ${DEFAULT-VALUE}.")
-    String activations;
+    @Mixin
+    RunOptions run;
 
     /** One-line errors for values out of range, before anything is loaded. */
     void check() {
         if (parallel != null && (parallel < 1 || parallel > 256)) throw new AyaException("--parallel must be between 1 and 256, got " + parallel);
         if (context != null && context < 1) throw new AyaException("--context must be at least 1, got " + context);
-        if (threads != null && (threads < 1 || threads > 1024)) throw new AyaException("--threads must be between 1 and 1024, got " + threads);
         if (queue < 0) throw new AyaException("--queue must be >= 0, got " + queue);
         if (cacheRamMib < 0 || cacheRamMib > (1L << 30)) throw new AyaException("--cache-ram must be between 0 and 2^30 MiB, got " + cacheRamMib);
         if (prefillChunk < 1) throw new AyaException("--prefill-chunk must be at least 1, got " + prefillChunk);
-        ModelOptions.parseQuant(quant);
-        Activations.parse(activations);
+        run.check();
     }
 
     AyaModel load() {
-        return AyaModel.load(model, new AyaModel.Options(backend, threads == null ? 0 : threads, System.err,
-                ModelOptions.parseQuant(quant), Activations.parse(activations)));
+        return AyaModel.load(model, run.modelOptions(System.err));
     }
 
     /** The context of each sequence: --context, else the model's default. */
