@@ -95,7 +95,8 @@ static inline __attribute__((always_inline)) void aya_q_matmul(const int q4, con
         for (int32_t r = row_start; r < row_end; r++) {
             /* only rows of this slice: past its end are another thread's rows or another matrix */
             size_t ahead = r + ahead_rows < row_end ? (size_t) ahead_rows * row_bytes : 0;
-            aya_q_tile(q4, 1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, ahead);
+            aya_q_tile(q4, 1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride,
+                       ahead);
         }
         return;
     }

@@ -94,7 +94,7 @@ static void decode_offsets_and_pieces(const char *isa, matmul_q fn, int block_by
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int in_dim = shapes[s][0], rows = shapes[s][1];
         size_t row_bytes = (size_t) in_dim / QK * block_bytes, bytes = rows * row_bytes;
-        uint8_t *w = malloc(bytes), *shifted = aligned_alloc(64, bytes + 128);
+        uint8_t *w = malloc(bytes), *shifted = aligned_alloc(64, (bytes + 127) / 64 * 64); /* size: a multiple of 64 */
         for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t) rng_next();
         for (int r = 0; r < rows; r++) /* sane scales: f16 in [2^-8, 2^-7), either sign */
             for (int b = 0; b < in_dim / QK; b++) {
@@ -103,7 +103,8 @@ static void decode_offsets_and_pieces(const char *isa, matmul_q fn, int block_by
                 w[r * row_bytes + b * block_bytes + 1] = (uint8_t) (d >> 8);
             }
         float *x = random_floats(in_dim, -3, 3);
-        float *want = calloc(rows, sizeof(float)), *first = calloc(rows, sizeof(float)), *got = calloc(rows, sizeof(float));
+        float *want = calloc(rows, sizeof(float)), *first = calloc(rows, sizeof(float));
+        float *got = calloc(rows, sizeof(float));
         use_isa("scalar");
         fn(w, x, want, 1, in_dim, rows, 0, rows);
         use_isa(isa);
@@ -131,7 +132,9 @@ static void decode_offsets_and_pieces(const char *isa, matmul_q fn, int block_by
         }
         memcpy(shifted + 32, w, bytes);
         memset(got, 0, rows * sizeof(float));
-        for (int p = pieces - 1; p >= 0; p--) fn(shifted + 32, x, got, 1, in_dim, rows, p == 0 ? 0 : ends[p - 1], ends[p]);
+        for (int p = pieces - 1; p >= 0; p--) {
+            fn(shifted + 32, x, got, 1, in_dim, rows, p == 0 ? 0 : ends[p - 1], ends[p]);
+        }
         CHECK(memcmp(first, got, rows * sizeof(float)) == 0, "%s %s decode %dx%d: %d pieces give other bits than one call",
               isa, what, in_dim, rows, pieces);
         free(w); free(shifted); free(x); free(want); free(first); free(got);
