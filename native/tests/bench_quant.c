@@ -1,8 +1,9 @@
-/* Q8_0 / Q4_0 kernel speed on one thread, by thread CPU time (robust on a shared machine). Not a test: run by hand,
+/* Q8_0 / Q4_0 / Q6_K kernel speed on one thread, by thread CPU time (robust on a shared machine). Not a test: run by
+ * hand,
  *   build/bench_quant [isa] [MB]
  * Decode: one token against a weight matrix of MB megabytes (default 512, more than any cache), reported as GB/s of
- * weight bytes per CPU-second next to a plain read of the same bytes. Prefill: 2048 x 2048 weights x 128 tokens, in
- * GFLOP/s (2 per multiply-add). */
+ * weight bytes per CPU-second next to a plain read of the same bytes (Q6_K: the output head of llama-quantize's Q4_0
+ * files). Prefill: 2048 x 2048 weights x 128 tokens, in GFLOP/s (2 per multiply-add). */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include <time.h>
 
@@ -16,14 +17,15 @@ static double cpu_seconds(void) {
 
 typedef void (*matmul_q)(const void *, const float *, float *, int32_t, int32_t, int32_t, int32_t, int32_t);
 
-static uint8_t *random_blocks(size_t rows, int in_dim, int block_bytes) {
-    size_t row_bytes = (size_t) in_dim / 32 * block_bytes, n = rows * row_bytes;
+/* rows of random blocks of block_values values in block_bytes, each with the f16 scale 2^-7 at scale_at */
+static uint8_t *random_blocks(size_t rows, int in_dim, int block_values, int block_bytes, int scale_at) {
+    size_t row_bytes = (size_t) in_dim / block_values * block_bytes, n = rows * row_bytes;
     uint8_t *w = malloc(n);
     for (size_t i = 0; i < n; i += 4) {
         uint32_t r = rng_next();
         memcpy(w + i, &r, n - i < 4 ? n - i : 4);
     }
-    for (size_t b = 0; b < n; b += block_bytes) { w[b] = 0; w[b + 1] = 0x20; } /* scale 2^-7 */
+    for (size_t b = 0; b < n; b += block_bytes) { w[b + scale_at] = 0; w[b + scale_at + 1] = 0x20; }
     return w;
 }
 
@@ -63,12 +65,12 @@ int main(int argc, char **argv) {
     printf("read probe           %7.2f GB/s\n", (double) bytes / seconds * 1e-9);
     free(probe);
 
-    const char *names[2] = { "q8_0", "q4_0" };
-    const int block_bytes[2] = { 34, 18 };
-    matmul_q fns[2] = { aya_matmul_q8_0_f32, aya_matmul_q4_0_f32 };
-    for (int k = 0; k < 2; k++) {
-        size_t row_bytes = (size_t) in_dim / 32 * block_bytes[k], rows = bytes / row_bytes;
-        uint8_t *w = random_blocks(rows, in_dim, block_bytes[k]);
+    const char *names[3] = { "q8_0", "q4_0", "q6_k" };
+    const int block_values[3] = { 32, 32, 256 }, block_bytes[3] = { 34, 18, 210 }, scale_at[3] = { 0, 0, 208 };
+    matmul_q fns[3] = { aya_matmul_q8_0_f32, aya_matmul_q4_0_f32, aya_matmul_q6_k_f32 };
+    for (int k = 0; k < 3; k++) {
+        size_t row_bytes = (size_t) in_dim / block_values[k] * block_bytes[k], rows = bytes / row_bytes;
+        uint8_t *w = random_blocks(rows, in_dim, block_values[k], block_bytes[k], scale_at[k]);
         float *x = random_floats(in_dim, -1, 1), *out = malloc(rows * sizeof(float));
         BEST_OF(3, seconds, fns[k](w, x, out, 1, in_dim, (int32_t) rows, 0, (int32_t) rows));
         printf("decode  %s          %7.2f GB/s of weights (%zu x %d)\n", names[k],
@@ -77,7 +79,7 @@ int main(int argc, char **argv) {
     }
     for (int k = 0; k < 2; k++) {
         const int rows = 2048, tokens = 128;
-        uint8_t *w = random_blocks(rows, in_dim, block_bytes[k]);
+        uint8_t *w = random_blocks(rows, in_dim, block_values[k], block_bytes[k], scale_at[k]);
         float *x = random_floats((size_t) tokens * in_dim, -1, 1), *out = malloc((size_t) tokens * rows * sizeof(float));
         BEST_OF(3, seconds, fns[k](w, x, out, tokens, in_dim, rows, 0, rows));
         printf("prefill %s          %7.2f GFLOP/s (%d x %d, %d tokens)\n", names[k],

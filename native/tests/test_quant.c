@@ -84,6 +84,63 @@ static void simd_matches_scalar(const char *isa, matmul_q fn, int block_bytes, c
     }
 }
 
+/* Decode (one token) as the model runs it: weights mmapped at any offset from a cache line (GGUF tensors sit 32 bytes
+ * past one, and Q8_0 / Q4_0 rows of 34 / 18-byte blocks start anywhere), a matrix cut into pieces that the pool's
+ * threads take in any order, and enough rows that the loop prefetches (it does so from ~64 KiB before a slice's end).
+ * Every weight offset 0..63 gives the same bits as offset 0, the pieces give the same bits as one call, and offset 0
+ * matches scalar. */
+static void decode_offsets_and_pieces(const char *isa, matmul_q fn, int block_bytes, const char *what) {
+    const int shapes[][2] = { {2048, 131}, {11008, 23}, {96, 2001} }; /* in_dim, rows: odd row counts, > 64 KiB */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int in_dim = shapes[s][0], rows = shapes[s][1];
+        size_t row_bytes = (size_t) in_dim / QK * block_bytes, bytes = rows * row_bytes;
+        uint8_t *w = malloc(bytes), *shifted = aligned_alloc(64, (bytes + 127) / 64 * 64); /* size: a multiple of 64 */
+        for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t) rng_next();
+        for (int r = 0; r < rows; r++) /* sane scales: f16 in [2^-8, 2^-7), either sign */
+            for (int b = 0; b < in_dim / QK; b++) {
+                uint16_t d = (uint16_t) (0x1c00 | (rng_next() & 0x83ff));
+                w[r * row_bytes + b * block_bytes] = (uint8_t) d;
+                w[r * row_bytes + b * block_bytes + 1] = (uint8_t) (d >> 8);
+            }
+        float *x = random_floats(in_dim, -3, 3);
+        float *want = calloc(rows, sizeof(float)), *first = calloc(rows, sizeof(float));
+        float *got = calloc(rows, sizeof(float));
+        use_isa("scalar");
+        fn(w, x, want, 1, in_dim, rows, 0, rows);
+        use_isa(isa);
+        for (int offset = 0; offset < 64; offset++) {
+            memcpy(shifted + offset, w, bytes);
+            memset(got, 0, rows * sizeof(float));
+            fn(shifted + offset, x, got, 1, in_dim, rows, 0, rows);
+            if (offset == 0) {
+                memcpy(first, got, rows * sizeof(float));
+                for (int r = 0; r < rows; r++)
+                    CHECK(fabsf(want[r] - got[r]) <= 1e-5f * (fabsf(want[r]) + 1) * sqrtf((float) in_dim / QK),
+                          "%s %s decode %dx%d r=%d: %g vs scalar %g", isa, what, in_dim, rows, r, got[r], want[r]);
+            } else {
+                CHECK(memcmp(first, got, rows * sizeof(float)) == 0, "%s %s decode %dx%d: weights %d bytes past a line "
+                      "give other bits than at a line", isa, what, in_dim, rows, offset);
+            }
+        }
+        /* pieces of 1, 2, 3, ... rows (the last one what is left), taken last first */
+        int ends[64], pieces = 0;
+        for (int end = 0; end < rows; ) {
+            end += pieces + 1;
+            ends[pieces++] = end < rows ? end : rows;
+            if (pieces == 63) ends[pieces - 1] = rows;
+            if (ends[pieces - 1] == rows) break;
+        }
+        memcpy(shifted + 32, w, bytes);
+        memset(got, 0, rows * sizeof(float));
+        for (int p = pieces - 1; p >= 0; p--) {
+            fn(shifted + 32, x, got, 1, in_dim, rows, p == 0 ? 0 : ends[p - 1], ends[p]);
+        }
+        CHECK(memcmp(first, got, rows * sizeof(float)) == 0, "%s %s decode %dx%d: %d pieces give other bits than one call",
+              isa, what, in_dim, rows, pieces);
+        free(w); free(shifted); free(x); free(want); free(first); free(got);
+    }
+}
+
 /* The AVX2 activation quantizer against the scalar one: identical bytes, scales and sums, including halves (x * id
  * landing on .5), zero blocks, single outliers, tiny (fp16-subnormal) and huge scales. */
 static void quantizer_is_exact(void) {
@@ -128,6 +185,8 @@ int main(void) {
         hand_computed();
         simd_matches_scalar(simd_isas[i], aya_matmul_q8_0_f32, 34, "q8_0");
         simd_matches_scalar(simd_isas[i], aya_matmul_q4_0_f32, 18, "q4_0");
+        decode_offsets_and_pieces(simd_isas[i], aya_matmul_q8_0_f32, 34, "q8_0");
+        decode_offsets_and_pieces(simd_isas[i], aya_matmul_q4_0_f32, 18, "q4_0");
     }
     return finish("test_quant");
 }

@@ -11,7 +11,7 @@
  * Activations are quantized by the AVX2 quantizer (bit-exact with scalar), so results match the other ISAs up to f32
  * summation order. Prefill tiles are 3 rows x 4 tokens: 12 accumulators, 9 registers of row weights and scales and 4
  * of one token's activations fit the 32 zmm (4 x 4 spilled 12 accumulators to the stack: a load and a store per FMA).
- * Decode is 4 rows x 1 token. The loops around the tiles are quant_loop.h's.
+ * Decode is 1 row x 1 token (quant_loop.h streams the rows in order). The loops around the tiles are quant_loop.h's.
  * Machines without AVX-512: test_avx512_emulated runs this file on SIMDe against scalar. */
 #ifdef AYA_EMULATE_AVX512
 #define SIMDE_ENABLE_NATIVE_ALIASES
