@@ -44,9 +44,11 @@ public final class AyaForward implements AutoCloseable {
      * Pieces per thread a weight-streaming job over few tokens is cut into (the pool hands them out in order): a
      * thread that starts late or runs slow leaves pieces to the other instead of the other idling at the end. Each
      * piece is one kernel call per matrix it covers, which re-reads (and for Q8_0/Q4_0 re-quantizes) the activations:
-     * more tokens make that dearer and the pieces bigger (see {@link #pieceRows}).
+     * cheap next to the weights in a decode step (see {@link #pieceRows}).
      */
     static final int PIECES_PER_THREAD = 4;
+    /** Tokens a step may have for the kernels' decode loop (AYA_MV_FEW_TOKENS in native/src/kernels_internal.h). */
+    static final int FEW_TOKENS = 8;
 
     // =========================================================================================== weights
 
@@ -879,11 +881,12 @@ public final class AyaForward implements AutoCloseable {
 
     /**
      * Rows per piece of a job over {@code rows} rows and {@code tokens} tokens, a multiple of {@code align}:
-     * PIECES_PER_THREAD pieces per thread for one token, fewer as tokens grow (one per thread from PIECES_PER_THREAD
-     * tokens on), so a piece's work stays at least one token's share of a thread.
+     * PIECES_PER_THREAD pieces per thread for a decode step (up to {@link #FEW_TOKENS} tokens: one token, or a batch of
+     * decoding sequences, where the kernels stream the weights once and a late thread would leave the other idle), one
+     * per thread for prefill blocks (each piece packs its activations for the GEMM).
      */
     private int pieceRows(int rows, int align, int tokens) {
-        int pieces = pool.threads() * Math.max(1, PIECES_PER_THREAD / tokens);
+        int pieces = pool.threads() * (tokens <= FEW_TOKENS ? PIECES_PER_THREAD : 1);
         long blocks = ((long) rows + align - 1) / align;
         return (int) ((blocks + pieces - 1) / pieces * align);
     }
