@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -260,6 +261,11 @@ final class KQuant {
         float[] xd = new float[0];
         int[] xsum = new int[0];
         final Row row = new Row(QK_K);
+        /** Q6_K decode: one token's q as floats [inDim], and -32 x the sum of each 16 of them [inDim / 16]. */
+        float[] xqf = new float[0];
+        float[] xOffset = new float[0];
+        /** Q6_K decode: one block's 16 scales as floats. */
+        final float[] scales = new float[16];
     }
 
     private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
@@ -288,9 +294,13 @@ final class KQuant {
                 quantizeQ8_K(x, (long) t * inDim, inDim, buf.xq, t * inDim, buf.xd, t * blocks, buf.xsum, t * inDim / 16);
             }
         }
+        long rowBytes = type.rowBytes(inDim);
+        if (type == WeightType.Q6_K && Q6_K_DECODE && tokens < JavaKernels.GEMM_MIN_TOKENS) {
+            matvecQ6_K(w, rowBytes, blocks, buf, tokens, inDim, out, outStride, rowStart, rowEnd);
+            return;
+        }
         Row row = buf.row;
         row.ensure(inDim);
-        long rowBytes = type.rowBytes(inDim);
         for (int r = rowStart; r < rowEnd; r++) {
             long at = r * rowBytes;
             for (int b = 0; b < blocks; b++) row.unpackBlock(type, w, at + (long) b * type.blockBytes, b);
@@ -301,6 +311,91 @@ final class KQuant {
                 out.setAtIndex(F32, (long) t * outStride + r, dot);
             }
         }
+    }
+
+    // ---------------------------------------------------------------------------------------------- Q6_K decode
+
+    // Decode reads each weight once per token, so unpacking rows into short[] (as the prefill above does, to reuse
+    // them for every token) costs more than the dot product: here the 6-bit values are unpacked in registers, as f32.
+    // The numerics stay llama.cpp's: the activations are Q8_K and every product v * q * scale is an integer below
+    // 2^24, so the f32 lanes sum each block's integers exactly (a lane holds at most 16 products of |v q scale| <=
+    // 63 * 127 * 128); only the order of the f32 sums over blocks differs. Q6_K is the type llama-quantize gives the
+    // output head of Q4_0 files (262144 x 2048: a fifth of the bytes a token reads).
+
+    /** F.length() floats per step (16 on AVX-512, 8 on AVX2); below 256 bits the plain loop above runs. */
+    private static final VectorSpecies<Float> F = JavaKernels.F;
+    private static final VectorSpecies<Integer> I = JavaKernels.I;
+    /** As many bytes as F has floats. */
+    private static final VectorSpecies<Byte> FB = F.vectorBitSize() >= 256
+            ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
+    private static final boolean Q6_K_DECODE = FB != null;
+
+    /** Decode (tokens < GEMM_MIN_TOKENS) of Q6_K rows [rowStart, rowEnd), token by token, one row per pass. */
+    private static void matvecQ6_K(MemorySegment w, long rowBytes, int blocks, Buffers buf, int tokens, int inDim,
+                                   MemorySegment out, int outStride, int rowStart, int rowEnd) {
+        if (buf.xqf.length < inDim) {
+            buf.xqf = new float[inDim];
+            buf.xOffset = new float[inDim / 16];
+        }
+        float[] xq = buf.xqf, xOffset = buf.xOffset;
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < inDim; i++) xq[i] = buf.xq[t * inDim + i];
+            for (int g = 0; g < inDim / 16; g++) xOffset[g] = -32f * buf.xsum[t * inDim / 16 + g];
+            for (int r = rowStart; r < rowEnd; r++) {
+                float dot = dotQ6_K(w, r * rowBytes, blocks, xq, xOffset, buf.xd, t * blocks, buf.scales);
+                out.setAtIndex(F32, (long) t * outStride + r, dot);
+            }
+        }
+    }
+
+    /**
+     * One Q6_K row at byte {@code at} . the token's Q8_K activations: per block, sum over groups g of 16 of
+     * scale_g * sum((v - 32) q), the -32 taken once per group from the sum of its q (xOffset), times d_w * d_x.
+     * Byte l of each 64-byte half of ql holds the low 4 bits of elements l (low nibble) and l + 64 (high), byte l + 32
+     * those of l + 32 and l + 96; byte l of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96).
+     * Written out without helper methods: C2 must inline every Vector API call, or it boxes the vectors (50x slower).
+     */
+    private static float dotQ6_K(MemorySegment w, long at, int blocks, float[] xq, float[] xOffset, float[] xd, int dOff,
+                                 float[] scales) {
+        FloatVector acc = FloatVector.zero(F);
+        for (int b = 0; b < blocks; b++, at += 210) {
+            // four sums (one per quarter of the half) so the FMAs do not wait on each other
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+            for (int i = 0; i < 16; i += F.length()) {
+                FloatVector scale = (FloatVector) ByteVector.fromMemorySegment(FB, w, at + 192 + i, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.B2F, F, 0);
+                scale.intoArray(scales, i);
+                s0 = scale.fma(FloatVector.fromArray(F, xOffset, 16 * b + i), s0);
+            }
+            for (int half = 0; half < 2; half++) {
+                long ql = at + 64L * half, qh = at + 128 + 32L * half;
+                int o = QK_K * b + 128 * half, g = 8 * half;
+                for (int l = 0; l < 32; l += F.length(), o += F.length()) {
+                    IntVector lo0 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql + l, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    IntVector lo1 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql + l + 32, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    IntVector h = (IntVector) ByteVector.fromMemorySegment(FB, w, qh + l, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    int gl = g + l / 16;
+                    IntVector v0 = lo0.and(15).or(h.and(3).lanewise(VectorOperators.LSHL, 4));
+                    IntVector v1 = lo1.and(15).or(h.and(12).lanewise(VectorOperators.LSHL, 2));
+                    IntVector v2 = lo0.lanewise(VectorOperators.ASHR, 4).and(15).or(h.and(48));
+                    IntVector v3 = lo1.lanewise(VectorOperators.ASHR, 4).and(15).or(h.lanewise(VectorOperators.ASHR, 2).and(48));
+                    s0 = ((FloatVector) v0.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xq, o))
+                            .fma(FloatVector.broadcast(F, scales[gl]), s0);
+                    s1 = ((FloatVector) v1.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xq, o + 32))
+                            .fma(FloatVector.broadcast(F, scales[gl + 2]), s1);
+                    s2 = ((FloatVector) v2.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xq, o + 64))
+                            .fma(FloatVector.broadcast(F, scales[gl + 4]), s2);
+                    s3 = ((FloatVector) v3.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xq, o + 96))
+                            .fma(FloatVector.broadcast(F, scales[gl + 6]), s3);
+                }
+            }
+            float d = Float.float16ToFloat(w.get(U16_LE, at + 208)) * xd[dOff + b];
+            acc = s0.add(s1).add(s2.add(s3)).fma(FloatVector.broadcast(F, d), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
     }
 
     /** sum over blocks of d_w * d_x * sum over groups of 16 (scale_g * sum(u * q)), 16 lanes at a time. */
