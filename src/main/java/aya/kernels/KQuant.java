@@ -264,8 +264,8 @@ final class KQuant {
         /** Q6_K decode: one token's q as floats [inDim], and -32 x the sum of each 16 of them [inDim / 16]. */
         float[] xqf = new float[0];
         float[] xOffset = new float[0];
-        /** Q6_K decode: one block's 16 scales as floats. */
-        final float[] scales = new float[16];
+        /** Q6_K decode: one block's 16 scales as floats, of two rows. */
+        final float[] scales = new float[32];
     }
 
     private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
@@ -317,9 +317,10 @@ final class KQuant {
 
     // Decode reads each weight once per token, so unpacking rows into short[] (as the prefill above does, to reuse
     // them for every token) costs more than the dot product: here the 6-bit values are unpacked in registers, as f32.
-    // The numerics stay llama.cpp's: the activations are Q8_K and every product v * q * scale is an integer below
-    // 2^24, so the f32 lanes sum each block's integers exactly (a lane holds at most 16 products of |v q scale| <=
-    // 63 * 127 * 128); only the order of the f32 sums over blocks differs. Q6_K is the type llama-quantize gives the
+    // The numerics stay llama.cpp's: the activations are Q8_K and the f32 lanes sum each block's integers v * q *
+    // scale (a lane holds at most 16 of them, each |v q scale| <= 63 * 127 * 128, so their sum stays below 2^24 and
+    // exact; only the -32 offsets added to it can, in extreme blocks, take a partial sum past 2^24 and round);
+    // otherwise only the order of the f32 sums over blocks differs from the native kernels. Q6_K is the type llama-quantize gives the
     // output head of Q4_0 files (262144 x 2048: a fifth of the bytes a token reads).
 
     /** F.length() floats per step (16 on AVX-512, 8 on AVX2); below 256 bits the plain loop above runs. */
@@ -330,7 +331,7 @@ final class KQuant {
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
     private static final boolean Q6_K_DECODE = FB != null;
 
-    /** Decode (tokens < GEMM_MIN_TOKENS) of Q6_K rows [rowStart, rowEnd), token by token, one row per pass. */
+    /** Decode (tokens < GEMM_MIN_TOKENS) of Q6_K rows [rowStart, rowEnd), token by token, two rows per pass. */
     private static void matvecQ6_K(MemorySegment w, long rowBytes, int blocks, Buffers buf, int tokens, int inDim,
                                    MemorySegment out, int outStride, int rowStart, int rowEnd) {
         if (buf.xqf.length < inDim) {
@@ -341,61 +342,87 @@ final class KQuant {
         for (int t = 0; t < tokens; t++) {
             for (int i = 0; i < inDim; i++) xq[i] = buf.xq[t * inDim + i];
             for (int g = 0; g < inDim / 16; g++) xOffset[g] = -32f * buf.xsum[t * inDim / 16 + g];
-            for (int r = rowStart; r < rowEnd; r++) {
-                float dot = dotQ6_K(w, r * rowBytes, blocks, xq, xOffset, buf.xd, t * blocks, buf.scales);
-                out.setAtIndex(F32, (long) t * outStride + r, dot);
+            // two rows per pass, half the slice apart: each streams from its own pages and they share the loads of x.
+            // The last row of an odd slice pairs with itself (written twice). One call site: C2 inlines the kernel
+            // into this loop, and a second copy made the method too big to compile well (1.5x slower).
+            int gap = (rowEnd - rowStart) / 2, passes = gap + (rowEnd - rowStart) % 2;
+            for (int p = 0; p < passes; p++) {
+                int r = p < gap ? rowStart + p : rowEnd - 1, step = p < gap ? gap : 0;
+                dot2RowsQ6_K(w, r * rowBytes, (r + step) * rowBytes, blocks, xq, xOffset, buf.xd, t * blocks, buf.scales,
+                        out, (long) t * outStride + r, step);
             }
         }
     }
 
     /**
-     * One Q6_K row at byte {@code at} . the token's Q8_K activations: per block, sum over groups g of 16 of
-     * scale_g * sum((v - 32) q), the -32 taken once per group from the sum of its q (xOffset), times d_w * d_x.
+     * The Q6_K rows at bytes at0 and at1 . the token's Q8_K activations, into out at o0 and o0 + gap: per block, sum
+     * over groups g of 16 of scale_g * sum((v - 32) q), the -32 taken once per group from the sum of its q (xOffset),
+     * times d_w * d_x.
      * Byte l of each 64-byte half of ql holds the low 4 bits of elements l (low nibble) and l + 64 (high), byte l + 32
      * those of l + 32 and l + 96; byte l of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96).
      * Written out without helper methods: C2 must inline every Vector API call, or it boxes the vectors (50x slower).
      */
-    private static float dotQ6_K(MemorySegment w, long at, int blocks, float[] xq, float[] xOffset, float[] xd, int dOff,
-                                 float[] scales) {
-        FloatVector acc = FloatVector.zero(F);
-        for (int b = 0; b < blocks; b++, at += 210) {
-            // four sums (one per quarter of the half) so the FMAs do not wait on each other
-            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+    private static void dot2RowsQ6_K(MemorySegment w, long at0, long at1, int blocks, float[] xq, float[] xOffset,
+                                     float[] xd, int dOff, float[] scales, MemorySegment out, long o0, int gap) {
+        FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
+        for (int b = 0; b < blocks; b++, at0 += 210, at1 += 210) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, t0 = s0, t1 = s0;
             for (int i = 0; i < 16; i += F.length()) {
-                FloatVector scale = (FloatVector) ByteVector.fromMemorySegment(FB, w, at + 192 + i, ByteOrder.LITTLE_ENDIAN)
+                FloatVector off = FloatVector.fromArray(F, xOffset, 16 * b + i);
+                FloatVector scale0 = (FloatVector) ByteVector.fromMemorySegment(FB, w, at0 + 192 + i, ByteOrder.LITTLE_ENDIAN)
                         .convertShape(VectorOperators.B2F, F, 0);
-                scale.intoArray(scales, i);
-                s0 = scale.fma(FloatVector.fromArray(F, xOffset, 16 * b + i), s0);
+                FloatVector scale1 = (FloatVector) ByteVector.fromMemorySegment(FB, w, at1 + 192 + i, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.B2F, F, 0);
+                scale0.intoArray(scales, i);
+                scale1.intoArray(scales, 16 + i);
+                s0 = scale0.fma(off, s0);
+                t0 = scale1.fma(off, t0);
             }
             for (int half = 0; half < 2; half++) {
-                long ql = at + 64L * half, qh = at + 128 + 32L * half;
+                long ql0 = at0 + 64L * half, qh0 = at0 + 128 + 32L * half;
+                long ql1 = at1 + 64L * half, qh1 = at1 + 128 + 32L * half;
                 int o = QK_K * b + 128 * half, g = 8 * half;
                 for (int l = 0; l < 32; l += F.length(), o += F.length()) {
-                    IntVector lo0 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql + l, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2I, I, 0);
-                    IntVector lo1 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql + l + 32, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2I, I, 0);
-                    IntVector h = (IntVector) ByteVector.fromMemorySegment(FB, w, qh + l, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2I, I, 0);
+                    FloatVector x0 = FloatVector.fromArray(F, xq, o), x1 = FloatVector.fromArray(F, xq, o + 32);
+                    FloatVector x2 = FloatVector.fromArray(F, xq, o + 64), x3 = FloatVector.fromArray(F, xq, o + 96);
                     int gl = g + l / 16;
-                    IntVector v0 = lo0.and(15).or(h.and(3).lanewise(VectorOperators.LSHL, 4));
-                    IntVector v1 = lo1.and(15).or(h.and(12).lanewise(VectorOperators.LSHL, 2));
-                    IntVector v2 = lo0.lanewise(VectorOperators.ASHR, 4).and(15).or(h.and(48));
-                    IntVector v3 = lo1.lanewise(VectorOperators.ASHR, 4).and(15).or(h.lanewise(VectorOperators.ASHR, 2).and(48));
-                    s0 = ((FloatVector) v0.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xq, o))
-                            .fma(FloatVector.broadcast(F, scales[gl]), s0);
-                    s1 = ((FloatVector) v1.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xq, o + 32))
-                            .fma(FloatVector.broadcast(F, scales[gl + 2]), s1);
-                    s2 = ((FloatVector) v2.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xq, o + 64))
-                            .fma(FloatVector.broadcast(F, scales[gl + 4]), s2);
-                    s3 = ((FloatVector) v3.convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xq, o + 96))
-                            .fma(FloatVector.broadcast(F, scales[gl + 6]), s3);
+                    IntVector lo0 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql0 + l, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    IntVector lo1 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql0 + l + 32, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    IntVector h = (IntVector) ByteVector.fromMemorySegment(FB, w, qh0 + l, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    s0 = ((FloatVector) lo0.and(15).or(h.and(3).lanewise(VectorOperators.LSHL, 4)).convert(VectorOperators.I2F, 0))
+                            .mul(x0).fma(FloatVector.broadcast(F, scales[gl]), s0);
+                    s1 = ((FloatVector) lo1.and(15).or(h.and(12).lanewise(VectorOperators.LSHL, 2)).convert(VectorOperators.I2F, 0))
+                            .mul(x1).fma(FloatVector.broadcast(F, scales[gl + 2]), s1);
+                    s0 = ((FloatVector) lo0.lanewise(VectorOperators.ASHR, 4).and(15).or(h.and(48)).convert(VectorOperators.I2F, 0))
+                            .mul(x2).fma(FloatVector.broadcast(F, scales[gl + 4]), s0);
+                    s1 = ((FloatVector) lo1.lanewise(VectorOperators.ASHR, 4).and(15).or(h.lanewise(VectorOperators.ASHR, 2).and(48))
+                            .convert(VectorOperators.I2F, 0)).mul(x3).fma(FloatVector.broadcast(F, scales[gl + 6]), s1);
+                    lo0 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql1 + l, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    lo1 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql1 + l + 32, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    h = (IntVector) ByteVector.fromMemorySegment(FB, w, qh1 + l, ByteOrder.LITTLE_ENDIAN)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    t0 = ((FloatVector) lo0.and(15).or(h.and(3).lanewise(VectorOperators.LSHL, 4)).convert(VectorOperators.I2F, 0))
+                            .mul(x0).fma(FloatVector.broadcast(F, scales[16 + gl]), t0);
+                    t1 = ((FloatVector) lo1.and(15).or(h.and(12).lanewise(VectorOperators.LSHL, 2)).convert(VectorOperators.I2F, 0))
+                            .mul(x1).fma(FloatVector.broadcast(F, scales[16 + gl + 2]), t1);
+                    t0 = ((FloatVector) lo0.lanewise(VectorOperators.ASHR, 4).and(15).or(h.and(48)).convert(VectorOperators.I2F, 0))
+                            .mul(x2).fma(FloatVector.broadcast(F, scales[16 + gl + 4]), t0);
+                    t1 = ((FloatVector) lo1.lanewise(VectorOperators.ASHR, 4).and(15).or(h.lanewise(VectorOperators.ASHR, 2).and(48))
+                            .convert(VectorOperators.I2F, 0)).mul(x3).fma(FloatVector.broadcast(F, scales[16 + gl + 6]), t1);
                 }
             }
-            float d = Float.float16ToFloat(w.get(U16_LE, at + 208)) * xd[dOff + b];
-            acc = s0.add(s1).add(s2.add(s3)).fma(FloatVector.broadcast(F, d), acc);
+            float d0 = Float.float16ToFloat(w.get(U16_LE, at0 + 208)) * xd[dOff + b];
+            float d1 = Float.float16ToFloat(w.get(U16_LE, at1 + 208)) * xd[dOff + b];
+            acc0 = s0.add(s1).fma(FloatVector.broadcast(F, d0), acc0);
+            acc1 = t0.add(t1).fma(FloatVector.broadcast(F, d1), acc1);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        out.setAtIndex(F32, o0, acc0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, o0 + gap, acc1.reduceLanes(VectorOperators.ADD));
     }
 
     /** sum over blocks of d_w * d_x * sum over groups of 16 (scale_g * sum(u * q)), 16 lanes at a time. */
