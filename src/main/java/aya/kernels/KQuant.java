@@ -382,38 +382,35 @@ final class KQuant {
                 long ql0 = at0 + 64L * half, qh0 = at0 + 128 + 32L * half;
                 long ql1 = at1 + 64L * half, qh1 = at1 + 128 + 32L * half;
                 int o = QK_K * b + 128 * half, g = 8 * half;
-                for (int l = 0; l < 32; l += F.length(), o += F.length()) {
+                // 32 values at a time in 16-bit lanes (two bytes each; the masks drop the bits a shift moves across)
+                ShortVector a = ShortVector.fromMemorySegment(S256, w, ql0, ByteOrder.LITTLE_ENDIAN);
+                ShortVector c = ShortVector.fromMemorySegment(S256, w, ql0 + 32, ByteOrder.LITTLE_ENDIAN);
+                ShortVector h = ShortVector.fromMemorySegment(S256, w, qh0, ByteOrder.LITTLE_ENDIAN);
+                ByteVector v0 = a.and((short) 0x0F0F).or(h.lanewise(VectorOperators.LSHL, 4).and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector v1 = c.and((short) 0x0F0F).or(h.lanewise(VectorOperators.LSHL, 2).and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector v2 = a.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F0F).or(h.and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector v3 = c.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F0F)
+                        .or(h.lanewise(VectorOperators.LSHR, 2).and((short) 0x3030)).reinterpretAsBytes();
+                a = ShortVector.fromMemorySegment(S256, w, ql1, ByteOrder.LITTLE_ENDIAN);
+                c = ShortVector.fromMemorySegment(S256, w, ql1 + 32, ByteOrder.LITTLE_ENDIAN);
+                h = ShortVector.fromMemorySegment(S256, w, qh1, ByteOrder.LITTLE_ENDIAN);
+                ByteVector u0 = a.and((short) 0x0F0F).or(h.lanewise(VectorOperators.LSHL, 4).and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector u1 = c.and((short) 0x0F0F).or(h.lanewise(VectorOperators.LSHL, 2).and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector u2 = a.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F0F).or(h.and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector u3 = c.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F0F)
+                        .or(h.lanewise(VectorOperators.LSHR, 2).and((short) 0x3030)).reinterpretAsBytes();
+                for (int p = 0; p < 32 / F.length(); p++, o += F.length()) {
                     FloatVector x0 = FloatVector.fromArray(F, xq, o), x1 = FloatVector.fromArray(F, xq, o + 32);
                     FloatVector x2 = FloatVector.fromArray(F, xq, o + 64), x3 = FloatVector.fromArray(F, xq, o + 96);
-                    int gl = g + l / 16;
-                    IntVector lo0 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql0 + l, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2I, I, 0);
-                    IntVector lo1 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql0 + l + 32, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2I, I, 0);
-                    IntVector h = (IntVector) ByteVector.fromMemorySegment(FB, w, qh0 + l, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2I, I, 0);
-                    s0 = ((FloatVector) lo0.and(15).or(h.and(3).lanewise(VectorOperators.LSHL, 4)).convert(VectorOperators.I2F, 0))
-                            .mul(x0).fma(FloatVector.broadcast(F, scales[gl]), s0);
-                    s1 = ((FloatVector) lo1.and(15).or(h.and(12).lanewise(VectorOperators.LSHL, 2)).convert(VectorOperators.I2F, 0))
-                            .mul(x1).fma(FloatVector.broadcast(F, scales[gl + 2]), s1);
-                    s0 = ((FloatVector) lo0.lanewise(VectorOperators.ASHR, 4).and(15).or(h.and(48)).convert(VectorOperators.I2F, 0))
-                            .mul(x2).fma(FloatVector.broadcast(F, scales[gl + 4]), s0);
-                    s1 = ((FloatVector) lo1.lanewise(VectorOperators.ASHR, 4).and(15).or(h.lanewise(VectorOperators.ASHR, 2).and(48))
-                            .convert(VectorOperators.I2F, 0)).mul(x3).fma(FloatVector.broadcast(F, scales[gl + 6]), s1);
-                    lo0 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql1 + l, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2I, I, 0);
-                    lo1 = (IntVector) ByteVector.fromMemorySegment(FB, w, ql1 + l + 32, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2I, I, 0);
-                    h = (IntVector) ByteVector.fromMemorySegment(FB, w, qh1 + l, ByteOrder.LITTLE_ENDIAN)
-                            .convertShape(VectorOperators.B2I, I, 0);
-                    t0 = ((FloatVector) lo0.and(15).or(h.and(3).lanewise(VectorOperators.LSHL, 4)).convert(VectorOperators.I2F, 0))
-                            .mul(x0).fma(FloatVector.broadcast(F, scales[16 + gl]), t0);
-                    t1 = ((FloatVector) lo1.and(15).or(h.and(12).lanewise(VectorOperators.LSHL, 2)).convert(VectorOperators.I2F, 0))
-                            .mul(x1).fma(FloatVector.broadcast(F, scales[16 + gl + 2]), t1);
-                    t0 = ((FloatVector) lo0.lanewise(VectorOperators.ASHR, 4).and(15).or(h.and(48)).convert(VectorOperators.I2F, 0))
-                            .mul(x2).fma(FloatVector.broadcast(F, scales[16 + gl + 4]), t0);
-                    t1 = ((FloatVector) lo1.lanewise(VectorOperators.ASHR, 4).and(15).or(h.lanewise(VectorOperators.ASHR, 2).and(48))
-                            .convert(VectorOperators.I2F, 0)).mul(x3).fma(FloatVector.broadcast(F, scales[16 + gl + 6]), t1);
+                    int gl = g + p * F.length() / 16;
+                    s0 = ((FloatVector) v0.convertShape(VectorOperators.B2F, F, p)).mul(x0).fma(FloatVector.broadcast(F, scales[gl]), s0);
+                    s1 = ((FloatVector) v1.convertShape(VectorOperators.B2F, F, p)).mul(x1).fma(FloatVector.broadcast(F, scales[gl + 2]), s1);
+                    s0 = ((FloatVector) v2.convertShape(VectorOperators.B2F, F, p)).mul(x2).fma(FloatVector.broadcast(F, scales[gl + 4]), s0);
+                    s1 = ((FloatVector) v3.convertShape(VectorOperators.B2F, F, p)).mul(x3).fma(FloatVector.broadcast(F, scales[gl + 6]), s1);
+                    t0 = ((FloatVector) u0.convertShape(VectorOperators.B2F, F, p)).mul(x0).fma(FloatVector.broadcast(F, scales[16 + gl]), t0);
+                    t1 = ((FloatVector) u1.convertShape(VectorOperators.B2F, F, p)).mul(x1).fma(FloatVector.broadcast(F, scales[16 + gl + 2]), t1);
+                    t0 = ((FloatVector) u2.convertShape(VectorOperators.B2F, F, p)).mul(x2).fma(FloatVector.broadcast(F, scales[16 + gl + 4]), t0);
+                    t1 = ((FloatVector) u3.convertShape(VectorOperators.B2F, F, p)).mul(x3).fma(FloatVector.broadcast(F, scales[16 + gl + 6]), t1);
                 }
             }
             float d0 = Float.float16ToFloat(w.get(U16_LE, at0 + 208)) * xd[dOff + b];
