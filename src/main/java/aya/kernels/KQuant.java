@@ -320,12 +320,11 @@ final class KQuant {
     // The numerics stay llama.cpp's: the activations are Q8_K and the f32 lanes sum each block's integers v * q *
     // scale (a lane holds at most 16 of them, each |v q scale| <= 63 * 127 * 128, so their sum stays below 2^24 and
     // exact; only the -32 offsets added to it can, in extreme blocks, take a partial sum past 2^24 and round);
-    // otherwise only the order of the f32 sums over blocks differs from the native kernels. Q6_K is the type llama-quantize gives the
-    // output head of Q4_0 files (262144 x 2048: a fifth of the bytes a token reads).
+    // otherwise only the order of the f32 sums over blocks differs from the native kernels. Q6_K is the type
+    // llama-quantize gives the output head of Q4_0 files (262144 x 2048: a fifth of the bytes a token reads).
 
     /** F.length() floats per step (16 on AVX-512, 8 on AVX2); below 256 bits the plain loop above runs. */
     private static final VectorSpecies<Float> F = JavaKernels.F;
-    private static final VectorSpecies<Integer> I = JavaKernels.I;
     /** As many bytes as F has floats. */
     private static final VectorSpecies<Byte> FB = F.vectorBitSize() >= 256
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
