@@ -448,7 +448,7 @@ public final class JavaKernels implements Kernels {
 
     /**
      * Decode of Q8_0 / Q4_0 weights: out[r] = w[r] . x for one token, several rows per pass sharing each load of x.
-     * The rows of a pass are not neighbours but a quarter (Q8_0) or half (Q4_0) of the slice apart, so each streams
+     * The four rows of a pass are not neighbours but a quarter of the slice apart, so each streams
      * from its own pages: Q8_0 rows (2176 bytes for 2048 inputs) and Q4_0 rows (1152) are shorter than a 4 KB page,
      * and four neighbouring rows read as interleaved streams inside the same pages defeated the hardware prefetcher
      * (Java has no prefetch instruction): 8-9 GB/s per thread from memory against 21-26 with the rows spread.
@@ -464,9 +464,9 @@ public final class JavaKernels implements Kernels {
                 for (; r < rowStart + gap; r++) dot4RowsQ8_0(w, rowBytes, x, blocks, out, r, gap);
                 r = rowStart + 4 * gap;
             } else {
-                int gap = (rowEnd - rowStart) / 2;
-                for (; r < rowStart + gap; r++) dot2RowsQ4_0(w, rowBytes, x, blocks, out, r, gap);
-                r = rowStart + 2 * gap;
+                int gap = (rowEnd - rowStart) / 4;
+                for (; r < rowStart + gap; r++) dot4RowsQ4_0(w, rowBytes, x, blocks, out, r, gap);
+                r = rowStart + 4 * gap;
             }
         }
         float[] row = ROW_F32.get();
@@ -514,32 +514,56 @@ public final class JavaKernels implements Kernels {
     }
 
     /**
-     * Q4_0 rows r and r + gap (byte j of a block holds element j in its low nibble, element j + 16 in its high one), as
-     * dot4RowsQ8_0 with the nibbles in int lanes, made weights by low() and high(). Two rows, not four: four passed C2's
-     * inlining budget, and the vectors of what it did not inline were boxed on the heap (50-100x slower, measured again
-     * with the look-up below; Q8_0's simpler body fits four).
+     * Q4_0 rows r, r + gap, r + 2 gap, r + 3 gap (byte j of a block holds element j in its low nibble, element j + 16 in
+     * its high one), as dot4RowsQ8_0 with the nibbles in int lanes made weights as low() and high() do. Written out
+     * without helper methods: through low() / high() C2 stopped inlining the Vector API calls of four rows ("inlining
+     * too deep") and boxed their vectors on the heap (50-60x slower); flat, four rows inline and compile to registers.
      */
-    private static void dot2RowsQ4_0(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
+    private static void dot4RowsQ4_0(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
                                      MemorySegment out, int r, int gap) {
-        FloatVector a0 = FloatVector.zero(F), a1 = a0;
-        long at0 = r * rowBytes, at1 = at0 + gap * rowBytes;
-        for (int b = 0; b < blocks; b++, at0 += 18, at1 += 18) {
-            FloatVector s0 = FloatVector.zero(F), s1 = s0;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
+        for (int b = 0; b < blocks; b++, at0 += 18, at1 += 18, at2 += 18, at3 += 18) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
             for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
                 long xo = (b * (long) Quant.BLOCK + j) * 4;
                 FloatVector lo = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
                 FloatVector hi = FloatVector.fromMemorySegment(F, x, xo + Quant.BLOCK / 2 * 4, NATIVE);
-                IntVector n0 = nibbles(w, at0 + 2 + j), n1 = nibbles(w, at1 + 2 + j);
-                s0 = low(n0).fma(lo, s0);
-                s1 = low(n1).fma(lo, s1);
-                s0 = high(n0).fma(hi, s0);
-                s1 = high(n1).fma(hi, s1);
+                IntVector n0 = (IntVector) ByteVector.fromMemorySegment(QB, w, at0 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n1 = (IntVector) ByteVector.fromMemorySegment(QB, w, at1 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n2 = (IntVector) ByteVector.fromMemorySegment(QB, w, at2 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n3 = (IntVector) ByteVector.fromMemorySegment(QB, w, at3 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                IntVector m0 = n0.lanewise(VectorOperators.ASHR, 4), m1 = n1.lanewise(VectorOperators.ASHR, 4);
+                IntVector m2 = n2.lanewise(VectorOperators.ASHR, 4), m3 = n3.lanewise(VectorOperators.ASHR, 4);
+                if (Q4_LOOKUP) {
+                    s0 = n0.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s0);
+                    s1 = n1.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s1);
+                    s2 = n2.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s2);
+                    s3 = n3.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s3);
+                    s0 = m0.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s0);
+                    s1 = m1.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s1);
+                    s2 = m2.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s2);
+                    s3 = m3.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s3);
+                } else {
+                    s0 = ((FloatVector) n0.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(lo, s0);
+                    s1 = ((FloatVector) n1.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(lo, s1);
+                    s2 = ((FloatVector) n2.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(lo, s2);
+                    s3 = ((FloatVector) n3.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(lo, s3);
+                    s0 = ((FloatVector) m0.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(hi, s0);
+                    s1 = ((FloatVector) m1.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(hi, s1);
+                    s2 = ((FloatVector) m2.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(hi, s2);
+                    s3 = ((FloatVector) m3.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(hi, s3);
+                }
             }
-            a0 = s0.fma(scale(w, at0), a0);
-            a1 = s1.fma(scale(w, at1), a1);
+            a0 = s0.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at0))), a0);
+            a1 = s1.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at1))), a1);
+            a2 = s2.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at2))), a2);
+            a3 = s3.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at3))), a3);
         }
         out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
         out.setAtIndex(F32, r + gap, a1.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + 2 * gap, a2.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, r + 3 * gap, a3.reduceLanes(VectorOperators.ADD));
     }
 
     /** F.length() int8 weights at byte off, as f32. */

@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -260,6 +261,11 @@ final class KQuant {
         float[] xd = new float[0];
         int[] xsum = new int[0];
         final Row row = new Row(QK_K);
+        /** Q6_K decode: one token's q as floats [inDim], and -32 x the sum of each 16 of them [inDim / 16]. */
+        float[] xqf = new float[0];
+        float[] xOffset = new float[0];
+        /** Q6_K decode: one block's 16 scales as floats, of two rows. */
+        final float[] scales = new float[32];
     }
 
     private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
@@ -288,9 +294,13 @@ final class KQuant {
                 quantizeQ8_K(x, (long) t * inDim, inDim, buf.xq, t * inDim, buf.xd, t * blocks, buf.xsum, t * inDim / 16);
             }
         }
+        long rowBytes = type.rowBytes(inDim);
+        if (type == WeightType.Q6_K && Q6_K_DECODE && tokens < JavaKernels.GEMM_MIN_TOKENS) {
+            matvecQ6_K(w, rowBytes, blocks, buf, tokens, inDim, out, outStride, rowStart, rowEnd);
+            return;
+        }
         Row row = buf.row;
         row.ensure(inDim);
-        long rowBytes = type.rowBytes(inDim);
         for (int r = rowStart; r < rowEnd; r++) {
             long at = r * rowBytes;
             for (int b = 0; b < blocks; b++) row.unpackBlock(type, w, at + (long) b * type.blockBytes, b);
@@ -301,6 +311,114 @@ final class KQuant {
                 out.setAtIndex(F32, (long) t * outStride + r, dot);
             }
         }
+    }
+
+    // ---------------------------------------------------------------------------------------------- Q6_K decode
+
+    // Decode reads each weight once per token, so unpacking rows into short[] (as the prefill above does, to reuse
+    // them for every token) costs more than the dot product: here the 6-bit values are unpacked in registers, as f32.
+    // The numerics stay llama.cpp's: the activations are Q8_K and the f32 lanes sum each block's integers v * q *
+    // scale (a lane holds at most 16 of them, each |v q scale| <= 63 * 127 * 128, so their sum stays below 2^24 and
+    // exact; only the -32 offsets added to it can, in extreme blocks, take a partial sum past 2^24 and round);
+    // otherwise only the order of the f32 sums over blocks differs from the native kernels. Q6_K is the type
+    // llama-quantize gives the output head of Q4_0 files (262144 x 2048: a fifth of the bytes a token reads).
+
+    /** F.length() floats per step (16 on AVX-512, 8 on AVX2); below 256 bits the plain loop above runs. */
+    private static final VectorSpecies<Float> F = JavaKernels.F;
+    /** As many bytes as F has floats. */
+    private static final VectorSpecies<Byte> FB = F.vectorBitSize() >= 256
+            ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
+    private static final boolean Q6_K_DECODE = FB != null;
+
+    /** Decode (tokens < GEMM_MIN_TOKENS) of Q6_K rows [rowStart, rowEnd), token by token, two rows per pass. */
+    private static void matvecQ6_K(MemorySegment w, long rowBytes, int blocks, Buffers buf, int tokens, int inDim,
+                                   MemorySegment out, int outStride, int rowStart, int rowEnd) {
+        if (buf.xqf.length < inDim) {
+            buf.xqf = new float[inDim];
+            buf.xOffset = new float[inDim / 16];
+        }
+        float[] xq = buf.xqf, xOffset = buf.xOffset;
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < inDim; i++) xq[i] = buf.xq[t * inDim + i];
+            for (int g = 0; g < inDim / 16; g++) xOffset[g] = -32f * buf.xsum[t * inDim / 16 + g];
+            // two rows per pass, half the slice apart: each streams from its own pages and they share the loads of x.
+            // The last row of an odd slice pairs with itself (written twice). One call site: C2 inlines the kernel
+            // into this loop, and a second copy made the method too big to compile well (1.5x slower).
+            int gap = (rowEnd - rowStart) / 2, passes = gap + (rowEnd - rowStart) % 2;
+            for (int p = 0; p < passes; p++) {
+                int r = p < gap ? rowStart + p : rowEnd - 1, step = p < gap ? gap : 0;
+                dot2RowsQ6_K(w, r * rowBytes, (r + step) * rowBytes, blocks, xq, xOffset, buf.xd, t * blocks, buf.scales,
+                        out, (long) t * outStride + r, step);
+            }
+        }
+    }
+
+    /**
+     * The Q6_K rows at bytes at0 and at1 . the token's Q8_K activations, into out at o0 and o0 + gap: per block, sum
+     * over groups g of 16 of scale_g * sum((v - 32) q), the -32 taken once per group from the sum of its q (xOffset),
+     * times d_w * d_x.
+     * Byte l of each 64-byte half of ql holds the low 4 bits of elements l (low nibble) and l + 64 (high), byte l + 32
+     * those of l + 32 and l + 96; byte l of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96).
+     * Written out without helper methods: C2 must inline every Vector API call, or it boxes the vectors (50x slower).
+     */
+    private static void dot2RowsQ6_K(MemorySegment w, long at0, long at1, int blocks, float[] xq, float[] xOffset,
+                                     float[] xd, int dOff, float[] scales, MemorySegment out, long o0, int gap) {
+        FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
+        for (int b = 0; b < blocks; b++, at0 += 210, at1 += 210) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, t0 = s0, t1 = s0;
+            for (int i = 0; i < 16; i += F.length()) {
+                FloatVector off = FloatVector.fromArray(F, xOffset, 16 * b + i);
+                FloatVector scale0 = (FloatVector) ByteVector.fromMemorySegment(FB, w, at0 + 192 + i, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.B2F, F, 0);
+                FloatVector scale1 = (FloatVector) ByteVector.fromMemorySegment(FB, w, at1 + 192 + i, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.B2F, F, 0);
+                scale0.intoArray(scales, i);
+                scale1.intoArray(scales, 16 + i);
+                s0 = scale0.fma(off, s0);
+                t0 = scale1.fma(off, t0);
+            }
+            for (int half = 0; half < 2; half++) {
+                long ql0 = at0 + 64L * half, qh0 = at0 + 128 + 32L * half;
+                long ql1 = at1 + 64L * half, qh1 = at1 + 128 + 32L * half;
+                int o = QK_K * b + 128 * half, g = 8 * half;
+                // 32 values at a time in 16-bit lanes (two bytes each; the masks drop the bits a shift moves across)
+                ShortVector a = ShortVector.fromMemorySegment(S256, w, ql0, ByteOrder.LITTLE_ENDIAN);
+                ShortVector c = ShortVector.fromMemorySegment(S256, w, ql0 + 32, ByteOrder.LITTLE_ENDIAN);
+                ShortVector h = ShortVector.fromMemorySegment(S256, w, qh0, ByteOrder.LITTLE_ENDIAN);
+                ByteVector v0 = a.and((short) 0x0F0F).or(h.lanewise(VectorOperators.LSHL, 4).and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector v1 = c.and((short) 0x0F0F).or(h.lanewise(VectorOperators.LSHL, 2).and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector v2 = a.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F0F).or(h.and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector v3 = c.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F0F)
+                        .or(h.lanewise(VectorOperators.LSHR, 2).and((short) 0x3030)).reinterpretAsBytes();
+                a = ShortVector.fromMemorySegment(S256, w, ql1, ByteOrder.LITTLE_ENDIAN);
+                c = ShortVector.fromMemorySegment(S256, w, ql1 + 32, ByteOrder.LITTLE_ENDIAN);
+                h = ShortVector.fromMemorySegment(S256, w, qh1, ByteOrder.LITTLE_ENDIAN);
+                ByteVector u0 = a.and((short) 0x0F0F).or(h.lanewise(VectorOperators.LSHL, 4).and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector u1 = c.and((short) 0x0F0F).or(h.lanewise(VectorOperators.LSHL, 2).and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector u2 = a.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F0F).or(h.and((short) 0x3030)).reinterpretAsBytes();
+                ByteVector u3 = c.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F0F)
+                        .or(h.lanewise(VectorOperators.LSHR, 2).and((short) 0x3030)).reinterpretAsBytes();
+                for (int p = 0; p < 32 / F.length(); p++, o += F.length()) {
+                    FloatVector x0 = FloatVector.fromArray(F, xq, o), x1 = FloatVector.fromArray(F, xq, o + 32);
+                    FloatVector x2 = FloatVector.fromArray(F, xq, o + 64), x3 = FloatVector.fromArray(F, xq, o + 96);
+                    int gl = g + p * F.length() / 16;
+                    s0 = ((FloatVector) v0.convertShape(VectorOperators.B2F, F, p)).mul(x0).fma(FloatVector.broadcast(F, scales[gl]), s0);
+                    s1 = ((FloatVector) v1.convertShape(VectorOperators.B2F, F, p)).mul(x1).fma(FloatVector.broadcast(F, scales[gl + 2]), s1);
+                    s0 = ((FloatVector) v2.convertShape(VectorOperators.B2F, F, p)).mul(x2).fma(FloatVector.broadcast(F, scales[gl + 4]), s0);
+                    s1 = ((FloatVector) v3.convertShape(VectorOperators.B2F, F, p)).mul(x3).fma(FloatVector.broadcast(F, scales[gl + 6]), s1);
+                    t0 = ((FloatVector) u0.convertShape(VectorOperators.B2F, F, p)).mul(x0).fma(FloatVector.broadcast(F, scales[16 + gl]), t0);
+                    t1 = ((FloatVector) u1.convertShape(VectorOperators.B2F, F, p)).mul(x1).fma(FloatVector.broadcast(F, scales[16 + gl + 2]), t1);
+                    t0 = ((FloatVector) u2.convertShape(VectorOperators.B2F, F, p)).mul(x2).fma(FloatVector.broadcast(F, scales[16 + gl + 4]), t0);
+                    t1 = ((FloatVector) u3.convertShape(VectorOperators.B2F, F, p)).mul(x3).fma(FloatVector.broadcast(F, scales[16 + gl + 6]), t1);
+                }
+            }
+            float d0 = Float.float16ToFloat(w.get(U16_LE, at0 + 208)) * xd[dOff + b];
+            float d1 = Float.float16ToFloat(w.get(U16_LE, at1 + 208)) * xd[dOff + b];
+            acc0 = s0.add(s1).fma(FloatVector.broadcast(F, d0), acc0);
+            acc1 = t0.add(t1).fma(FloatVector.broadcast(F, d1), acc1);
+        }
+        out.setAtIndex(F32, o0, acc0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, o0 + gap, acc1.reduceLanes(VectorOperators.ADD));
     }
 
     /** sum over blocks of d_w * d_x * sum over groups of 16 (scale_g * sum(u * q)), 16 lanes at a time. */
