@@ -25,6 +25,8 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -169,9 +171,27 @@ public final class ApiServer implements AutoCloseable {
             status = 500;
             sendError(x, new ApiError(500, "server_error", null, "internal error: " + internal.getClass().getSimpleName()));
         } finally {
-            metrics.request(route == null ? "other" : path, status);
+            if (!counted.remove(x)) metrics.request(endpoint(x), status); // a stream: counted when it ends
             x.close();
         }
+    }
+
+    /** Exchanges already in /metrics (see {@link #countNow}); the JDK's exchange attributes are shared by all of them. */
+    private final Set<HttpExchange> counted = ConcurrentHashMap.newKeySet();
+
+    /** The endpoint label of a request in /metrics: its path when it is one of ours, else "other". */
+    private String endpoint(HttpExchange x) {
+        String path = x.getRequestURI().getPath();
+        return routes.containsKey(path) ? path : "other";
+    }
+
+    /**
+     * Counts a whole answer in /metrics before its status line goes out: a client that reads it and then asks
+     * /metrics finds it counted.
+     */
+    private void countNow(HttpExchange x, int status) {
+        metrics.request(endpoint(x), status);
+        counted.add(x);
     }
 
     private void checkKey(HttpExchange x) {
@@ -219,6 +239,7 @@ public final class ApiServer implements AutoCloseable {
     private int send(HttpExchange x, int status, JsonNode body) throws IOException {
         byte[] bytes = json.writeValueAsBytes(body);
         x.getResponseHeaders().set("Content-Type", "application/json; charset=utf-8");
+        countNow(x, status);
         x.sendResponseHeaders(status, bytes.length);
         try (OutputStream out = x.getResponseBody()) {
             out.write(bytes);
@@ -484,6 +505,7 @@ public final class ApiServer implements AutoCloseable {
     private int metrics(HttpExchange x, Engine e) throws IOException {
         byte[] text = metrics.render(e == null ? null : e.scheduler().stats()).getBytes(StandardCharsets.UTF_8);
         x.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        countNow(x, 200);
         x.sendResponseHeaders(200, text.length);
         try (OutputStream out = x.getResponseBody()) {
             out.write(text);
