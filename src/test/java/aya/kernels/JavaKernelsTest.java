@@ -326,6 +326,46 @@ class JavaKernelsTest {
         assertArrayEquals(new float[] {(float) (1 / z), (float) (Math.E / z), (float) (Math.exp(2) / z)}, read(x, 3), 1e-6f);
     }
 
+    /**
+     * Decode (one token) reads a slice's four rows a quarter of the slice apart: every slice length 1..13 (each
+     * remainder of the four-row passes, and slices too short for any pass), at odd starts, writes exactly its rows.
+     */
+    @Test
+    void decodeSliceWritesExactlyItsRowsAtEveryRemainder() {
+        Random rnd = new Random(11);
+        int rows = 20;
+        for (WeightType type : new WeightType[] {WeightType.F32, WeightType.BF16}) {
+            for (int inDim : new int[] {7, 2 * JavaKernels.F.length() + 3}) { // a vector tail and a scalar one
+                float[] w = new float[rows * inDim];
+                for (int i = 0; i < w.length; i++) w[i] = round(type, (float) rnd.nextGaussian());
+                float[] x = new float[inDim];
+                for (int i = 0; i < inDim; i++) x[i] = (float) rnd.nextGaussian();
+                MemorySegment ws = weights(type, w), xs = f32(x);
+                for (int from : new int[] {0, 3}) {
+                    for (int n = 1; n <= 13; n++) {
+                        MemorySegment out = f32(new float[rows]);
+                        out.fill((byte) 0x7f);
+                        k.matmul(type, ws, xs, out, 1, inDim, rows, from, from + n);
+                        float[] got = read(out, rows);
+                        for (int r = 0; r < rows; r++) {
+                            String what = type + " in " + inDim + " slice [" + from + ", " + (from + n) + ") row " + r;
+                            if (r < from || r >= from + n) {
+                                assertEquals(Float.intBitsToFloat(0x7f7f7f7f), got[r], what + " written");
+                                continue;
+                            }
+                            double s = 0, mag = 0;
+                            for (int i = 0; i < inDim; i++) {
+                                s += (double) w[r * inDim + i] * x[i];
+                                mag += Math.abs((double) w[r * inDim + i] * x[i]);
+                            }
+                            assertEquals(s, got[r], 1e-5 * mag + 1e-6, what);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void quantizedRowsMustBeWholeBlocks() { // Q8_0/Q4_0 results are checked in QuantTest
         assertThrows(IllegalArgumentException.class,
