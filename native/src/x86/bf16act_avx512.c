@@ -250,12 +250,20 @@ AYA_ALWAYS_INLINE aya_mv_acc aya_mv_narrow(aya_mv_acc acc, int type, const void 
 AYA_ALWAYS_INLINE float aya_mv_finish(aya_mv_acc acc, int type, const void *row, size_t k, const uint32_t *xb,
                                       size_t in_dim) {
     (void) type;
-    if (k < in_dim) {
+    if (k < in_dim) { /* the last partial step, zero-padded (the zero pad of an odd in_dim is already in xb) */
+#ifdef AYA_EMULATE_AVX512
         uint16_t padded[32] = { 0 };
-        uint32_t x_pairs[16] = { 0 }; /* the zero pad of an odd in_dim is already in xb */
+        uint32_t x_pairs[16] = { 0 }; /* SIMDe has no masked loads */
         memcpy(padded, (const uint16_t *) row + k, (in_dim - k) * sizeof(uint16_t));
         memcpy(x_pairs, xb + k / 2, ((in_dim + 1) / 2 - k / 2) * sizeof(uint32_t));
         acc = dot_pairs(acc, _mm512_loadu_si512((const void *) padded), _mm512_loadu_si512((const void *) x_pairs));
+#else
+        /* masked loads, not copies through the stack: this runs for every row and token of a step (the real files
+         * put rows 32 bytes past a line, so every row has a 16-input tail), and a copy's 64-byte reload stalls */
+        __mmask32 wm = (__mmask32) ((1ull << (in_dim - k)) - 1u);
+        __mmask16 xm = (__mmask16) ((1u << ((in_dim + 1) / 2 - k / 2)) - 1u);
+        acc = dot_pairs(acc, _mm512_maskz_loadu_epi16(wm, (const uint16_t *) row + k), _mm512_maskz_loadu_epi32(xm, xb + k / 2));
+#endif
     }
     return _mm512_reduce_add_ps(acc);
 }
