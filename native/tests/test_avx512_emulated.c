@@ -10,14 +10,15 @@ void aya_matmul_q4_0_avx512vnni_emulated(const void *w, const float *x, float *o
                                          int32_t out_stride, int32_t row_start, int32_t row_end);
 
 /* The VNNI Q8_0 / Q4_0 kernels against scalar: every tile remainder (rows % 4, tokens % 4; 16+ tokens: rows % 2,
- * tokens % 6), odd block counts (the
- * 256-bit last block), one block, long rows, random bytes (Q8_0 weights include -128), row slices. */
+ * tokens % 8), odd block counts (the 256-bit last block), one block, long rows, random bytes (Q8_0 weights include
+ * -128), row slices. */
 static void quantized_vnni(void) {
     static const int shapes[][3] = { /* tokens, in_dim, rows */
         { 1, 32, 1 }, { 1, 32, 7 }, { 1, 96, 6 }, { 1, 2048, 33 }, { 2, 64, 5 }, { 3, 96, 17 }, { 4, 160, 18 },
         { 5, 224, 13 }, { 6, 2048, 9 }, { 7, 352, 11 }, { 9, 64, 70 }, { 1, 11008, 5 },
-        /* the many-token path (16+ tokens): token remainders mod 6, odd rows, a second panel and k chunk */
-        { 16, 32, 3 }, { 17, 96, 1 }, { 21, 2080, 5 }, { 20, 256, 67 }, { 23, 160, 2 }, { 18, 64, 4 },
+        /* the many-token path (16+ tokens): token remainders mod 8, odd rows, a second panel and k chunk */
+        { 16, 32, 3 }, { 17, 96, 1 }, { 21, 2080, 5 }, { 20, 256, 67 }, { 23, 160, 2 }, { 18, 64, 4 }, { 22, 96, 3 },
+        { 19, 64, 2 },
     };
     const int block_bytes[2] = { 34, 18 };
     aya_matmul_fn scalar[2] = { aya_table_generic.matmul[AYA_WEIGHT_Q8_0], aya_table_generic.matmul[AYA_WEIGHT_Q4_0] };
