@@ -83,7 +83,8 @@ int main(int argc, char **argv) {
         for (int k = 0; k < 2; k++) {
             const int rows = prefill_dims[s][0], dim = prefill_dims[s][1], tokens = 128;
             uint8_t *w = random_blocks(rows, dim, block_values[k], block_bytes[k], scale_at[k]);
-            float *x = random_floats((size_t) tokens * dim, -1, 1), *out = malloc((size_t) tokens * rows * sizeof(float));
+            float *x = random_floats((size_t) tokens * dim, -1, 1);
+            float *out = malloc((size_t) tokens * rows * sizeof(float));
             BEST_OF(3, seconds, fns[k](w, x, out, tokens, dim, rows, 0, rows));
             printf("prefill %s          %7.2f GFLOP/s (%d x %d, %d tokens)\n", names[k],
                    2.0 * rows * dim * tokens / seconds * 1e-9, rows, dim, tokens);

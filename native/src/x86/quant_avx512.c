@@ -12,8 +12,8 @@
  * summation order. Prefill tiles are 3 rows x 4 tokens: 12 accumulators, 9 registers of row weights and scales and 4
  * of one token's activations fit the 32 zmm (4 x 4 spilled 12 accumulators to the stack: a load and a store per FMA).
  * Decode is 1 row x 1 token (quant_loop.h streams the rows in order). The loops around the tiles are quant_loop.h's.
- * From 16 (Q8_0) or 48 (Q4_0) tokens on (prefill), oct_matmul at the end of this file replaces them: both operands packed into one
- * layout, eight blocks per step (see there).
+ * From 16 (Q8_0) or 48 (Q4_0) tokens on (prefill), oct_matmul at the end of this file replaces them: both operands
+ * packed into one layout, eight blocks per step (see there).
  * Machines without AVX-512: test_avx512_emulated runs this file on SIMDe against scalar. */
 #ifdef AYA_EMULATE_AVX512
 #define SIMDE_ENABLE_NATIVE_ALIASES
@@ -249,15 +249,18 @@ static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_
  * offset: far inside int32 and exact in f32. */
 enum {
     OCT_BLOCKS = 8,
-    OCT_W_BYTES = 4 * 64 + 16 * 4,      /* a row's oct: u8 values [4][64], f32 scales [16] (lanes 2j, 2j + 1: block j) */
-    OCT_X_BYTES = 4 * 64 + 2 * 16 * 4,  /* a token's oct: s8 values [4][64], int32 -128 * lane sums [16], f32 scales [16] */
+    OCT_W_BYTES = 4 * 64 + 16 * 4,      /* a row's oct: u8 values [4][64], f32 scales [16] (lanes 2j, 2j+1: block j) */
+    OCT_X_BYTES = 4 * 64 + 2 * 16 * 4,  /* a token's oct: s8 values [4][64], int32 -128 x lane sums [16], f32
+                                           scales [16] */
     OCT_ROWS = 2,                       /* tile: 2 rows x 8 tokens: 16 accumulators, 8 weight vectors, 2 scales, 4
                                            temporaries (2 x 6 ran at 0.93x) */
     OCT_TOKENS = 8,
     OCT_CHUNK = 8,                      /* octs per k chunk (2048 inputs): 8 tokens' chunk (24 KB) stays in L1 */
-    OCT_PANEL_ROWS = 64,                /* rows packed at a time: 64 x 8 octs = 160 KB stays in L2 with the chunk's activations */
+    OCT_PANEL_ROWS = 64,                /* rows packed at a time: 64 x 8 octs (160 KB) stay in L2 with the chunk's
+                                           activations (128 rows: no faster) */
     /* fewer tokens: packing the panels costs more than it saves (one thread, 2048 x 2048: Q8_0 at 16 tokens 233 vs
-     * 214 GFLOP/s; Q4_0, whose packing writes 2.7x its bytes, 249 vs 315 at 16, 297 vs 313 at 32, 312-328 vs 310 at 48) */
+     * 214 GFLOP/s; Q4_0, whose packing writes 2.7x its bytes, 249 vs 315 at 16, 297 vs 313 at 32, 312-328 vs 310 at
+     * 48) */
     OCT_MIN_TOKENS_Q8_0 = 16,
     OCT_MIN_TOKENS_Q4_0 = 48
 };
@@ -347,7 +350,8 @@ static void oct_pack_activations(const aya_q8_acts *acts, int32_t tokens, int32_
                 _mm512_storeu_si512((void *) (d + 64 * i), v[i]);
                 sums = _mm512_dpbusd_epi32(sums, ones, v[i]);
             }
-            _mm512_storeu_si512((void *) (d + 256), _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, 7)));
+            __m512i minus = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, 7)); /* -128 x sums */
+            _mm512_storeu_si512((void *) (d + 256), minus);
             _mm512_storeu_ps((float *) (d + 320), oct_spread(_mm256_loadu_ps(scale)));
         }
 }
@@ -373,7 +377,8 @@ AYA_ALWAYS_INLINE void oct_tile(const int RM, const int RN, const uint8_t *w, si
             __m512 dx = _mm512_loadu_ps((const float *) (xt + 320));
             for (int r = 0; r < RM; r++) {
                 __m512i p = minus;
-                for (int i = 0; i < 4; i++) p = _mm512_dpbusd_epi32(p, wv[r][i], _mm512_loadu_si512((const void *) (xt + 64 * i)));
+                for (int i = 0; i < 4; i++)
+                    p = _mm512_dpbusd_epi32(p, wv[r][i], _mm512_loadu_si512((const void *) (xt + 64 * i)));
                 acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[r], dx), acc[t][r]);
             }
         }
@@ -399,8 +404,8 @@ static void oct_any_tile(int rm, int rn, const uint8_t *w, size_t w_stride, cons
 }
 #undef OCT_TILE_CASE
 
-/* The matmul contract for tokens >= OCT_MIN_TOKENS_Q8_0 / _Q4_0. Loop order: k chunks, panels of rows (packed), token tiles, row
- * tiles. Each output is written by the first chunk and added to by the others. */
+/* The matmul contract for tokens >= OCT_MIN_TOKENS_Q8_0 / _Q4_0. Loop order: k chunks, panels of rows (packed),
+ * token tiles, row tiles. Each output is written by the first chunk and added to by the others. */
 static void oct_matmul(int q4, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                        int32_t out_stride, int32_t row_start, int32_t row_end) {
     aya_q8_acts acts;
@@ -410,7 +415,8 @@ static void oct_matmul(int q4, const void *w, const float *x, float *out, int32_
     uint8_t *wp = aya_scratch(AYA_SCRATCH_Q8_PANEL, (size_t) OCT_PANEL_ROWS * OCT_CHUNK * OCT_W_BYTES);
     if (xp == NULL || wp == NULL) return;
     oct_pack_activations(&acts, tokens, blocks, octs, xp);
-    const size_t row_bytes = (size_t) blocks * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES), x_stride = (size_t) octs * OCT_X_BYTES;
+    const size_t block_bytes = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES, row_bytes = (size_t) blocks * block_bytes;
+    const size_t x_stride = (size_t) octs * OCT_X_BYTES;
     for (int32_t o0 = 0; o0 < octs; o0 += OCT_CHUNK) {
         int32_t chunk = octs - o0 < OCT_CHUNK ? octs - o0 : OCT_CHUNK;
         size_t w_stride = (size_t) chunk * OCT_W_BYTES;
@@ -421,13 +427,15 @@ static void oct_matmul(int q4, const void *w, const float *x, float *out, int32_
              * while this one computes: packing from DRAM stalled ~10% of the time (perf, full-size prefill). */
             int32_t next_p0 = p0 + OCT_PANEL_ROWS < row_end ? p0 + OCT_PANEL_ROWS : row_start;
             int32_t next_o0 = next_p0 == row_start ? o0 + OCT_CHUNK : o0;
-            int32_t next_rows = row_end - next_p0 < OCT_PANEL_ROWS ? row_end - next_p0 : OCT_PANEL_ROWS;
-            int32_t next_blocks = blocks - next_o0 * OCT_BLOCKS < OCT_CHUNK * OCT_BLOCKS ? blocks - next_o0 * OCT_BLOCKS
-                                                                                       : OCT_CHUNK * OCT_BLOCKS;
-            size_t block_bytes = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
-            aya_block_prefetcher pf = { (const char *) w + (size_t) next_p0 * row_bytes + (size_t) next_o0 * OCT_BLOCKS * block_bytes,
-                                        row_bytes, (int32_t) (((size_t) next_blocks * block_bytes + 63) / 64 + 1),
-                                        next_o0 < octs ? next_rows : 0, 0, 0 };
+            aya_block_prefetcher pf = { (const char *) w, row_bytes, 0, 0, 0, 0 }; /* nothing after the last panel */
+            if (next_o0 < octs) {
+                int32_t next_rows = row_end - next_p0 < OCT_PANEL_ROWS ? row_end - next_p0 : OCT_PANEL_ROWS;
+                int32_t next_blocks = blocks - next_o0 * OCT_BLOCKS;
+                if (next_blocks > OCT_CHUNK * OCT_BLOCKS) next_blocks = OCT_CHUNK * OCT_BLOCKS;
+                pf.base += (size_t) next_p0 * row_bytes + (size_t) next_o0 * OCT_BLOCKS * block_bytes;
+                pf.lines_per_row = (int32_t) (((size_t) next_blocks * block_bytes + 63) / 64 + 1);
+                pf.rows = next_rows;
+            }
             int32_t calls = ((tokens + OCT_TOKENS - 1) / OCT_TOKENS) * ((rows + OCT_ROWS - 1) / OCT_ROWS);
             int32_t per_call = (pf.rows * pf.lines_per_row + calls - 1) / calls;
             for (int32_t t = 0; t < tokens; t += OCT_TOKENS) {
