@@ -308,6 +308,10 @@ static void oct_pack_weights(int q4, const uint8_t *w, size_t row_bytes, int32_t
             uint8_t *d = dst + ((size_t) r * octs + o) * OCT_W_BYTES;
             __m256i b[8];
             __m128i h = _mm_setzero_si128(); /* the scales, inserted: 16-bit stores and a 128-bit load stalled */
+            /* the same oct three rows on (read once, from DRAM: the panel's packing stalled on them; past the panel
+             * these are the next panel's rows, and a prefetch past the weights does not fault) */
+            const uint8_t *ahead = w + (size_t) (r + 3) * row_bytes + (size_t) (o0 + o) * OCT_BLOCKS * bb;
+            for (size_t line = 0; line < OCT_BLOCKS * bb; line += 64) _mm_prefetch((const char *) ahead + line, _MM_HINT_T0);
             for (int j = 0; j < 8; j++) {
                 int32_t block = (o0 + o) * OCT_BLOCKS + j;
                 if (block >= blocks) { b[j] = _mm256_setzero_si256(); continue; }
@@ -415,7 +419,7 @@ static void oct_matmul(int q4, const void *w, const float *x, float *out, int32_
     uint8_t *wp = aya_scratch(AYA_SCRATCH_Q8_PANEL, (size_t) OCT_PANEL_ROWS * OCT_CHUNK * OCT_W_BYTES);
     if (xp == NULL || wp == NULL) return;
     oct_pack_activations(&acts, tokens, blocks, octs, xp);
-    const size_t block_bytes = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES, row_bytes = (size_t) blocks * block_bytes;
+    const size_t row_bytes = (size_t) blocks * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
     const size_t x_stride = (size_t) octs * OCT_X_BYTES;
     for (int32_t o0 = 0; o0 < octs; o0 += OCT_CHUNK) {
         int32_t chunk = octs - o0 < OCT_CHUNK ? octs - o0 : OCT_CHUNK;
@@ -423,27 +427,11 @@ static void oct_matmul(int q4, const void *w, const float *x, float *out, int32_
         for (int32_t p0 = row_start; p0 < row_end; p0 += OCT_PANEL_ROWS) {
             int32_t rows = row_end - p0 < OCT_PANEL_ROWS ? row_end - p0 : OCT_PANEL_ROWS;
             oct_pack_weights(q4, (const uint8_t *) w + (size_t) p0 * row_bytes, row_bytes, rows, blocks, o0, chunk, wp);
-            /* The next panel's raw weights (the next rows, or the first rows of the next chunk) are fetched into L2
-             * while this one computes: packing from DRAM stalled ~10% of the time (perf, full-size prefill). */
-            int32_t next_p0 = p0 + OCT_PANEL_ROWS < row_end ? p0 + OCT_PANEL_ROWS : row_start;
-            int32_t next_o0 = next_p0 == row_start ? o0 + OCT_CHUNK : o0;
-            aya_block_prefetcher pf = { (const char *) w, row_bytes, 0, 0, 0, 0 }; /* nothing after the last panel */
-            if (next_o0 < octs) {
-                int32_t next_rows = row_end - next_p0 < OCT_PANEL_ROWS ? row_end - next_p0 : OCT_PANEL_ROWS;
-                int32_t next_blocks = blocks - next_o0 * OCT_BLOCKS;
-                if (next_blocks > OCT_CHUNK * OCT_BLOCKS) next_blocks = OCT_CHUNK * OCT_BLOCKS;
-                pf.base += (size_t) next_p0 * row_bytes + (size_t) next_o0 * OCT_BLOCKS * block_bytes;
-                pf.lines_per_row = (int32_t) (((size_t) next_blocks * block_bytes + 63) / 64 + 1);
-                pf.rows = next_rows;
-            }
-            int32_t calls = ((tokens + OCT_TOKENS - 1) / OCT_TOKENS) * ((rows + OCT_ROWS - 1) / OCT_ROWS);
-            int32_t per_call = (pf.rows * pf.lines_per_row + calls - 1) / calls;
             for (int32_t t = 0; t < tokens; t += OCT_TOKENS) {
                 int rn = tokens - t < OCT_TOKENS ? tokens - t : OCT_TOKENS;
                 const uint8_t *xt = xp + (size_t) t * x_stride + (size_t) o0 * OCT_X_BYTES;
                 for (int32_t r = 0; r < rows; r += OCT_ROWS) {
                     int rm = rows - r < OCT_ROWS ? rows - r : OCT_ROWS;
-                    aya_prefetch_some(&pf, per_call);
                     oct_any_tile(rm, rn, wp + (size_t) r * w_stride, w_stride, xt, x_stride, chunk,
                                  out + (size_t) t * out_stride + p0 + r, out_stride, o0 > 0);
                 }
