@@ -114,7 +114,7 @@ int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum);
  * thread's next calls and freed when the thread exits; contents are not kept when it grows. NULL if memory runs out. */
 enum {
     AYA_SCRATCH_GEMM_X, AYA_SCRATCH_GEMM_W, AYA_SCRATCH_GEMM_C, AYA_SCRATCH_BF16_X, AYA_SCRATCH_SPLIT_X,
-    AYA_SCRATCH_Q8_VALUES, AYA_SCRATCH_Q8_SCALES, AYA_SCRATCH_Q8_SUMS, AYA_SCRATCH_Q8_REGROUPED,
+    AYA_SCRATCH_Q8_VALUES, AYA_SCRATCH_Q8_SCALES, AYA_SCRATCH_Q8_SUMS, AYA_SCRATCH_Q8_REGROUPED, AYA_SCRATCH_Q8_PANEL,
     AYA_SCRATCH_Q8K_VALUES, AYA_SCRATCH_Q8K_SCALES, AYA_SCRATCH_Q8K_SUMS, AYA_SCRATCH_SLOTS
 };
 void *aya_scratch(int slot, size_t bytes);

@@ -3,7 +3,7 @@
  *   build/bench_quant [isa] [MB]
  * Decode: one token against a weight matrix of MB megabytes (default 512, more than any cache), reported as GB/s of
  * weight bytes per CPU-second next to a plain read of the same bytes (Q6_K: the output head of llama-quantize's Q4_0
- * files). Prefill: 2048 x 2048 weights x 128 tokens, in GFLOP/s (2 per multiply-add). */
+ * files). Prefill: 2048 x 2048 and 1024 x 11008 weights x 128 tokens, in GFLOP/s (2 per multiply-add). */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include <time.h>
 
@@ -77,14 +77,18 @@ int main(int argc, char **argv) {
                (double) (rows * row_bytes) / seconds * 1e-9, rows, in_dim);
         free(w); free(x); free(out);
     }
-    for (int k = 0; k < 2; k++) {
-        const int rows = 2048, tokens = 128;
-        uint8_t *w = random_blocks(rows, in_dim, block_values[k], block_bytes[k], scale_at[k]);
-        float *x = random_floats((size_t) tokens * in_dim, -1, 1), *out = malloc((size_t) tokens * rows * sizeof(float));
-        BEST_OF(3, seconds, fns[k](w, x, out, tokens, in_dim, rows, 0, rows));
-        printf("prefill %s          %7.2f GFLOP/s (%d x %d, %d tokens)\n", names[k],
-               2.0 * rows * in_dim * tokens / seconds * 1e-9, rows, in_dim, tokens);
-        free(w); free(x); free(out);
-    }
+    /* the shapes of Tiny Aya's prefill: q/o/gate/up (2048 inputs) and down (11008 inputs; a thread's half of it) */
+    const int prefill_dims[2][2] = { { 2048, 2048 }, { 1024, 11008 } }; /* rows, in_dim */
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++) {
+            const int rows = prefill_dims[s][0], dim = prefill_dims[s][1], tokens = 128;
+            uint8_t *w = random_blocks(rows, dim, block_values[k], block_bytes[k], scale_at[k]);
+            float *x = random_floats((size_t) tokens * dim, -1, 1);
+            float *out = malloc((size_t) tokens * rows * sizeof(float));
+            BEST_OF(3, seconds, fns[k](w, x, out, tokens, dim, rows, 0, rows));
+            printf("prefill %s          %7.2f GFLOP/s (%d x %d, %d tokens)\n", names[k],
+                   2.0 * rows * dim * tokens / seconds * 1e-9, rows, dim, tokens);
+            free(w); free(x); free(out);
+        }
     return 0;
 }

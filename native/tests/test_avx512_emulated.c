@@ -9,12 +9,18 @@ void aya_matmul_q8_0_avx512vnni_emulated(const void *w, const float *x, float *o
 void aya_matmul_q4_0_avx512vnni_emulated(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                          int32_t out_stride, int32_t row_start, int32_t row_end);
 
-/* The VNNI Q8_0 / Q4_0 kernels against scalar: every tile remainder (rows % 4, tokens % 4), odd block counts (the
- * 256-bit last block), one block, long rows, random bytes (Q8_0 weights include -128), row slices. */
+/* The VNNI Q8_0 / Q4_0 kernels against scalar: every tile remainder (rows % 4, tokens % 4; 16+ / 48+ tokens: rows %
+ * 2, tokens % 8), odd block counts (the 256-bit last block), one block, long rows, random bytes (Q8_0 weights include
+ * -128), row slices. */
 static void quantized_vnni(void) {
     static const int shapes[][3] = { /* tokens, in_dim, rows */
         { 1, 32, 1 }, { 1, 32, 7 }, { 1, 96, 6 }, { 1, 2048, 33 }, { 2, 64, 5 }, { 3, 96, 17 }, { 4, 160, 18 },
         { 5, 224, 13 }, { 6, 2048, 9 }, { 7, 352, 11 }, { 9, 64, 70 }, { 1, 11008, 5 },
+        /* the many-token path (Q8_0 from 16 tokens, Q4_0 from 48): token remainders mod 8, odd rows, a second panel
+         * and k chunk */
+        { 16, 32, 3 }, { 17, 96, 1 }, { 21, 2080, 5 }, { 20, 256, 67 }, { 23, 160, 2 }, { 18, 64, 4 }, { 22, 96, 3 },
+        { 19, 64, 2 }, { 48, 32, 3 }, { 49, 96, 1 }, { 53, 2080, 5 }, { 52, 256, 67 }, { 55, 160, 2 }, { 50, 64, 4 },
+        { 54, 96, 3 }, { 51, 64, 2 },
     };
     const int block_bytes[2] = { 34, 18 };
     aya_matmul_fn scalar[2] = { aya_table_generic.matmul[AYA_WEIGHT_Q8_0], aya_table_generic.matmul[AYA_WEIGHT_Q4_0] };
