@@ -162,109 +162,90 @@ KQ_INLINE void kq_q4_k_row(const int RN, const uint8_t *row, size_t row_bytes, c
 
 /* ---- Q6_K (256 values: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d) x Q8_K activations ---- */
 
+/* The scaled dots of one block's 256 values with RN tokens' values, as eight int32 lanes each (lane i: values 32k + 4i
+ * .. + 3 over k; the order of integer sums does not matter), the values' + 32 offset not yet taken off. */
 #if KQ_VNNI
 /* AVX512-VNNI: 64 values per step on 512-bit vectors (a 256-bit vpdpbusd + vpmulld pair per 32 values was the limit:
  * ~20 GB/s from memory against Q4_0's ~35). Lanes 0-7 hold values 32k + 4i.., lanes 8-15 values 32(k + 1) + 4i..;
- * folding the two halves at the end of the block gives the 256-bit kernel's int32 lanes exactly (integer sums), so the
- * f32 part, and the result, are unchanged to the bit. */
+ * the two halves are folded at the end into the eight lanes the 256-bit kernel makes (the same integers). */
+KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t *xq, size_t x_stride, __m256i *dots) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x03);
+    /* scale index of each lane within a step: 4 lanes (16 values) per scale */
+    const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const int8_t *sc = (const int8_t *) (blk + 192);
+    __m512i scales = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) sc))),
+                                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) (sc + 8))), 1); /* as int32 */
+    __m512i wide[KQ_TOKENS];
+    for (int t = 0; t < RN; t++) wide[t] = _mm512_setzero_si512();
+    for (int half = 0; half < 2; half++) {
+        __m512i ql = _mm512_loadu_si512((const void *) (blk + 64 * half)); /* low 4 bits of k = 0 | k = 1 */
+        __m256i qh = _mm256_loadu_si256((const __m256i *) (blk + 128 + 32 * half));
+        __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1); /* k's 2 bits at 2k */
+        for (int j = 0; j < 2; j++) { /* k = 2j (lanes 0-7) and 2j + 1 (lanes 8-15): scales 8 * half + 4j .. + 3 */
+            __m512i low = j == 0 ? ql : _mm512_srli_epi16(ql, 4);
+            __m512i high = j == 0 ? qh2 : _mm512_srli_epi16(qh2, 4);
+            __m512i u = _mm512_or_si512(_mm512_and_si512(low, low4), _mm512_slli_epi16(_mm512_and_si512(high, two), 4));
+            int g = 8 * half + 4 * j;
+            __m512i scale = _mm512_permutexvar_epi32(_mm512_add_epi32(quarter, _mm512_set1_epi32(g)), scales);
+            for (int t = 0; t < RN; t++) {
+                __m512i x = _mm512_loadu_si512((const void *) (xq + t * x_stride + 16 * g));
+                wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, x), scale));
+            }
+        }
+    }
+    for (int t = 0; t < RN; t++) dots[t] = _mm256_add_epi32(_mm512_castsi512_si256(wide[t]), _mm512_extracti64x4_epi64(wide[t], 1));
+}
+#else
+KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t *xq, size_t x_stride, __m256i *dots) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+    /* the 16 scales as int16; 32-bit lane i holds scales 2i, 2i + 1 */
+    __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (blk + 192)));
+    for (int t = 0; t < RN; t++) dots[t] = _mm256_setzero_si256();
+    for (int half = 0; half < 2; half++) {
+        __m256i ql0 = _mm256_loadu_si256((const __m256i *) (blk + 64 * half));
+        __m256i ql1 = _mm256_loadu_si256((const __m256i *) (blk + 64 * half + 32));
+        __m256i qh = _mm256_loadu_si256((const __m256i *) (blk + 128 + 32 * half));
+        for (int k = 0; k < 4; k++) { /* values 128 * half + 32k + l, l < 32: scales 8 * half + 2k, + 1 */
+            __m256i low = k == 0 ? ql0 : k == 1 ? ql1 : k == 2 ? _mm256_srli_epi16(ql0, 4) : _mm256_srli_epi16(ql1, 4);
+            __m256i u = _mm256_or_si256(_mm256_and_si256(low, low4),
+                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two), 4));
+            int g = 8 * half + 2 * k;
+            /* scale g in the low 128 bits, g + 1 in the high ones */
+            __m256i scale = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(g / 2)),
+                                                _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                                                 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3));
+            for (int t = 0; t < RN; t++) {
+                __m256i x = _mm256_loadu_si256((const __m256i *) (xq + t * x_stride + 16 * g));
+                dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(u, x, scale));
+            }
+        }
+    }
+}
+#endif
+
 KQ_INLINE void kq_q6_k_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8k_acts *acts, int32_t first,
                            int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
     const int32_t blocks = in_dim / AYA_QK_K;
     const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
-    const __m512i low4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x03);
-    /* scale index of each lane within a step: 4 lanes (16 values) per scale */
-    const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m256 acc[KQ_TOKENS];
     for (int t = 0; t < RN; t++) acc[t] = _mm256_setzero_ps();
     for (int32_t b = 0; b < blocks; b++) {
         const uint8_t *blk = row + (size_t) b * AYA_Q6_K_BYTES;
         if (prefetch) kq_prefetch(blk + ahead, AYA_Q6_K_BYTES);
-        const int8_t *sc = (const int8_t *) (blk + 192);
-        __m512i scales = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) sc))),
-                                            _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) (sc + 8))), 1); /* as int32 */
-        __m512i dots[KQ_TOKENS];
-        for (int t = 0; t < RN; t++) dots[t] = _mm512_setzero_si512();
-        for (int half = 0; half < 2; half++) {
-            __m512i ql = _mm512_loadu_si512((const void *) (blk + 64 * half)); /* low 4 bits of k = 0 | k = 1 */
-            __m256i qh = _mm256_loadu_si256((const __m256i *) (blk + 128 + 32 * half));
-            __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1); /* k's 2 bits at 2k */
-            for (int j = 0; j < 2; j++) { /* k = 2j (lanes 0-7) and 2j + 1 (lanes 8-15): scales 8 * half + 4j .. + 3 */
-                __m512i low = j == 0 ? ql : _mm512_srli_epi16(ql, 4);
-                __m512i high = j == 0 ? qh2 : _mm512_srli_epi16(qh2, 4);
-                __m512i u = _mm512_or_si512(_mm512_and_si512(low, low4),
-                                            _mm512_slli_epi16(_mm512_and_si512(high, two), 4));
-                int g = 8 * half + 4 * j;
-                __m512i scale = _mm512_permutexvar_epi32(_mm512_add_epi32(quarter, _mm512_set1_epi32(g)), scales);
-                for (int t = 0; t < RN; t++) {
-                    const int8_t *xq = acts->q + ((size_t) (first + t) * blocks + b) * AYA_QK_K + 16 * g;
-                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512((const void *) xq));
-                    dots[t] = _mm512_add_epi32(dots[t], _mm512_mullo_epi32(dot, scale));
-                }
-            }
-        }
+        __m256i dots[KQ_TOKENS];
+        kq_q6_k_block_dots(RN, blk, acts->q + ((size_t) first * blocks + b) * AYA_QK_K, (size_t) blocks * AYA_QK_K, dots);
+        __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (blk + 192)));
         float d = kq_f16(aya_load_u16(blk + 208));
         for (int t = 0; t < RN; t++) {
             /* the values are stored + 32: take 32 * sum(scale_g * sum of the token's q over group g) back off */
             size_t xb = (size_t) (first + t) * blocks + b;
-            __m256i offset = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)),
-                                               _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc)));
-            __m256i folded = _mm256_add_epi32(_mm512_castsi512_si256(dots[t]), _mm512_extracti64x4_epi64(dots[t], 1));
-            __m256i dot = _mm256_add_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5)), folded);
+            __m256i offset = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)), scales16);
+            __m256i dot = _mm256_sub_epi32(dots[t], _mm256_slli_epi32(offset, 5));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * acts->d[xb]), acc[t]);
         }
     }
     for (int t = 0; t < RN; t++) out[(size_t) t * out_stride] = kq_hsum(acc[t]);
 }
-#else
-KQ_INLINE void kq_q6_k_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8k_acts *acts, int32_t first,
-                           int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
-    const int32_t blocks = in_dim / AYA_QK_K;
-    const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
-    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
-    __m256 acc[KQ_TOKENS];
-    for (int t = 0; t < RN; t++) acc[t] = _mm256_setzero_ps();
-    for (int32_t b = 0; b < blocks; b++) {
-        const uint8_t *blk = row + (size_t) b * AYA_Q6_K_BYTES;
-        if (prefetch) kq_prefetch(blk + ahead, AYA_Q6_K_BYTES);
-        const int8_t *sc = (const int8_t *) (blk + 192);
-        /* the 16 scales as int16; 32-bit lane i holds scales 2i, 2i + 1 */
-        __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc));
-        __m256i dots[KQ_TOKENS];
-        for (int t = 0; t < RN; t++) {
-            /* the values are stored + 32: take 32 * sum(scale_g * sum of the token's q over group g) back off */
-            size_t xb = (size_t) (first + t) * blocks + b;
-            __m256i offset = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)),
-                                               _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) sc)));
-            dots[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
-        }
-        for (int half = 0; half < 2; half++) {
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *) (blk + 64 * half));
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *) (blk + 64 * half + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *) (blk + 128 + 32 * half));
-            for (int k = 0; k < 4; k++) { /* values 128 * half + 32k + l, l < 32: scales 8 * half + 2k, + 1 */
-                __m256i low = k == 0 ? ql0 : k == 1 ? ql1 : k == 2 ? _mm256_srli_epi16(ql0, 4) : _mm256_srli_epi16(ql1, 4);
-                __m256i u = _mm256_or_si256(_mm256_and_si256(low, low4),
-                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two), 4));
-                int g = 8 * half + 2 * k;
-                /* scale g in the low 128 bits, g + 1 in the high ones */
-                __m256i scale = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(g / 2)),
-                                                    _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
-                                                                     2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3));
-                for (int t = 0; t < RN; t++) {
-                    const int8_t *xq = acts->q + ((size_t) (first + t) * blocks + b) * AYA_QK_K + 16 * g;
-                    dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(u, _mm256_loadu_si256((const __m256i *) xq), scale));
-                }
-            }
-        }
-        float d = kq_f16(aya_load_u16(blk + 208));
-        for (int t = 0; t < RN; t++) {
-            size_t xb = (size_t) (first + t) * blocks + b;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_set1_ps(d * acts->d[xb]), acc[t]);
-        }
-    }
-    for (int t = 0; t < RN; t++) out[(size_t) t * out_stride] = kq_hsum(acc[t]);
-}
-#endif
 
 /* ---- drivers: decode streams rows; prefill walks panels of rows x groups of up to 4 tokens ---- */
 
