@@ -16,6 +16,15 @@ extern const aya_kquant_table aya_kquant_generic;
 extern const aya_kquant_table aya_kquant_avx2;
 extern const aya_kquant_table aya_kquant_avx512;
 #endif
+#if defined(__x86_64__) || defined(_M_X64)
+/* AVX512-VNNI prefill of Q4_K / Q6_K (quant_avx512.c): both operands packed into 256-value steps, one int32 lane per
+ * 16-value scale group; the avx512 table uses them from this many tokens on (fewer: the row kernels of kquant_x86.h). */
+enum { AYA_OCT_MIN_TOKENS_K = 6 };
+void aya_matmul_q4_k_avx512oct(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                               int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q6_k_avx512oct(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                               int32_t out_stride, int32_t row_start, int32_t row_end);
+#endif
 #if defined(__aarch64__)
 extern const aya_kquant_table aya_kquant_neon;
 #endif

@@ -1,9 +1,9 @@
-/* Q8_0 / Q4_0 / Q6_K kernel speed on one thread, by thread CPU time (robust on a shared machine). Not a test: run by
- * hand,
- *   build/bench_quant [isa] [MB]
+/* Q8_0 / Q4_0 / Q4_K / Q6_K kernel speed on one thread, by thread CPU time (robust on a shared machine). Not a test:
+ * run by hand,
+ *   build/bench_quant [isa] [MB] [tokens]
  * Decode: one token against a weight matrix of MB megabytes (default 512, more than any cache), reported as GB/s of
  * weight bytes per CPU-second next to a plain read of the same bytes (Q6_K: the output head of llama-quantize's Q4_0
- * files). Prefill: 2048 x 2048 and 1024 x 11008 weights x 128 tokens, in GFLOP/s (2 per multiply-add). */
+ * files). Prefill: 2048 x 2048 and 1024 x 11008 weights x `tokens` (default 128), in GFLOP/s (2 per multiply-add). */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include <time.h>
 
@@ -44,6 +44,7 @@ static uint8_t *random_blocks(size_t rows, int in_dim, int block_values, int blo
 int main(int argc, char **argv) {
     const char *isa = argc > 1 ? argv[1] : "auto";
     size_t mb = argc > 2 ? (size_t) atol(argv[2]) : 512;
+    int tokens = argc > 3 ? atoi(argv[3]) : 128;
     if (aya_set_isa(isa) != AYA_OK) {
         fprintf(stderr, "bench_quant: %s\n", aya_last_error());
         return 2;
@@ -65,10 +66,11 @@ int main(int argc, char **argv) {
     printf("read probe           %7.2f GB/s\n", (double) bytes / seconds * 1e-9);
     free(probe);
 
-    const char *names[3] = { "q8_0", "q4_0", "q6_k" };
-    const int block_values[3] = { 32, 32, 256 }, block_bytes[3] = { 34, 18, 210 }, scale_at[3] = { 0, 0, 208 };
-    matmul_q fns[3] = { aya_matmul_q8_0_f32, aya_matmul_q4_0_f32, aya_matmul_q6_k_f32 };
-    for (int k = 0; k < 3; k++) {
+    const char *names[4] = { "q8_0", "q4_0", "q4_k", "q6_k" };
+    const int block_values[4] = { 32, 32, 256, 256 }, block_bytes[4] = { 34, 18, 144, 210 };
+    const int scale_at[4] = { 0, 0, 0, 208 }; /* Q4_K: d (dmin stays random) */
+    matmul_q fns[4] = { aya_matmul_q8_0_f32, aya_matmul_q4_0_f32, aya_matmul_q4_k_f32, aya_matmul_q6_k_f32 };
+    for (int k = 0; k < 4; k++) {
         size_t row_bytes = (size_t) in_dim / block_values[k] * block_bytes[k], rows = bytes / row_bytes;
         uint8_t *w = random_blocks(rows, in_dim, block_values[k], block_bytes[k], scale_at[k]);
         float *x = random_floats(in_dim, -1, 1), *out = malloc(rows * sizeof(float));
@@ -80,8 +82,8 @@ int main(int argc, char **argv) {
     /* the shapes of Tiny Aya's prefill: q/o/gate/up (2048 inputs) and down (11008 inputs; a thread's half of it) */
     const int prefill_dims[2][2] = { { 2048, 2048 }, { 1024, 11008 } }; /* rows, in_dim */
     for (int s = 0; s < 2; s++)
-        for (int k = 0; k < 2; k++) {
-            const int rows = prefill_dims[s][0], dim = prefill_dims[s][1], tokens = 128;
+        for (int k = 0; k < 4; k++) {
+            const int rows = prefill_dims[s][0], dim = prefill_dims[s][1];
             uint8_t *w = random_blocks(rows, dim, block_values[k], block_bytes[k], scale_at[k]);
             float *x = random_floats((size_t) tokens * dim, -1, 1);
             float *out = malloc((size_t) tokens * rows * sizeof(float));

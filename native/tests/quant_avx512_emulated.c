@@ -6,6 +6,8 @@
 
 #define aya_matmul_q8_0_avx512vnni aya_matmul_q8_0_avx512vnni_emulated
 #define aya_matmul_q4_0_avx512vnni aya_matmul_q4_0_avx512vnni_emulated
+#define aya_matmul_q4_k_avx512oct aya_matmul_q4_k_avx512oct_emulated
+#define aya_matmul_q6_k_avx512oct aya_matmul_q6_k_avx512oct_emulated
 #include "kernels_internal.h"
 
 /* The intrinsics SIMDe 0.7 lacks, written lane by lane. */
@@ -25,6 +27,15 @@ static inline simde__m512 _mm512_cvtph_ps(simde__m256i v) {
     simde_mm256_storeu_si256(in, v);
     for (int i = 0; i < 16; i++) out[i] = aya_f16_to_f32(in[i]);
     return simde_mm512_loadu_ps(out);
+}
+#endif
+#ifndef _mm512_cvtepi16_epi32
+static inline simde__m512i _mm512_cvtepi16_epi32(simde__m256i v) {
+    int16_t in[16];
+    int32_t out[16];
+    simde_mm256_storeu_si256(in, v);
+    for (int i = 0; i < 16; i++) out[i] = in[i];
+    return simde_mm512_loadu_si512(out);
 }
 #endif
 #ifndef _mm512_reduce_add_ps

@@ -19,7 +19,8 @@ void aya_matmul_q4_k_avx2(const void *w, const float *x, float *out, int32_t tok
 void aya_matmul_q6_k_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                           int32_t out_stride, int32_t row_start, int32_t row_end);
 
-/* The avx512 table's set: VNNI where the CPU has it (Ice Lake, Zen 4 and later), else the AVX2 kernels. */
+/* The avx512 table's set: VNNI where the CPU has it (Ice Lake, Zen 4 and later; Q4_K / Q6_K prefill packed as in
+ * quant_avx512.c's oct_matmul), else the AVX2 kernels. */
 static void select_q5_0(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                         int32_t out_stride, int32_t row_start, int32_t row_end) {
     (__builtin_cpu_supports("avx512vnni") ? aya_matmul_q5_0_avx512vnni : aya_matmul_q5_0_avx2)(
@@ -28,14 +29,16 @@ static void select_q5_0(const void *w, const float *x, float *out, int32_t token
 
 static void select_q4_k(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                         int32_t out_stride, int32_t row_start, int32_t row_end) {
-    (__builtin_cpu_supports("avx512vnni") ? aya_matmul_q4_k_avx512vnni : aya_matmul_q4_k_avx2)(
-        w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_matmul_fn fn = !__builtin_cpu_supports("avx512vnni") ? aya_matmul_q4_k_avx2
+                     : tokens >= AYA_OCT_MIN_TOKENS_K ? aya_matmul_q4_k_avx512oct : aya_matmul_q4_k_avx512vnni;
+    fn(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 static void select_q6_k(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                         int32_t out_stride, int32_t row_start, int32_t row_end) {
-    (__builtin_cpu_supports("avx512vnni") ? aya_matmul_q6_k_avx512vnni : aya_matmul_q6_k_avx2)(
-        w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_matmul_fn fn = !__builtin_cpu_supports("avx512vnni") ? aya_matmul_q6_k_avx2
+                     : tokens >= AYA_OCT_MIN_TOKENS_K ? aya_matmul_q6_k_avx512oct : aya_matmul_q6_k_avx512vnni;
+    fn(w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 const aya_kquant_table aya_kquant_avx512 = {select_q5_0, select_q4_k, select_q6_k};

@@ -23,7 +23,7 @@
 #include <immintrin.h>
 #endif
 
-#include "kernels_internal.h"
+#include "kquant.h"
 
 #ifdef AYA_EMULATE_AVX512
 #define AYA_ALWAYS_INLINE static inline /* the emulated intrinsics are big: forced inlining takes minutes to compile */
@@ -236,31 +236,39 @@ static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_
     return aya_q_regroup(acts, tokens, in_dim, 4, q4 ? -8 : -128);
 }
 
-/* ---- Prefill of many tokens: eight blocks per step, two int32 lanes per block ----
+/* ---- Prefill of many tokens: 256 values per step, each int32 lane one group of values with one scale ----
  * The tiles above spend, per row, token and four blocks, two vpdpbusd and three f32 operations (convert, scale
  * multiply, FMA), plus word permutes per row to gather its blocks. Here both operands are first copied into one
- * layout ("oct" = eight blocks): vector v (0..3) holds the values 8v .. 8v + 7 of each of the eight blocks, block j
- * in qword j, so int32 lanes 2j and 2j + 1 always belong to block j and four vpdpbusd serve one convert, one scale
- * multiply and one FMA (256 multiply-adds). Weights are packed per panel of rows and k chunk into the calling thread's
- * scratch (each weight byte once per call), activations once per call. Weights become unsigned (w + 128; Q4_0 nibbles
- * n + 120 = (n - 8) + 128) and stay in registers; activations are the signed side, read as memory operands, with
- * -128 * (their lane's sum) as each product's starting value: sum(w * x) = vpdpbusd(-128 * sum(x), w + 128, x), exact.
- * Blocks past in_dim (the last oct) are zero with zero scales. Per lane at most 16 products of 255 x 127 plus the
- * offset: far inside int32 and exact in f32. */
+ * layout of 256 values per "oct" (four zmm of bytes), arranged so that each int32 lane of the four vpdpbusd sums
+ * values of one scale group, and one convert, one scale multiply and one FMA serve 256 multiply-adds:
+ *   Q8_0 / Q4_0 (eight 32-value blocks): vector v holds values 8v .. 8v + 7 of each block, block j in qword j, so
+ *     lanes 2j and 2j + 1 belong to block j. Weights become unsigned (w + 128; Q4_0 nibbles n + 120 = (n - 8) + 128)
+ *     and activations carry -128 * (their lane's sum) as each lane's starting value: sum(w * x) = vpdpbusd(-128 *
+ *     sum(x), w + 128, x), exact. Blocks past in_dim (the last oct) are zero with zero scales.
+ *   Q4_K / Q6_K (one 256-value super-block of sixteen 16-value groups): vector v holds values 4v .. 4v + 3 of each
+ *     group, group l in lane l. A value is S_l * q - M_l with q unsigned (Q4_K: q 0..15, S = d * scale, M = dmin *
+ *     min of its 32-value sub-block; Q6_K: q 0..63, S = d * scale, M = 32 * S), so the lane's sum is S_l * sum(q *
+ *     x) - M_l * sum(x): the second term is one more FMA with the activations' f32 group sums (Q8_K's bsums, as the
+ *     row kernels use them). Activations are Q8_K like the row kernels', so only the f32 summation order differs.
+ * Weights are packed per panel of rows and k chunk into the calling thread's scratch (each weight byte once per
+ * call), activations once per call; weights stay in registers, activations are read as memory operands. Per lane at
+ * most 16 products of 255 x 127 plus the offset: far inside int32 and exact in f32. */
+enum oct_kind { OCT_Q8_0, OCT_Q4_0, OCT_Q4_K, OCT_Q6_K };
 enum {
-    OCT_BLOCKS = 8,
-    OCT_W_BYTES = 4 * 64 + 16 * 4,      /* a row's oct: u8 values [4][64], f32 scales [16] (lanes 2j, 2j+1: block j) */
-    OCT_X_BYTES = 4 * 64 + 2 * 16 * 4,  /* a token's oct: s8 values [4][64], int32 -128 x lane sums [16], f32
-                                           scales [16] */
+    OCT_BLOCKS = 8,                     /* Q8_0 / Q4_0 blocks per oct */
+    OCT_W_BYTES = 4 * 64 + 16 * 4,      /* a row's oct: u8 values [4][64], f32 scales [16] */
+    OCT_WK_BYTES = 4 * 64 + 2 * 16 * 4, /* ... and for Q4_K / Q6_K f32 offsets M [16] */
+    OCT_X_BYTES = 4 * 64 + 2 * 16 * 4,  /* a token's oct: s8 values [4][64], the offset term [16] (int32 -128 x lane
+                                           sums, or for k-quants f32 -d x group sums), f32 scales [16] */
     OCT_ROWS = 2,                       /* tile: 2 rows x 8 tokens: 16 accumulators, 8 weight vectors, 2 scales, 4
                                            temporaries (2 x 6 ran at 0.93x) */
     OCT_TOKENS = 8,
     OCT_CHUNK = 8,                      /* octs per k chunk (2048 inputs): 8 tokens' chunk (24 KB) stays in L1 */
-    OCT_PANEL_ROWS = 64,                /* rows packed at a time: 64 x 8 octs (160 KB) stay in L2 with the chunk's
+    OCT_PANEL_ROWS = 64,                /* rows packed at a time: 64 x 8 octs (160-192 KB) stay in L2 with the chunk's
                                            activations (128 rows: no faster) */
     /* fewer tokens: packing the panels costs more than it saves (one thread, 2048 x 2048: Q8_0 at 16 tokens 233 vs
      * 214 GFLOP/s; Q4_0, whose packing writes 2.7x its bytes, 249 vs 315 at 16, 297 vs 313 at 32, 312-328 vs 310 at
-     * 48) */
+     * 48); k-quants: AYA_OCT_MIN_TOKENS_K in kquant.h */
     OCT_MIN_TOKENS_Q8_0 = 16,
     OCT_MIN_TOKENS_Q4_0 = 48
 };
@@ -276,6 +284,21 @@ AYA_ALWAYS_INLINE void oct_transpose(const __m256i b[8], __m512i out[4]) {
         __m512i low = _mm512_permutex2var_epi64(z01, pick, z23), high = _mm512_permutex2var_epi64(z45, pick, z67);
         out[v] = _mm512_inserti64x4(low, _mm512_castsi512_si256(high), 1);
     }
+}
+
+/* 256 values in order (in[n]: values 64n .. 64n + 63) into the k-quant layout: out[v] int32 lane l = values 16l + 4v
+ * .. + 3. Within each input, a 4 x 4 transpose of its dwords (dword 4m + v to 4v + m) puts group 4n + m's dword v in
+ * 128-bit lane v; then a 4 x 4 transpose of 128-bit lanes across the four. */
+AYA_ALWAYS_INLINE void oct_transpose_groups(const __m512i in[4], __m512i out[4]) {
+    const __m512i dwords = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i p[4];
+    for (int n = 0; n < 4; n++) p[n] = _mm512_permutexvar_epi32(dwords, in[n]);
+    __m512i t0 = _mm512_shuffle_i32x4(p[0], p[1], 0x44), t1 = _mm512_shuffle_i32x4(p[0], p[1], 0xEE);
+    __m512i t2 = _mm512_shuffle_i32x4(p[2], p[3], 0x44), t3 = _mm512_shuffle_i32x4(p[2], p[3], 0xEE);
+    out[0] = _mm512_shuffle_i32x4(t0, t2, 0x88);
+    out[1] = _mm512_shuffle_i32x4(t0, t2, 0xDD);
+    out[2] = _mm512_shuffle_i32x4(t1, t3, 0x88);
+    out[3] = _mm512_shuffle_i32x4(t1, t3, 0xDD);
 }
 
 /* Eight scales into lanes 2j, 2j + 1. */
@@ -298,42 +321,98 @@ AYA_ALWAYS_INLINE __m128i insert_u16(__m128i h, int j, uint16_t v) {
     }
 }
 
-/* Packs rows [0, rows) of w (row_bytes apart) x octs [o0, o0 + octs) into dst[row][oct] (OCT_W_BYTES each). */
-static void oct_pack_weights(int q4, const uint8_t *w, size_t row_bytes, int32_t rows, int32_t blocks, int32_t o0,
-                             int32_t octs, uint8_t *dst) {
+static size_t oct_block_bytes(int kind) {
+    static const size_t bytes[4] = { AYA_Q8_0_BYTES, AYA_Q4_0_BYTES, AYA_Q4_K_BYTES, AYA_Q6_K_BYTES };
+    return bytes[kind];
+}
+
+/* One row's Q8_0 / Q4_0 oct (blocks from `first`, those at or past `blocks` zero) into d. */
+AYA_ALWAYS_INLINE void oct_pack_blocks(int q4, const uint8_t *row, int32_t first, int32_t blocks, uint8_t *d) {
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
     const __m256i flip = _mm256_set1_epi8((char) 0x80), low4 = _mm256_set1_epi8(0x0F), plus120 = _mm256_set1_epi8(120);
+    __m256i b[8];
+    __m128i h = _mm_setzero_si128(); /* the scales, inserted: 16-bit stores and a 128-bit load stalled */
+    for (int j = 0; j < 8; j++) {
+        int32_t block = first + j;
+        if (block >= blocks) { b[j] = _mm256_setzero_si256(); continue; }
+        const uint8_t *blk = row + (size_t) block * bb;
+        h = insert_u16(h, j, aya_load_u16(blk));
+        if (q4) { /* elements 0..15 are the low nibbles, 16..31 the high ones */
+            __m128i qs = _mm_loadu_si128((const __m128i *) (blk + 2));
+            __m256i n = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(qs), _mm_srli_epi16(qs, 4), 1),
+                                         low4);
+            b[j] = _mm256_add_epi8(n, plus120);
+        } else {
+            b[j] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blk + 2)), flip);
+        }
+    }
+    __m512i v[4];
+    oct_transpose(b, v);
+    for (int i = 0; i < 4; i++) _mm512_storeu_si512((void *) (d + 64 * i), v[i]);
+    _mm512_storeu_ps((float *) (d + 256), oct_spread(_mm256_cvtph_ps(h)));
+}
+
+/* One Q4_K / Q6_K super-block (blk) as an oct into d: q in the group layout, then S [16] and M [16]. */
+AYA_ALWAYS_INLINE void oct_pack_super_block(int kind, const uint8_t *blk, uint8_t *d) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+    __m512i in[4], v[4];
+    float s[16], m[16];
+    if (kind == OCT_Q4_K) { /* 32 bytes per 64 values: the first 32 in the low nibbles, the next 32 in the high ones */
+        for (int g = 0; g < 4; g++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *) (blk + 16 + 32 * g));
+            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            in[g] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        }
+        float dq = aya_f16_to_f32(aya_load_u16(blk)), dmin = aya_f16_to_f32(aya_load_u16(blk + 2));
+        for (int j = 0; j < 8; j++) {
+            uint8_t scale, min;
+            aya_q4_k_scale_min(blk + 4, j, &scale, &min);
+            s[2 * j] = s[2 * j + 1] = dq * (float) scale;
+            m[2 * j] = m[2 * j + 1] = dmin * (float) min;
+        }
+    } else { /* Q6_K: per 128 values, 64 bytes of low 4 bits (values l and l + 64 share a byte) and 32 of 2 high bits */
+        for (int half = 0; half < 2; half++) {
+            __m256i a = _mm256_loadu_si256((const __m256i *) (blk + 64 * half));
+            __m256i b = _mm256_loadu_si256((const __m256i *) (blk + 64 * half + 32));
+            __m256i h = _mm256_loadu_si256((const __m256i *) (blk + 128 + 32 * half));
+            __m256i c[4];
+            for (int k = 0; k < 4; k++) { /* values 128 half + 32k .. + 31 */
+                __m256i low = k == 0 ? a : k == 1 ? b : k == 2 ? _mm256_srli_epi16(a, 4) : _mm256_srli_epi16(b, 4);
+                c[k] = _mm256_or_si256(_mm256_and_si256(low, low4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), two), 4));
+            }
+            in[2 * half] = _mm512_inserti64x4(_mm512_castsi256_si512(c[0]), c[1], 1);
+            in[2 * half + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(c[2]), c[3], 1);
+        }
+        float dq = aya_f16_to_f32(aya_load_u16(blk + 208));
+        for (int l = 0; l < 16; l++) {
+            s[l] = dq * (float) (int8_t) blk[192 + l];
+            m[l] = 32.0f * s[l];
+        }
+    }
+    oct_transpose_groups(in, v);
+    for (int i = 0; i < 4; i++) _mm512_storeu_si512((void *) (d + 64 * i), v[i]);
+    _mm512_storeu_ps((float *) (d + 256), _mm512_loadu_ps(s));
+    _mm512_storeu_ps((float *) (d + 320), _mm512_loadu_ps(m));
+}
+
+/* Packs rows [0, rows) of w (row_bytes apart) x octs [o0, o0 + octs) into dst[row][oct] (w_bytes each). */
+static void oct_pack_weights(int kind, const uint8_t *w, size_t row_bytes, int32_t rows, int32_t blocks, int32_t o0,
+                             int32_t octs, uint8_t *dst, size_t w_bytes) {
+    const size_t bb = oct_block_bytes(kind), oct_bytes = kind >= OCT_Q4_K ? bb : OCT_BLOCKS * bb;
     for (int32_t r = 0; r < rows; r++)
         for (int32_t o = 0; o < octs; o++) {
-            uint8_t *d = dst + ((size_t) r * octs + o) * OCT_W_BYTES;
-            __m256i b[8];
-            __m128i h = _mm_setzero_si128(); /* the scales, inserted: 16-bit stores and a 128-bit load stalled */
+            uint8_t *d = dst + ((size_t) r * octs + o) * w_bytes;
             /* the same oct three rows on (read once, from DRAM: the panel's packing stalled on them; past the panel
              * these are the next panel's rows, and a prefetch past the weights does not fault) */
-            const uint8_t *ahead = w + (size_t) (r + 3) * row_bytes + (size_t) (o0 + o) * OCT_BLOCKS * bb;
-            for (size_t line = 0; line < OCT_BLOCKS * bb; line += 64) _mm_prefetch((const char *) ahead + line, _MM_HINT_T0);
-            for (int j = 0; j < 8; j++) {
-                int32_t block = (o0 + o) * OCT_BLOCKS + j;
-                if (block >= blocks) { b[j] = _mm256_setzero_si256(); continue; }
-                const uint8_t *blk = w + (size_t) r * row_bytes + (size_t) block * bb;
-                h = insert_u16(h, j, aya_load_u16(blk));
-                if (q4) { /* elements 0..15 are the low nibbles, 16..31 the high ones */
-                    __m128i qs = _mm_loadu_si128((const __m128i *) (blk + 2));
-                    __m256i n = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(qs),
-                                                                         _mm_srli_epi16(qs, 4), 1), low4);
-                    b[j] = _mm256_add_epi8(n, plus120);
-                } else {
-                    b[j] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blk + 2)), flip);
-                }
-            }
-            __m512i v[4];
-            oct_transpose(b, v);
-            for (int i = 0; i < 4; i++) _mm512_storeu_si512((void *) (d + 64 * i), v[i]);
-            _mm512_storeu_ps((float *) (d + 256), oct_spread(_mm256_cvtph_ps(h)));
+            const uint8_t *at = w + (size_t) r * row_bytes + (size_t) (o0 + o) * oct_bytes;
+            for (size_t line = 0; line < oct_bytes; line += 64) _mm_prefetch((const char *) at + 3 * row_bytes + line, _MM_HINT_T0);
+            if (kind >= OCT_Q4_K) oct_pack_super_block(kind, at, d);
+            else oct_pack_blocks(kind == OCT_Q4_0, w + (size_t) r * row_bytes, (o0 + o) * OCT_BLOCKS, blocks, d);
         }
 }
 
-/* Packs every token's quantized activations into dst[token][oct] (OCT_X_BYTES each). */
+/* Packs every token's Q8_0 activations into dst[token][oct] (OCT_X_BYTES each). */
 static void oct_pack_activations(const aya_q8_acts *acts, int32_t tokens, int32_t blocks, int32_t octs, uint8_t *dst) {
     const __m512i ones = _mm512_set1_epi8(1);
     for (int32_t t = 0; t < tokens; t++)
@@ -360,10 +439,29 @@ static void oct_pack_activations(const aya_q8_acts *acts, int32_t tokens, int32_
         }
 }
 
+/* Packs every token's Q8_K activations (one oct per super-block) into dst[token][oct] (OCT_X_BYTES each). */
+static void oct_pack_activations_k(const aya_q8k_acts *acts, int32_t tokens, int32_t octs, uint8_t *dst) {
+    for (int32_t t = 0; t < tokens; t++)
+        for (int32_t o = 0; o < octs; o++) {
+            size_t xb = (size_t) t * octs + o;
+            uint8_t *d = dst + xb * OCT_X_BYTES;
+            __m512i in[4], v[4];
+            for (int n = 0; n < 4; n++) in[n] = _mm512_loadu_si512((const void *) (acts->q + xb * AYA_QK_K + 64 * n));
+            oct_transpose_groups(in, v);
+            for (int i = 0; i < 4; i++) _mm512_storeu_si512((void *) (d + 64 * i), v[i]);
+            __m512 sums = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16))));
+            _mm512_storeu_ps((float *) (d + 256), _mm512_mul_ps(sums, _mm512_set1_ps(-acts->d[xb])));
+            _mm512_storeu_ps((float *) (d + 320), _mm512_set1_ps(acts->d[xb]));
+        }
+}
+
 /* out[t * out_stride + r] (= or +=, per accumulate) the products of RM packed rows (w_stride apart) and RN packed
- * tokens (x_stride apart) over octs [0, octs). RM, RN are compile-time constants at every call site. */
-AYA_ALWAYS_INLINE void oct_tile(const int RM, const int RN, const uint8_t *w, size_t w_stride, const uint8_t *x,
-                                size_t x_stride, int32_t octs, float *out, int32_t out_stride, int accumulate) {
+ * tokens (x_stride apart) over octs [0, octs). RM, RN and K (k-quant layout: the M term) are compile-time constants
+ * at every call site. */
+AYA_ALWAYS_INLINE void oct_tile(const int RM, const int RN, const int K, const uint8_t *w, size_t w_stride,
+                                const uint8_t *x, size_t x_stride, int32_t octs, float *out, int32_t out_stride,
+                                int accumulate) {
+    const size_t w_bytes = K ? OCT_WK_BYTES : OCT_W_BYTES;
     __m512 acc[OCT_TOKENS][OCT_ROWS];
     for (int t = 0; t < RN; t++)
         for (int r = 0; r < RM; r++) acc[t][r] = _mm512_setzero_ps();
@@ -371,19 +469,23 @@ AYA_ALWAYS_INLINE void oct_tile(const int RM, const int RN, const uint8_t *w, si
         __m512i wv[OCT_ROWS][4];
         __m512 dw[OCT_ROWS];
         for (int r = 0; r < RM; r++) {
-            const uint8_t *wr = w + r * w_stride + (size_t) o * OCT_W_BYTES;
+            const uint8_t *wr = w + r * w_stride + (size_t) o * w_bytes;
             for (int i = 0; i < 4; i++) wv[r][i] = _mm512_loadu_si512((const void *) (wr + 64 * i));
             dw[r] = _mm512_loadu_ps((const float *) (wr + 256));
         }
         for (int t = 0; t < RN; t++) {
             const uint8_t *xt = x + t * x_stride + (size_t) o * OCT_X_BYTES;
-            __m512i minus = _mm512_loadu_si512((const void *) (xt + 256));
+            __m512i start = K ? _mm512_setzero_si512() : _mm512_loadu_si512((const void *) (xt + 256));
             __m512 dx = _mm512_loadu_ps((const float *) (xt + 320));
             for (int r = 0; r < RM; r++) {
-                __m512i p = minus;
+                __m512i p = start;
                 for (int i = 0; i < 4; i++)
                     p = _mm512_dpbusd_epi32(p, wv[r][i], _mm512_loadu_si512((const void *) (xt + 64 * i)));
                 acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw[r], dx), acc[t][r]);
+                if (K) { /* - M x the token's scaled group sums */
+                    const float *m = (const float *) (w + r * w_stride + (size_t) o * w_bytes + 320);
+                    acc[t][r] = _mm512_fmadd_ps(_mm512_loadu_ps(m), _mm512_loadu_ps((const float *) (xt + 256)), acc[t][r]);
+                }
             }
         }
     }
@@ -394,9 +496,12 @@ AYA_ALWAYS_INLINE void oct_tile(const int RM, const int RN, const uint8_t *w, si
         }
 }
 
-#define OCT_TILE_CASE(RM, RN) \
-    case (RM) * 16 + (RN): oct_tile(RM, RN, w, w_stride, x, x_stride, octs, out, out_stride, accumulate); break;
-static void oct_any_tile(int rm, int rn, const uint8_t *w, size_t w_stride, const uint8_t *x, size_t x_stride,
+#define OCT_TILE_CASE(RM, RN)                                                                                          \
+    case (RM) * 16 + (RN):                                                                                             \
+        if (k) oct_tile(RM, RN, 1, w, w_stride, x, x_stride, octs, out, out_stride, accumulate);                       \
+        else oct_tile(RM, RN, 0, w, w_stride, x, x_stride, octs, out, out_stride, accumulate);                         \
+        break;
+static void oct_any_tile(int k, int rm, int rn, const uint8_t *w, size_t w_stride, const uint8_t *x, size_t x_stride,
                          int32_t octs, float *out, int32_t out_stride, int accumulate) {
     switch (rm * 16 + rn) {
         OCT_TILE_CASE(2, 8) OCT_TILE_CASE(2, 7) OCT_TILE_CASE(2, 6) OCT_TILE_CASE(2, 5)
@@ -408,31 +513,38 @@ static void oct_any_tile(int rm, int rn, const uint8_t *w, size_t w_stride, cons
 }
 #undef OCT_TILE_CASE
 
-/* The matmul contract for tokens >= OCT_MIN_TOKENS_Q8_0 / _Q4_0. Loop order: k chunks, panels of rows (packed),
- * token tiles, row tiles. Each output is written by the first chunk and added to by the others. */
-static void oct_matmul(int q4, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+/* The matmul contract for every token count (worth it from OCT_MIN_TOKENS_Q8_0 / _Q4_0 / AYA_OCT_MIN_TOKENS_K).
+ * Loop order: k chunks, panels of rows (packed), token tiles, row tiles. Each output is written by the first chunk
+ * and added to by the others. */
+static void oct_matmul(int kind, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                        int32_t out_stride, int32_t row_start, int32_t row_end) {
+    const int k = kind >= OCT_Q4_K;
+    const int32_t blocks = in_dim / (k ? AYA_QK_K : AYA_QK), octs = k ? blocks : (blocks + OCT_BLOCKS - 1) / OCT_BLOCKS;
+    const size_t w_bytes = k ? OCT_WK_BYTES : OCT_W_BYTES;
     aya_q8_acts acts;
-    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
-    const int32_t blocks = in_dim / AYA_QK, octs = (blocks + OCT_BLOCKS - 1) / OCT_BLOCKS;
+    aya_q8k_acts kacts;
+    /* out of memory: no error channel */
+    if (k ? aya_quantize_activations_q8_k(x, tokens, in_dim, &kacts) : aya_quantize_activations_avx2(x, tokens, in_dim, &acts)) return;
     uint8_t *xp = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * octs * OCT_X_BYTES);
-    uint8_t *wp = aya_scratch(AYA_SCRATCH_Q8_PANEL, (size_t) OCT_PANEL_ROWS * OCT_CHUNK * OCT_W_BYTES);
+    uint8_t *wp = aya_scratch(AYA_SCRATCH_Q8_PANEL, (size_t) OCT_PANEL_ROWS * OCT_CHUNK * w_bytes);
     if (xp == NULL || wp == NULL) return;
-    oct_pack_activations(&acts, tokens, blocks, octs, xp);
-    const size_t row_bytes = (size_t) blocks * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
+    if (k) oct_pack_activations_k(&kacts, tokens, octs, xp);
+    else oct_pack_activations(&acts, tokens, blocks, octs, xp);
+    const size_t row_bytes = (size_t) blocks * oct_block_bytes(kind);
     const size_t x_stride = (size_t) octs * OCT_X_BYTES;
     for (int32_t o0 = 0; o0 < octs; o0 += OCT_CHUNK) {
         int32_t chunk = octs - o0 < OCT_CHUNK ? octs - o0 : OCT_CHUNK;
-        size_t w_stride = (size_t) chunk * OCT_W_BYTES;
+        size_t w_stride = (size_t) chunk * w_bytes;
         for (int32_t p0 = row_start; p0 < row_end; p0 += OCT_PANEL_ROWS) {
             int32_t rows = row_end - p0 < OCT_PANEL_ROWS ? row_end - p0 : OCT_PANEL_ROWS;
-            oct_pack_weights(q4, (const uint8_t *) w + (size_t) p0 * row_bytes, row_bytes, rows, blocks, o0, chunk, wp);
+            oct_pack_weights(kind, (const uint8_t *) w + (size_t) p0 * row_bytes, row_bytes, rows, blocks, o0, chunk,
+                             wp, w_bytes);
             for (int32_t t = 0; t < tokens; t += OCT_TOKENS) {
                 int rn = tokens - t < OCT_TOKENS ? tokens - t : OCT_TOKENS;
                 const uint8_t *xt = xp + (size_t) t * x_stride + (size_t) o0 * OCT_X_BYTES;
                 for (int32_t r = 0; r < rows; r += OCT_ROWS) {
                     int rm = rows - r < OCT_ROWS ? rows - r : OCT_ROWS;
-                    oct_any_tile(rm, rn, wp + (size_t) r * w_stride, w_stride, xt, x_stride, chunk,
+                    oct_any_tile(k, rm, rn, wp + (size_t) r * w_stride, w_stride, xt, x_stride, chunk,
                                  out + (size_t) t * out_stride + p0 + r, out_stride, o0 > 0);
                 }
             }
@@ -442,14 +554,25 @@ static void oct_matmul(int q4, const void *w, const float *x, float *out, int32_
 
 void aya_matmul_q8_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    if (tokens >= OCT_MIN_TOKENS_Q8_0) oct_matmul(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    if (tokens >= OCT_MIN_TOKENS_Q8_0) oct_matmul(OCT_Q8_0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
     else aya_q_matmul(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 void aya_matmul_q4_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    if (tokens >= OCT_MIN_TOKENS_Q4_0) oct_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    if (tokens >= OCT_MIN_TOKENS_Q4_0) oct_matmul(OCT_Q4_0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
     else aya_q_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+/* Q4_K / Q6_K from AYA_OCT_MIN_TOKENS_K tokens on (kquant_avx512.c picks them). */
+void aya_matmul_q4_k_avx512oct(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                               int32_t out_stride, int32_t row_start, int32_t row_end) {
+    oct_matmul(OCT_Q4_K, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+void aya_matmul_q6_k_avx512oct(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                               int32_t out_stride, int32_t row_start, int32_t row_end) {
+    oct_matmul(OCT_Q6_K, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 #ifndef AYA_EMULATE_AVX512
