@@ -32,8 +32,7 @@ KQ_INLINE float kq_f16(uint16_t h) {
 #if KQ_VNNI
 /* acc + sum of four u8 x s8 products per int32 lane */
 #define KQ_DOT_ACC(acc, u, x) _mm256_dpbusd_epi32((acc), (u), (x))
-/* the int32 lanes of (u . x per 4 bytes) times a per-lane scale given as int32 */
-#define KQ_SCALED_DOT(u, x, scale32) _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (x)), (scale32))
+/* (the scaled dots of Q4_K and Q6_K have their own 512-bit VNNI code) */
 #else
 #define KQ_DOT_ACC(acc, u, x) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (x)), _mm256_set1_epi16(1)))
 /* vpmaddubsw sums pairs into int16 (|sum| <= 2 * 63 * 127: no saturation), vpmaddwd multiplies by the int16 scales */
@@ -107,11 +106,65 @@ KQ_INLINE __m128i kq_q4_k_scales_mins(const uint8_t *packed) {
     return _mm_loadu_si128((const __m128i *) u);
 }
 
+/* The scaled dots of one block's 256 values with RN tokens' values, as eight int32 lanes each (the order of integer
+ * sums does not matter): sum over sub-blocks j of scale_j x (nibbles . the token's values of j). scales_mins: the 8
+ * scales (bytes 0..7) and mins (8..15) of kq_q4_k_scales_mins. */
+#if KQ_VNNI
+/* AVX512-VNNI: 128 values per step on 512-bit vectors (as Q6_K's): the low nibbles of 64 bytes are sub-blocks 4h
+ * (lanes 0-7) and 4h + 2 (lanes 8-15), the high ones 4h + 1 and 4h + 3; a token's values come as the matching two
+ * 32-byte halves. The halves are folded at the end into eight lanes. */
+KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scales_mins, const int8_t *xq,
+                                  size_t x_stride, __m256i *dots) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    /* lanes 0-7: the 8 scales as int32 (the index vectors below never pick lanes 8-15) */
+    const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(scales_mins));
+    __m512i wide[KQ_TOKENS];
+    for (int t = 0; t < RN; t++) wide[t] = _mm512_setzero_si512();
+    for (int h = 0; h < 2; h++) { /* sub-blocks 4h .. 4h + 3 */
+        __m512i q = _mm512_loadu_si512((const void *) (blk + 16 + 64 * h));
+        __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+        const __m512i lo_index = _mm512_setr_epi32(4 * h, 4 * h, 4 * h, 4 * h, 4 * h, 4 * h, 4 * h, 4 * h, 4 * h + 2,
+                                                   4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2);
+        __m512i s_lo = _mm512_permutexvar_epi32(lo_index, scales);
+        __m512i s_hi = _mm512_permutexvar_epi32(_mm512_add_epi32(lo_index, _mm512_set1_epi32(1)), scales);
+        for (int t = 0; t < RN; t++) {
+            const int8_t *x = xq + t * x_stride + 128 * h; /* sub-block j's values at 32j */
+            __m512i x_lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) x)),
+                                              _mm256_loadu_si256((const __m256i *) (x + 64)), 1);
+            __m512i x_hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) (x + 32))),
+                                              _mm256_loadu_si256((const __m256i *) (x + 96)), 1);
+            wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, x_lo), s_lo));
+            wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, x_hi), s_hi));
+        }
+    }
+    for (int t = 0; t < RN; t++) dots[t] = _mm256_add_epi32(_mm512_castsi512_si256(wide[t]), _mm512_extracti64x4_epi64(wide[t], 1));
+}
+#else
+KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scales_mins, const int8_t *xq,
+                                  size_t x_stride, __m256i *dots) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    /* the 8 scales as int16, in both 128-bit halves; sub-block j's scale is its int16 lane j */
+    const __m256i scales16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scales_mins));
+    for (int t = 0; t < RN; t++) dots[t] = _mm256_setzero_si256();
+    for (int g = 0; g < 4; g++) { /* 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones */
+        __m256i q = _mm256_loadu_si256((const __m256i *) (blk + 16 + 32 * g));
+        __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        /* int16 lanes of the scale */
+        __m256i s_lo = _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((int16_t) ((4 * g + 1) << 8 | 4 * g)));
+        __m256i s_hi = _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((int16_t) ((4 * g + 3) << 8 | (4 * g + 2))));
+        for (int t = 0; t < RN; t++) {
+            const int8_t *x = xq + t * x_stride + 64 * g;
+            dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(lo, _mm256_loadu_si256((const __m256i *) x), s_lo));
+            dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(hi, _mm256_loadu_si256((const __m256i *) (x + 32)), s_hi));
+        }
+    }
+}
+#endif
+
 KQ_INLINE void kq_q4_k_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8k_acts *acts, int32_t first,
                            int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
     const int32_t blocks = in_dim / AYA_QK_K;
     const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m256 acc[KQ_TOKENS];
     __m128 acc_mins[KQ_TOKENS];
     for (int t = 0; t < RN; t++) {
@@ -122,27 +175,10 @@ KQ_INLINE void kq_q4_k_row(const int RN, const uint8_t *row, size_t row_bytes, c
         const uint8_t *blk = row + (size_t) b * AYA_Q4_K_BYTES;
         if (prefetch) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
         __m128i scales_mins = kq_q4_k_scales_mins(blk + 4);
-        /* the 8 scales as int16, in both 128-bit halves; sub-block j's scale is its int16 lane j */
-        __m256i scales16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scales_mins));
         __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
         __m256i dots[KQ_TOKENS];
-        for (int t = 0; t < RN; t++) dots[t] = _mm256_setzero_si256();
-        for (int g = 0; g < 4; g++) { /* 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones */
-            __m256i q = _mm256_loadu_si256((const __m256i *) (blk + 16 + 32 * g));
-            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-#if KQ_VNNI /* int32 lanes of the scale: bytes (2j, 2j + 1) of lane j, zero-extended */
-            __m256i s_lo = _mm256_shuffle_epi8(scales16, _mm256_set1_epi32((int32_t) (0x80800000u | (4u * g + 1) << 8 | 4u * g)));
-            __m256i s_hi = _mm256_shuffle_epi8(scales16, _mm256_set1_epi32((int32_t) (0x80800000u | (4u * g + 3) << 8 | (4u * g + 2))));
-#else       /* int16 lanes of the scale */
-            __m256i s_lo = _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((int16_t) ((4 * g + 1) << 8 | 4 * g)));
-            __m256i s_hi = _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((int16_t) ((4 * g + 3) << 8 | (4 * g + 2))));
-#endif
-            for (int t = 0; t < RN; t++) {
-                const int8_t *xq = acts->q + ((size_t) (first + t) * blocks + b) * AYA_QK_K + 64 * g;
-                dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(lo, _mm256_loadu_si256((const __m256i *) xq), s_lo));
-                dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(hi, _mm256_loadu_si256((const __m256i *) (xq + 32)), s_hi));
-            }
-        }
+        kq_q4_k_block_dots(RN, blk, scales_mins, acts->q + ((size_t) first * blocks + b) * AYA_QK_K, (size_t) blocks * AYA_QK_K,
+                           dots);
         float d = kq_f16(aya_load_u16(blk)), dmin = kq_f16(aya_load_u16(blk + 2));
         for (int t = 0; t < RN; t++) {
             size_t xb = (size_t) (first + t) * blocks + b;
