@@ -93,17 +93,19 @@ KQ_INLINE void kq_q5_0_row(const int RN, const uint8_t *row, size_t row_bytes, c
 /* ---- Q4_K (256 values: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles) x Q8_K activations ---- */
 
 /* The 8 scales (bytes 0..7) and 8 mins (bytes 8..15) of a Q4_K super-block's 12 packed bytes (ggml's utmp shuffle:
- * the same values as aya_q4_k_scale_min, four at a time). */
+ * the same values as aya_q4_k_scale_min, four at a time), in vector registers: packed is read as 16 bytes (the 4 past
+ * the scales are the block's first nibbles, unused). Written with scalar stores and reloaded as one vector, the
+ * shuffle stalled on store forwarding in every block. With u0, u1, u2 the three words:
+ *   scales 0-3 = u0 & 0x3f.., mins 0-3 = u1 & 0x3f.., scales 4-7 = (u2 & 0x0f..) | ((u0 >> 6) & 3..) << 4,
+ *   mins 4-7 = ((u2 >> 4) & 0x0f..) | ((u1 >> 6) & 3..) << 4. */
 KQ_INLINE __m128i kq_q4_k_scales_mins(const uint8_t *packed) {
-    uint32_t u[4];
-    memcpy(u, packed, 12);
-    const uint32_t six = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
-    u[3] = ((u[2] >> 4) & low4) | (((u[1] >> 6) & top2) << 4);
-    uint32_t mins_low = u[1] & six;
-    u[1] = (u[2] & low4) | (((u[0] >> 6) & top2) << 4);
-    u[2] = mins_low;
-    u[0] &= six;
-    return _mm_loadu_si128((const __m128i *) u);
+    __m128i u = _mm_loadu_si128((const __m128i *) packed);
+    __m128i low6 = _mm_and_si128(u, _mm_set1_epi8(0x3f));                          /* [scales 0-3, mins 0-3, ..] */
+    __m128i u2 = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 2, 2, 2));
+    __m128i low4 = _mm_and_si128(_mm_srlv_epi32(u2, _mm_setr_epi32(0, 4, 0, 4)), _mm_set1_epi8(0x0f));
+    __m128i top2 = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(u, 6), _mm_set1_epi8(0x03)), 4); /* of u0, u1 */
+    __m128i high = _mm_or_si128(low4, top2);                                         /* [scales 4-7, mins 4-7, ..] */
+    return _mm_unpacklo_epi32(low6, high);
 }
 
 /* The scaled dots of one block's 256 values with RN tokens' values, as eight int32 lanes each (the order of integer
