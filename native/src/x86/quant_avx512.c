@@ -12,8 +12,8 @@
  * summation order. Prefill tiles are 3 rows x 4 tokens: 12 accumulators, 9 registers of row weights and scales and 4
  * of one token's activations fit the 32 zmm (4 x 4 spilled 12 accumulators to the stack: a load and a store per FMA).
  * Decode is 1 row x 1 token (quant_loop.h streams the rows in order). The loops around the tiles are quant_loop.h's.
- * From 16 (Q8_0) or 48 (Q4_0) tokens on (prefill), oct_matmul at the end of this file replaces them: both operands
- * packed into one layout, eight blocks per step (see there).
+ * From 16 (Q8_0) or 48 (Q4_0) tokens on (prefill), oct_tile at the end of this file, in quant_packed_loop.h's driver,
+ * replaces them: both operands packed into one layout, eight blocks per step (see there).
  * Machines without AVX-512: test_avx512_emulated runs this file on SIMDe against scalar. */
 #ifdef AYA_EMULATE_AVX512
 #define SIMDE_ENABLE_NATIVE_ALIASES
@@ -256,8 +256,6 @@ enum {
                                            temporaries (2 x 6 ran at 0.93x) */
     OCT_TOKENS = 8,
     OCT_CHUNK = 8,                      /* octs per k chunk (2048 inputs): 8 tokens' chunk (24 KB) stays in L1 */
-    OCT_PANEL_ROWS = 64,                /* rows packed at a time: 64 x 8 octs (160 KB) stay in L2 with the chunk's
-                                           activations (128 rows: no faster) */
     /* fewer tokens: packing the panels costs more than it saves (one thread, 2048 x 2048: Q8_0 at 16 tokens 233 vs
      * 214 GFLOP/s; Q4_0, whose packing writes 2.7x its bytes, 249 vs 315 at 16, 297 vs 313 at 32, 312-328 vs 310 at
      * 48) */
@@ -394,61 +392,28 @@ AYA_ALWAYS_INLINE void oct_tile(const int RM, const int RN, const uint8_t *w, si
         }
 }
 
-#define OCT_TILE_CASE(RM, RN) \
-    case (RM) * 16 + (RN): oct_tile(RM, RN, w, w_stride, x, x_stride, octs, out, out_stride, accumulate); break;
-static void oct_any_tile(int rm, int rn, const uint8_t *w, size_t w_stride, const uint8_t *x, size_t x_stride,
-                         int32_t octs, float *out, int32_t out_stride, int accumulate) {
-    switch (rm * 16 + rn) {
-        OCT_TILE_CASE(2, 8) OCT_TILE_CASE(2, 7) OCT_TILE_CASE(2, 6) OCT_TILE_CASE(2, 5)
-        OCT_TILE_CASE(2, 4) OCT_TILE_CASE(2, 3) OCT_TILE_CASE(2, 2) OCT_TILE_CASE(2, 1)
-        OCT_TILE_CASE(1, 8) OCT_TILE_CASE(1, 7) OCT_TILE_CASE(1, 6) OCT_TILE_CASE(1, 5)
-        OCT_TILE_CASE(1, 4) OCT_TILE_CASE(1, 3) OCT_TILE_CASE(1, 2) OCT_TILE_CASE(1, 1)
-        default: break;
-    }
-}
-#undef OCT_TILE_CASE
-
-/* The matmul contract for tokens >= OCT_MIN_TOKENS_Q8_0 / _Q4_0. Loop order: k chunks, panels of rows (packed),
- * token tiles, row tiles. Each output is written by the first chunk and added to by the others. */
-static void oct_matmul(int q4, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
-                       int32_t out_stride, int32_t row_start, int32_t row_end) {
-    aya_q8_acts acts;
-    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
-    const int32_t blocks = in_dim / AYA_QK, octs = (blocks + OCT_BLOCKS - 1) / OCT_BLOCKS;
-    uint8_t *xp = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * octs * OCT_X_BYTES);
-    uint8_t *wp = aya_scratch(AYA_SCRATCH_Q8_PANEL, (size_t) OCT_PANEL_ROWS * OCT_CHUNK * OCT_W_BYTES);
-    if (xp == NULL || wp == NULL) return;
-    oct_pack_activations(&acts, tokens, blocks, octs, xp);
-    const size_t row_bytes = (size_t) blocks * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
-    const size_t x_stride = (size_t) octs * OCT_X_BYTES;
-    for (int32_t o0 = 0; o0 < octs; o0 += OCT_CHUNK) {
-        int32_t chunk = octs - o0 < OCT_CHUNK ? octs - o0 : OCT_CHUNK;
-        size_t w_stride = (size_t) chunk * OCT_W_BYTES;
-        for (int32_t p0 = row_start; p0 < row_end; p0 += OCT_PANEL_ROWS) {
-            int32_t rows = row_end - p0 < OCT_PANEL_ROWS ? row_end - p0 : OCT_PANEL_ROWS;
-            oct_pack_weights(q4, (const uint8_t *) w + (size_t) p0 * row_bytes, row_bytes, rows, blocks, o0, chunk, wp);
-            for (int32_t t = 0; t < tokens; t += OCT_TOKENS) {
-                int rn = tokens - t < OCT_TOKENS ? tokens - t : OCT_TOKENS;
-                const uint8_t *xt = xp + (size_t) t * x_stride + (size_t) o0 * OCT_X_BYTES;
-                for (int32_t r = 0; r < rows; r += OCT_ROWS) {
-                    int rm = rows - r < OCT_ROWS ? rows - r : OCT_ROWS;
-                    oct_any_tile(rm, rn, wp + (size_t) r * w_stride, w_stride, xt, x_stride, chunk,
-                                 out + (size_t) t * out_stride + p0 + r, out_stride, o0 > 0);
-                }
-            }
-        }
-    }
-}
+/* the packed prefill driver (quant_packed_loop.h) around oct_tile */
+#define AYA_P_BLOCKS OCT_BLOCKS
+#define AYA_P_W_BYTES OCT_W_BYTES
+#define AYA_P_X_BYTES OCT_X_BYTES
+#define AYA_P_ROWS OCT_ROWS
+#define AYA_P_TOKENS OCT_TOKENS
+#define AYA_P_CHUNK OCT_CHUNK
+#define aya_p_pack_weights oct_pack_weights
+#define aya_p_pack_activations oct_pack_activations
+#define aya_p_tile(q4, RM, RN, w, w_stride, x, x_stride, groups, out, out_stride, accumulate) \
+    ((void) (q4), oct_tile(RM, RN, w, w_stride, x, x_stride, groups, out, out_stride, accumulate))
+#include "quant_packed_loop.h"
 
 void aya_matmul_q8_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    if (tokens >= OCT_MIN_TOKENS_Q8_0) oct_matmul(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    if (tokens >= OCT_MIN_TOKENS_Q8_0) aya_p_matmul(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
     else aya_q_matmul(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 void aya_matmul_q4_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    if (tokens >= OCT_MIN_TOKENS_Q4_0) oct_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    if (tokens >= OCT_MIN_TOKENS_Q4_0) aya_p_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
     else aya_q_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
