@@ -218,12 +218,15 @@ enum {
                                               f32 scales [8] (lanes 2j, 2j+1: block j) */
     QUAD_X_BYTES = 4 * 32 + 2 * 8 * 4,     /* a token's quad: s8 values [4][32], int32 -8 x lane sums [8], f32
                                               scales [8] */
-    QUAD_ROWS = 1,                         /* tile: 1 row x 6 tokens: 4 weight vectors, a scale, 6 accumulators and
-                                              4 temporaries of the 16 ymm */
-    QUAD_TOKENS = 6,
-    QUAD_CHUNK = 16,                       /* quads per k chunk (2048 inputs): 6 tokens' chunk (30 KB) stays in L1 */
-    QUAD_MIN_TOKENS_Q8_0 = 16,
-    QUAD_MIN_TOKENS_Q4_0 = 16
+    QUAD_ROWS = 1,                         /* tile: 1 row x 4 tokens: the row's 4 weight vectors and scales stay in
+                                              registers (Q8_0 has 4 more temporaries per token); 1 x 6 and 1 x 8
+                                              were no faster (Q8_0 0.9x), 2 rows do not fit the 16 ymm */
+    QUAD_TOKENS = 4,
+    QUAD_CHUNK = 16,                       /* quads per k chunk (2048 inputs): 4 tokens' chunk (12 KB) stays in L1 */
+    /* fewer tokens: packing the panels costs more than it saves (one thread, 2048 x 2048, GFLOP/s, the tiles above
+     * vs packed: Q8_0 at 2 tokens 75 vs 59, 6 tokens 87 vs 99; Q4_0 108 vs 77, 123 vs 149) */
+    QUAD_MIN_TOKENS_Q8_0 = 6,
+    QUAD_MIN_TOKENS_Q4_0 = 6
 };
 
 /* Four blocks' 32 values (b[j]) into the quad layout: out[v] qword j = b[j] qword v. */
