@@ -6,6 +6,17 @@
 
 enum { AYA_QK_K = 256, AYA_Q5_0_BYTES = 22, AYA_Q4_K_BYTES = 144, AYA_Q6_K_BYTES = 210 };
 
+/* Bytes per block (32 values) or super-block (256) of a quantized weight type. */
+static inline size_t aya_block_bytes(int type) {
+    switch (type) {
+        case AYA_WEIGHT_Q8_0: return AYA_Q8_0_BYTES;
+        case AYA_WEIGHT_Q4_0: return AYA_Q4_0_BYTES;
+        case AYA_WEIGHT_Q5_0: return AYA_Q5_0_BYTES;
+        case AYA_WEIGHT_Q4_K: return AYA_Q4_K_BYTES;
+        default: return AYA_Q6_K_BYTES;
+    }
+}
+
 /* One ISA's kernels for the three types; dispatch.c picks the set matching the active aya_kernel_table. */
 typedef struct aya_kquant_table {
     aya_matmul_fn q5_0, q4_k, q6_k;

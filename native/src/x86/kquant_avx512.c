@@ -20,7 +20,7 @@ void aya_matmul_q6_k_avx2(const void *w, const float *x, float *out, int32_t tok
                           int32_t out_stride, int32_t row_start, int32_t row_end);
 
 /* The avx512 table's set: VNNI where the CPU has it (Ice Lake, Zen 4 and later; Q4_K / Q6_K prefill packed as in
- * quant_avx512.c's oct_matmul), else the AVX2 kernels. */
+ * quant_avx512.c's packed prefill), else the AVX2 kernels. */
 static void select_q5_0(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                         int32_t out_stride, int32_t row_start, int32_t row_end) {
     (__builtin_cpu_supports("avx512vnni") ? aya_matmul_q5_0_avx512vnni : aya_matmul_q5_0_avx2)(

@@ -12,8 +12,9 @@
  * summation order. Prefill tiles are 3 rows x 4 tokens: 12 accumulators, 9 registers of row weights and scales and 4
  * of one token's activations fit the 32 zmm (4 x 4 spilled 12 accumulators to the stack: a load and a store per FMA).
  * Decode is 1 row x 1 token (quant_loop.h streams the rows in order). The loops around the tiles are quant_loop.h's.
- * From 16 (Q8_0) or 48 (Q4_0) tokens on (prefill), oct_matmul at the end of this file replaces them: both operands
- * packed into one layout, eight blocks per step (see there).
+ * From 16 (Q8_0) or 48 (Q4_0) tokens on (prefill), the packed driver (quant_packed_loop.h) around oct_tile at the
+ * end of this file replaces them: both operands packed into one layout, 256 values per step (see there); it also
+ * runs Q4_K / Q6_K prefill.
  * Machines without AVX-512: test_avx512_emulated runs this file on SIMDe against scalar. */
 #ifdef AYA_EMULATE_AVX512
 #define SIMDE_ENABLE_NATIVE_ALIASES
@@ -253,7 +254,6 @@ static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_
  * Weights are packed per panel of rows and k chunk into the calling thread's scratch (each weight byte once per
  * call), activations once per call; weights stay in registers, activations are read as memory operands. Per lane at
  * most 16 products of 255 x 127 plus the offset: far inside int32 and exact in f32. */
-enum oct_kind { OCT_Q8_0, OCT_Q4_0, OCT_Q4_K, OCT_Q6_K };
 enum {
     OCT_BLOCKS = 8,                     /* Q8_0 / Q4_0 blocks per oct */
     OCT_W_BYTES = 4 * 64 + 16 * 4,      /* a row's oct: u8 values [4][64], f32 scales [16] */
@@ -264,8 +264,6 @@ enum {
                                            temporaries (2 x 6 ran at 0.93x) */
     OCT_TOKENS = 8,
     OCT_CHUNK = 8,                      /* octs per k chunk (2048 inputs): 8 tokens' chunk (24 KB) stays in L1 */
-    OCT_PANEL_ROWS = 64,                /* rows packed at a time: 64 x 8 octs (160-192 KB) stay in L2 with the chunk's
-                                           activations (128 rows: no faster) */
     /* fewer tokens: packing the panels costs more than it saves (one thread, 2048 x 2048: Q8_0 at 16 tokens 233 vs
      * 214 GFLOP/s; Q4_0, whose packing writes 2.7x its bytes, 249 vs 315 at 16, 297 vs 313 at 32, 312-328 vs 310 at
      * 48); k-quants: AYA_OCT_MIN_TOKENS_K in kquant.h */
@@ -321,11 +319,6 @@ AYA_ALWAYS_INLINE __m128i insert_u16(__m128i h, int j, uint16_t v) {
     }
 }
 
-static size_t oct_block_bytes(int kind) {
-    static const size_t bytes[4] = { AYA_Q8_0_BYTES, AYA_Q4_0_BYTES, AYA_Q4_K_BYTES, AYA_Q6_K_BYTES };
-    return bytes[kind];
-}
-
 /* One row's Q8_0 / Q4_0 oct (blocks from `first`, those at or past `blocks` zero) into d. */
 AYA_ALWAYS_INLINE void oct_pack_blocks(int q4, const uint8_t *row, int32_t first, int32_t blocks, uint8_t *d) {
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
@@ -357,7 +350,7 @@ AYA_ALWAYS_INLINE void oct_pack_super_block(int kind, const uint8_t *blk, uint8_
     const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
     __m512i in[4], v[4];
     float s[16], m[16];
-    if (kind == OCT_Q4_K) { /* 32 bytes per 64 values: the first 32 in the low nibbles, the next 32 in the high ones */
+    if (kind == AYA_WEIGHT_Q4_K) { /* 32 bytes per 64 values: the first 32 in the low nibbles, the next 32 in the high ones */
         for (int g = 0; g < 4; g++) {
             __m256i q = _mm256_loadu_si256((const __m256i *) (blk + 16 + 32 * g));
             __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
@@ -396,10 +389,11 @@ AYA_ALWAYS_INLINE void oct_pack_super_block(int kind, const uint8_t *blk, uint8_
     _mm512_storeu_ps((float *) (d + 320), _mm512_loadu_ps(m));
 }
 
-/* Packs rows [0, rows) of w (row_bytes apart) x octs [o0, o0 + octs) into dst[row][oct] (w_bytes each). */
+/* Packs rows [0, rows) of w (row_bytes apart) x octs [o0, o0 + octs) into dst[row][oct]. */
 static void oct_pack_weights(int kind, const uint8_t *w, size_t row_bytes, int32_t rows, int32_t blocks, int32_t o0,
-                             int32_t octs, uint8_t *dst, size_t w_bytes) {
-    const size_t bb = oct_block_bytes(kind), oct_bytes = kind >= OCT_Q4_K ? bb : OCT_BLOCKS * bb;
+                             int32_t octs, uint8_t *dst) {
+    const int k = kind >= AYA_WEIGHT_Q4_K;
+    const size_t bb = aya_block_bytes(kind), oct_bytes = k ? bb : OCT_BLOCKS * bb, w_bytes = k ? OCT_WK_BYTES : OCT_W_BYTES;
     for (int32_t r = 0; r < rows; r++)
         for (int32_t o = 0; o < octs; o++) {
             uint8_t *d = dst + ((size_t) r * octs + o) * w_bytes;
@@ -407,8 +401,8 @@ static void oct_pack_weights(int kind, const uint8_t *w, size_t row_bytes, int32
              * these are the next panel's rows, and a prefetch past the weights does not fault) */
             const uint8_t *at = w + (size_t) r * row_bytes + (size_t) (o0 + o) * oct_bytes;
             for (size_t line = 0; line < oct_bytes; line += 64) _mm_prefetch((const char *) at + 3 * row_bytes + line, _MM_HINT_T0);
-            if (kind >= OCT_Q4_K) oct_pack_super_block(kind, at, d);
-            else oct_pack_blocks(kind == OCT_Q4_0, w + (size_t) r * row_bytes, (o0 + o) * OCT_BLOCKS, blocks, d);
+            if (k) oct_pack_super_block(kind, at, d);
+            else oct_pack_blocks(kind == AYA_WEIGHT_Q4_0, w + (size_t) r * row_bytes, (o0 + o) * OCT_BLOCKS, blocks, d);
         }
 }
 
@@ -496,83 +490,42 @@ AYA_ALWAYS_INLINE void oct_tile(const int RM, const int RN, const int K, const u
         }
 }
 
-#define OCT_TILE_CASE(RM, RN)                                                                                          \
-    case (RM) * 16 + (RN):                                                                                             \
-        if (k) oct_tile(RM, RN, 1, w, w_stride, x, x_stride, octs, out, out_stride, accumulate);                       \
-        else oct_tile(RM, RN, 0, w, w_stride, x, x_stride, octs, out, out_stride, accumulate);                         \
-        break;
-static void oct_any_tile(int k, int rm, int rn, const uint8_t *w, size_t w_stride, const uint8_t *x, size_t x_stride,
-                         int32_t octs, float *out, int32_t out_stride, int accumulate) {
-    switch (rm * 16 + rn) {
-        OCT_TILE_CASE(2, 8) OCT_TILE_CASE(2, 7) OCT_TILE_CASE(2, 6) OCT_TILE_CASE(2, 5)
-        OCT_TILE_CASE(2, 4) OCT_TILE_CASE(2, 3) OCT_TILE_CASE(2, 2) OCT_TILE_CASE(2, 1)
-        OCT_TILE_CASE(1, 8) OCT_TILE_CASE(1, 7) OCT_TILE_CASE(1, 6) OCT_TILE_CASE(1, 5)
-        OCT_TILE_CASE(1, 4) OCT_TILE_CASE(1, 3) OCT_TILE_CASE(1, 2) OCT_TILE_CASE(1, 1)
-        default: break;
-    }
-}
-#undef OCT_TILE_CASE
-
-/* The matmul contract for every token count (worth it from OCT_MIN_TOKENS_Q8_0 / _Q4_0 / AYA_OCT_MIN_TOKENS_K).
- * Loop order: k chunks, panels of rows (packed), token tiles, row tiles. Each output is written by the first chunk
- * and added to by the others. */
-static void oct_matmul(int kind, const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
-                       int32_t out_stride, int32_t row_start, int32_t row_end) {
-    const int k = kind >= OCT_Q4_K;
-    const int32_t blocks = in_dim / (k ? AYA_QK_K : AYA_QK), octs = k ? blocks : (blocks + OCT_BLOCKS - 1) / OCT_BLOCKS;
-    const size_t w_bytes = k ? OCT_WK_BYTES : OCT_W_BYTES;
-    aya_q8_acts acts;
-    aya_q8k_acts kacts;
-    /* out of memory: no error channel */
-    if (k ? aya_quantize_activations_q8_k(x, tokens, in_dim, &kacts) : aya_quantize_activations_avx2(x, tokens, in_dim, &acts)) return;
-    uint8_t *xp = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * octs * OCT_X_BYTES);
-    uint8_t *wp = aya_scratch(AYA_SCRATCH_Q8_PANEL, (size_t) OCT_PANEL_ROWS * OCT_CHUNK * w_bytes);
-    if (xp == NULL || wp == NULL) return;
-    if (k) oct_pack_activations_k(&kacts, tokens, octs, xp);
-    else oct_pack_activations(&acts, tokens, blocks, octs, xp);
-    const size_t row_bytes = (size_t) blocks * oct_block_bytes(kind);
-    const size_t x_stride = (size_t) octs * OCT_X_BYTES;
-    for (int32_t o0 = 0; o0 < octs; o0 += OCT_CHUNK) {
-        int32_t chunk = octs - o0 < OCT_CHUNK ? octs - o0 : OCT_CHUNK;
-        size_t w_stride = (size_t) chunk * w_bytes;
-        for (int32_t p0 = row_start; p0 < row_end; p0 += OCT_PANEL_ROWS) {
-            int32_t rows = row_end - p0 < OCT_PANEL_ROWS ? row_end - p0 : OCT_PANEL_ROWS;
-            oct_pack_weights(kind, (const uint8_t *) w + (size_t) p0 * row_bytes, row_bytes, rows, blocks, o0, chunk,
-                             wp, w_bytes);
-            for (int32_t t = 0; t < tokens; t += OCT_TOKENS) {
-                int rn = tokens - t < OCT_TOKENS ? tokens - t : OCT_TOKENS;
-                const uint8_t *xt = xp + (size_t) t * x_stride + (size_t) o0 * OCT_X_BYTES;
-                for (int32_t r = 0; r < rows; r += OCT_ROWS) {
-                    int rm = rows - r < OCT_ROWS ? rows - r : OCT_ROWS;
-                    oct_any_tile(k, rm, rn, wp + (size_t) r * w_stride, w_stride, xt, x_stride, chunk,
-                                 out + (size_t) t * out_stride + p0 + r, out_stride, o0 > 0);
-                }
-            }
-        }
-    }
-}
+/* the packed prefill driver (quant_packed_loop.h) around oct_tile */
+#define AYA_P_BLOCKS OCT_BLOCKS
+#define AYA_P_W_BYTES OCT_W_BYTES
+#define AYA_P_WK_BYTES OCT_WK_BYTES
+#define AYA_P_X_BYTES OCT_X_BYTES
+#define AYA_P_ROWS OCT_ROWS
+#define AYA_P_TOKENS OCT_TOKENS
+#define AYA_P_CHUNK OCT_CHUNK
+#define aya_p_pack_weights oct_pack_weights
+#define aya_p_pack_activations oct_pack_activations
+#define aya_p_pack_activations_k oct_pack_activations_k
+#define aya_p_tile(kind, RM, RN, ...) \
+    ((kind) >= AYA_WEIGHT_Q4_K ? oct_tile(RM, RN, 1, __VA_ARGS__) : oct_tile(RM, RN, 0, __VA_ARGS__))
+#include "quant_packed_loop.h"
 
 void aya_matmul_q8_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    if (tokens >= OCT_MIN_TOKENS_Q8_0) oct_matmul(OCT_Q8_0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    if (tokens >= OCT_MIN_TOKENS_Q8_0) aya_p_matmul(AYA_WEIGHT_Q8_0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
     else aya_q_matmul(0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 void aya_matmul_q4_0_avx512vnni(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    if (tokens >= OCT_MIN_TOKENS_Q4_0) oct_matmul(OCT_Q4_0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    if (tokens >= OCT_MIN_TOKENS_Q4_0) aya_p_matmul(AYA_WEIGHT_Q4_0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
     else aya_q_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 /* Q4_K / Q6_K from AYA_OCT_MIN_TOKENS_K tokens on (kquant_avx512.c picks them). */
 void aya_matmul_q4_k_avx512oct(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                int32_t out_stride, int32_t row_start, int32_t row_end) {
-    oct_matmul(OCT_Q4_K, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_p_matmul(AYA_WEIGHT_Q4_K, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 void aya_matmul_q6_k_avx512oct(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                int32_t out_stride, int32_t row_start, int32_t row_end) {
-    oct_matmul(OCT_Q6_K, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+    aya_p_matmul(AYA_WEIGHT_Q6_K, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
 
 #ifndef AYA_EMULATE_AVX512
