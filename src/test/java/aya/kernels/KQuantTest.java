@@ -221,6 +221,54 @@ class KQuantTest {
         }
     }
 
+    /**
+     * The Q6_K decode (1-3 tokens) reads two rows per pass, half the slice apart, and pairs an odd slice's last row
+     * with itself: slices of every length 1-13 and some longer, at starts on and off a multiple of four, must give
+     * each row of the slice its own row's product and leave every other row unwritten (NaN).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void q6kDecodeWritesEachRowOfItsSliceOnly(String backend) {
+        SplittableRandom rnd = new SplittableRandom(29);
+        int rows = 40, inDim = 512;
+        MemorySegment w = randomMatrix(WeightType.Q6_K, rows, inDim, rnd);
+        float[] wHat = new float[rows * inDim];
+        long rowBytes = WeightType.Q6_K.rowBytes(inDim);
+        for (int r = 0; r < rows; r++) Quant.dequantizeRow(WeightType.Q6_K, w, r * rowBytes, inDim, wHat, r * inDim);
+        try (Kernels k = KernelsParityTest.kernels(backend)) {
+            for (int tokens = 1; tokens <= 3; tokens++) {
+                float[] x = new float[tokens * inDim];
+                for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+                MemorySegment xs = arena.allocate(4L * x.length, 64);
+                MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
+                float[] xHat = quantizedActivations(WeightType.Q6_K, xs, tokens, inDim);
+                MemorySegment out = arena.allocate(4L * tokens * rows, 64);
+                for (int start : new int[]{0, 3, 4}) {
+                    for (int length = 1; start + length <= rows; length += length < 13 ? 1 : 9) {
+                        out.fill((byte) 0xFF); // NaN
+                        k.matmul(WeightType.Q6_K, w, xs, out, tokens, inDim, rows, start, start + length);
+                        for (int t = 0; t < tokens; t++) {
+                            for (int r = 0; r < rows; r++) {
+                                float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * rows + r);
+                                String where = backend + " tokens=" + tokens + " slice " + start + ".." + (start + length) + " t=" + t + " r=" + r;
+                                if (r < start || r >= start + length) {
+                                    assertTrue(Float.isNaN(got), where + " is outside the slice but was written: " + got);
+                                    continue;
+                                }
+                                double want = 0, size = 0;
+                                for (int i = 0; i < inDim; i++) {
+                                    want += (double) wHat[r * inDim + i] * xHat[t * inDim + i];
+                                    size += Math.abs((double) wHat[r * inDim + i] * xHat[t * inDim + i]);
+                                }
+                                assertEquals(want, got, 1e-5 * size + 1e-30, where);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /** The activations as the kernels see them: Q8_0 (Q5_0) or Q8_K (Q4_K, Q6_K) per token, dequantized. */
     static float[] quantizedActivations(WeightType type, MemorySegment x, int tokens, int inDim) {
         int block = type == WeightType.Q5_0 ? 32 : 256;
