@@ -5,8 +5,8 @@
  * It reads four 4 KiB rows at a time (four streams in flight) with a prefetch ~64 KiB ahead in each: the fastest of
  * the simple patterns measured here on one thread (1 GiB, alternating): a single sequential loop 19-20 GB/s, the same
  * with prefetch 15-17, four streams without prefetch 16-17, four streams with prefetch 21-22. (The decode matvec read
- * that way until it moved to four rows a quarter of the slice apart, which ran 1.02-1.13x faster in the model: a bound
- * from this probe is then a little conservative, and "% of the bound" can pass 100 on a quiet moment.)
+ * that way until it moved to four rows a quarter of the slice apart, which ran 1.02-1.13x faster in the model: the
+ * bound this probe gives may then be a little low, and "% of the bound" can pass 100 on a quiet moment.)
  */
 #include "aya_kernels.h"
 
