@@ -6,8 +6,9 @@
  *         of every weight, one subtraction per block instead of two vpsignb).
  * Everything runs as a register tile of RM weight rows x RN tokens: each weight block is loaded (and Q4_0 unpacked)
  * once for RN tokens, each activation block once for RM rows. The loops around the tiles are quant_loop.h's (decode:
- * 1 x 1 tiles, the rows in order, with prefetch; prefill: 4 x 3 tiles over a panel of rows that stays in L2). Block
- * scales widen with F16C. */
+ * 1 x 1 tiles, the rows in order, with prefetch; 2-5 tokens: 4 x 3 tiles over a panel of rows that stays in L2). From
+ * 6 tokens on, quad_tile at the end of this file, in quant_packed_loop.h's driver, replaces them: both operands packed
+ * into one layout, four blocks per step (see there). Block scales widen with F16C. */
 #include <immintrin.h>
 #include <math.h>
 
