@@ -209,12 +209,7 @@ class KQuantTest {
                             assertEquals(0f, got, where + ": written outside the rows");
                             continue;
                         }
-                        double want = 0, size = 0;
-                        for (int i = 0; i < inDim; i++) {
-                            want += (double) wHat[r * inDim + i] * xHat[t * inDim + i];
-                            size += Math.abs((double) wHat[r * inDim + i] * xHat[t * inDim + i]);
-                        }
-                        assertEquals(want, got, 1e-5 * size + 1e-30, where);
+                        assertRowProduct(wHat, xHat, r, t, inDim, got, where);
                     }
                 }
             }
@@ -255,18 +250,23 @@ class KQuantTest {
                                     assertTrue(Float.isNaN(got), where + " is outside the slice but was written: " + got);
                                     continue;
                                 }
-                                double want = 0, size = 0;
-                                for (int i = 0; i < inDim; i++) {
-                                    want += (double) wHat[r * inDim + i] * xHat[t * inDim + i];
-                                    size += Math.abs((double) wHat[r * inDim + i] * xHat[t * inDim + i]);
-                                }
-                                assertEquals(want, got, 1e-5 * size + 1e-30, where);
+                                assertRowProduct(wHat, xHat, r, t, inDim, got, where);
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /** got = row r of wHat . token t of xHat (both dequantized, inDim wide), within 1e-5 of the sum of |products|. */
+    private static void assertRowProduct(float[] wHat, float[] xHat, int r, int t, int inDim, float got, String where) {
+        double want = 0, size = 0;
+        for (int i = 0; i < inDim; i++) {
+            want += (double) wHat[r * inDim + i] * xHat[t * inDim + i];
+            size += Math.abs((double) wHat[r * inDim + i] * xHat[t * inDim + i]);
+        }
+        assertEquals(want, got, 1e-5 * size + 1e-30, where);
     }
 
     /** The activations as the kernels see them: Q8_0 (Q5_0) or Q8_K (Q4_K, Q6_K) per token, dequantized. */
