@@ -1,5 +1,6 @@
 package aya.kernels;
 
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -29,6 +30,17 @@ class JavaKernelsTest {
         float[] out = new float[n];
         MemorySegment.copy(s, ValueLayout.JAVA_FLOAT, 0, out, 0, n);
         return out;
+    }
+
+    /**
+     * The pom's "avx2" test run sets aya.test.vectorBits=256 and -XX:UseAVX=2: this checks that the kernels there really
+     * ran on 8-lane vectors (the AVX2 code paths), not on whatever the host's widest vectors are.
+     */
+    @Test
+    void vectorsHaveTheWidthTheRunAsksFor() {
+        String bits = System.getProperty("aya.test.vectorBits");
+        Assumptions.assumeTrue(bits != null, "only the avx2 test run names a width");
+        assertEquals(Integer.parseInt(bits), JavaKernels.F.vectorBitSize(), k.name());
     }
 
     @Test
