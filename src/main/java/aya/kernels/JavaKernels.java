@@ -451,7 +451,8 @@ public final class JavaKernels implements Kernels {
     /** Bytes to widen into one F vector: 16 for 512-bit F, 8 for 256-bit (there is no 32-bit byte vector for 128). */
     private static final VectorSpecies<Byte> QB = F.vectorBitSize() >= 256
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
-    private static final boolean Q_VECTOR = QB != null;
+    /** The vector kernels take a block's 32 weights as 2 or 4 vectors of F: 256- and 512-bit F. */
+    private static final boolean Q_VECTOR = QB != null && 2 * F.length() <= Quant.BLOCK;
 
     /**
      * Decode of Q8_0 / Q4_0 weights: out[r] = w[r] . x for one token, several rows per pass sharing each load of x.
@@ -494,7 +495,10 @@ public final class JavaKernels implements Kernels {
 
     /**
      * Q8_0 rows r, r + gap, r + 2 gap, r + 3 gap (rowBytes each) . x into out. Per block: the products of the 32 weights
-     * with x are summed in a vector, which is then scaled by the block's d into the row's accumulator.
+     * with x are summed in a vector, which is then scaled by the block's d into the row's accumulator. Two vectors of
+     * each row per step, written out: with one per step, the 8-lane build (AVX2) compiled the four-step block loop
+     * with its row offsets and accumulators on the stack and ran 3x slower than 16 lanes, not 2x (with two: 2.2x
+     * faster at 8 lanes, the same at 16); with all four written out, C2 stopped inlining (NodeCountInliningCutoff).
      */
     private static void dot4RowsQ8_0(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
                                      MemorySegment out, int r, int gap) {
@@ -502,12 +506,18 @@ public final class JavaKernels implements Kernels {
         long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
         for (int b = 0; b < blocks; b++, at0 += 34, at1 += 34, at2 += 34, at3 += 34) {
             FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-            for (int j = 0; j < Quant.BLOCK; j += F.length()) {
-                FloatVector xv = FloatVector.fromMemorySegment(F, x, (b * (long) Quant.BLOCK + j) * 4, NATIVE);
+            for (int j = 0; j < Quant.BLOCK; j += 2 * F.length()) {
+                long xo = (b * (long) Quant.BLOCK + j) * 4;
+                FloatVector xv = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
+                FloatVector xw = FloatVector.fromMemorySegment(F, x, xo + 4L * F.length(), NATIVE);
                 s0 = q8(w, at0 + 2 + j).fma(xv, s0);
                 s1 = q8(w, at1 + 2 + j).fma(xv, s1);
                 s2 = q8(w, at2 + 2 + j).fma(xv, s2);
                 s3 = q8(w, at3 + 2 + j).fma(xv, s3);
+                s0 = q8(w, at0 + 2 + j + F.length()).fma(xw, s0);
+                s1 = q8(w, at1 + 2 + j + F.length()).fma(xw, s1);
+                s2 = q8(w, at2 + 2 + j + F.length()).fma(xw, s2);
+                s3 = q8(w, at3 + 2 + j + F.length()).fma(xw, s3);
             }
             a0 = s0.fma(scale(w, at0), a0);
             a1 = s1.fma(scale(w, at1), a1);
@@ -522,7 +532,8 @@ public final class JavaKernels implements Kernels {
 
     /**
      * Q4_0 rows r, r + gap, r + 2 gap, r + 3 gap (byte j of a block holds element j in its low nibble, element j + 16 in
-     * its high one), as dot4RowsQ8_0 with the nibbles in int lanes made weights as low() and high() do. Written out
+     * its high one), as dot4RowsQ8_0 with the nibbles in int lanes made weights: with 16 lanes as low() and high() do,
+     * with 8 (AVX2, where the look-up is slow) masked and converted, the offset -8 taken once per block. Written out
      * without helper methods: through low() / high() C2 stopped inlining the Vector API calls of four rows ("inlining
      * too deep") and boxed their vectors on the heap (50-60x slower); flat, four rows inline and compile to registers.
      */
@@ -532,17 +543,17 @@ public final class JavaKernels implements Kernels {
         long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
         for (int b = 0; b < blocks; b++, at0 += 18, at1 += 18, at2 += 18, at3 += 18) {
             FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-            for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
-                long xo = (b * (long) Quant.BLOCK + j) * 4;
-                FloatVector lo = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
-                FloatVector hi = FloatVector.fromMemorySegment(F, x, xo + Quant.BLOCK / 2 * 4, NATIVE);
-                IntVector n0 = (IntVector) ByteVector.fromMemorySegment(QB, w, at0 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n1 = (IntVector) ByteVector.fromMemorySegment(QB, w, at1 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n2 = (IntVector) ByteVector.fromMemorySegment(QB, w, at2 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n3 = (IntVector) ByteVector.fromMemorySegment(QB, w, at3 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector m0 = n0.lanewise(VectorOperators.ASHR, 4), m1 = n1.lanewise(VectorOperators.ASHR, 4);
-                IntVector m2 = n2.lanewise(VectorOperators.ASHR, 4), m3 = n3.lanewise(VectorOperators.ASHR, 4);
-                if (Q4_LOOKUP) {
+            if (Q4_LOOKUP) {
+                for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
+                    long xo = (b * (long) Quant.BLOCK + j) * 4;
+                    FloatVector lo = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
+                    FloatVector hi = FloatVector.fromMemorySegment(F, x, xo + Quant.BLOCK / 2 * 4, NATIVE);
+                    IntVector n0 = (IntVector) ByteVector.fromMemorySegment(QB, w, at0 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                    IntVector n1 = (IntVector) ByteVector.fromMemorySegment(QB, w, at1 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                    IntVector n2 = (IntVector) ByteVector.fromMemorySegment(QB, w, at2 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                    IntVector n3 = (IntVector) ByteVector.fromMemorySegment(QB, w, at3 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                    IntVector m0 = n0.lanewise(VectorOperators.ASHR, 4), m1 = n1.lanewise(VectorOperators.ASHR, 4);
+                    IntVector m2 = n2.lanewise(VectorOperators.ASHR, 4), m3 = n3.lanewise(VectorOperators.ASHR, 4);
                     s0 = n0.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s0);
                     s1 = n1.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s1);
                     s2 = n2.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s2);
@@ -551,16 +562,35 @@ public final class JavaKernels implements Kernels {
                     s1 = m1.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s1);
                     s2 = m2.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s2);
                     s3 = m3.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s3);
-                } else {
-                    s0 = ((FloatVector) n0.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(lo, s0);
-                    s1 = ((FloatVector) n1.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(lo, s1);
-                    s2 = ((FloatVector) n2.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(lo, s2);
-                    s3 = ((FloatVector) n3.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(lo, s3);
-                    s0 = ((FloatVector) m0.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(hi, s0);
-                    s1 = ((FloatVector) m1.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(hi, s1);
-                    s2 = ((FloatVector) m2.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(hi, s2);
-                    s3 = ((FloatVector) m3.and(15).sub(8).convert(VectorOperators.I2F, 0)).fma(hi, s3);
                 }
+            } else {
+                // low nibble q against x, high nibble masked in place (16 q, no shift) against x / 16 (exact), and
+                // the -8 of every weight once per block as -8 times x's lanes: 19 operations per row and block, not 24
+                FloatVector xs = FloatVector.zero(F);
+                for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
+                    long xo = (b * (long) Quant.BLOCK + j) * 4;
+                    FloatVector lo = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
+                    FloatVector hi = FloatVector.fromMemorySegment(F, x, xo + Quant.BLOCK / 2 * 4, NATIVE);
+                    xs = xs.add(lo).add(hi);
+                    hi = hi.mul(1f / 16);
+                    IntVector n0 = (IntVector) ByteVector.fromMemorySegment(QB, w, at0 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                    IntVector n1 = (IntVector) ByteVector.fromMemorySegment(QB, w, at1 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                    IntVector n2 = (IntVector) ByteVector.fromMemorySegment(QB, w, at2 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                    IntVector n3 = (IntVector) ByteVector.fromMemorySegment(QB, w, at3 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
+                    s0 = ((FloatVector) n0.and(15).convert(VectorOperators.I2F, 0)).fma(lo, s0);
+                    s1 = ((FloatVector) n1.and(15).convert(VectorOperators.I2F, 0)).fma(lo, s1);
+                    s2 = ((FloatVector) n2.and(15).convert(VectorOperators.I2F, 0)).fma(lo, s2);
+                    s3 = ((FloatVector) n3.and(15).convert(VectorOperators.I2F, 0)).fma(lo, s3);
+                    s0 = ((FloatVector) n0.and(0xF0).convert(VectorOperators.I2F, 0)).fma(hi, s0);
+                    s1 = ((FloatVector) n1.and(0xF0).convert(VectorOperators.I2F, 0)).fma(hi, s1);
+                    s2 = ((FloatVector) n2.and(0xF0).convert(VectorOperators.I2F, 0)).fma(hi, s2);
+                    s3 = ((FloatVector) n3.and(0xF0).convert(VectorOperators.I2F, 0)).fma(hi, s3);
+                }
+                xs = xs.mul(-8f);
+                s0 = s0.add(xs);
+                s1 = s1.add(xs);
+                s2 = s2.add(xs);
+                s3 = s3.add(xs);
             }
             a0 = s0.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at0))), a0);
             a1 = s1.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at1))), a1);
