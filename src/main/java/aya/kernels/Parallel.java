@@ -7,7 +7,8 @@ import java.util.concurrent.locks.LockSupport;
  * A persistent pool of platform threads that cuts a range of work into contiguous pieces; the threads, the calling
  * thread among them, take pieces in order from a shared counter until none are left. So a thread that starts late
  * (woken late, or descheduled by another process on a busy machine) or runs slower leaves its share to the others
- * instead of making them wait, and {@code threads == 1} runs inline with no hand-off.
+ * instead of making them wait, and {@code threads == 1} runs inline with no hand-off. A job is over when its pieces
+ * are: the caller does not wait for a worker that took none (one still waking, or descheduled).
  * We do not use the common ForkJoin pool: on 2 cores its parallelism is 1.
  * One job runs at a time; callers from several threads take turns (jobs are short: one kernel call).
  */
@@ -24,17 +25,34 @@ public final class Parallel implements AutoCloseable {
 
     private final int threads;
     private final Thread[] workers;
-    private final AtomicInteger pending = new AtomicInteger();
-    private final AtomicInteger nextPiece = new AtomicInteger();
-    private volatile long generation;
     private volatile boolean closed;
-    private volatile Thread caller;
-    // job state, published by the volatile write of generation
-    private RangeTask task;
-    private int n;
-    private int piece;  // elements per piece (the last one may be shorter)
-    private int pieces;
-    private volatile Throwable failure;
+    /** The latest job; workers wait for a new one. */
+    private volatile Job job;
+
+    /**
+     * One forPieces call with its own counters. The caller waits for its pieces to be done, not for every worker to
+     * have looked at it: a worker that is descheduled (another process on the core) or still waking up when the
+     * others have taken every piece no longer holds up the caller, and when it wakes, it finds this job's counter
+     * spent and cannot take a piece of the next one.
+     */
+    private static final class Job {
+        final RangeTask task;
+        final int n;
+        final int piece;  // elements per piece (the last one may be shorter)
+        final int pieces;
+        final Thread caller;
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicInteger done = new AtomicInteger(); // pieces finished, or given up after a failure
+        volatile Throwable failure;
+
+        Job(RangeTask task, int n, int piece, int pieces, Thread caller) {
+            this.task = task;
+            this.n = n;
+            this.piece = piece;
+            this.pieces = pieces;
+            this.caller = caller;
+        }
+    }
 
     public Parallel(int threads) {
         if (threads < 1) {
@@ -92,29 +110,21 @@ public final class Parallel implements AutoCloseable {
             task.run(0, 0, n);
             return;
         }
-        this.task = task;
-        this.n = n;
-        this.piece = piece;
-        this.pieces = count;
-        this.failure = null;
-        this.caller = Thread.currentThread();
-        nextPiece.set(0);
-        pending.set(threads - 1);
-        generation++; // publishes the job
+        Job j = new Job(task, n, piece, count, Thread.currentThread());
+        job = j; // publishes it
         for (Thread w : workers) {
             LockSupport.unpark(w);
         }
-        runPieces(0);
+        runPieces(j, 0);
         int spins = 0;
-        while (pending.get() != 0) {
+        while (j.done.get() != j.pieces) {
             if (++spins < 20_000) {
                 Thread.onSpinWait();
             } else {
                 LockSupport.parkNanos(50_000);
             }
         }
-        this.task = null;
-        Throwable f = failure;
+        Throwable f = j.failure;
         if (f != null) {
             if (f instanceof RuntimeException re) throw re;
             if (f instanceof Error e) throw e;
@@ -122,26 +132,31 @@ public final class Parallel implements AutoCloseable {
         }
     }
 
-    /** Takes pieces of the current job until none are left; a failure ends the job's remaining pieces. */
-    private void runPieces(int worker) {
+    /** Takes pieces of job j until none are left; a failure ends the job's remaining pieces. */
+    private static void runPieces(Job j, int worker) {
         int p;
-        while ((p = nextPiece.getAndIncrement()) < pieces) {
-            int start = p * piece; // < n, so no overflow
-            int end = (int) Math.min(n, (long) start + piece);
+        while ((p = j.next.getAndIncrement()) < j.pieces) {
+            int start = p * j.piece; // < n, so no overflow
+            int end = (int) Math.min(j.n, (long) start + j.piece);
+            int finished = 1;
             try {
-                task.run(worker, start, end);
+                j.task.run(worker, start, end);
             } catch (Throwable t) {
-                failure = t;
-                nextPiece.set(pieces);
+                j.failure = t;
+                finished += Math.max(0, j.pieces - j.next.getAndSet(j.pieces)); // the pieces nobody will take now
+            }
+            if (j.done.addAndGet(finished) == j.pieces && Thread.currentThread() != j.caller) {
+                LockSupport.unpark(j.caller);
             }
         }
     }
 
     private void workLoop(int worker) {
-        long seen = 0;
+        Job seen = null;
         while (true) {
             int spins = 0;
-            while (generation == seen) {
+            Job j;
+            while ((j = job) == seen) {
                 if (closed) {
                     return;
                 }
@@ -151,11 +166,8 @@ public final class Parallel implements AutoCloseable {
                     LockSupport.park(this);
                 }
             }
-            seen = generation;
-            runPieces(worker);
-            if (pending.decrementAndGet() == 0) {
-                LockSupport.unpark(caller);
-            }
+            seen = j;
+            runPieces(j, worker);
         }
     }
 

@@ -1,10 +1,12 @@
 package aya.kernels;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -92,6 +94,42 @@ class ParallelTest {
         }
         assertFalse(timedOut.get(), "the caller did not take the stalled worker's share");
         for (int i = 0; i < pieces; i++) assertEquals(1, hits.get(i), "piece " + i);
+    }
+
+    @Test
+    @Timeout(value = 120, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void aJobIsOverWhenItReturnsAndALateWorkerTakesNothingOfIt() {
+        // Thousands of short jobs back to back (the decode's pattern): the caller no longer waits for workers that
+        // took no piece, so a worker may look at a job only after it returned. No piece may run twice, be lost, run
+        // after its job returned, or run with another job's task or bounds; failing jobs end early and cleanly.
+        int jobs = 20_000;
+        AtomicInteger late = new AtomicInteger();
+        try (Parallel pool = new Parallel(3)) {
+            for (int job = 0; job < jobs; job++) {
+                int n = 1 + job % 7, piece = 1 + job % 3;
+                AtomicIntegerArray hits = new AtomicIntegerArray(n);
+                AtomicBoolean over = new AtomicBoolean();
+                boolean fails = job % 50 == 0 && n > piece;
+                int thisJob = job;
+                Runnable run = () -> pool.forPieces(n, piece, (worker, start, end) -> {
+                    if (over.get()) late.incrementAndGet();
+                    assertTrue(end <= n && start % piece == 0, "job " + thisJob + " got [" + start + ", " + end + ")");
+                    for (int i = start; i < end; i++) hits.incrementAndGet(i);
+                    if (fails && start == 0) throw new IllegalStateException("piece 0 of job " + thisJob);
+                });
+                if (fails) {
+                    assertEquals("piece 0 of job " + job, assertThrows(IllegalStateException.class, run::run).getMessage());
+                } else {
+                    run.run();
+                }
+                over.set(true);
+                for (int i = 0; i < n; i++) {
+                    if (!fails) assertEquals(1, hits.get(i), "job " + job + " index " + i);
+                    else assertTrue(hits.get(i) <= 1, "job " + job + " index " + i + " ran twice");
+                }
+            }
+        }
+        assertEquals(0, late.get(), "pieces that ran after their job had returned");
     }
 
     @Test
