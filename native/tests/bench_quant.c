@@ -1,5 +1,5 @@
-/* Q8_0 / Q4_0 / Q4_K / Q6_K kernel speed on one thread, by thread CPU time (robust on a shared machine). Not a test:
- * run by hand,
+/* Q8_0 / Q4_0 / Q4_K / Q6_K / bf16 (f32 activations) kernel speed on one thread, by thread CPU time (robust on a shared
+ * machine). Not a test: run by hand,
  *   build/bench_quant [isa] [MB] [tokens] [threads]
  * Decode: one token against a weight matrix of MB megabytes (default 512, more than any cache), reported as GB/s of
  * weight bytes per CPU-second next to a plain read of the same bytes (Q6_K: the output head of llama-quantize's Q4_0
@@ -21,9 +21,11 @@ static double cpu_seconds(void) {
 
 typedef void (*matmul_q)(const void *, const float *, float *, int32_t, int32_t, int32_t, int32_t, int32_t);
 
-/* rows of random blocks of block_values values in block_bytes, each with the f16 scale 2^-7 at scale_at */
+/* rows of random blocks of block_values values in block_bytes, each with the f16 scale 2^-7 at scale_at; scale_at < 0:
+ * bf16 values (one per 2-byte block) */
 static uint8_t *random_blocks(size_t rows, int in_dim, int block_values, int block_bytes, int scale_at) {
     size_t row_bytes = (size_t) in_dim / block_values * block_bytes, n = rows * row_bytes;
+    if (scale_at < 0) return (uint8_t *) random_weights16(n / 2, 0);
     uint8_t *w = malloc(n);
     for (size_t i = 0; i < n; i += 4) {
         uint32_t r = rng_next();
@@ -102,6 +104,12 @@ static double threaded_gbs(int threads, matmul_q fn, const uint8_t *w, size_t ro
     return best;
 }
 
+/* bf16 weights, f32 activations (the exact decode), in the quantized kernels' signature */
+static void matmul_bf16(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim, int32_t out_stride,
+                        int32_t row_start, int32_t row_end) {
+    aya_matmul_bf16_f32((const uint16_t *) w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
 int main(int argc, char **argv) {
     const char *isa = argc > 1 ? argv[1] : "auto";
     size_t mb = argc > 2 ? (size_t) atol(argv[2]) : 512;
@@ -117,12 +125,14 @@ int main(int argc, char **argv) {
     }
     printf("isa %s, %d thread%s\n", aya_isa_name(), threads, threads > 1 ? "s (wall clock)" : "");
     const int in_dim = 2048;
-    const char *names[4] = { "q8_0", "q4_0", "q4_k", "q6_k" };
-    const int block_values[4] = { 32, 32, 256, 256 }, block_bytes[4] = { 34, 18, 144, 210 };
-    const int scale_at[4] = { 0, 0, 0, 208 }; /* Q4_K: d (dmin stays random) */
-    matmul_q fns[4] = { aya_matmul_q8_0_f32, aya_matmul_q4_0_f32, aya_matmul_q4_k_f32, aya_matmul_q6_k_f32 };
+    enum { TYPES = 5 };
+    const char *names[TYPES] = { "q8_0", "q4_0", "q4_k", "q6_k", "bf16" };
+    const int block_values[TYPES] = { 32, 32, 256, 256, 1 }, block_bytes[TYPES] = { 34, 18, 144, 210, 2 };
+    const int scale_at[TYPES] = { 0, 0, 0, 208, -1 }; /* Q4_K: d (dmin stays random) */
+    matmul_q fns[TYPES] = { aya_matmul_q8_0_f32, aya_matmul_q4_0_f32, aya_matmul_q4_k_f32, aya_matmul_q6_k_f32,
+                            matmul_bf16 };
     if (threads > 1) {
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < TYPES; k++) {
             size_t row_bytes = (size_t) in_dim / block_values[k] * block_bytes[k], rows = (mb << 20) / row_bytes;
             uint8_t *w = random_blocks(rows, in_dim, block_values[k], block_bytes[k], scale_at[k]);
             float *x = random_floats(in_dim, -1, 1), *out = malloc(rows * sizeof(float));
@@ -149,7 +159,7 @@ int main(int argc, char **argv) {
     printf("read probe           %7.2f GB/s\n", (double) bytes / seconds * 1e-9);
     free(probe);
 
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < TYPES; k++) {
         size_t row_bytes = (size_t) in_dim / block_values[k] * block_bytes[k], rows = bytes / row_bytes;
         uint8_t *w = random_blocks(rows, in_dim, block_values[k], block_bytes[k], scale_at[k]);
         float *x = random_floats(in_dim, -1, 1), *out = malloc(rows * sizeof(float));
@@ -161,7 +171,7 @@ int main(int argc, char **argv) {
     /* the shapes of Tiny Aya's prefill: q/o/gate/up (2048 inputs) and down (11008 inputs; a thread's half of it) */
     const int prefill_dims[2][2] = { { 2048, 2048 }, { 1024, 11008 } }; /* rows, in_dim */
     for (int s = 0; s < 2; s++)
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < TYPES; k++) {
             const int rows = prefill_dims[s][0], dim = prefill_dims[s][1];
             uint8_t *w = random_blocks(rows, dim, block_values[k], block_bytes[k], scale_at[k]);
             float *x = random_floats((size_t) tokens * dim, -1, 1);
