@@ -1,6 +1,7 @@
 /* Internal: the Q8_0 / Q4_0 matmul driver, written once for every ISA (BLIS style, like matvec_loop.h): it quantizes
- * the activations, walks the rows (decode: one row after another, streamed with prefetch; prefill: panels of rows that
- * stay in L2 while every token passes over them) and hands register tiles to the ISA's micro-kernel.
+ * the activations, walks the rows (decode: rows far apart streamed together, or one after another with prefetch;
+ * prefill: panels of rows that stay in L2 while every token passes over them) and hands register tiles to the ISA's
+ * micro-kernel.
  *
  * Define before including:
  *   AYA_Q_TILE_TOKENS   tokens per prefill tile (the micro-kernel's RN, at most 4)
@@ -9,6 +10,7 @@
  *       and RN are compile-time constants at every call site (1 <= RM <= 4, 1 <= RN <= 4). When ahead
  *       is not 0, the tile prefetches its rows' blocks ahead bytes further on, at the offset being read.
  * Optionally:
+ *   AYA_Q_DECODE_ROWS(q4)  rows per decode tile: 1 (default), 2 or 4, a 1/AYA_Q_DECODE_ROWS of the slice apart
  *   AYA_Q_TILE_ROWS     rows per prefill tile (default 4, at most 4): fewer when RM x RN accumulators plus the
  *                       rows' weights would not fit the registers
  *   AYA_Q_PREPARE(q4, acts, tokens, in_dim)  called once after quantizing: may put a copy of the activations in the
@@ -22,6 +24,9 @@
 #include "kernels_internal.h"
 
 enum { AYA_Q_PANEL_ROWS = 64 }; /* prefill: rows whose blocks stay in L2 while all tokens pass (64 x 11008 Q8_0 = 745 KB) */
+#ifndef AYA_Q_DECODE_ROWS
+#define AYA_Q_DECODE_ROWS(q4) 1
+#endif
 #ifndef AYA_Q_TILE_ROWS
 #define AYA_Q_TILE_ROWS 4
 #endif
@@ -86,11 +91,28 @@ static inline __attribute__((always_inline)) void aya_q_matmul(const int q4, con
     size_t row_bytes = (size_t) (in_dim / AYA_QK) * (q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES);
     const uint8_t *base = (const uint8_t *) w;
     if (tokens == 1) {
-        /* Decode: one row after another, prefetching ~64 KiB ahead like matvec_loop.h. The rows of a slice are one
-         * contiguous run of bytes, read so as one forward stream, which the hardware prefetchers follow. Tiles of four
-         * rows (four streams 1-6 KB apart, read in step) got the same bytes from DRAM at 0.6x the speed on one Zen 5
-         * core (Q4_0 18 vs 29.6 GB/s, Q8_0 24 vs 30.4, a plain read ~29: native/tests/bench_quant), and sharing the
-         * activations' loads over four rows gained nothing measurable in cache. */
+        /* Decode: AYA_Q_DECODE_ROWS(q4) rows per tile, a 1/AYA_Q_DECODE_ROWS of the slice apart (matvec_loop.h's
+         * pattern: that many forward streams far apart, which the hardware prefetchers follow, no software prefetch),
+         * sharing the token's loads and shuffles; one row at a time (rows in order, prefetching ~64 KiB ahead) when
+         * it is 1. Tiles of neighbouring rows (streams 1-6 KB apart) read DRAM at 0.6x the speed of one row at a time
+         * on Zen 5 (Q4_0 18 vs 29.6 GB/s); a quarter of the slice apart, one thread: Q8_0 28 -> 32-33 GB/s from memory,
+         * 34-45 -> 51-60 in cache, Q4_0 25-29 -> 28-31 / 36 -> 43-48 (native/tests/bench_quant, AVX-512). Each row's
+         * sum is computed as in a one-row tile, so the rows per tile never change a bit. */
+        const int32_t R = AYA_Q_DECODE_ROWS(q4);
+        if (R > 1) {
+            int32_t part = (row_end - row_start) / R;
+            float tile_out[4];
+            for (int32_t i = 0; i < part; i++) {
+                const uint8_t *first = base + (size_t) (row_start + i) * row_bytes;
+                size_t apart = (size_t) part * row_bytes;
+                if (R == 4) aya_q_tile(q4, 4, 1, first, apart, &acts, 0, in_dim, tile_out, 1, 0);
+                else aya_q_tile(q4, 2, 1, first, apart, &acts, 0, in_dim, tile_out, 1, 0);
+                for (int32_t r = 0; r < R; r++) out[row_start + i + r * part] = tile_out[r];
+            }
+            for (int32_t r = row_start + part * R; r < row_end; r++)
+                aya_q_tile(q4, 1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 0);
+            return;
+        }
         int32_t ahead_rows = aya_decode_prefetch_rows(row_bytes, 1);
         for (int32_t r = row_start; r < row_end; r++) {
             /* only rows of this slice: past its end are another thread's rows or another matrix */

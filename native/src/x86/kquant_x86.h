@@ -114,29 +114,31 @@ KQ_INLINE __m128i kq_q4_k_scales_mins(const uint8_t *packed) {
 #if KQ_VNNI
 /* AVX512-VNNI: 128 values per step on 512-bit vectors (as Q6_K's): the low nibbles of 64 bytes are sub-blocks 4h
  * (lanes 0-7) and 4h + 2 (lanes 8-15), the high ones 4h + 1 and 4h + 3; a token's values come as the matching two
- * 32-byte halves. The halves are folded at the end into eight lanes. */
+ * 32-byte halves. vpmaddubsw sums pairs of nibble x value into int16 (|sum| <= 2 * 15 * 127), vpdpwssd multiplies
+ * them by the int16 scale of their sub-block and adds pairs into the int32 lanes: two instructions per 64 values
+ * where vpdpbusd + vpmulld + vpaddd took four uops. The halves are folded at the end into eight lanes. */
 KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scales_mins, const int8_t *xq,
                                   size_t x_stride, __m256i *dots) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    /* lanes 0-7: the 8 scales as int32 (the index vectors below never pick lanes 8-15) */
-    const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(scales_mins));
+    /* words 0-7: the 8 scales as int16 (the index vectors below never pick the others) */
+    const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_mins));
     __m512i wide[KQ_TOKENS];
     for (int t = 0; t < RN; t++) wide[t] = _mm512_setzero_si512();
     for (int h = 0; h < 2; h++) { /* sub-blocks 4h .. 4h + 3 */
         __m512i q = _mm512_loadu_si512((const void *) (blk + 16 + 64 * h));
         __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
-        const __m512i lo_index = _mm512_setr_epi32(4 * h, 4 * h, 4 * h, 4 * h, 4 * h, 4 * h, 4 * h, 4 * h, 4 * h + 2,
-                                                   4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2);
-        __m512i s_lo = _mm512_permutexvar_epi32(lo_index, scales);
-        __m512i s_hi = _mm512_permutexvar_epi32(_mm512_add_epi32(lo_index, _mm512_set1_epi32(1)), scales);
+        /* words 0-15: sub-block 4h's scale, words 16-31: 4h + 2's (the high nibbles: + 1) */
+        const __m512i lo_index = _mm512_inserti64x4(_mm512_set1_epi16((int16_t) (4 * h)), _mm256_set1_epi16((int16_t) (4 * h + 2)), 1);
+        __m512i s_lo = _mm512_permutexvar_epi16(lo_index, scales);
+        __m512i s_hi = _mm512_permutexvar_epi16(_mm512_add_epi16(lo_index, _mm512_set1_epi16(1)), scales);
         for (int t = 0; t < RN; t++) {
             const int8_t *x = xq + t * x_stride + 128 * h; /* sub-block j's values at 32j */
             __m512i x_lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) x)),
                                               _mm256_loadu_si256((const __m256i *) (x + 64)), 1);
             __m512i x_hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) (x + 32))),
                                               _mm256_loadu_si256((const __m256i *) (x + 96)), 1);
-            wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, x_lo), s_lo));
-            wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, x_hi), s_hi));
+            wide[t] = _mm512_dpwssd_epi32(wide[t], _mm512_maddubs_epi16(lo, x_lo), s_lo);
+            wide[t] = _mm512_dpwssd_epi32(wide[t], _mm512_maddubs_epi16(hi, x_hi), s_hi);
         }
     }
     for (int t = 0; t < RN; t++) dots[t] = _mm256_add_epi32(_mm512_castsi512_si256(wide[t]), _mm512_extracti64x4_epi64(wide[t], 1));
@@ -205,14 +207,14 @@ KQ_INLINE void kq_q4_k_row(const int RN, const uint8_t *row, size_t row_bytes, c
 #if KQ_VNNI
 /* AVX512-VNNI: 64 values per step on 512-bit vectors (a 256-bit vpdpbusd + vpmulld pair per 32 values was the limit:
  * ~20 GB/s from memory against Q4_0's ~35). Lanes 0-7 hold values 32k + 4i.., lanes 8-15 values 32(k + 1) + 4i..;
- * the two halves are folded at the end into the eight lanes the 256-bit kernel makes (the same integers). */
+ * vpmaddubsw sums pairs of value x activation into int16 (|sum| <= 2 * 63 * 127), vpdpwssd multiplies them by their
+ * group's int16 scale and adds pairs into the int32 lanes (two instructions per 64 values where vpdpbusd + vpmulld +
+ * vpaddd took four uops); the two halves are folded at the end into the eight lanes the 256-bit kernel makes (the
+ * same integers). */
 KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t *xq, size_t x_stride, __m256i *dots) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x03);
-    /* scale index of each lane within a step: 4 lanes (16 values) per scale */
-    const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    const int8_t *sc = (const int8_t *) (blk + 192);
-    __m512i scales = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) sc))),
-                                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *) (sc + 8))), 1); /* as int32 */
+    /* words 0-15: the 16 scales as int16 */
+    const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (blk + 192))));
     __m512i wide[KQ_TOKENS];
     for (int t = 0; t < RN; t++) wide[t] = _mm512_setzero_si512();
     for (int half = 0; half < 2; half++) {
@@ -224,10 +226,15 @@ KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t
             __m512i high = j == 0 ? qh2 : _mm512_srli_epi16(qh2, 4);
             __m512i u = _mm512_or_si512(_mm512_and_si512(low, low4), _mm512_slli_epi16(_mm512_and_si512(high, two), 4));
             int g = 8 * half + 4 * j;
-            __m512i scale = _mm512_permutexvar_epi32(_mm512_add_epi32(quarter, _mm512_set1_epi32(g)), scales);
+            /* 16 values per scale: 8 words each */
+            const __m512i index = _mm512_setr_epi64(0x0000000000000000ll, 0x0000000000000000ll,
+                                                    0x0001000100010001ll, 0x0001000100010001ll,
+                                                    0x0002000200020002ll, 0x0002000200020002ll,
+                                                    0x0003000300030003ll, 0x0003000300030003ll);
+            __m512i scale = _mm512_permutexvar_epi16(_mm512_add_epi16(index, _mm512_set1_epi16((int16_t) g)), scales);
             for (int t = 0; t < RN; t++) {
                 __m512i x = _mm512_loadu_si512((const void *) (xq + t * x_stride + 16 * g));
-                wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, x), scale));
+                wide[t] = _mm512_dpwssd_epi32(wide[t], _mm512_maddubs_epi16(u, x), scale);
             }
         }
     }

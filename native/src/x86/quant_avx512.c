@@ -11,7 +11,7 @@
  * Activations are quantized by the AVX2 quantizer (bit-exact with scalar), so results match the other ISAs up to f32
  * summation order. Prefill tiles are 3 rows x 4 tokens: 12 accumulators, 9 registers of row weights and scales and 4
  * of one token's activations fit the 32 zmm (4 x 4 spilled 12 accumulators to the stack: a load and a store per FMA).
- * Decode is 1 row x 1 token (quant_loop.h streams the rows in order). The loops around the tiles are quant_loop.h's.
+ * Decode is 4 rows x 1 token, the rows a quarter of the slice apart. The loops around the tiles are quant_loop.h's.
  * From 16 (Q8_0) or 48 (Q4_0) tokens on (prefill), the packed driver (quant_packed_loop.h) around oct_tile at the
  * end of this file replaces them: both operands packed into one layout, 256 values per step (see there); it also
  * runs Q4_K / Q6_K prefill.
@@ -226,6 +226,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
 
 /* the driver (decode and prefill loops) around aya_q_tile */
 #define AYA_Q_TILE_TOKENS 4
+#define AYA_Q_DECODE_ROWS(q4) 4 /* decode: four rows a quarter of the slice apart (quant_loop.h) */
 #define AYA_Q_TILE_ROWS 3
 static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim);
 #define AYA_Q_PREPARE regroup_activations
