@@ -211,8 +211,8 @@ final class KQuant {
 
     /** Per-thread buffers of the decode. */
     private static final class Buffers {
-        /** Q4_K: per block 16 floats, [0 x4, x summed over sub-blocks 0..3, 0 x4, sums over 4..7] (see {@link #dot4RowsQ4_K}). */
-        float[] subSums = new float[0];
+        /** The token's activations on the heap [inDim]: the kernels compile better from an array than from a segment. */
+        float[] x = new float[0];
         /** Q6_K: -32 x the sum of each 16 x, [inDim / 16]. */
         float[] groupOffsets = new float[0];
         /** Q4_K: four rows' block scales and mins; Q6_K: two rows' 16 block scales. */
@@ -232,21 +232,13 @@ final class KQuant {
                        int inDim, int rowStart, int rowEnd) {
         long rowBytes = type.rowBytes(inDim);
         Buffers buf = BUFFERS.get();
+        if (buf.x.length < inDim) buf.x = new float[inDim];
+        float[] xf = buf.x;
+        MemorySegment.copy(x, F32, 0, xf, 0, inDim);
         int r = rowStart;
         if (VECTOR && type == WeightType.Q4_K) {
-            int blocks = inDim / QK_K;
-            if (buf.subSums.length < 16 * blocks) buf.subSums = new float[16 * blocks];
-            float[] subSums = buf.subSums;
-            for (int b = 0; b < blocks; b++) {
-                for (int j = 0; j < 8; j++) {
-                    float s = 0;
-                    for (int i = 0; i < 32; i++) s += x.getAtIndex(F32, (long) QK_K * b + 32 * j + i);
-                    subSums[16 * b + 8 * (j / 4) + j % 4] = 0;
-                    subSums[16 * b + 8 * (j / 4) + 4 + j % 4] = s;
-                }
-            }
             int gap = (rowEnd - rowStart) / 4;
-            for (; r < rowStart + gap; r++) dot4RowsQ4_K(w, rowBytes, x, subSums, buf.scales, blocks, out, r, gap);
+            for (; r < rowStart + gap; r++) dot4RowsQ4_K(w, rowBytes, xf, buf.scales, inDim / QK_K, out, r, gap);
             r = rowStart + 4 * gap;
         } else if (VECTOR && type == WeightType.Q6_K) {
             int groups = inDim / 16;
@@ -254,7 +246,7 @@ final class KQuant {
             float[] groupOffsets = buf.groupOffsets;
             for (int g = 0; g < groups; g++) {
                 float s = 0;
-                for (int i = 0; i < 16; i++) s += x.getAtIndex(F32, 16L * g + i);
+                for (int i = 0; i < 16; i++) s += xf[16 * g + i];
                 groupOffsets[g] = -32 * s;
             }
             // two rows per pass, half the slice apart. The last row of an odd slice pairs with itself (written twice).
@@ -263,36 +255,38 @@ final class KQuant {
             int gap = (rowEnd - rowStart) / 2, passes = gap + (rowEnd - rowStart) % 2;
             for (int p = 0; p < passes; p++) {
                 int row = p < gap ? rowStart + p : rowEnd - 1, step = p < gap ? gap : 0;
-                dot2RowsQ6_K(w, row * rowBytes, (row + step) * rowBytes, inDim / QK_K, x, groupOffsets, buf.scales, out, row, step);
+                dot2RowsQ6_K(w, row * rowBytes, (row + step) * rowBytes, inDim / QK_K, xf, groupOffsets, buf.scales, out, row, step);
             }
             r = rowEnd;
         }
         if (buf.row.length < inDim) buf.row = new float[inDim];
         for (; r < rowEnd; r++) { // the rows left over by the multi-row kernels, and every Q5_0 row (rare in files)
             widen(type, w, r * rowBytes, inDim, buf.row, 0);
-            out.setAtIndex(F32, r, dot(buf.row, x, inDim));
+            out.setAtIndex(F32, r, dot(buf.row, xf, inDim));
         }
     }
 
     /** row[0, n) . x[0, n) (n a multiple of 32). */
-    private static float dot(float[] row, MemorySegment x, int n) {
+    private static float dot(float[] row, float[] x, int n) {
         if (!VECTOR) {
             float s = 0;
-            for (int i = 0; i < n; i++) s += row[i] * x.getAtIndex(F32, i);
+            for (int i = 0; i < n; i++) s += row[i] * x[i];
             return s;
         }
         FloatVector acc = FloatVector.zero(F);
         for (int i = 0; i < n; i += F.length()) {
-            acc = FloatVector.fromArray(F, row, i).fma(FloatVector.fromMemorySegment(F, x, 4L * i, NATIVE), acc);
+            acc = FloatVector.fromArray(F, row, i).fma(FloatVector.fromArray(F, x, i), acc);
         }
         return acc.reduceLanes(VectorOperators.ADD);
     }
 
-    // Q4_K decode. Per row and block, sum over sub-blocks j of (d scale_j) sum(nibble x) - (dmin min_j) sum(x): the
-    // sums of x per sub-block are shared by all rows (subSums), so the mins cost one FMA per block and row. A block's
-    // 16 six-bit scales and mins are unpacked in a 128-bit vector as [scale 0-3, min 0-3, scale 4-7, min 4-7]
-    // (llama.cpp's kmask trick on four ints), widened to floats and multiplied by [d x4, -dmin x4, d x4, -dmin x4];
-    // subSums holds x's sums at the min lanes and zeros at the scale lanes, so one FMA of the two adds the min term.
+    // Q4_K decode. A block's 16 six-bit scales and mins are unpacked in a 128-bit vector as [scale 0-3, min 0-3,
+    // scale 4-7, min 4-7] (llama.cpp's kmask trick on four ints), widened to floats and multiplied by [d x4, -dmin x4,
+    // d x4, -dmin x4]. With 16 int lanes each sub-block's 16 possible weights (d scale) q - dmin min, q = 0..15, are
+    // a table, built with gguf-py's two roundings, and a nibble becomes its weight by a two-table permute: per 16
+    // weights a permute and an FMA with x, and no per-row sums to scale (fewer live vectors: C2 spilled a version that
+    // kept them). With 8 lanes (AVX2) the permute of 16 entries is not one instruction: the nibbles are masked,
+    // converted and scaled instead (the same values).
 
     /** The 16 scale bytes from byte 4 of a block as 4 ints [u0, u1, u2, u3]: lanes taken for the scale/min words. */
     private static final VectorShuffle<Integer> Q4K_WORDS = VectorShuffle.fromValues(I128, 0, 1, 2, 2);
@@ -302,21 +296,15 @@ final class KQuant {
     private static final IntVector Q4K_HIGH_MASK = IntVector.fromArray(I128, new int[]{0, 0, 0x03030303, 0x03030303}, 0);
     /** The min lanes of [scale 0-3, min 0-3, scale 4-7, min 4-7] (of the first F.length() of them). */
     private static final VectorMask<Float> Q4K_MIN_LANES = VectorMask.fromLong(F, 0xF0F0L);
-    /** With 16 int lanes a nibble becomes its f32 value by a two-table permute (as Q4_0's, JavaKernels.low()). */
     private static final boolean LOOKUP = I.length() == 16;
-    private static final IntVector NIBBLE_VALUES = nibbleValues();
-
-    private static IntVector nibbleValues() {
-        int[] v = new int[I.length()];
-        for (int i = 0; i < v.length; i++) v[i] = Float.floatToRawIntBits(i & 15);
-        return IntVector.fromArray(I, v, 0);
-    }
+    /** Lane i holds i as a float: the nibble values of a table. */
+    private static final FloatVector NIBBLES = FloatVector.zero(F).addIndex(1);
 
     /**
      * Q4_K rows r, r + gap, r + 2 gap, r + 3 gap (rowBytes each) . x into out. Written out without helper methods: C2
      * must inline every Vector API call of the four rows, or it boxes the vectors (50x slower; sections 5-6).
      */
-    private static void dot4RowsQ4_K(MemorySegment w, long rowBytes, MemorySegment x, float[] subSums, float[] scales,
+    private static void dot4RowsQ4_K(MemorySegment w, long rowBytes, float[] x, float[] scales,
                                      int blocks, MemorySegment out, int r, int gap) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
@@ -333,51 +321,43 @@ final class KQuant {
                     ((FloatVector) packed.convertShape(VectorOperators.B2F, F, p)).mul(dm).intoArray(scales, 16 * k + p * F.length());
                 }
             }
-            for (int p = 0; p < 16; p += F.length()) { // the mins: -dmin min_j times x's sum over sub-block j
-                FloatVector xs = FloatVector.fromArray(F, subSums, 16 * b + p);
-                a0 = FloatVector.fromArray(F, scales, p).fma(xs, a0);
-                a1 = FloatVector.fromArray(F, scales, 16 + p).fma(xs, a1);
-                a2 = FloatVector.fromArray(F, scales, 32 + p).fma(xs, a2);
-                a3 = FloatVector.fromArray(F, scales, 48 + p).fma(xs, a3);
-            }
-            for (int g = 0; g < 4; g++) { // 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones
-                FloatVector l0 = FloatVector.zero(F), l1 = l0, l2 = l0, l3 = l0, h0 = l0, h1 = l0, h2 = l0, h3 = l0;
-                for (int j = 0; j < 32; j += F.length()) {
-                    long xo = (QK_K * (long) b + 64 * g + j) * 4;
-                    FloatVector xl = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
-                    FloatVector xh = FloatVector.fromMemorySegment(F, x, xo + 32 * 4, NATIVE);
-                    long q = 16 + 32L * g + j;
+            for (int j = 0; j < 8; j++) { // sub-block j: the nibbles of bytes 32 (j / 2).., low ones for even j
+                int lane = j % 4 + 8 * (j / 4); // scale j's lane in [scale 0-3, min 0-3, scale 4-7, min 4-7]
+                FloatVector t0, t1, t2, t3;
+                if (LOOKUP) {
+                    t0 = NIBBLES.mul(scales[lane]).add(scales[lane + 4]);
+                    t1 = NIBBLES.mul(scales[16 + lane]).add(scales[16 + lane + 4]);
+                    t2 = NIBBLES.mul(scales[32 + lane]).add(scales[32 + lane + 4]);
+                    t3 = NIBBLES.mul(scales[48 + lane]).add(scales[48 + lane + 4]);
+                } else {
+                    t0 = t1 = t2 = t3 = NIBBLES;
+                }
+                for (int l = 0; l < 32; l += F.length()) {
+                    FloatVector xv = FloatVector.fromArray(F, x, QK_K * b + 32 * j + l);
+                    long q = 16 + 32L * (j / 2) + l;
                     IntVector n0 = (IntVector) ByteVector.fromMemorySegment(FB, w, at0 + q, LE).convertShape(VectorOperators.B2I, I, 0);
                     IntVector n1 = (IntVector) ByteVector.fromMemorySegment(FB, w, at1 + q, LE).convertShape(VectorOperators.B2I, I, 0);
                     IntVector n2 = (IntVector) ByteVector.fromMemorySegment(FB, w, at2 + q, LE).convertShape(VectorOperators.B2I, I, 0);
                     IntVector n3 = (IntVector) ByteVector.fromMemorySegment(FB, w, at3 + q, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector m0 = n0.lanewise(VectorOperators.ASHR, 4), m1 = n1.lanewise(VectorOperators.ASHR, 4);
-                    IntVector m2 = n2.lanewise(VectorOperators.ASHR, 4), m3 = n3.lanewise(VectorOperators.ASHR, 4);
+                    if (j % 2 == 1) {
+                        n0 = n0.lanewise(VectorOperators.ASHR, 4);
+                        n1 = n1.lanewise(VectorOperators.ASHR, 4);
+                        n2 = n2.lanewise(VectorOperators.ASHR, 4);
+                        n3 = n3.lanewise(VectorOperators.ASHR, 4);
+                    }
                     if (LOOKUP) {
-                        l0 = n0.selectFrom(NIBBLE_VALUES, NIBBLE_VALUES).reinterpretAsFloats().fma(xl, l0);
-                        l1 = n1.selectFrom(NIBBLE_VALUES, NIBBLE_VALUES).reinterpretAsFloats().fma(xl, l1);
-                        l2 = n2.selectFrom(NIBBLE_VALUES, NIBBLE_VALUES).reinterpretAsFloats().fma(xl, l2);
-                        l3 = n3.selectFrom(NIBBLE_VALUES, NIBBLE_VALUES).reinterpretAsFloats().fma(xl, l3);
-                        h0 = m0.selectFrom(NIBBLE_VALUES, NIBBLE_VALUES).reinterpretAsFloats().fma(xh, h0);
-                        h1 = m1.selectFrom(NIBBLE_VALUES, NIBBLE_VALUES).reinterpretAsFloats().fma(xh, h1);
-                        h2 = m2.selectFrom(NIBBLE_VALUES, NIBBLE_VALUES).reinterpretAsFloats().fma(xh, h2);
-                        h3 = m3.selectFrom(NIBBLE_VALUES, NIBBLE_VALUES).reinterpretAsFloats().fma(xh, h3);
+                        IntVector i0 = t0.reinterpretAsInts(), i1 = t1.reinterpretAsInts(), i2 = t2.reinterpretAsInts(), i3 = t3.reinterpretAsInts();
+                        a0 = n0.selectFrom(i0, i0).reinterpretAsFloats().fma(xv, a0);
+                        a1 = n1.selectFrom(i1, i1).reinterpretAsFloats().fma(xv, a1);
+                        a2 = n2.selectFrom(i2, i2).reinterpretAsFloats().fma(xv, a2);
+                        a3 = n3.selectFrom(i3, i3).reinterpretAsFloats().fma(xv, a3);
                     } else {
-                        l0 = ((FloatVector) n0.and(15).convert(VectorOperators.I2F, 0)).fma(xl, l0);
-                        l1 = ((FloatVector) n1.and(15).convert(VectorOperators.I2F, 0)).fma(xl, l1);
-                        l2 = ((FloatVector) n2.and(15).convert(VectorOperators.I2F, 0)).fma(xl, l2);
-                        l3 = ((FloatVector) n3.and(15).convert(VectorOperators.I2F, 0)).fma(xl, l3);
-                        h0 = ((FloatVector) m0.and(15).convert(VectorOperators.I2F, 0)).fma(xh, h0);
-                        h1 = ((FloatVector) m1.and(15).convert(VectorOperators.I2F, 0)).fma(xh, h1);
-                        h2 = ((FloatVector) m2.and(15).convert(VectorOperators.I2F, 0)).fma(xh, h2);
-                        h3 = ((FloatVector) m3.and(15).convert(VectorOperators.I2F, 0)).fma(xh, h3);
+                        a0 = ((FloatVector) n0.and(15).convert(VectorOperators.I2F, 0)).mul(scales[lane]).add(scales[lane + 4]).fma(xv, a0);
+                        a1 = ((FloatVector) n1.and(15).convert(VectorOperators.I2F, 0)).mul(scales[16 + lane]).add(scales[16 + lane + 4]).fma(xv, a1);
+                        a2 = ((FloatVector) n2.and(15).convert(VectorOperators.I2F, 0)).mul(scales[32 + lane]).add(scales[32 + lane + 4]).fma(xv, a2);
+                        a3 = ((FloatVector) n3.and(15).convert(VectorOperators.I2F, 0)).mul(scales[48 + lane]).add(scales[48 + lane + 4]).fma(xv, a3);
                     }
                 }
-                int lo = 2 * g + (g >= 2 ? 4 : 0); // scale 2g's lane in [scale 0-3, min 0-3, scale 4-7, min 4-7]
-                a0 = h0.fma(FloatVector.broadcast(F, scales[lo + 1]), l0.fma(FloatVector.broadcast(F, scales[lo]), a0));
-                a1 = h1.fma(FloatVector.broadcast(F, scales[17 + lo]), l1.fma(FloatVector.broadcast(F, scales[16 + lo]), a1));
-                a2 = h2.fma(FloatVector.broadcast(F, scales[33 + lo]), l2.fma(FloatVector.broadcast(F, scales[32 + lo]), a2));
-                a3 = h3.fma(FloatVector.broadcast(F, scales[49 + lo]), l3.fma(FloatVector.broadcast(F, scales[48 + lo]), a3));
             }
         }
         out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
@@ -401,7 +381,7 @@ final class KQuant {
      * those of l + 32 and l + 96; byte l of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96).
      * Written out without helper methods: C2 must inline every Vector API call, or it boxes the vectors (50x slower).
      */
-    private static void dot2RowsQ6_K(MemorySegment w, long at0, long at1, int blocks, MemorySegment x, float[] groupOffsets,
+    private static void dot2RowsQ6_K(MemorySegment w, long at0, long at1, int blocks, float[] x, float[] groupOffsets,
                                      float[] scales, MemorySegment out, long o0, int gap) {
         FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
         for (int b = 0; b < blocks; b++, at0 += 210, at1 += 210) {
@@ -420,7 +400,7 @@ final class KQuant {
             for (int half = 0; half < 2; half++) {
                 long ql0 = at0 + 64L * half, qh0 = at0 + 128 + 32L * half;
                 long ql1 = at1 + 64L * half, qh1 = at1 + 128 + 32L * half;
-                long o = QK_K * b + 128 * half;
+                int o = QK_K * b + 128 * half;
                 int g = 8 * half;
                 // 32 values at a time in 16-bit lanes (two bytes each; the masks drop the bits a shift moves across)
                 ShortVector a = ShortVector.fromMemorySegment(S256, w, ql0, LE);
@@ -440,10 +420,8 @@ final class KQuant {
                 ByteVector u3 = c.lanewise(VectorOperators.LSHR, 4).and((short) 0x0F0F)
                         .or(h.lanewise(VectorOperators.LSHR, 2).and((short) 0x3030)).reinterpretAsBytes();
                 for (int p = 0; p < 32 / F.length(); p++, o += F.length()) {
-                    FloatVector x0 = FloatVector.fromMemorySegment(F, x, o * 4, NATIVE);
-                    FloatVector x1 = FloatVector.fromMemorySegment(F, x, (o + 32) * 4, NATIVE);
-                    FloatVector x2 = FloatVector.fromMemorySegment(F, x, (o + 64) * 4, NATIVE);
-                    FloatVector x3 = FloatVector.fromMemorySegment(F, x, (o + 96) * 4, NATIVE);
+                    FloatVector x0 = FloatVector.fromArray(F, x, o), x1 = FloatVector.fromArray(F, x, o + 32);
+                    FloatVector x2 = FloatVector.fromArray(F, x, o + 64), x3 = FloatVector.fromArray(F, x, o + 96);
                     int gl = g + p * F.length() / 16;
                     s0 = ((FloatVector) v0.convertShape(VectorOperators.B2F, F, p)).mul(x0).fma(FloatVector.broadcast(F, scales[gl]), s0);
                     s1 = ((FloatVector) v1.convertShape(VectorOperators.B2F, F, p)).mul(x1).fma(FloatVector.broadcast(F, scales[gl + 2]), s1);
