@@ -37,7 +37,6 @@ final class KQuant {
     private static final ValueLayout.OfInt I32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat F32 = Quant.F32;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
     /** F.length() floats per step (16 on AVX-512, 8 on AVX2); below 256 bits the plain loops run. */
     private static final VectorSpecies<Float> F = JavaKernels.F;
@@ -148,7 +147,7 @@ final class KQuant {
     }
 
     /** Lane i holds i: the bit of Q5_0's 32 fifth bits that lane i of a vector of elements j.. needs is j + i. */
-    private static final IntVector LANE = IntVector.zero(JavaKernels.I).addIndex(1);
+    private static final IntVector LANE = IntVector.zero(I).addIndex(1);
 
     private static void widenQ5_0(MemorySegment w, long at, float[] dst, int o) {
         FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at)));
