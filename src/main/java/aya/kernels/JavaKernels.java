@@ -110,12 +110,8 @@ public final class JavaKernels implements Kernels {
     @Override
     public void matmul(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out,
                        int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
-        if (KQuant.handles(type)) {
-            KQuant.matmul(type, w, x, out, tokens, inDim, outStride, rowStart, rowEnd);
-            return;
-        }
         if (type.quantized()) {
-            if (type != WeightType.Q8_0 && type != WeightType.Q4_0) {
+            if (type != WeightType.Q8_0 && type != WeightType.Q4_0 && !KQuant.handles(type)) {
                 throw new UnsupportedOperationException("the java backend does not read " + type + " weights yet");
             }
             type.rowBytes(inDim); // rejects rows that are not whole blocks
@@ -123,7 +119,8 @@ public final class JavaKernels implements Kernels {
         if (tokens < GEMM_MIN_TOKENS && type != WeightType.F16) {
             for (int t = 0; t < tokens; t++) {
                 MemorySegment xt = x.asSlice((long) t * inDim * 4), outT = out.asSlice((long) t * outStride * 4);
-                if (type.quantized()) matvecQuantized(type, w, xt, outT, inDim, rowStart, rowEnd);
+                if (KQuant.handles(type)) KQuant.matvec(type, w, xt, outT, inDim, rowStart, rowEnd);
+                else if (type.quantized()) matvecQuantized(type, w, xt, outT, inDim, rowStart, rowEnd);
                 else matvec(type, w, xt, outT, inDim, rowStart, rowEnd);
             }
             return;
@@ -387,6 +384,10 @@ public final class JavaKernels implements Kernels {
 
     /** dst[dstOff, dstOff + n) = f32 of the n weights starting at element {@code first}. */
     private static void widenRow(WeightType type, MemorySegment w, long first, int n, float[] dst, int dstOff) {
+        if (KQuant.handles(type)) { // first and n are whole blocks: inDim and KC are multiples of 256
+            KQuant.widen(type, w, first / type.blockSize * type.blockBytes, n, dst, dstOff);
+            return;
+        }
         if (type.quantized()) { // first and n are whole blocks: inDim and the k blocks are multiples of 32
             widenQuantized(type, w, first / Quant.BLOCK * type.blockBytes, n, dst, dstOff);
             return;

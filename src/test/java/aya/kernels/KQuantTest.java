@@ -16,6 +16,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
@@ -30,7 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * (src/test/resources/quant/kquant.bin, from src/test/python/make_kquant_fixtures.py): rows quantized by llama.cpp and
  * crafted edge blocks, their values dequantized by gguf-py, and llama.cpp's own dot products with f32 activations.
  * Then random matrices (several rows and tokens, row slices) against a double-precision product of the dequantized
- * weights and the Q8_K / Q8_0 activations.
+ * weights and the activations as each backend sees them: native quantizes them to Q8_K / Q8_0 per token (llama.cpp's
+ * numerics, reproduced here by {@link #quantizeQ8_K} / {@link #quantizeQ8_0}); java keeps them f32.
  */
 class KQuantTest {
 
@@ -93,6 +95,23 @@ class KQuantTest {
         }
     }
 
+    /** The prefill's panel widening gives gguf-py's values bit for bit, from the first block and from a later one. */
+    @Test
+    void widenMatchesGgufPy() throws IOException {
+        for (FixtureRow row : fixture()) {
+            WeightType type = row.type();
+            float[] got = new float[row.n() + 5];
+            KQuant.widen(type, row.blocks(), 0, row.n(), got, 5);
+            assertArrayEquals(row.values(), Arrays.copyOfRange(got, 5, 5 + row.n()), 0f, type + " n=" + row.n());
+            if (row.n() > type.blockSize) {
+                int rest = row.n() - type.blockSize;
+                float[] tail = new float[rest];
+                KQuant.widen(type, row.blocks(), type.blockBytes, rest, tail, 0);
+                assertArrayEquals(Arrays.copyOfRange(row.values(), type.blockSize, row.n()), tail, 0f, type + " from block 1");
+            }
+        }
+    }
+
     @Test
     void rowsMustBeWholeBlocks() {
         MemorySegment w = arena.allocate(1024);
@@ -122,9 +141,9 @@ class KQuantTest {
     }
 
     /**
-     * Each backend against llama.cpp's vec_dot: the same activation quantization and integers, so only the order of
-     * the f32 sums differs; and against the exact f32 product, within the activation rounding bound (every |x - d q|
-     * is at most its block's max|x| / 254).
+     * Native against llama.cpp's vec_dot: the same activation quantization and integers, so only the order of the f32
+     * sums differs. Java against the exact product of gguf-py's values with the f32 activations (f32 sums), and
+     * llama.cpp's dot within the activation rounding bound of it (every |x - d q| is at most its block's max|x| / 254).
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
@@ -150,11 +169,21 @@ class KQuantTest {
                     }
                     float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, t);
                     String where = backend + " " + row.type() + " n=" + n + " t=" + t;
-                    assertEquals(row.dots()[t], got, 3e-6 * (size + 254 * bound) + 1e-30, where + " vs llama.cpp");
-                    assertEquals(exact, got, 1.001 * bound + 1e-5 * size, where + " vs exact f32");
+                    if (backend.equals("java")) {
+                        assertEquals(exact, got, javaBound(n, size), where + " vs exact f32");
+                        assertEquals(row.dots()[t], got, 1.001 * bound + 1e-5 * size, where + " vs llama.cpp (its x rounded to Q8_K / Q8_0)");
+                    } else {
+                        assertEquals(row.dots()[t], got, 3e-6 * (size + 254 * bound) + 1e-30, where + " vs llama.cpp");
+                        assertEquals(exact, got, 1.001 * bound + 1e-5 * size, where + " vs exact f32");
+                    }
                 }
             }
         }
+    }
+
+    /** Java's f32 sums against an exact reference: the bound of QuantTest (f32 rounding grows about like sqrt(n)). */
+    static double javaBound(int n, double size) {
+        return 4e-6 * Math.sqrt(n) * size + 1e-30;
     }
 
     static Stream<Arguments> backendsAndTypes() {
@@ -182,9 +211,11 @@ class KQuantTest {
     void matmulMatchesQuantizedReference(String backend, WeightType type) {
         SplittableRandom rnd = new SplittableRandom(type.ordinal() * 17L + backend.length());
         try (Kernels k = KernelsParityTest.kernels(backend)) {
-            // decode and prefill with every remainder of a 4-token group, rows in uneven slices, long rows
+            // decode (1-3 tokens) and prefill (from GEMM_MIN_TOKENS = 4: 4, 5, 9, and 33 = a 32-token tile and a
+            // one-vector tile), rows in uneven slices, long rows, and 2304 = 9 x 256 inputs: a GEMM panel of KR = 2048
+            // columns, then one of 256
             for (int[] shape : new int[][]{{1, 256, 7}, {1, 2048, 33}, {2, 512, 5}, {3, 768, 9}, {4, 256, 12},
-                    {5, 1024, 6}, {9, 512, 11}, {1, 11008, 3}}) {
+                    {5, 1024, 6}, {9, 512, 11}, {1, 11008, 3}, {4, 2304, 13}, {33, 512, 7}, {6, 11008, 5}}) {
                 int tokens = shape[0], inDim = shape[1], rows = shape[2];
                 MemorySegment w = randomMatrix(type, rows, inDim, rnd);
                 float[] wHat = new float[rows * inDim];
@@ -194,7 +225,7 @@ class KQuantTest {
                 for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian() * (i % 61 == 0 ? 8 : 1);
                 MemorySegment xs = arena.allocate(4L * x.length, 64);
                 MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
-                float[] xHat = quantizedActivations(type, xs, tokens, inDim);
+                float[] xHat = activationsSeenBy(backend, type, xs, tokens, inDim);
 
                 int outStride = rows + 3;
                 MemorySegment out = arena.allocate(4L * tokens * outStride, 64);
@@ -209,7 +240,7 @@ class KQuantTest {
                             assertEquals(0f, got, where + ": written outside the rows");
                             continue;
                         }
-                        assertRowProduct(wHat, xHat, r, t, inDim, got, where);
+                        assertRowProduct(backend, wHat, xHat, r, t, inDim, got, where);
                     }
                 }
             }
@@ -217,40 +248,41 @@ class KQuantTest {
     }
 
     /**
-     * The Q6_K decode (1-3 tokens) reads two rows per pass, half the slice apart, and pairs an odd slice's last row
-     * with itself: slices of every length 1-13 and some longer, at starts on and off a multiple of four, must give
-     * each row of the slice its own row's product and leave every other row unwritten (NaN).
+     * The decode (1-3 tokens) reads several rows per pass (Q4_K four, a quarter of the slice apart; Q6_K two, half
+     * apart, an odd slice's last row paired with itself; the rows left over one at a time): slices of every length
+     * 1-13 and some longer, at starts on and off a multiple of four, must give each row of the slice its own row's
+     * product and leave every other row unwritten (NaN).
      */
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
-    void q6kDecodeWritesEachRowOfItsSliceOnly(String backend) {
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("backendsAndTypes")
+    void decodeWritesEachRowOfItsSliceOnly(String backend, WeightType type) {
         SplittableRandom rnd = new SplittableRandom(29);
         int rows = 40, inDim = 512;
-        MemorySegment w = randomMatrix(WeightType.Q6_K, rows, inDim, rnd);
+        MemorySegment w = randomMatrix(type, rows, inDim, rnd);
         float[] wHat = new float[rows * inDim];
-        long rowBytes = WeightType.Q6_K.rowBytes(inDim);
-        for (int r = 0; r < rows; r++) Quant.dequantizeRow(WeightType.Q6_K, w, r * rowBytes, inDim, wHat, r * inDim);
+        long rowBytes = type.rowBytes(inDim);
+        for (int r = 0; r < rows; r++) Quant.dequantizeRow(type, w, r * rowBytes, inDim, wHat, r * inDim);
         try (Kernels k = KernelsParityTest.kernels(backend)) {
             for (int tokens = 1; tokens <= 3; tokens++) {
                 float[] x = new float[tokens * inDim];
                 for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
                 MemorySegment xs = arena.allocate(4L * x.length, 64);
                 MemorySegment.copy(x, 0, xs, ValueLayout.JAVA_FLOAT, 0, x.length);
-                float[] xHat = quantizedActivations(WeightType.Q6_K, xs, tokens, inDim);
+                float[] xHat = activationsSeenBy(backend, type, xs, tokens, inDim);
                 MemorySegment out = arena.allocate(4L * tokens * rows, 64);
                 for (int start : new int[]{0, 3, 4}) {
                     for (int length = 1; start + length <= rows; length += length < 13 ? 1 : 9) {
                         out.fill((byte) 0xFF); // NaN
-                        k.matmul(WeightType.Q6_K, w, xs, out, tokens, inDim, rows, start, start + length);
+                        k.matmul(type, w, xs, out, tokens, inDim, rows, start, start + length);
                         for (int t = 0; t < tokens; t++) {
                             for (int r = 0; r < rows; r++) {
                                 float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * rows + r);
-                                String where = backend + " tokens=" + tokens + " slice " + start + ".." + (start + length) + " t=" + t + " r=" + r;
+                                String where = backend + " " + type + " tokens=" + tokens + " slice " + start + ".." + (start + length) + " t=" + t + " r=" + r;
                                 if (r < start || r >= start + length) {
                                     assertTrue(Float.isNaN(got), where + " is outside the slice but was written: " + got);
                                     continue;
                                 }
-                                assertRowProduct(wHat, xHat, r, t, inDim, got, where);
+                                assertRowProduct(backend, wHat, xHat, r, t, inDim, got, where);
                             }
                         }
                     }
@@ -259,31 +291,81 @@ class KQuantTest {
         }
     }
 
-    /** got = row r of wHat . token t of xHat (both dequantized, inDim wide), within 1e-5 of the sum of |products|. */
-    private static void assertRowProduct(float[] wHat, float[] xHat, int r, int t, int inDim, float got, String where) {
+    /**
+     * got = row r of wHat . token t of xHat (both dequantized, inDim wide): native within 1e-5 of the sum of |products|
+     * (exact integers per block, only the f32 sums over blocks round), java within {@link #javaBound}.
+     */
+    private static void assertRowProduct(String backend, float[] wHat, float[] xHat, int r, int t, int inDim, float got, String where) {
         double want = 0, size = 0;
         for (int i = 0; i < inDim; i++) {
             want += (double) wHat[r * inDim + i] * xHat[t * inDim + i];
             size += Math.abs((double) wHat[r * inDim + i] * xHat[t * inDim + i]);
         }
-        assertEquals(want, got, 1e-5 * size + 1e-30, where);
+        assertEquals(want, got, backend.equals("java") ? javaBound(inDim, size) : 1e-5 * size + 1e-30, where);
     }
 
-    /** The activations as the kernels see them: Q8_0 (Q5_0) or Q8_K (Q4_K, Q6_K) per token, dequantized. */
-    static float[] quantizedActivations(WeightType type, MemorySegment x, int tokens, int inDim) {
+    /** The activations as the backend's kernels see them: java f32; native Q8_0 (Q5_0) or Q8_K (Q4_K, Q6_K) per token, dequantized. */
+    static float[] activationsSeenBy(String backend, WeightType type, MemorySegment x, int tokens, int inDim) {
+        if (backend.equals("java")) return x.asSlice(0, 4L * tokens * inDim).toArray(ValueLayout.JAVA_FLOAT);
         int block = type == WeightType.Q5_0 ? 32 : 256;
         short[] q = new short[tokens * inDim];
         float[] d = new float[tokens * inDim / block];
         if (type == WeightType.Q5_0) {
-            for (int t = 0; t < tokens; t++) KQuant.quantizeQ8_0(x, (long) t * inDim, inDim, q, t * inDim, d, t * inDim / 32);
+            for (int t = 0; t < tokens; t++) quantizeQ8_0(x, (long) t * inDim, inDim, q, t * inDim, d, t * inDim / 32);
         } else {
-            int[] sums = new int[tokens * inDim / 16];
-            for (int t = 0; t < tokens; t++) {
-                KQuant.quantizeQ8_K(x, (long) t * inDim, inDim, q, t * inDim, d, t * inDim / 256, sums, t * inDim / 16);
-            }
+            for (int t = 0; t < tokens; t++) quantizeQ8_K(x, (long) t * inDim, inDim, q, t * inDim, d, t * inDim / 256);
         }
         float[] xHat = new float[q.length];
         for (int i = 0; i < q.length; i++) xHat[i] = q[i] * d[i / block];
         return xHat;
+    }
+
+    /**
+     * llama.cpp's quantize_row_q8_0 (the native kernels' activations for Q5_0): per 32 values d = max|x| / 127 (stored
+     * through fp16), q = roundf(x / d), widened to shorts in q[qOff...], scales in s[sOff...].
+     */
+    static void quantizeQ8_0(MemorySegment x, long xOff, int n, short[] q, int qOff, float[] s, int sOff) {
+        int block = WeightType.Q8_0.blockSize;
+        for (int b = 0; b < n / block; b++) {
+            long base = xOff + (long) b * block;
+            float amax = 0;
+            for (int j = 0; j < block; j++) amax = Math.max(amax, Math.abs(x.getAtIndex(Quant.F32, base + j)));
+            float d = amax / 127;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            s[sOff + b] = Float.float16ToFloat(Quant.f16(d));
+            for (int j = 0; j < block; j++) {
+                q[qOff + b * block + j] = (short) Quant.roundf(x.getAtIndex(Quant.F32, base + j) * id);
+            }
+        }
+    }
+
+    /**
+     * llama.cpp's quantize_row_q8_K_ref (the native kernels' activations for Q4_K / Q6_K): per 256 values d = max /
+     * -127 (max: the value of largest magnitude, the first of equal ones), q = round-half-even(x * -127 / max) capped at
+     * 127, widened to shorts in q[qOff...], scales in d[dOff...].
+     */
+    static void quantizeQ8_K(MemorySegment x, long xOff, int n, short[] q, int qOff, float[] d, int dOff) {
+        for (int b = 0; b < n / 256; b++) {
+            long base = xOff + (long) b * 256;
+            int qb = qOff + b * 256;
+            float max = 0, amax = 0;
+            for (int j = 0; j < 256; j++) {
+                float v = x.getAtIndex(Quant.F32, base + j);
+                if (Math.abs(v) > amax) {
+                    amax = Math.abs(v);
+                    max = v;
+                }
+            }
+            if (amax == 0) {
+                d[dOff + b] = 0;
+                for (int j = 0; j < 256; j++) q[qb + j] = 0;
+                continue;
+            }
+            float iscale = -127f / max;
+            for (int j = 0; j < 256; j++) {
+                q[qb + j] = (short) Math.min(127, (int) Math.rint(iscale * x.getAtIndex(Quant.F32, base + j)));
+            }
+            d[dOff + b] = 1 / iscale;
+        }
     }
 }
