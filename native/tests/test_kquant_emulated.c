@@ -19,6 +19,8 @@ int main(void) {
     static const int shapes[][3] = { /* tokens, in_dim, rows */
         { 1, 256, 3 }, { 1, 1024, 9 }, { 2, 512, 5 }, { 3, 256, 7 }, { 4, 768, 6 }, { 5, 256, 4 }, { 9, 512, 3 },
         { 6, 2304, 5 }, { 17, 512, 67 },
+        /* decode: slices of 11-21 rows, four a quarter apart per pass and 0-3 left over */
+        { 1, 256, 23 }, { 1, 512, 41 }, { 1, 256, 30 },
     };
     const int block_bytes[3] = { AYA_Q5_0_BYTES, AYA_Q4_K_BYTES, AYA_Q6_K_BYTES };
     const int block_values[3] = { AYA_QK, AYA_QK_K, AYA_QK_K };

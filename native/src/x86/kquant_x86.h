@@ -7,8 +7,11 @@
  * All of a block's products and scale multiplies are exact int32; each block adds int * (d_w * d_x) to f32 lanes, so
  * results equal the scalar kernels' up to the order of the f32 sums.
  *
- * Decode (1 token) streams the rows one at a time with software prefetch ~64 KiB ahead (aya_decode_prefetch_rows);
- * prefill unpacks each weight block once for up to 4 tokens, over panels of rows that stay in L2. */
+ * Decode (1 token) reads KQ_DECODE_ROWS rows per pass a 1/KQ_DECODE_ROWS of the slice apart (AVX512-VNNI: 4, as
+ * quant_loop.h: forward streams far apart that the hardware prefetchers follow, sharing the token's loads), or with 1
+ * (AVX2, whose 16 ymm do not hold more rows) one row after another with software prefetch ~64 KiB ahead
+ * (aya_decode_prefetch_rows); prefill unpacks each weight block once for up to 4 tokens, over panels of rows that stay
+ * in L2. A row's sum is the same whatever the rows per pass. */
 #include "kquant.h"
 
 #ifdef AYA_EMULATE_AVX512
@@ -18,6 +21,9 @@
 #endif
 
 enum { KQ_PANEL_ROWS = 32, KQ_TOKENS = 4 };
+#ifndef KQ_DECODE_ROWS
+#define KQ_DECODE_ROWS 1 /* decode: rows per pass, a 1/KQ_DECODE_ROWS of the slice apart (1: in order, with prefetch) */
+#endif
 
 /* A block's f16 scale as f32: one F16C instruction (exact, as aya_f16_to_f32; the portable version's branches and
  * shifts were ~10% of the Q6_K decode). SIMDe's emulation keeps the portable one. */
@@ -67,27 +73,33 @@ KQ_INLINE __m256i kq_unpack_q5_0(const uint8_t *blk) {
     return _mm256_or_si256(low, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
 }
 
-/* out[t * out_stride] = row . token (first + t) for RN tokens. */
-KQ_INLINE void kq_q5_0_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8_acts *acts, int32_t first,
-                           int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
+/* out[t * out_stride + r * out_step] = row r . token (first + t) for RM rows (row r at row + r * apart) and RN tokens;
+ * RM x RN <= 4 (decode: up to 4 rows, prefill: up to 4 tokens). Each row's sum is the same whatever RM and RN. */
+KQ_INLINE void kq_q5_0_rows(const int RM, const int RN, const uint8_t *row, size_t apart, const aya_q8_acts *acts,
+                            int32_t first, int32_t in_dim, float *out, int32_t out_stride, size_t out_step,
+                            const int prefetch) {
     const int32_t blocks = in_dim / AYA_QK;
-    const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
-    __m256 acc[KQ_TOKENS];
-    for (int t = 0; t < RN; t++) acc[t] = _mm256_setzero_ps();
+    const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
+    __m256 acc[KQ_TOKENS][KQ_TOKENS];
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++) acc[r][t] = _mm256_setzero_ps();
     for (int32_t b = 0; b < blocks; b++) {
-        const uint8_t *blk = row + (size_t) b * AYA_Q5_0_BYTES;
-        if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
-        __m256i u = kq_unpack_q5_0(blk);
-        float dw = kq_f16(aya_load_u16(blk));
-        for (int t = 0; t < RN; t++) {
-            size_t xb = (size_t) (first + t) * blocks + b;
-            __m256i x = _mm256_loadu_si256((const __m256i *) (acts->q + xb * AYA_QK));
-            /* sum((u - 16) * x): the -16 * sum(x) enters lane 0 */
-            __m256i dot = KQ_DOT_ACC(_mm256_zextsi128_si256(_mm_cvtsi32_si128(-16 * acts->sum[xb])), u, x);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * acts->d[xb]), acc[t]);
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q5_0_BYTES;
+            if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+            __m256i u = kq_unpack_q5_0(blk);
+            float dw = kq_f16(aya_load_u16(blk));
+            for (int t = 0; t < RN; t++) {
+                size_t xb = (size_t) (first + t) * blocks + b;
+                __m256i x = _mm256_loadu_si256((const __m256i *) (acts->q + xb * AYA_QK));
+                /* sum((u - 16) * x): the -16 * sum(x) enters lane 0 */
+                __m256i dot = KQ_DOT_ACC(_mm256_zextsi128_si256(_mm_cvtsi32_si128(-16 * acts->sum[xb])), u, x);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * acts->d[xb]), acc[r][t]);
+            }
         }
     }
-    for (int t = 0; t < RN; t++) out[(size_t) t * out_stride] = kq_hsum(acc[t]);
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++) out[(size_t) t * out_stride + (size_t) r * out_step] = kq_hsum(acc[r][t]);
 }
 
 /* ---- Q4_K (256 values: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles) x Q8_K activations ---- */
@@ -165,39 +177,45 @@ KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scal
 }
 #endif
 
-KQ_INLINE void kq_q4_k_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8k_acts *acts, int32_t first,
-                           int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
+/* As kq_q5_0_rows. */
+KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size_t apart, const aya_q8k_acts *acts,
+                            int32_t first, int32_t in_dim, float *out, int32_t out_stride, size_t out_step,
+                            const int prefetch) {
     const int32_t blocks = in_dim / AYA_QK_K;
-    const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
-    __m256 acc[KQ_TOKENS];
-    __m128 acc_mins[KQ_TOKENS];
-    for (int t = 0; t < RN; t++) {
-        acc[t] = _mm256_setzero_ps();
-        acc_mins[t] = _mm_setzero_ps();
-    }
-    for (int32_t b = 0; b < blocks; b++) {
-        const uint8_t *blk = row + (size_t) b * AYA_Q4_K_BYTES;
-        if (prefetch) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
-        __m128i scales_mins = kq_q4_k_scales_mins(blk + 4);
-        __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
-        __m256i dots[KQ_TOKENS];
-        kq_q4_k_block_dots(RN, blk, scales_mins, acts->q + ((size_t) first * blocks + b) * AYA_QK_K, (size_t) blocks * AYA_QK_K,
-                           dots);
-        float d = kq_f16(aya_load_u16(blk)), dmin = kq_f16(aya_load_u16(blk + 2));
+    const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
+    __m256 acc[KQ_TOKENS][KQ_TOKENS];
+    __m128 acc_mins[KQ_TOKENS][KQ_TOKENS];
+    for (int r = 0; r < RM; r++)
         for (int t = 0; t < RN; t++) {
-            size_t xb = (size_t) (first + t) * blocks + b;
-            /* sum_j min_j * (the token's q summed over sub-block j): pairs of the 16-value sums, times the mins */
-            const __m128i *bsum = (const __m128i *) (acts->bsum + xb * 16);
-            __m128i mins = _mm_madd_epi16(mins16, _mm_hadd_epi16(_mm_loadu_si128(bsum), _mm_loadu_si128(bsum + 1)));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_set1_ps(d * acts->d[xb]), acc[t]);
-            acc_mins[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(dmin * acts->d[xb]), acc_mins[t]);
+            acc[r][t] = _mm256_setzero_ps();
+            acc_mins[r][t] = _mm_setzero_ps();
+        }
+    for (int32_t b = 0; b < blocks; b++) {
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q4_K_BYTES;
+            if (prefetch) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
+            __m128i scales_mins = kq_q4_k_scales_mins(blk + 4);
+            __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
+            __m256i dots[KQ_TOKENS];
+            kq_q4_k_block_dots(RN, blk, scales_mins, acts->q + ((size_t) first * blocks + b) * AYA_QK_K,
+                               (size_t) blocks * AYA_QK_K, dots);
+            float d = kq_f16(aya_load_u16(blk)), dmin = kq_f16(aya_load_u16(blk + 2));
+            for (int t = 0; t < RN; t++) {
+                size_t xb = (size_t) (first + t) * blocks + b;
+                /* sum_j min_j * (the token's q summed over sub-block j): pairs of the 16-value sums, times the mins */
+                const __m128i *bsum = (const __m128i *) (acts->bsum + xb * 16);
+                __m128i mins = _mm_madd_epi16(mins16, _mm_hadd_epi16(_mm_loadu_si128(bsum), _mm_loadu_si128(bsum + 1)));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_set1_ps(d * acts->d[xb]), acc[r][t]);
+                acc_mins[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(dmin * acts->d[xb]), acc_mins[r][t]);
+            }
         }
     }
-    for (int t = 0; t < RN; t++) {
-        __m128 m = _mm_add_ps(acc_mins[t], _mm_movehl_ps(acc_mins[t], acc_mins[t]));
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        out[(size_t) t * out_stride] = kq_hsum(acc[t]) - _mm_cvtss_f32(m);
-    }
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++) {
+            __m128 m = _mm_add_ps(acc_mins[r][t], _mm_movehl_ps(acc_mins[r][t], acc_mins[r][t]));
+            m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[(size_t) t * out_stride + (size_t) r * out_step] = kq_hsum(acc[r][t]) - _mm_cvtss_f32(m);
+        }
 }
 
 /* ---- Q6_K (256 values: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d) x Q8_K activations ---- */
@@ -268,38 +286,54 @@ KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t
 }
 #endif
 
-KQ_INLINE void kq_q6_k_row(const int RN, const uint8_t *row, size_t row_bytes, const aya_q8k_acts *acts, int32_t first,
-                           int32_t in_dim, float *out, int32_t out_stride, const int prefetch) {
+/* As kq_q5_0_rows. */
+KQ_INLINE void kq_q6_k_rows(const int RM, const int RN, const uint8_t *row, size_t apart, const aya_q8k_acts *acts,
+                            int32_t first, int32_t in_dim, float *out, int32_t out_stride, size_t out_step,
+                            const int prefetch) {
     const int32_t blocks = in_dim / AYA_QK_K;
-    const size_t ahead = (size_t) aya_decode_prefetch_rows(row_bytes, 1) * row_bytes;
-    __m256 acc[KQ_TOKENS];
-    for (int t = 0; t < RN; t++) acc[t] = _mm256_setzero_ps();
+    const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
+    __m256 acc[KQ_TOKENS][KQ_TOKENS];
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++) acc[r][t] = _mm256_setzero_ps();
     for (int32_t b = 0; b < blocks; b++) {
-        const uint8_t *blk = row + (size_t) b * AYA_Q6_K_BYTES;
-        if (prefetch) kq_prefetch(blk + ahead, AYA_Q6_K_BYTES);
-        __m256i dots[KQ_TOKENS];
-        kq_q6_k_block_dots(RN, blk, acts->q + ((size_t) first * blocks + b) * AYA_QK_K, (size_t) blocks * AYA_QK_K, dots);
-        __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (blk + 192)));
-        float d = kq_f16(aya_load_u16(blk + 208));
-        for (int t = 0; t < RN; t++) {
-            /* the values are stored + 32: take 32 * sum(scale_g * sum of the token's q over group g) back off */
-            size_t xb = (size_t) (first + t) * blocks + b;
-            __m256i offset = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)), scales16);
-            __m256i dot = _mm256_sub_epi32(dots[t], _mm256_slli_epi32(offset, 5));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * acts->d[xb]), acc[t]);
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q6_K_BYTES;
+            if (prefetch) kq_prefetch(blk + ahead, AYA_Q6_K_BYTES);
+            __m256i dots[KQ_TOKENS];
+            kq_q6_k_block_dots(RN, blk, acts->q + ((size_t) first * blocks + b) * AYA_QK_K, (size_t) blocks * AYA_QK_K,
+                               dots);
+            __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (blk + 192)));
+            float d = kq_f16(aya_load_u16(blk + 208));
+            for (int t = 0; t < RN; t++) {
+                /* the values are stored + 32: take 32 * sum(scale_g * sum of the token's q over group g) back off */
+                size_t xb = (size_t) (first + t) * blocks + b;
+                __m256i offset = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)), scales16);
+                __m256i dot = _mm256_sub_epi32(dots[t], _mm256_slli_epi32(offset, 5));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * acts->d[xb]), acc[r][t]);
+            }
         }
     }
-    for (int t = 0; t < RN; t++) out[(size_t) t * out_stride] = kq_hsum(acc[t]);
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++) out[(size_t) t * out_stride + (size_t) r * out_step] = kq_hsum(acc[r][t]);
 }
 
 /* ---- drivers: decode streams rows; prefill walks panels of rows x groups of up to 4 tokens ---- */
 
-#define KQ_MATMUL(row_fn, acts, block_bytes, block_values)                                                             \
+#define KQ_MATMUL(rows_fn, acts, block_bytes, block_values)                                                            \
     size_t row_bytes = (size_t) (in_dim / (block_values)) * (block_bytes);                                              \
     const uint8_t *base = (const uint8_t *) w;                                                                          \
-    if (tokens == 1) {                                                                                                  \
+    if (tokens == 1 && KQ_DECODE_ROWS > 1) { /* KQ_DECODE_ROWS rows a 1/KQ_DECODE_ROWS of the slice apart */           \
+        int32_t part = (row_end - row_start) / KQ_DECODE_ROWS;                                                          \
+        for (int32_t i = 0; i < part; i++)                                                                              \
+            rows_fn(KQ_DECODE_ROWS, 1, base + (size_t) (row_start + i) * row_bytes, (size_t) part * row_bytes, &acts,  \
+                    0, in_dim, out + row_start + i, out_stride, (size_t) part, 0);                                      \
+        for (int32_t r = row_start + part * KQ_DECODE_ROWS; r < row_end; r++)                                           \
+            rows_fn(1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1, 0);      \
+        return;                                                                                                         \
+    }                                                                                                                   \
+    if (tokens == 1) { /* one row after another, prefetching ~64 KiB ahead */                                          \
         for (int32_t r = row_start; r < row_end; r++)                                                                   \
-            row_fn(1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1);             \
+            rows_fn(1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1, 1);      \
         return;                                                                                                         \
     }                                                                                                                   \
     for (int32_t p0 = row_start; p0 < row_end; p0 += KQ_PANEL_ROWS) {                                                   \
@@ -310,10 +344,10 @@ KQ_INLINE void kq_q6_k_row(const int RN, const uint8_t *row, size_t row_bytes, c
             for (int32_t r = p0; r < p1; r++) {                                                                         \
                 const uint8_t *rw = base + (size_t) r * row_bytes;                                                      \
                 switch (rn) { /* constant token counts: the accumulators stay in registers */                          \
-                case 1: row_fn(1, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0); break;                      \
-                case 2: row_fn(2, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0); break;                      \
-                case 3: row_fn(3, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0); break;                      \
-                default: row_fn(4, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 0); break;                     \
+                case 1: rows_fn(1, 1, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 1, 0); break;               \
+                case 2: rows_fn(1, 2, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 1, 0); break;               \
+                case 3: rows_fn(1, 3, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 1, 0); break;               \
+                default: rows_fn(1, 4, rw, row_bytes, &acts, t, in_dim, ot + r, out_stride, 1, 0); break;              \
                 }                                                                                                       \
             }                                                                                                           \
         }                                                                                                               \
@@ -323,19 +357,19 @@ void KQ_FN(aya_matmul_q5_0)(const void *w, const float *x, float *out, int32_t t
                             int32_t out_stride, int32_t row_start, int32_t row_end) {
     aya_q8_acts acts;
     if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
-    KQ_MATMUL(kq_q5_0_row, acts, AYA_Q5_0_BYTES, AYA_QK)
+    KQ_MATMUL(kq_q5_0_rows, acts, AYA_Q5_0_BYTES, AYA_QK)
 }
 
 void KQ_FN(aya_matmul_q4_k)(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                             int32_t out_stride, int32_t row_start, int32_t row_end) {
     aya_q8k_acts acts;
     if (aya_quantize_activations_q8_k(x, tokens, in_dim, &acts) != 0) return;
-    KQ_MATMUL(kq_q4_k_row, acts, AYA_Q4_K_BYTES, AYA_QK_K)
+    KQ_MATMUL(kq_q4_k_rows, acts, AYA_Q4_K_BYTES, AYA_QK_K)
 }
 
 void KQ_FN(aya_matmul_q6_k)(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                             int32_t out_stride, int32_t row_start, int32_t row_end) {
     aya_q8k_acts acts;
     if (aya_quantize_activations_q8_k(x, tokens, in_dim, &acts) != 0) return;
-    KQ_MATMUL(kq_q6_k_row, acts, AYA_Q6_K_BYTES, AYA_QK_K)
+    KQ_MATMUL(kq_q6_k_rows, acts, AYA_Q6_K_BYTES, AYA_QK_K)
 }
