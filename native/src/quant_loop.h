@@ -5,9 +5,9 @@
  *
  * Define before including:
  *   AYA_Q_TILE_TOKENS   tokens per prefill tile (the micro-kernel's RN, at most 4)
- *   aya_q_tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, ahead)
- *       out[t * out_stride + r] = row r . token (token + t) for RM rows from w (row_bytes apart), RN tokens; q4, RM
- *       and RN are compile-time constants at every call site (1 <= RM <= 4, 1 <= RN <= 4). When ahead
+ *   aya_q_tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, out_step, ahead)
+ *       out[t * out_stride + r * out_step] = row r . token (token + t) for RM rows from w (row_bytes apart), RN
+ *       tokens; q4, RM and RN are compile-time constants at every call site (1 <= RM <= 4, 1 <= RN <= 4). When ahead
  *       is not 0, the tile prefetches its rows' blocks ahead bytes further on, at the offset being read.
  * Optionally:
  *   AYA_Q_DECODE_ROWS(q4)  rows per decode tile: 1 (default), 2 or 4, a 1/AYA_Q_DECODE_ROWS of the slice apart
@@ -64,7 +64,7 @@ static inline int aya_q_regroup(aya_q8_acts *acts, int32_t tokens, int32_t in_di
 
 /* The tile for rm (1..4) rows x rn (1..4) tokens: from runtime sizes to compile-time ones. */
 #define AYA_Q_TILE_CASE(RM, RN) \
-    case (RM) * 8 + (RN): aya_q_tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, ahead); break;
+    case (RM) * 8 + (RN): aya_q_tile(q4, RM, RN, w, row_bytes, acts, token, in_dim, out, out_stride, 1, ahead); break;
 static inline __attribute__((always_inline)) void aya_q_any_tile(const int q4, int rm, int rn, const uint8_t *w,
                                                                  size_t row_bytes, const aya_q8_acts *acts,
                                                                  int32_t token, int32_t in_dim, float *out,
@@ -98,26 +98,22 @@ static inline __attribute__((always_inline)) void aya_q_matmul(const int q4, con
          * on Zen 5 (Q4_0 18 vs 29.6 GB/s); a quarter of the slice apart, one thread: Q8_0 28 -> 32-33 GB/s from memory,
          * 34-45 -> 51-60 in cache, Q4_0 25-29 -> 28-31 / 36 -> 43-48 (native/tests/bench_quant, AVX-512). Each row's
          * sum is computed as in a one-row tile, so the rows per tile never change a bit. */
-        const int32_t R = AYA_Q_DECODE_ROWS(q4);
+        const int32_t R = AYA_Q_DECODE_ROWS(q4); /* a constant once q4 is: the tile's RM */
         if (R > 1) {
             int32_t part = (row_end - row_start) / R;
-            float tile_out[4];
-            for (int32_t i = 0; i < part; i++) {
-                const uint8_t *first = base + (size_t) (row_start + i) * row_bytes;
-                size_t apart = (size_t) part * row_bytes;
-                if (R == 4) aya_q_tile(q4, 4, 1, first, apart, &acts, 0, in_dim, tile_out, 1, 0);
-                else aya_q_tile(q4, 2, 1, first, apart, &acts, 0, in_dim, tile_out, 1, 0);
-                for (int32_t r = 0; r < R; r++) out[row_start + i + r * part] = tile_out[r];
-            }
+            for (int32_t i = 0; i < part; i++)
+                aya_q_tile(q4, R, 1, base + (size_t) (row_start + i) * row_bytes, (size_t) part * row_bytes, &acts, 0,
+                           in_dim, out + row_start + i, out_stride, (size_t) part, 0);
             for (int32_t r = row_start + part * R; r < row_end; r++)
-                aya_q_tile(q4, 1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 0);
+                aya_q_tile(q4, 1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1,
+                           0);
             return;
         }
         int32_t ahead_rows = aya_decode_prefetch_rows(row_bytes, 1);
         for (int32_t r = row_start; r < row_end; r++) {
             /* only rows of this slice: past its end are another thread's rows or another matrix */
             size_t ahead = r + ahead_rows < row_end ? (size_t) ahead_rows * row_bytes : 0;
-            aya_q_tile(q4, 1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride,
+            aya_q_tile(q4, 1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1,
                        ahead);
         }
         return;

@@ -122,7 +122,7 @@ typedef struct pair_acts {
  * [b0 high | b1 high]; the activations come in the matching layout from regroup_activations (once per call). */
 AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
                                   const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
-                                  int32_t out_stride, size_t ahead) {
+                                  int32_t out_stride, size_t out_step, size_t ahead) {
     const int32_t blocks = in_dim / AYA_QK;
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
     const int8_t *xq = acts->q + (size_t) token * in_dim;
@@ -187,7 +187,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
         }
     }
     for (int t = 0; t < RN; t++)
-        for (int r = 0; r < RM; r++) out[(size_t) t * out_stride + r] = hsum(acc[t][r]);
+        for (int r = 0; r < RM; r++) out[(size_t) t * out_stride + (size_t) r * out_step] = hsum(acc[t][r]);
 }
 
 /* the driver (decode and prefill loops) around aya_q_tile */

@@ -100,7 +100,7 @@ typedef struct quad_acts {
  * compile-time constants at every call site. */
 AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
                                   const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
-                                  int32_t out_stride, size_t ahead) {
+                                  int32_t out_stride, size_t out_step, size_t ahead) {
     const int32_t blocks = in_dim / AYA_QK;
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
     const int8_t *xq = acts->q + (size_t) token * in_dim;
@@ -221,7 +221,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
         }
     }
     for (int t = 0; t < RN; t++)
-        for (int r = 0; r < RM; r++) out[(size_t) t * out_stride + r] = _mm512_reduce_add_ps(acc[t][r]) + hsum256(tail[t][r]);
+        for (int r = 0; r < RM; r++) out[(size_t) t * out_stride + (size_t) r * out_step] = _mm512_reduce_add_ps(acc[t][r]) + hsum256(tail[t][r]);
 }
 
 /* the driver (decode and prefill loops) around aya_q_tile */
