@@ -113,7 +113,7 @@ public final class BenchTargets {
             for (int l = 0; l < c.numLayers(); l++) {
                 kv += kvRow * (c.isSliding(l) ? Math.min(keys, c.slidingWindow()) : keys);
             }
-            return model.weightBytes() + kv; // every weight once (the tied head reads the embedding table)
+            return model.decodeWeightBytes() + kv; // every matrix once (a tied head reads the embedding table)
         }
 
         @Override

@@ -29,6 +29,21 @@ public sealed interface Kernels extends AutoCloseable permits JavaKernels, Nativ
                 int tokens, int inDim, int outStride, int rowStart, int rowEnd);
 
     /**
+     * This backend's own copy of weight matrix w [rows, cols] of {@code type} in a layout its kernels read faster
+     * than the file's, or null when it reads the file's layout as is (the default). Called once per matrix at load,
+     * with the model's pool to spread the copying; the copy is freed by {@link #close()}.
+     */
+    default PackedMatrix pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
+        return null;
+    }
+
+    /** {@link #matmul} with a matrix {@link #pack} returned (same result up to the order of the sums). */
+    default void matmul(PackedMatrix w, MemorySegment x, MemorySegment out,
+                        int tokens, int outStride, int rowStart, int rowEnd) {
+        throw new UnsupportedOperationException(name() + " packs no matrices");
+    }
+
+    /**
      * {@link #matmul} of a BF16 weight matrix with the activations rounded to bf16 first (round to nearest even, NaN
      * stays NaN, f32 denormals become zero: {@link JavaKernels#roundToBf16}). The product of two bf16 values is exact
      * in f32 and the sums are f32, so only the rounding of x and the order of the sums differ from {@code matmul}.

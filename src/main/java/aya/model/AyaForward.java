@@ -4,6 +4,7 @@ import aya.AyaException;
 import aya.config.GgufMetadata;
 import aya.config.ModelConfig;
 import aya.kernels.Kernels;
+import aya.kernels.PackedMatrix;
 import aya.kernels.Parallel;
 import aya.kernels.WeightType;
 import aya.weights.Checkpoint;
@@ -52,8 +53,11 @@ public final class AyaForward implements AutoCloseable {
 
     // =========================================================================================== weights
 
-    /** A weight matrix [rows, cols] in its file's dtype, read in place by the kernels. */
-    record Matrix(WeightType type, MemorySegment data, int rows, int cols) {
+    /**
+     * A weight matrix [rows, cols] in its file's dtype, read in place by the kernels, and the backend's own copy of
+     * it when the backend packs that type (else null; see {@link Kernels#pack}): products then read the copy.
+     */
+    record Matrix(WeightType type, MemorySegment data, int rows, int cols, PackedMatrix packed) {
         static Matrix of(Tensor t, long rows, long cols) {
             t.expectShape(rows, cols);
             WeightType type = t.weightType();
@@ -63,7 +67,12 @@ public final class AyaForward implements AutoCloseable {
                 throw new AyaException(t.file() + ": tensor '" + t.name() + "' is not aligned to its " + elementBytes
                         + "-byte elements (odd header or data offset): re-save the checkpoint with safetensors");
             }
-            return new Matrix(type, t.data(), (int) rows, (int) cols);
+            return new Matrix(type, t.data(), (int) rows, (int) cols, null);
+        }
+
+        /** Bytes a product with this matrix reads. */
+        long productBytes() {
+            return packed != null ? packed.byteSize() : data.byteSize();
         }
     }
 
@@ -87,7 +96,8 @@ public final class AyaForward implements AutoCloseable {
     private final Matrix embed;     // [V, D] model.embed_tokens.weight
     private final Layer[] layers;
     private final MemorySegment finalNorm; // [D] f32, model.norm.weight
-    private final Matrix head;      // [V, D] lm_head.weight, or embed when tied
+    private final Matrix head;      // [V, D] lm_head.weight, or embed (possibly packed) when tied
+    private final boolean headTied;
     private final long weightBytes;
     private volatile Activations activations = Activations.F32;
     private volatile ForwardProfile profile; // null unless a benchmark asked for a per-op profile
@@ -110,26 +120,41 @@ public final class AyaForward implements AutoCloseable {
             String p = "model.layers." + i + ".";
             layers[i] = new Layer(
                     vector(p + "input_layernorm.weight", d),
-                    Matrix.of(matrix(p + "self_attn.q_proj.weight"), q, d),
-                    Matrix.of(matrix(p + "self_attn.k_proj.weight"), kv, d),
-                    Matrix.of(matrix(p + "self_attn.v_proj.weight"), kv, d),
-                    Matrix.of(matrix(p + "self_attn.o_proj.weight"), d, q),
-                    Matrix.of(matrix(p + "mlp.gate_proj.weight"), ff, d),
-                    Matrix.of(matrix(p + "mlp.up_proj.weight"), ff, d),
-                    Matrix.of(matrix(p + "mlp.down_proj.weight"), d, ff),
+                    packed(Matrix.of(matrix(p + "self_attn.q_proj.weight"), q, d)),
+                    packed(Matrix.of(matrix(p + "self_attn.k_proj.weight"), kv, d)),
+                    packed(Matrix.of(matrix(p + "self_attn.v_proj.weight"), kv, d)),
+                    packed(Matrix.of(matrix(p + "self_attn.o_proj.weight"), d, q)),
+                    packed(Matrix.of(matrix(p + "mlp.gate_proj.weight"), ff, d)),
+                    packed(Matrix.of(matrix(p + "mlp.up_proj.weight"), ff, d)),
+                    packed(Matrix.of(matrix(p + "mlp.down_proj.weight"), d, ff)),
                     config.isSliding(i));
         }
         this.finalNorm = vector("model.norm.weight", d);
         // Cohere: the output head is the embedding table unless the config unties it. Like transformers, a checkpoint
         // that still holds lm_head.weight uses it even when tied (transformers only ties when the file has no head).
-        this.head = checkpoint.has("lm_head.weight") || !config.tieWordEmbeddings()
-                ? Matrix.of(matrix("lm_head.weight"), v, d)
-                : embed;
+        this.headTied = !checkpoint.has("lm_head.weight") && config.tieWordEmbeddings();
+        this.head = packed(headTied ? embed : Matrix.of(matrix("lm_head.weight"), v, d)); // lookups keep reading embed
         long bytes = 0;
         for (Tensor t : tensors.values()) {
             bytes += t.data().byteSize();
         }
         this.weightBytes = bytes;
+    }
+
+    /** m with the backend's packed copy when it packs m's type (once, at load), else m. */
+    private Matrix packed(Matrix m) {
+        PackedMatrix p = kernels.pack(m.type(), m.data(), m.rows(), m.cols(), pool);
+        return p == null ? m : new Matrix(m.type(), m.data(), m.rows(), m.cols(), p);
+    }
+
+    /** The matrices the products read: every layer's seven and the output head. */
+    private List<Matrix> matrices() {
+        List<Matrix> all = new ArrayList<>();
+        for (Layer l : layers) {
+            all.addAll(List.of(l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown));
+        }
+        all.add(head);
+        return all;
     }
 
     /** A weight matrix by name: its quantized version when there is one, else the checkpoint's tensor. */
@@ -285,14 +310,34 @@ public final class AyaForward implements AutoCloseable {
         this.profile = p;
     }
 
-    /** Bytes of all tensors as the model reads them (quantized sizes after --quant). */
+    /** Bytes of all tensors as the model reads them (quantized sizes after --quant); packed copies not included. */
     public long weightBytes() {
         return weightBytes;
     }
 
+    /** Bytes of the backend's packed copies of matrices (see {@link Kernels#pack}), held on top of the weights. */
+    public long packedBytes() {
+        long bytes = 0;
+        for (Matrix m : matrices()) {
+            if (m.packed() != null) bytes += m.packed().byteSize();
+        }
+        return bytes;
+    }
+
+    /** Weight bytes one decode step reads: every matrix's product (packed copies where made), norms, one embedding row. */
+    public long decodeWeightBytes() {
+        long bytes = 0;
+        for (Matrix m : matrices()) {
+            bytes += m.productBytes();
+        }
+        long d = config.hiddenSize();
+        bytes += (layers.length + 1) * d * Float.BYTES + embed.type().rowBytes(d);
+        return bytes;
+    }
+
     /** True when the output head is the embedding table (no lm_head.weight in the checkpoint). */
     public boolean headTied() {
-        return head == embed;
+        return headTied;
     }
 
     /** Parameters of the model as it runs (a tied head counts once). */
@@ -300,7 +345,7 @@ public final class AyaForward implements AutoCloseable {
         long d = config.hiddenSize(), ff = config.intermediateSize();
         long perLayer = d + 2 * config.qDim() * d + 2 * config.kvDim() * d + 3 * ff * d;
         long n = (long) config.vocabSize() * d + config.numLayers() * perLayer + d;
-        return head == embed ? n : n + (long) config.vocabSize() * d;
+        return headTied ? n : n + (long) config.vocabSize() * d;
     }
 
     @Override
@@ -895,6 +940,8 @@ public final class AyaForward implements AutoCloseable {
     private void product(Matrix w, MemorySegment x, MemorySegment out, int tokens, int outStride, int from, int to) {
         if (activations == Activations.BF16 && w.type() == WeightType.BF16) {
             kernels.matmulBf16Activations(w.data(), x, out, tokens, w.cols(), outStride, from, to);
+        } else if (w.packed() != null) {
+            kernels.matmul(w.packed(), x, out, tokens, outStride, from, to);
         } else {
             kernels.matmul(w.type(), w.data(), x, out, tokens, w.cols(), outStride, from, to);
         }
