@@ -143,6 +143,26 @@ public final class JavaKernels implements Kernels {
         }
     }
 
+    // ---------------------------------------------------------------------------------------------- packed matrices
+
+    /** Memory of the matrices {@link #pack} copied into this backend's own layouts; freed by {@link #close}. */
+    private final Arena packArena = Arena.ofShared();
+
+    @Override
+    public PackedMatrix pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
+        return switch (type) {
+            default -> null; // read in the file's layout
+        };
+    }
+
+    @Override
+    public void matmul(PackedMatrix w, MemorySegment x, MemorySegment out,
+                       int tokens, int outStride, int rowStart, int rowEnd) {
+        switch (w) {
+            default -> throw new IllegalArgumentException(w + " was not packed by the java backend");
+        }
+    }
+
     /** Off-heap bytes of one GEMM call's scratch for inputs of width inDim (x's token tiles). */
     public static long gemmScratchBytes(int inDim) {
         return 4L * NC * inDim;
@@ -151,8 +171,10 @@ public final class JavaKernels implements Kernels {
     /** Frees the GEMM scratch (calls still running keep theirs until they return it). */
     @Override
     public void close() {
+        if (closed) return;
         closed = true;
         for (Gemm g; (g = gemmScratch.pollFirst()) != null; ) g.free();
+        packArena.close();
     }
 
     /**
