@@ -21,7 +21,7 @@ public record BenchResult(
         int reps,
         Stats prefillTokensPerS,
         Stats decodeTokensPerS,
-        double readGbPerS,          // best read bandwidth measured in this run (before and after the model runs)
+        double readGbPerS,          // best read bandwidth measured right before and after this backend's timed part
         long decodeBytesPerToken,   // bytes one decode step reads (weights + head + KV cache at this depth)
         double loadS,
         long weightBytes,

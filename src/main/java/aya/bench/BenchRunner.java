@@ -14,8 +14,9 @@ import java.util.function.Supplier;
  * of a prefill test (promptTokens at positions depth...) and a decode test (genTokens one by one from position
  * depth), tokens/s as mean ± sd. Several backends run one after the other, each alone: load, make every weight page
  * resident (part of the load time), measure, close, then the next, so neither runs against the other's threads or
- * its page faults. Memory read bandwidth is measured before loading and after running; the best of the two is the
- * bound decode is compared with.
+ * its page faults. Memory read bandwidth is measured right before and right after each backend's timed
+ * repetitions (the host's bandwidth drifts over minutes on a shared machine); the better of the two is the bound
+ * that backend's decode is compared with.
  */
 public final class BenchRunner {
 
@@ -45,23 +46,10 @@ public final class BenchRunner {
 
     public List<BenchResult> run(List<Loader> loaders, Progress progress) {
         Settings s = settings;
-        double bwBefore;
-        try (Parallel pool = new Parallel(s.threads())) {
-            bwBefore = probe.readGbPerSecond(pool, s.bandwidthBytes(), 3);
-        }
-        progress.note(String.format(Locale.ROOT, "memory read bandwidth (%d threads): %.1f GB/s", s.threads(), bwBefore));
-
         List<Measured> measured = new ArrayList<>();
         for (Loader loader : loaders) { // one backend at a time: the other's threads are gone while this one runs
             measured.add(measure(loader, progress));
         }
-
-        double bwAfter;
-        try (Parallel pool = new Parallel(s.threads())) {
-            bwAfter = probe.readGbPerSecond(pool, s.bandwidthBytes(), 3);
-        }
-        progress.note(String.format(Locale.ROOT, "memory read bandwidth after the runs: %.1f GB/s", bwAfter));
-        double bandwidth = Math.max(bwBefore, bwAfter);
 
         List<BenchResult> results = new ArrayList<>();
         for (Measured m : measured) {
@@ -69,14 +57,22 @@ public final class BenchRunner {
                     s.promptTokens(), s.genTokens(), s.depth(), s.reps(),
                     s.promptTokens() > 0 ? Stats.of(m.prefill()) : Stats.of(),
                     s.genTokens() > 0 ? Stats.of(m.decode()) : Stats.of(),
-                    bandwidth, m.bytesPerToken(), m.loadSeconds(), m.weightBytes(), m.peakRssBytes()));
+                    m.bandwidth(), m.bytesPerToken(), m.loadSeconds(), m.weightBytes(), m.peakRssBytes()));
         }
         return results;
     }
 
     /** What one backend's run leaves for its result (the target is closed by then). */
     private record Measured(String backend, String kernels, String quant, String activations, long weightBytes,
-                            long bytesPerToken, double loadSeconds, long peakRssBytes, double[] prefill, double[] decode) {
+                            long bytesPerToken, double loadSeconds, long peakRssBytes, double[] prefill, double[] decode,
+                            double bandwidth) {
+    }
+
+    /** Memory read bandwidth now, GB/s, on a pool of its own (the target's threads are idle meanwhile). */
+    private double readBandwidth() {
+        try (Parallel pool = new Parallel(settings.threads())) {
+            return probe.readGbPerSecond(pool, settings.bandwidthBytes(), 3);
+        }
     }
 
     /**
@@ -85,7 +81,7 @@ public final class BenchRunner {
      */
     private Measured measure(Loader loader, Progress progress) {
         Settings s = settings;
-        ProcessMemory.resetPeak(); // the probe's buffer and an earlier backend's memory are freed: count only this one
+        ProcessMemory.resetPeak(); // an earlier backend and its probes are freed: count only this one
         long t0 = clock.getAsLong();
         BenchTarget target = loader.load().get();
         try {
@@ -104,6 +100,9 @@ public final class BenchRunner {
             target.decode(random.nextInt(target.vocabSize()), s.depth());
             target.decode(random.nextInt(target.vocabSize()), s.depth() + 1);
             double[] prefill = new double[s.reps()], decode = new double[s.reps()];
+            long peakRss = ProcessMemory.peakRssBytes(); // load and warm-up; the probes' buffers must not count
+            double bwBefore = readBandwidth();
+            ProcessMemory.resetPeak();
             for (int rep = 0; rep < s.reps(); rep++) {
                 prefill[rep] = Double.NaN;
                 decode[rep] = Double.NaN;
@@ -123,7 +122,10 @@ public final class BenchRunner {
                         s.promptTokens() > 0 ? String.format(Locale.ROOT, " prefill %.2f t/s", prefill[rep]) : "",
                         s.genTokens() > 0 ? String.format(Locale.ROOT, " decode %.2f t/s", decode[rep]) : ""));
             }
-            long peakRss = ProcessMemory.peakRssBytes();
+            peakRss = Math.max(peakRss, ProcessMemory.peakRssBytes());
+            double bwAfter = readBandwidth();
+            progress.note(String.format(Locale.ROOT, "%s: memory read bandwidth (%d threads) before / after the timed part: %.1f / %.1f GB/s",
+                    target.backend(), s.threads(), bwBefore, bwAfter));
             String profile = target.decodeProfile();
             if (profile != null) {
                 for (String line : profile.split("\n")) progress.note(target.backend() + " decode " + line);
@@ -131,7 +133,7 @@ public final class BenchRunner {
             // decode positions run from depth to depth + genTokens - 1: take the middle one's traffic
             long bytesPerToken = target.bytesReadPerDecodeToken(s.depth() + s.genTokens() / 2);
             return new Measured(target.backend(), target.kernels(), target.quant(), target.activations(),
-                    target.weightBytes(), bytesPerToken, loadSeconds, peakRss, prefill, decode);
+                    target.weightBytes(), bytesPerToken, loadSeconds, peakRss, prefill, decode, Math.max(bwBefore, bwAfter));
         } finally {
             target.close();
         }

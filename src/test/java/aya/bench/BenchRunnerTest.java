@@ -99,13 +99,19 @@ class BenchRunnerTest {
         FakeTarget java = new FakeTarget(clock, "java", 10_000_000, 250_000_000, 0);   // 100 t/s, 4 t/s
         FakeTarget nat = new FakeTarget(clock, "native", 5_000_000, 125_000_000, 0);   // 200 t/s, 8 t/s
         java.touchNs = 2_000_000_000L;
-        List<Double> probes = new ArrayList<>(List.of(40.0, 50.0));
+        List<Double> probes = new ArrayList<>(List.of(40.0, 50.0, 30.0, 45.0)); // java before / after, native before / after
         BenchRunner.Settings settings = new BenchRunner.Settings("m", 512, 32, 0, 3, 2, 1 << 20, 1);
-        BenchRunner runner = new BenchRunner(settings, () -> clock[0], (pool, bytes, reps) -> probes.removeFirst());
+        List<String> probedAt = new ArrayList<>(); // decode steps each backend had run when the probe ran
+        BenchRunner runner = new BenchRunner(settings, () -> clock[0], (pool, bytes, reps) -> {
+            probedAt.add(java.decodePositions.size() + "/" + nat.decodePositions.size());
+            return probes.removeFirst();
+        });
         List<String> notes = new ArrayList<>();
         List<BenchResult> results = runner.run(List.of(
                 new BenchRunner.Loader("java", () -> { clock[0] += 1_500_000_000L; return java; }),
                 new BenchRunner.Loader("native", () -> nat)), notes::add);
+        // each backend's probes bracket its timed part: after its 2 warm-up steps, after its 3 x 32 timed ones
+        assertEquals(List.of("2/0", "98/0", "98/2", "98/98"), probedAt);
 
         assertEquals(2, results.size());
         BenchResult j = results.get(0), n = results.get(1);
@@ -116,7 +122,8 @@ class BenchRunnerTest {
         assertEquals(8.0, n.decodeTokensPerS().mean(), 1e-9);
         assertEquals(1.5 + 2.0, j.loadS(), 1e-9, "load time includes making the weights resident");
         assertEquals(0.0, n.loadS(), 1e-9);
-        assertEquals(50.0, j.readGbPerS(), "best of the probes before and after");
+        assertEquals(50.0, j.readGbPerS(), "best of the probes before and after java's timed part");
+        assertEquals(45.0, n.readGbPerS(), "native's own probes");
         // decode bound: 50e9 B/s / (5e9 + 1000 * 16) B per token
         assertEquals(50e9 / (5e9 + 16_000), j.decodeBoundTokensPerS(), 1e-9);
         assertEquals(100 * 4.0 / (50e9 / (5e9 + 16_000)), j.decodePercentOfBound(), 1e-9);
