@@ -93,9 +93,12 @@ class InitRandomAndBenchCliTest extends CliCapture {
         long weights = Files.size(model.resolve("model-00001-of-00002.safetensors"))
                 + Files.size(model.resolve("model-00002-of-00002.safetensors"));
         assertTrue(r.get("weight_bytes").asLong() > 0 && r.get("weight_bytes").asLong() < weights);
-        // decode at positions 5..20 (middle: 13) reads every weight plus K and V of 14 positions in 5 layers
+        // decode at positions 5..20 (middle: 13) reads every matrix (the tied head is the embedding table), the 6
+        // LayerNorm weights as the f32 copies made at load (bf16 in the file), one embedding row, and K and V of 14
+        // positions in 5 layers
         long kv = 5L * 14 * 2 * 32 * Float.BYTES;
-        assertEquals(r.get("weight_bytes").asLong() + kv, r.get("decode_bytes_per_token").asLong());
+        long normsAsF32 = 6L * 64 * (Float.BYTES - 2), embeddingRow = 64L * 2;
+        assertEquals(r.get("weight_bytes").asLong() + normsAsF32 + embeddingRow + kv, r.get("decode_bytes_per_token").asLong());
 
         out.reset();
         assertEquals(0, Main.run("bench", "--model", model.toString(), "--prompt-tokens", "4", "--gen-tokens", "16",
