@@ -872,10 +872,25 @@ public final class JavaKernels implements Kernels {
             BF16_ROUNDED.set(buffer);
         }
         MemorySegment rounded = MemorySegment.ofArray(buffer);
-        for (long i = 0; i < n; i++) {
-            rounded.setAtIndex(F32, i, roundToBf16(x.getAtIndex(F32, i)));
-        }
+        roundToBf16(x, rounded, n);
         matmul(WeightType.BF16, w, rounded, out, tokens, inDim, outStride, rowStart, rowEnd);
+    }
+
+    /** to[i] = roundToBf16(from[i]) for i &lt; n, bit for bit, a vector at a time (every piece of a call rounds x). */
+    static void roundToBf16(MemorySegment from, MemorySegment to, long n) {
+        long i = 0;
+        for (long end = n - n % F.length(); i < end; i += F.length()) {
+            IntVector bits = FloatVector.fromMemorySegment(F, from, i * 4, NATIVE).reinterpretAsInts();
+            IntVector magnitude = bits.and(0x7fffffff);
+            IntVector nearestEven = bits.add(bits.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7fff).and(0xffff0000);
+            IntVector rounded = nearestEven
+                    .blend(bits.and(0x80000000), magnitude.lt(0x00800000))                        // denormal: signed zero
+                    .blend(bits.and(0xffff0000).or(0x00400000), magnitude.compare(VectorOperators.GT, 0x7f800000)); // quiet NaN
+            rounded.reinterpretAsFloats().intoMemorySegment(to, i * 4, NATIVE);
+        }
+        for (; i < n; i++) {
+            to.setAtIndex(F32, i, roundToBf16(from.getAtIndex(F32, i)));
+        }
     }
 
     /**

@@ -66,6 +66,28 @@ class Bf16ActivationsTest {
         }
     }
 
+    @Test
+    void vectorRoundingEqualsTheScalarRoundingBitForBit() {
+        SplittableRandom random = new SplittableRandom(13);
+        int[] special = {0x7f800001, 0xffc00000, 0x7fffffff, 0x7f800000, 0xff800000, 0x00000001, 0x807fffff, 0x00800000,
+                0x80000000, 0x00000000, 0x7f7fffff, 0xff7f8000, 0x3f808000, 0x3f818000, 0x3f80ffff, 0x7f7f7fff};
+        try (Arena arena = Arena.ofConfined()) {
+            for (int n : new int[] {1, 7, 16, 17, 33, 1000, 4099}) { // whole vectors and every kind of tail
+                MemorySegment from = arena.allocate(4L * n, 64), to = arena.allocate(4L * n, 64);
+                for (int i = 0; i < n; i++) {
+                    int bits = i < special.length ? special[i] : random.nextInt(); // NaN payloads, infinities, denormals too
+                    from.setAtIndex(ValueLayout.JAVA_INT, i, bits);
+                }
+                JavaKernels.roundToBf16(from, to, n);
+                for (int i = 0; i < n; i++) {
+                    float v = from.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+                    assertEquals(Float.floatToRawIntBits(JavaKernels.roundToBf16(v)), to.getAtIndex(ValueLayout.JAVA_INT, i),
+                            "n " + n + ", bits " + Integer.toHexString(from.getAtIndex(ValueLayout.JAVA_INT, i)));
+                }
+            }
+        }
+    }
+
     static Kernels kernels(String backend) {
         if (backend.equals("java")) return new JavaKernels();
         String isa = backend.substring("native:".length());
