@@ -33,14 +33,13 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix
 
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfShort U16_LE = Quant.U16_LE;
+    private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final VectorSpecies<Float> F = JavaKernels.F;
     /** As many bytes as F has floats (16 for 512-bit F, 8 for 256-bit); below 256 bits the plain loops run. */
     private static final VectorSpecies<Byte> FB = F.vectorBitSize() >= 256
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
     private static final boolean VECTOR = FB != null;
-    /** 32 bytes: a quarter of a half block's values (the packing's unit). */
-    private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
 
     @Override
     public WeightType sourceType() {
@@ -84,6 +83,9 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix
      * The Q6_K block at byte at of w into the packed block at byte to. In each half block (128 values) byte l of the
      * 64 of ql holds the low 4 bits of elements l (low nibble) and l + 64 (high), byte l + 32 those of l + 32 and
      * l + 96; byte l of the 32 of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96).
+     * Eight values at a time in a long (no bit crosses a byte): plain code that the JIT compiles within the first
+     * pieces, where Vector API code runs interpreted (boxing every vector) until C2 compiles it, which took seconds of
+     * the head's packing.
      */
     private static void packBlock(MemorySegment w, long at, MemorySegment dst, long to) {
         float d = Float.float16ToFloat(w.get(U16_LE, at + 208));
@@ -91,31 +93,25 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix
             dst.set(F32, to + 4L * g, d * w.get(ValueLayout.JAVA_BYTE, at + 192 + g)); // as KQuant.dequantizeQ6_K
         }
         for (int half = 0; half < 2; half++) {
-            long ql = at + 64L * half, qh = at + 128 + 32L * half, o = to + VALUES + 128L * half;
-            if (VECTOR) {
-                ByteVector a = ByteVector.fromMemorySegment(B256, w, ql, LE);
-                ByteVector c = ByteVector.fromMemorySegment(B256, w, ql + 32, LE);
-                ByteVector h = ByteVector.fromMemorySegment(B256, w, qh, LE);
-                // LSHR of byte lanes shifts the unsigned byte: no sign bits come in
-                a.and((byte) 0x0F).or(h.and((byte) 0x03).lanewise(VectorOperators.LSHL, 4)).sub((byte) 32)
-                        .intoMemorySegment(dst, o, LE);
-                c.and((byte) 0x0F).or(h.and((byte) 0x0C).lanewise(VectorOperators.LSHL, 2)).sub((byte) 32)
-                        .intoMemorySegment(dst, o + 32, LE);
-                a.lanewise(VectorOperators.LSHR, 4).or(h.and((byte) 0x30)).sub((byte) 32)
-                        .intoMemorySegment(dst, o + 64, LE);
-                c.lanewise(VectorOperators.LSHR, 4).or(h.lanewise(VectorOperators.LSHR, 2).and((byte) 0x30)).sub((byte) 32)
-                        .intoMemorySegment(dst, o + 96, LE);
-            } else {
-                for (int l = 0; l < 32; l++) {
-                    int a = w.get(ValueLayout.JAVA_BYTE, ql + l) & 0xFF, c = w.get(ValueLayout.JAVA_BYTE, ql + 32 + l) & 0xFF;
-                    int h = w.get(ValueLayout.JAVA_BYTE, qh + l) & 0xFF;
-                    dst.set(ValueLayout.JAVA_BYTE, o + l, (byte) (((a & 0x0F) | ((h & 3) << 4)) - 32));
-                    dst.set(ValueLayout.JAVA_BYTE, o + 32 + l, (byte) (((c & 0x0F) | (((h >> 2) & 3) << 4)) - 32));
-                    dst.set(ValueLayout.JAVA_BYTE, o + 64 + l, (byte) (((a >> 4) | (((h >> 4) & 3) << 4)) - 32));
-                    dst.set(ValueLayout.JAVA_BYTE, o + 96 + l, (byte) (((c >> 4) | (((h >> 6) & 3) << 4)) - 32));
-                }
+            for (int l = 0; l < 32; l += 8) {
+                long a = w.get(I64_LE, at + 64L * half + l), c = w.get(I64_LE, at + 64L * half + 32 + l);
+                long h = w.get(I64_LE, at + 128 + 32L * half + l);
+                long o = to + VALUES + 128L * half + l;
+                dst.set(I64_LE, o, minus32((a & LOW4) | ((h & 0x0303030303030303L) << 4)));
+                dst.set(I64_LE, o + 32, minus32((c & LOW4) | ((h & 0x0C0C0C0C0C0C0C0CL) << 2)));
+                dst.set(I64_LE, o + 64, minus32(((a >>> 4) & LOW4) | (h & 0x3030303030303030L)));
+                dst.set(I64_LE, o + 96, minus32(((c >>> 4) & LOW4) | ((h >>> 2) & 0x3030303030303030L)));
             }
         }
+    }
+
+    private static final long LOW4 = 0x0F0F0F0F0F0F0F0FL;
+    private static final long BIT5 = 0x2020202020202020L;
+
+    /** Eight 6-bit values v (one per byte) as the int8 bytes of v - 32: flip bit 5, then copy it into bits 6 and 7. */
+    private static long minus32(long v) {
+        long r = v ^ BIT5;
+        return r | (r & BIT5) * 6; // 0x20 * 6 = 0xC0: stays in its byte
     }
 
     // ---------------------------------------------------------------------------------------------- prefill
