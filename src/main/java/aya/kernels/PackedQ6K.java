@@ -12,10 +12,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * A Q6_K matrix repacked at load for the Java backend: each block of 256 weights as 16 f32 group scales
- * {@code d * scale_g} (64 bytes) followed by the 256 values {@code q - 32} as int8, 320 bytes per block (1.52x the
- * file's 210), rows one after another. The weights are exactly {@link KQuant#dequantizeRow}'s:
- * {@code (d * scale_g) * (q - 32)} in f32, the first product rounded once at packing, the second done by the kernels.
+ * A Q6_K matrix repacked at load for the Java backend: each block of 256 weights as the 256 values {@code q - 32} as
+ * int8, then the block's 16 int8 group scales and its d as f32, 276 bytes per block (1.31x the file's 210), rows one
+ * after another. The kernels compute the weights exactly as {@link KQuant#dequantizeRow} does:
+ * {@code (d * scale_g) * (q - 32)} in f32.
  *
  * <p>Why: the 6-bit layout costs the decode ~16 vector operations per 32 weights and row to rebuild the values
  * (docs/performance-java.md section 8: compute-bound at ~2x native's CPU per block, every variant of that kernel
@@ -24,9 +24,10 @@ import java.nio.ByteOrder;
  */
 record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix, GemmRows {
 
-    /** Bytes of a packed block: 16 f32 scales, then 256 int8 values. */
-    static final int BLOCK_BYTES = 16 * Float.BYTES + KQuant.QK_K;
-    private static final int VALUES = 16 * Float.BYTES; // offset of the values in a block
+    /** Bytes of a packed block: 256 int8 values, 16 int8 group scales, f32 d. */
+    static final int BLOCK_BYTES = KQuant.QK_K + 16 + Float.BYTES;
+    private static final int SCALES = KQuant.QK_K; // offsets in a block
+    private static final int D = KQuant.QK_K + 16;
     private static final int SOURCE_BLOCK_BYTES = WeightType.Q6_K.blockBytes;
     /** Rows per piece of the packing spread over the pool (~0.3 MB of output for 2048 columns). */
     private static final int PACK_ROWS = 1024;
@@ -88,15 +89,13 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix
      * the head's packing.
      */
     private static void packBlock(MemorySegment w, long at, MemorySegment dst, long to) {
-        float d = Float.float16ToFloat(w.get(U16_LE, at + 208));
-        for (int g = 0; g < 16; g++) {
-            dst.set(F32, to + 4L * g, d * w.get(ValueLayout.JAVA_BYTE, at + 192 + g)); // as KQuant.dequantizeQ6_K
-        }
+        dst.set(F32, to + D, Float.float16ToFloat(w.get(U16_LE, at + 208)));
+        MemorySegment.copy(w, at + 192, dst, to + SCALES, 16);
         for (int half = 0; half < 2; half++) {
             for (int l = 0; l < 32; l += 8) {
                 long a = w.get(I64_LE, at + 64L * half + l), c = w.get(I64_LE, at + 64L * half + 32 + l);
                 long h = w.get(I64_LE, at + 128 + 32L * half + l);
-                long o = to + VALUES + 128L * half + l;
+                long o = to + 128L * half + l;
                 dst.set(I64_LE, o, minus32((a & LOW4) | ((h & 0x0303030303030303L) << 4)));
                 dst.set(I64_LE, o + 32, minus32((c & LOW4) | ((h & 0x0C0C0C0C0C0C0C0CL) << 2)));
                 dst.set(I64_LE, o + 64, minus32(((a >>> 4) & LOW4) | (h & 0x3030303030303030L)));
@@ -121,9 +120,10 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix
     public void widen(int row, int col, int n, float[] dst, int dstOff) {
         long at = row * rowBytes() + (long) col / KQuant.QK_K * BLOCK_BYTES;
         for (int o = dstOff; o < dstOff + n; o += KQuant.QK_K, at += BLOCK_BYTES) {
+            float d = data.get(F32, at + D);
             for (int g = 0; g < 16; g++) {
-                float scale = data.get(F32, at + 4L * g);
-                long values = at + VALUES + 16L * g;
+                float scale = d * data.get(ValueLayout.JAVA_BYTE, at + SCALES + g); // as KQuant.dequantizeQ6_K
+                long values = at + 16L * g;
                 int e = o + 16 * g;
                 if (VECTOR) {
                     FloatVector s = FloatVector.broadcast(F, scale);
@@ -152,33 +152,42 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix
             for (int r = rowStart; r < rowEnd; r++) out.setAtIndex(F32, r, dotPlain(r * rowBytes, x, blocks));
             return;
         }
+        float[] scales = new float[4 * 16];
         int gap = (rowEnd - rowStart) / 4;
-        for (int r = rowStart; r < rowStart + gap; r++) dot4Rows(data, rowBytes, x, blocks, out, r, gap);
-        for (int r = rowStart + 4 * gap; r < rowEnd; r++) dot4Rows(data, rowBytes, x, blocks, out, r, 0);
+        for (int r = rowStart; r < rowStart + gap; r++) dot4Rows(data, rowBytes, x, blocks, out, r, gap, scales);
+        for (int r = rowStart + 4 * gap; r < rowEnd; r++) dot4Rows(data, rowBytes, x, blocks, out, r, 0, scales);
     }
 
     /**
-     * Rows r, r + gap, r + 2 gap, r + 3 gap (rowBytes each) . x into out. Per group of 16 the int8 values are widened,
-     * times the group's scale (the dequantized weights, bit for bit), then FMA'd with x into the row's accumulator.
-     * Written out without helper methods so that C2 inlines every Vector API call of the four rows.
+     * Rows r, r + gap, r + 2 gap, r + 3 gap (rowBytes each) . x into out. Per block the four rows' 16 group scales
+     * {@code d * scale_g} go into scales[16 row ..] (one vector multiply per row); per group of 16 the int8 values are
+     * widened, times the group's scale (the dequantized weights, bit for bit), then FMA'd with x into the row's
+     * accumulator. Written out without helper methods so that C2 inlines every Vector API call of the four rows.
+     * The 16 scales as f32 in the block instead (d * scale_g made at packing: 320 bytes per block, 1.52x the file)
+     * measured 1.2-1.4x slower, in cache as well as from memory (docs/performance-java.md section 11).
      */
     private static void dot4Rows(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
-                                 MemorySegment out, int r, int gap) {
+                                 MemorySegment out, int r, int gap, float[] scales) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
         for (int b = 0; b < blocks; b++, at0 += BLOCK_BYTES, at1 += BLOCK_BYTES, at2 += BLOCK_BYTES, at3 += BLOCK_BYTES) {
+            float d0 = w.get(F32, at0 + D), d1 = w.get(F32, at1 + D), d2 = w.get(F32, at2 + D), d3 = w.get(F32, at3 + D);
+            for (int i = 0; i < 16; i += F.length()) {
+                ((FloatVector) ByteVector.fromMemorySegment(FB, w, at0 + SCALES + i, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d0).intoArray(scales, i);
+                ((FloatVector) ByteVector.fromMemorySegment(FB, w, at1 + SCALES + i, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d1).intoArray(scales, 16 + i);
+                ((FloatVector) ByteVector.fromMemorySegment(FB, w, at2 + SCALES + i, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d2).intoArray(scales, 32 + i);
+                ((FloatVector) ByteVector.fromMemorySegment(FB, w, at3 + SCALES + i, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d3).intoArray(scales, 48 + i);
+            }
             for (int g = 0; g < 16; g++) {
-                FloatVector d0 = FloatVector.broadcast(F, w.get(F32, at0 + 4L * g));
-                FloatVector d1 = FloatVector.broadcast(F, w.get(F32, at1 + 4L * g));
-                FloatVector d2 = FloatVector.broadcast(F, w.get(F32, at2 + 4L * g));
-                FloatVector d3 = FloatVector.broadcast(F, w.get(F32, at3 + 4L * g));
+                FloatVector s0 = FloatVector.broadcast(F, scales[g]), s1 = FloatVector.broadcast(F, scales[16 + g]);
+                FloatVector s2 = FloatVector.broadcast(F, scales[32 + g]), s3 = FloatVector.broadcast(F, scales[48 + g]);
                 for (int j = 0; j < 16; j += F.length()) {
-                    long v = VALUES + 16L * g + j;
+                    long v = 16L * g + j;
                     FloatVector xv = FloatVector.fromMemorySegment(F, x, (b * (long) KQuant.QK_K + 16 * g + j) * 4, ByteOrder.nativeOrder());
-                    a0 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at0 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d0).fma(xv, a0);
-                    a1 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at1 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d1).fma(xv, a1);
-                    a2 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at2 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d2).fma(xv, a2);
-                    a3 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at3 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d3).fma(xv, a3);
+                    a0 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at0 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(s0).fma(xv, a0);
+                    a1 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at1 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(s1).fma(xv, a1);
+                    a2 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at2 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(s2).fma(xv, a2);
+                    a3 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at3 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(s3).fma(xv, a3);
                 }
             }
         }
@@ -192,8 +201,9 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix
     private float dotPlain(long at, MemorySegment x, int blocks) {
         float s = 0;
         for (int b = 0; b < blocks; b++, at += BLOCK_BYTES) {
+            float d = data.get(F32, at + D);
             for (int e = 0; e < KQuant.QK_K; e++) {
-                float weight = data.get(F32, at + 4L * (e / 16)) * data.get(ValueLayout.JAVA_BYTE, at + VALUES + e);
+                float weight = d * data.get(ValueLayout.JAVA_BYTE, at + SCALES + e / 16) * data.get(ValueLayout.JAVA_BYTE, at + e);
                 s += weight * x.getAtIndex(F32, (long) b * KQuant.QK_K + e);
             }
         }

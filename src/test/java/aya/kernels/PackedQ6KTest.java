@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The Java backend's packed Q6_K (int8 values and f32 group scales): it holds exactly the weights
+ * The Java backend's packed Q6_K (int8 values, int8 group scales, f32 d): it holds exactly the weights
  * {@link Quant#dequantizeRow} gives (gguf-py's values, checked by KQuantTest), so decode matches a double-precision
  * product of those weights within f32 summing, prefill gives bit for bit the unpacked GEMM's result (the same GEMM
  * over the same widened values), and every row of a slice is computed alone, whatever the slice. Also run by the
@@ -79,7 +79,7 @@ class PackedQ6KTest {
             int rows = shape[0], cols = shape[1];
             MemorySegment w = randomQ6K(rows, cols, rnd);
             PackedQ6K p = (PackedQ6K) kernels.pack(WeightType.Q6_K, w, rows, cols, pool);
-            assertEquals(rows * (cols / 256L) * 320, p.byteSize(), "16 f32 scales + 256 int8 per block");
+            assertEquals(rows * (cols / 256L) * 276, p.byteSize(), "256 int8 values, 16 int8 scales, f32 d per block");
             assertEquals(WeightType.Q6_K, p.sourceType());
             float[] expected = dequantized(w, rows, cols);
             float[] row = new float[cols];

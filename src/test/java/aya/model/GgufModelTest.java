@@ -151,8 +151,8 @@ class GgufModelTest {
     }
 
     /**
-     * The java backend packs the fixture's Q6_K matrices (the tied head, some attn_v and ffn_down) as int8 values
-     * and f32 group scales, 320 bytes per 256 weights, and decodes through them: one token at a time (the packed
+     * The java backend packs the fixture's Q6_K matrices (the tied head, some attn_v and ffn_down) as int8 values,
+     * int8 group scales and an f32 d, 276 bytes per 256 weights, and decodes through them: one token at a time (the packed
      * decode kernel, not the prefill GEMM) it still gives transformers' logits on the dequantized weights, and the
      * bytes a decode step reads, which aya bench's bandwidth bound uses, count the packed copies instead of the file's.
      */
@@ -176,7 +176,7 @@ class GgufModelTest {
                 var t = model.tensors().get(name);
                 if (t.weightType() == WeightType.Q6_K) {
                     q6k++;
-                    long copy = t.data().byteSize() / WeightType.Q6_K.blockBytes * 320;
+                    long copy = t.data().byteSize() / WeightType.Q6_K.blockBytes * 276;
                     packed += copy;
                     decode += copy;
                 } else {
