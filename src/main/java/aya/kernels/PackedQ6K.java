@@ -29,7 +29,7 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix
     private static final int SCALES = KQuant.QK_K; // offsets in a block
     private static final int D = KQuant.QK_K + 16;
     private static final int SOURCE_BLOCK_BYTES = WeightType.Q6_K.blockBytes;
-    /** Rows per piece of the packing spread over the pool (~0.3 MB of output for 2048 columns). */
+    /** Rows per piece of the packing spread over the pool (2.3 MB of output for 2048 columns). */
     private static final int PACK_ROWS = 1024;
 
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
