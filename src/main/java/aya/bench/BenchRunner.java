@@ -88,8 +88,11 @@ public final class BenchRunner {
             long resident = target.touchWeights();
             double loadSeconds = (clock.getAsLong() - t0) / 1e9;
             checkFits(target);
-            progress.note(String.format(Locale.ROOT, "%s: loaded %s (%s, %.2f GB of weights, %.2f GB made resident) in %.1f s",
-                    target.backend(), s.model(), target.quant(), target.weightBytes() / 1e9, resident / 1e9, loadSeconds));
+            long packed = target.packedBytes();
+            progress.note(String.format(Locale.ROOT, "%s: loaded %s (%s, %.2f GB of weights, %.2f GB made resident%s) in %.1f s",
+                    target.backend(), s.model(), target.quant(), target.weightBytes() / 1e9, resident / 1e9,
+                    packed > 0 ? String.format(Locale.ROOT, ", +%.2f GB packed by %s", packed / 1e9, target.backend()) : "",
+                    loadSeconds));
             SplittableRandom random = new SplittableRandom(s.seed());
             if (s.depth() > 0) {
                 progress.note(target.backend() + ": filling the KV cache with " + s.depth() + " tokens (untimed)");

@@ -21,6 +21,11 @@ public interface BenchTarget extends AutoCloseable {
     /** Bytes of all weights the model holds. */
     long weightBytes();
 
+    /** Bytes of the backend's own copies of matrices made at load, on top of the weights (0 when it packs none). */
+    default long packedBytes() {
+        return 0;
+    }
+
     /** Bytes one decode step at position {@code pos} must read from memory (weights, head, KV cache). */
     long bytesReadPerDecodeToken(int pos);
 

@@ -104,6 +104,8 @@ public final class BenchTargets {
 
         @Override public long weightBytes() { return model.weightBytes(); }
 
+        @Override public long packedBytes() { return model.packedBytes(); }
+
         @Override
         public long bytesReadPerDecodeToken(int pos) {
             ModelConfig c = model.config();

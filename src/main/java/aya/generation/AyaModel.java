@@ -243,7 +243,9 @@ public final class AyaModel implements AutoCloseable {
                 throw new AyaException(tokenizerSource + ": defines " + tokenizer.vocabSize() + " ids but the model has only "
                         + forward.config().vocabSize() + " rows (vocab_size): tokenizer and weights do not match");
             }
-            progress.done("loaded " + source + " (" + LoadProgress.bytes(forward.weightBytes()) + ", "
+            long packed = forward.packedBytes(); // the backend's own copies of some matrices, made at load
+            progress.done("loaded " + source + " (" + LoadProgress.bytes(forward.weightBytes())
+                    + (packed > 0 ? ", +" + LoadProgress.bytes(packed) + " packed by " + options.backend() : "") + ", "
                     + forward.threads() + " threads)");
             return new AyaModel(source, forward, tokenizer, template, gen);
         } catch (RuntimeException e) {

@@ -3,12 +3,14 @@ package aya.bench;
 import aya.model.AyaForward;
 import aya.model.ModelFixtures;
 import aya.kernels.Backend;
+import aya.weights.GgufFixtures;
 import aya.weights.Tensor;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The engine's bench target: touchWeights covers every weight the model reads, and leaves every page resident. */
@@ -31,6 +33,25 @@ class BenchTargetsTest {
                 assertTrue(t.data().isLoaded(), t.name() + " is resident");
             }
             assertTrue(mapped > 0, "the fixture's weights are memory-mapped");
+        }
+    }
+
+    /**
+     * A decode step of the java backend on a Q4_K_M file reads its packed Q6_K copies (276 bytes per 256 weights), not
+     * the file's 210: bench's bytes per token, and so its bandwidth bound, differ from native's (which reads the file's
+     * layout) by exactly that.
+     */
+    @Test
+    void bytesPerDecodeTokenCountTheJavaBackendsPackedQ6KCopies() {
+        try (BenchTarget javaTarget = BenchTargets.load(GgufFixtures.K256_Q4_K_M, "java", 1, 16);
+             BenchTarget nativeTarget = BenchTargets.load(GgufFixtures.K256_Q4_K_M, "native", 1, 16)) {
+            long packed = javaTarget.packedBytes();
+            assertNotEquals(0, packed, "the Q6_K head is packed");
+            assertEquals(0, nativeTarget.packedBytes());
+            long fileBytes = packed / 276 * 210;
+            for (int pos : new int[]{0, 7}) {
+                assertEquals(nativeTarget.bytesReadPerDecodeToken(pos) - fileBytes + packed, javaTarget.bytesReadPerDecodeToken(pos));
+            }
         }
     }
 }

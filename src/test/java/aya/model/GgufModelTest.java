@@ -150,6 +150,67 @@ class GgufModelTest {
         }
     }
 
+    /**
+     * The java backend packs the fixture's Q6_K matrices (the tied head, some attn_v and ffn_down) as int8 values,
+     * int8 group scales and an f32 d, 276 bytes per 256 weights, and decodes through them: one token at a time (the packed
+     * decode kernel, not the prefill GEMM) it still gives transformers' logits on the dequantized weights, and the
+     * bytes a decode step reads, which aya bench's bandwidth bound uses, count the packed copies instead of the file's.
+     */
+    @Test
+    void theJavaBackendDecodesQ6_KMatricesThroughItsPackedCopies() {
+        int[] ids = inputIds();
+        Npy.Matrix ref = Npy.read(Path.of(K256_Q4_K_M + ".logits.npy"));
+        try (AyaForward model = AyaForward.load(K256_Q4_K_M, Backend.open("java"), 2)) {
+            var c = model.config();
+            List<String> products = new java.util.ArrayList<>();
+            for (int i = 0; i < c.numLayers(); i++) {
+                for (String m : List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")) {
+                    products.add("model.layers." + i + "." + m + ".weight");
+                }
+            }
+            products.add("model.embed_tokens.weight"); // the tied head
+            long packed = 0, decode = 0;
+            int q6k = 0;
+            for (String name : products) {
+                var t = model.tensors().get(name);
+                if (t.weightType() == WeightType.Q6_K) {
+                    q6k++;
+                    long copy = t.data().byteSize() / WeightType.Q6_K.blockBytes * 276;
+                    packed += copy;
+                    decode += copy;
+                } else {
+                    decode += t.data().byteSize();
+                }
+            }
+            decode += (c.numLayers() + 1L) * c.hiddenSize() * Float.BYTES + WeightType.Q6_K.rowBytes(c.hiddenSize());
+            assertTrue(q6k >= 3, "the head and layers' attn_v / ffn_down are Q6_K: " + q6k);
+            assertEquals(packed, model.packedBytes());
+            assertEquals(decode, model.decodeWeightBytes());
+
+            int vocab = c.vocabSize();
+            float[] got = new float[ids.length * vocab];
+            try (AyaForward.State s = model.newState(ids.length)) {
+                for (int i = 0; i < ids.length; i++) {
+                    int at = i * vocab;
+                    model.forwardAll(s, new int[] {ids[i]}, (j, row) -> MemorySegment.copy(row, ValueLayout.JAVA_FLOAT, 0, got, at, vocab));
+                }
+            }
+            double maxRef = 0, err = 0;
+            for (int i = 0; i < got.length; i++) {
+                maxRef = Math.max(maxRef, Math.abs(ref.data()[i]));
+                err = Math.max(err, Math.abs(ref.data()[i] - got[i]));
+            }
+            assertTrue(maxRef > 1 && err / maxRef <= QUANTIZED_BOUND, "token by token: relative logit error " + err / maxRef);
+        }
+        for (String backend : backends()) {
+            if (backend.equals("java")) continue;
+            try (AyaForward model = AyaForward.load(K256_Q4_K_M, Backend.open(backend), 1)) {
+                assertEquals(0, model.packedBytes(), backend + " reads the file's Q6_K layout");
+            }
+        }
+    }
+
     /** Loading a patched copy of the bf16 fixture fails with one line naming the file and {@code expected}. */
     static void assertLoadRefused(Path tmp, Consumer<byte[]> patch, String expected) {
         byte[] f = bytes(TINY_BF16);
