@@ -656,6 +656,7 @@ public final class JavaKernels implements Kernels {
      * 1.30-1.34; x is 44 KB there, and two rows per pass read it twice as often). With 16 lanes four rows stay faster.
      */
     private static final boolean Q8_TWO_ROWS = 4 * F.length() == Quant.BLOCK;
+    private static final int Q8_TWO_ROWS_MAX_IN = 4096;
     /**
      * With 16 float lanes a Q8_0 block is one step of dot4RowsQ8_0, written out with the first products as mul:
      * 10-15% less CPU than the step loop (one thread: 2048x2048 0.135-0.141 ms against 0.152-0.159, 11008x2048
@@ -663,12 +664,12 @@ public final class JavaKernels implements Kernels {
      * inlining there (4.5x slower), so 8 lanes keep the loop.
      */
     private static final boolean Q8_ONE_STEP = 2 * F.length() == Quant.BLOCK;
-    private static final int Q8_TWO_ROWS_MAX_IN = 4096;
 
     /**
      * Q8_0 rows r and r + gap . x into out, for 8 float lanes (a block is four vectors): the four steps of a block are
-     * written out, which C2 compiles for two rows without the stack traffic of the four-row loop (for four rows written
-     * out it stops inlining: see dot4RowsQ8_0). The same products and sums per row as dot4RowsQ8_0.
+     * written out, which C2 inlines for two rows (for four rows written out it stops inlining: see dot4RowsQ8_0); why it
+     * runs faster than the four-row loop was not checked in the assembly. The same products and sums per row as
+     * dot4RowsQ8_0.
      */
     private static void dot2RowsQ8_0(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
                                      MemorySegment out, int r, int gap) {
