@@ -660,8 +660,8 @@ public final class JavaKernels implements Kernels {
     /**
      * With 16 float lanes a Q8_0 block is one step of dot4RowsQ8_0, written out with the first products as mul:
      * 10-15% less CPU than the step loop (one thread: 2048x2048 0.135-0.141 ms against 0.152-0.159, 11008x2048
-     * 0.80-0.82 against 0.89-0.93). The same written-out form with a loop for the further steps of 8 lanes made C2 stop
-     * inlining there (4.5x slower), so 8 lanes keep the loop.
+     * 0.80-0.82 against 0.89-0.93). The same written-out form with a loop for the further steps of 8 lanes ran 4.5x
+     * slower there (PrintInlining: q8() calls refused with NodeCountInliningCutoff), so 8 lanes keep the loop.
      */
     private static final boolean Q8_ONE_STEP = 2 * F.length() == Quant.BLOCK;
 
