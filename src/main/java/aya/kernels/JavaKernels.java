@@ -125,6 +125,23 @@ public final class JavaKernels implements Kernels {
             }
             return;
         }
+        gemm((row, k0, n, dst, dstOff) -> widenRow(type, w, (long) row * inDim + k0, n, dst, dstOff),
+                x, out, tokens, inDim, outStride, rowStart, rowEnd);
+    }
+
+    /**
+     * A weight matrix as the GEMM reads it: any layout (the file's, or a {@link PackedMatrix}) that can widen a row's
+     * columns to f32, so one GEMM serves every format.
+     */
+    @FunctionalInterface
+    interface PanelSource {
+        /** dst[dstOff, dstOff + n) = f32 of the weights [k0, k0 + n) of row {@code row} (whole blocks of block formats). */
+        void widenRow(int row, int k0, int n, float[] dst, int dstOff);
+    }
+
+    /** Prefill of weights w [.., inDim] (tokens >= GEMM_MIN_TOKENS): the GEMM over NC tokens at a time. */
+    private void gemm(PanelSource w, MemorySegment x, MemorySegment out,
+                      int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
         Gemm g = gemmScratch.pollFirst();
         if (g == null) g = new Gemm();
         try {
@@ -132,7 +149,7 @@ public final class JavaKernels implements Kernels {
                 g.grow(inDim);
             }
             for (int t0 = 0; t0 < tokens; t0 += NC) {
-                gemm(type, w, x, out, t0, Math.min(NC, tokens - t0), inDim, outStride, rowStart, rowEnd, g);
+                gemm(w, x, out, t0, Math.min(NC, tokens - t0), inDim, outStride, rowStart, rowEnd, g);
             }
         } finally {
             if (closed) {
@@ -151,6 +168,7 @@ public final class JavaKernels implements Kernels {
     @Override
     public PackedMatrix pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
         return switch (type) {
+            case Q4_K, Q4_0 -> PackedQ4.pack(type, w, rows, cols, pool, packArena);
             default -> null; // read in the file's layout
         };
     }
@@ -159,6 +177,12 @@ public final class JavaKernels implements Kernels {
     public void matmul(PackedMatrix w, MemorySegment x, MemorySegment out,
                        int tokens, int outStride, int rowStart, int rowEnd) {
         switch (w) {
+            case PackedQ4 q when tokens < GEMM_MIN_TOKENS -> {
+                for (int t = 0; t < tokens; t++) {
+                    q.matvec(x.asSlice((long) t * q.cols() * 4), out.asSlice((long) t * outStride * 4), rowStart, rowEnd);
+                }
+            }
+            case PackedQ4 q -> gemm(q, x, out, tokens, q.cols(), outStride, rowStart, rowEnd);
             default -> throw new IllegalArgumentException(w + " was not packed by the java backend");
         }
     }
@@ -182,7 +206,7 @@ public final class JavaKernels implements Kernels {
      * (row by row), then for each KC block of those run every token tile over it, RB rows at a time. Zero rows and zero tokens pad the last blocks
      * (their sums are never stored; zeros just keep those lanes finite).
      */
-    private static void gemm(WeightType type, MemorySegment w, MemorySegment x, MemorySegment out, int t0, int tokens,
+    private static void gemm(PanelSource w, MemorySegment x, MemorySegment out, int t0, int tokens,
                              int inDim, int outStride, int rowStart, int rowEnd, Gemm g) {
         int padded = (tokens + F.length() - 1) / F.length() * F.length();
         MemorySegment xt = g.xt;
@@ -198,7 +222,7 @@ public final class JavaKernels implements Kernels {
                 for (int j = 0; j < rows; j++) {
                     for (int k0 = k1; k0 < kEnd; k0 += KC) {
                         int kc = Math.min(KC, inDim - k0);
-                        widenRow(type, w, (long) (r0 + j) * inDim + k0, kc, panel, (k0 - k1) * MC + j * kc);
+                        w.widenRow(r0 + j, k0, kc, panel, (k0 - k1) * MC + j * kc);
                     }
                 }
                 for (int k0 = k1; k0 < kEnd; k0 += KC) {

@@ -93,12 +93,12 @@ final class KQuant {
     }
 
     /** Q4_K's 6-bit scale of sub-block j (0..7) of the block at byte at (get_scale_min_k4). */
-    private static int q4kScale(MemorySegment w, long at, int j) {
+    static int q4kScale(MemorySegment w, long at, int j) {
         return j < 4 ? sc(w, at, j) & 63 : (sc(w, at, j + 4) & 0x0F) | ((sc(w, at, j - 4) >>> 6) << 4);
     }
 
     /** Q4_K's 6-bit min of sub-block j. */
-    private static int q4kMin(MemorySegment w, long at, int j) {
+    static int q4kMin(MemorySegment w, long at, int j) {
         return j < 4 ? sc(w, at, j + 4) & 63 : (sc(w, at, j + 4) >>> 4) | ((sc(w, at, j) >>> 6) << 4);
     }
 
