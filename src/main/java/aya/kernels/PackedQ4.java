@@ -13,19 +13,17 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Q4_K and Q4_0 weights repacked at load into one 4-bit layout for the Java backend: every block of 32 weights is
- * 24 bytes, {@code [f32 scale][f32 offset][16 bytes of nibbles]}, byte l holding weight l (low nibble) and l + 16
- * (high), and weight = scale * q + offset, q in 0..15. Rows are [cols / 32] such blocks, one after the other.
- * <ul>
- *   <li>Q4_K sub-block j of a super-block: scale {@code d * sc_j}, offset {@code -(dmin * m_j)}; its nibbles move from
- *       the file's order (sub-blocks 2g and 2g + 1 share the low and high nibbles of 32 bytes) to the one above.
- *   <li>Q4_0: scale {@code d}, offset {@code -8 d}, nibbles as in the file.
- * </ul>
- * Every product {@code scale * q} and {@code dmin * m_j} is exact in f32 (an f16 times at most 6 + 4 bits), so one
- * rounding of {@code scale * q + offset} gives exactly gguf-py's {@code (d sc) q - dmin m} and {@code (q - 8) d}
- * ({@link KQuant#dequantizeRow}, {@link Quant#dequantizeRow}): an FMA or a multiply then an add, the same value
- * (only the sign of a zero can differ: a Q4_0 weight 0 with d &lt; 0 is -0 there, +0 here; no sum changes).
- * The decode kernel then needs no f16 conversion and no 6-bit unpacking per block.
+ * Q4_K weights repacked at load for the Java backend: every sub-block of 32 weights becomes 24 bytes,
+ * {@code [f32 scale][f32 offset][16 bytes of nibbles]}, byte l holding weight l (low nibble) and l + 16 (high), and
+ * weight = scale * q + offset, q in 0..15: sub-block j of a super-block has scale {@code d * sc_j} and offset
+ * {@code -(dmin * m_j)}, and its nibbles move from the file's order (sub-blocks 2g and 2g + 1 share the low and high
+ * nibbles of 32 bytes) to the one above. Rows are [cols / 32] such blocks, one after the other (192 bytes per 256
+ * weights against the file's 144). Every product {@code scale * q} and {@code dmin * m_j} is exact in f32 (an f16
+ * times at most 6 + 4 bits), so {@code scale * q + offset} (one rounding, FMA or not) is exactly gguf-py's
+ * {@code (d sc) q - dmin m} ({@link KQuant#dequantizeRow}). The decode kernel then needs no f16 conversion and no
+ * 6-bit unpacking per block: 1.5-1.9x faster per kernel than KQuant's file-layout decode (docs/performance-java.md
+ * section 12). Q4_0 in this layout measured 3-10% slower than JavaKernels' Q4_0 decode and reads 24 bytes per 32
+ * weights instead of 18, so Q4_0 is not packed.
  */
 final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
 
@@ -60,12 +58,12 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
     }
 
     static boolean packs(WeightType type) {
-        return type == WeightType.Q4_K || type == WeightType.Q4_0;
+        return type == WeightType.Q4_K;
     }
 
-    /** w [rows, cols] of Q4_K or Q4_0 repacked into memory of {@code arena}, the rows spread over the pool's threads. */
+    /** w [rows, cols] of Q4_K repacked into memory of {@code arena}, the rows spread over the pool's threads. */
     static PackedQ4 pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool, Arena arena) {
-        if (!packs(type)) throw new IllegalArgumentException(type + " is not packed as 4-bit blocks");
+        if (!packs(type)) throw new IllegalArgumentException(type + " is not packed by PackedQ4");
         long fileRowBytes = type.rowBytes(cols); // refuses rows that are not whole blocks
         if (w.byteSize() < rows * fileRowBytes) {
             throw new IllegalArgumentException(type + " matrix [" + rows + ", " + cols + "] needs " + rows * fileRowBytes
@@ -75,21 +73,12 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
         pool.forRange(rows, 1, (worker, from, to) -> {
             for (int r = from; r < to; r++) {
                 long src = r * fileRowBytes, dst = r * p.rowBytes;
-                if (type == WeightType.Q4_K) {
-                    for (int b = 0; b < cols / KQuant.QK_K; b++) packQ4_K(w, src + b * 144L, p.data, dst + b * 8L * BLOCK_BYTES);
-                } else {
-                    for (int b = 0; b < cols / BLOCK; b++) packQ4_0(w, src + b * 18L, p.data, dst + b * (long) BLOCK_BYTES);
+                for (int b = 0; b < cols / KQuant.QK_K; b++) {
+                    packQ4_K(w, src + b * (long) type.blockBytes, p.data, dst + b * 8L * BLOCK_BYTES);
                 }
             }
         });
         return p;
-    }
-
-    private static void packQ4_0(MemorySegment w, long at, MemorySegment out, long o) {
-        float d = Float.float16ToFloat(w.get(U16_LE, at));
-        out.set(F32, o, d);
-        out.set(F32, o + 4, -8 * d);
-        MemorySegment.copy(w, at + 2, out, o + NIBBLES_AT, 16);
     }
 
     /** The super-block at byte at (144 bytes) as eight 24-byte blocks from byte o. */
@@ -190,70 +179,53 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
         }
     }
 
-    /** Lane i holds i as a float: the nibble values a table is built from. */
-    private static final FloatVector NIBBLE_VALUES = FloatVector.zero(F).addIndex(1);
     /**
-     * With 16 int lanes a nibble becomes its weight by a look-up in the block's table of 16 values
-     * (scale * q + offset, q = 0..15: one FMA per row and block), a two-table permute whose index wraps modulo 32, so the
-     * sign-extended byte and the shifted one index the same table twice without a mask. With 8 lanes (AVX2) the
-     * 16-entry permute is not one instruction: the nibbles are masked, converted and scaled (the same values).
-     */
-    private static final boolean LOOKUP = I.length() == 16;
-
-    /**
-     * Rows row, row + gap, row + 2 gap, row + 3 gap . x into out. Written out without helper methods: C2 must inline
-     * every Vector API call of the four rows, or it boxes the vectors (50x slower; docs/performance-java.md 5-6).
+     * Rows row, row + gap, row + 2 gap, row + 3 gap . x into out. Per block and row: the nibbles' products with x
+     * summed, then one FMA with the block's scale and one with its offset times x's lanes of the block (summed over
+     * the lanes at the end: offset * sum(x)). The low nibbles are masked, the high ones stay in place (16 q) and meet
+     * x / 16 (exact), so no shift. Two accumulators per row (scaled sums, offsets): each chain takes one FMA per block.
+     * A table look-up of the 16 weights per block and row (a two-table permute, as the Q4_0 decode at 16 lanes) ran
+     * as fast at 16 lanes and is not one instruction at 8; this body serves both widths. Written out without helper
+     * methods: C2 must inline every Vector API call of the four rows, or it boxes the vectors (50x slower;
+     * docs/performance-java.md sections 5-6).
      */
     private void dot4Rows(float[] x, MemorySegment out, int row, int gap) {
         MemorySegment w = data;
-        // two accumulators per row (low and high nibbles): one FMA per block in each chain, not two in a row (an FMA
-        // chain of one accumulator held the old kernels at its latency, ~4 cycles per FMA)
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, h0 = a0, h1 = a0, h2 = a0, h3 = a0;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
         long at0 = row * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
         int blocks = cols / BLOCK;
         for (int b = 0; b < blocks; b++, at0 += BLOCK_BYTES, at1 += BLOCK_BYTES, at2 += BLOCK_BYTES, at3 += BLOCK_BYTES) {
-            FloatVector s0 = FloatVector.broadcast(F, w.get(F32, at0)), c0 = FloatVector.broadcast(F, w.get(F32, at0 + 4));
-            FloatVector s1 = FloatVector.broadcast(F, w.get(F32, at1)), c1 = FloatVector.broadcast(F, w.get(F32, at1 + 4));
-            FloatVector s2 = FloatVector.broadcast(F, w.get(F32, at2)), c2 = FloatVector.broadcast(F, w.get(F32, at2 + 4));
-            FloatVector s3 = FloatVector.broadcast(F, w.get(F32, at3)), c3 = FloatVector.broadcast(F, w.get(F32, at3 + 4));
-            if (LOOKUP) {
-                IntVector t0 = NIBBLE_VALUES.fma(s0, c0).reinterpretAsInts(), t1 = NIBBLE_VALUES.fma(s1, c1).reinterpretAsInts();
-                IntVector t2 = NIBBLE_VALUES.fma(s2, c2).reinterpretAsInts(), t3 = NIBBLE_VALUES.fma(s3, c3).reinterpretAsInts();
-                FloatVector xl = FloatVector.fromArray(F, x, BLOCK * b), xh = FloatVector.fromArray(F, x, BLOCK * b + 16);
-                IntVector n0 = (IntVector) ByteVector.fromMemorySegment(FB, w, at0 + NIBBLES_AT, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n1 = (IntVector) ByteVector.fromMemorySegment(FB, w, at1 + NIBBLES_AT, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n2 = (IntVector) ByteVector.fromMemorySegment(FB, w, at2 + NIBBLES_AT, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n3 = (IntVector) ByteVector.fromMemorySegment(FB, w, at3 + NIBBLES_AT, LE).convertShape(VectorOperators.B2I, I, 0);
-                a0 = n0.selectFrom(t0, t0).reinterpretAsFloats().fma(xl, a0);
-                a1 = n1.selectFrom(t1, t1).reinterpretAsFloats().fma(xl, a1);
-                a2 = n2.selectFrom(t2, t2).reinterpretAsFloats().fma(xl, a2);
-                a3 = n3.selectFrom(t3, t3).reinterpretAsFloats().fma(xl, a3);
-                h0 = n0.lanewise(VectorOperators.ASHR, 4).selectFrom(t0, t0).reinterpretAsFloats().fma(xh, h0);
-                h1 = n1.lanewise(VectorOperators.ASHR, 4).selectFrom(t1, t1).reinterpretAsFloats().fma(xh, h1);
-                h2 = n2.lanewise(VectorOperators.ASHR, 4).selectFrom(t2, t2).reinterpretAsFloats().fma(xh, h2);
-                h3 = n3.lanewise(VectorOperators.ASHR, 4).selectFrom(t3, t3).reinterpretAsFloats().fma(xh, h3);
-            } else {
-                for (int l = 0; l < 16; l += F.length()) {
-                    FloatVector xl = FloatVector.fromArray(F, x, BLOCK * b + l), xh = FloatVector.fromArray(F, x, BLOCK * b + 16 + l);
-                    IntVector n0 = (IntVector) ByteVector.fromMemorySegment(FB, w, at0 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n1 = (IntVector) ByteVector.fromMemorySegment(FB, w, at1 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n2 = (IntVector) ByteVector.fromMemorySegment(FB, w, at2 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n3 = (IntVector) ByteVector.fromMemorySegment(FB, w, at3 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
-                    a0 = ((FloatVector) n0.and(0x0F).convert(VectorOperators.I2F, 0)).fma(s0, c0).fma(xl, a0);
-                    a1 = ((FloatVector) n1.and(0x0F).convert(VectorOperators.I2F, 0)).fma(s1, c1).fma(xl, a1);
-                    a2 = ((FloatVector) n2.and(0x0F).convert(VectorOperators.I2F, 0)).fma(s2, c2).fma(xl, a2);
-                    a3 = ((FloatVector) n3.and(0x0F).convert(VectorOperators.I2F, 0)).fma(s3, c3).fma(xl, a3);
-                    h0 = ((FloatVector) n0.lanewise(VectorOperators.ASHR, 4).and(0x0F).convert(VectorOperators.I2F, 0)).fma(s0, c0).fma(xh, h0);
-                    h1 = ((FloatVector) n1.lanewise(VectorOperators.ASHR, 4).and(0x0F).convert(VectorOperators.I2F, 0)).fma(s1, c1).fma(xh, h1);
-                    h2 = ((FloatVector) n2.lanewise(VectorOperators.ASHR, 4).and(0x0F).convert(VectorOperators.I2F, 0)).fma(s2, c2).fma(xh, h2);
-                    h3 = ((FloatVector) n3.lanewise(VectorOperators.ASHR, 4).and(0x0F).convert(VectorOperators.I2F, 0)).fma(s3, c3).fma(xh, h3);
-                }
+            FloatVector xs = FloatVector.zero(F), q0 = xs, q1 = xs, q2 = xs, q3 = xs;
+            for (int l = 0; l < 16; l += F.length()) {
+                FloatVector xl = FloatVector.fromArray(F, x, BLOCK * b + l), xh = FloatVector.fromArray(F, x, BLOCK * b + 16 + l);
+                xs = xs.add(xl).add(xh);
+                xh = xh.mul(1f / 16);
+                IntVector n0 = (IntVector) ByteVector.fromMemorySegment(FB, w, at0 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n1 = (IntVector) ByteVector.fromMemorySegment(FB, w, at1 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n2 = (IntVector) ByteVector.fromMemorySegment(FB, w, at2 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n3 = (IntVector) ByteVector.fromMemorySegment(FB, w, at3 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
+                q0 = ((FloatVector) n0.and(0x0F).convert(VectorOperators.I2F, 0)).fma(xl, q0);
+                q1 = ((FloatVector) n1.and(0x0F).convert(VectorOperators.I2F, 0)).fma(xl, q1);
+                q2 = ((FloatVector) n2.and(0x0F).convert(VectorOperators.I2F, 0)).fma(xl, q2);
+                q3 = ((FloatVector) n3.and(0x0F).convert(VectorOperators.I2F, 0)).fma(xl, q3);
+                q0 = ((FloatVector) n0.and(0xF0).convert(VectorOperators.I2F, 0)).fma(xh, q0);
+                q1 = ((FloatVector) n1.and(0xF0).convert(VectorOperators.I2F, 0)).fma(xh, q1);
+                q2 = ((FloatVector) n2.and(0xF0).convert(VectorOperators.I2F, 0)).fma(xh, q2);
+                q3 = ((FloatVector) n3.and(0xF0).convert(VectorOperators.I2F, 0)).fma(xh, q3);
             }
+            a0 = q0.fma(FloatVector.broadcast(F, w.get(F32, at0)), a0);
+            a1 = q1.fma(FloatVector.broadcast(F, w.get(F32, at1)), a1);
+            a2 = q2.fma(FloatVector.broadcast(F, w.get(F32, at2)), a2);
+            a3 = q3.fma(FloatVector.broadcast(F, w.get(F32, at3)), a3);
+            c0 = xs.fma(FloatVector.broadcast(F, w.get(F32, at0 + 4)), c0);
+            c1 = xs.fma(FloatVector.broadcast(F, w.get(F32, at1 + 4)), c1);
+            c2 = xs.fma(FloatVector.broadcast(F, w.get(F32, at2 + 4)), c2);
+            c3 = xs.fma(FloatVector.broadcast(F, w.get(F32, at3 + 4)), c3);
         }
-        out.setAtIndex(F32, row, a0.add(h0).reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, row + gap, a1.add(h1).reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, row + 2 * gap, a2.add(h2).reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, row + 3 * gap, a3.add(h3).reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, row, a0.add(c0).reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, row + gap, a1.add(c1).reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, row + 2 * gap, a2.add(c2).reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, row + 3 * gap, a3.add(c3).reduceLanes(VectorOperators.ADD));
     }
 
     /** {@link #dot4Rows} for machines without 256-bit vectors: one row after the other, in plain loops. */
