@@ -168,7 +168,7 @@ public final class JavaKernels implements Kernels {
     @Override
     public PackedMatrix pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
         return switch (type) {
-            case Q4_K -> PackedQ4.pack(type, w, rows, cols, pool, packArena);
+            case Q4_K -> PackedQ4.pack(type, w, rows, cols, pool);
             default -> null; // read in the file's layout
         };
     }

@@ -7,9 +7,10 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 
 /**
@@ -32,6 +33,8 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
     private static final int NIBBLES_AT = 8;
 
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    /** An f32 (scale, offset) at a byte index of the packed array. */
+    private static final VarHandle F32_AT = MethodHandles.byteArrayViewVarHandle(float[].class, ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort U16_LE = Quant.U16_LE;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final VectorSpecies<Float> F = JavaKernels.F;
@@ -45,15 +48,20 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
 
     private final WeightType sourceType;
     private final int rows, cols;
-    private final long rowBytes;
-    /** [rows][cols / 32] blocks of 24 bytes (layout above). */
-    private final MemorySegment data;
+    private final int rowBytes;
+    /**
+     * [rows][cols / 32] blocks of 24 bytes (layout above), on the Java heap: the Vector API's loads from a
+     * MemorySegment share one type profile with every other segment the process reads (the model's mapped file), and
+     * with native segments in the mix C2 compiled this kernel's loads as calls (2x slower in the full model, fast in
+     * a harness that had only native segments). Array loads have no such profile.
+     */
+    private final byte[] data;
 
-    private PackedQ4(WeightType sourceType, int rows, int cols, MemorySegment data) {
+    private PackedQ4(WeightType sourceType, int rows, int cols, byte[] data) {
         this.sourceType = sourceType;
         this.rows = rows;
         this.cols = cols;
-        this.rowBytes = (long) cols / BLOCK * BLOCK_BYTES;
+        this.rowBytes = cols / BLOCK * BLOCK_BYTES;
         this.data = data;
     }
 
@@ -61,20 +69,26 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
         return type == WeightType.Q4_K;
     }
 
-    /** w [rows, cols] of Q4_K repacked into memory of {@code arena}, the rows spread over the pool's threads. */
-    static PackedQ4 pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool, Arena arena) {
+    /** w [rows, cols] of Q4_K repacked (on the heap), the rows spread over the pool's threads. */
+    static PackedQ4 pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
         if (!packs(type)) throw new IllegalArgumentException(type + " is not packed by PackedQ4");
         long fileRowBytes = type.rowBytes(cols); // refuses rows that are not whole blocks
         if (w.byteSize() < rows * fileRowBytes) {
             throw new IllegalArgumentException(type + " matrix [" + rows + ", " + cols + "] needs " + rows * fileRowBytes
                     + " bytes, got " + w.byteSize());
         }
-        PackedQ4 p = new PackedQ4(type, rows, cols, arena.allocate((long) rows * cols / BLOCK * BLOCK_BYTES, 64));
+        long bytes = (long) rows * cols / BLOCK * BLOCK_BYTES;
+        if (bytes > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(type + " matrix [" + rows + ", " + cols + "] is too large to pack (" + bytes
+                    + " bytes, at most 2^31 - 9)");
+        }
+        PackedQ4 p = new PackedQ4(type, rows, cols, new byte[(int) bytes]);
         pool.forRange(rows, 1, (worker, from, to) -> {
             for (int r = from; r < to; r++) {
-                long src = r * fileRowBytes, dst = r * p.rowBytes;
+                long src = r * fileRowBytes;
+                int dst = r * p.rowBytes;
                 for (int b = 0; b < cols / KQuant.QK_K; b++) {
-                    packQ4_K(w, src + b * (long) type.blockBytes, p.data, dst + b * 8L * BLOCK_BYTES);
+                    packQ4_K(w, src + b * (long) type.blockBytes, p.data, dst + b * 8 * BLOCK_BYTES);
                 }
             }
         });
@@ -82,18 +96,18 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
     }
 
     /** The super-block at byte at (144 bytes) as eight 24-byte blocks from byte o. */
-    private static void packQ4_K(MemorySegment w, long at, MemorySegment out, long o) {
+    private static void packQ4_K(MemorySegment w, long at, byte[] out, int o) {
         float d = Float.float16ToFloat(w.get(U16_LE, at)), dmin = Float.float16ToFloat(w.get(U16_LE, at + 2));
         for (int g = 0; g < 4; g++) { // 32 bytes of nibbles: sub-block 2g low, 2g + 1 high
             ByteVector first = ByteVector.fromMemorySegment(B128, w, at + 16 + 32L * g, LE);  // elements 0-15 of each
             ByteVector second = ByteVector.fromMemorySegment(B128, w, at + 32 + 32L * g, LE); // elements 16-31
-            long lo = o + 2L * g * BLOCK_BYTES, hi = lo + BLOCK_BYTES;
-            first.and((byte) 0x0F).or(second.lanewise(VectorOperators.LSHL, 4)).intoMemorySegment(out, lo + NIBBLES_AT, LE);
-            first.lanewise(VectorOperators.LSHR, 4).or(second.and((byte) 0xF0)).intoMemorySegment(out, hi + NIBBLES_AT, LE);
+            int lo = o + 2 * g * BLOCK_BYTES, hi = lo + BLOCK_BYTES;
+            first.and((byte) 0x0F).or(second.lanewise(VectorOperators.LSHL, 4)).intoArray(out, lo + NIBBLES_AT);
+            first.lanewise(VectorOperators.LSHR, 4).or(second.and((byte) 0xF0)).intoArray(out, hi + NIBBLES_AT);
             for (int j = 2 * g; j <= 2 * g + 1; j++) {
-                long b = o + (long) j * BLOCK_BYTES;
-                out.set(F32, b, d * KQuant.q4kScale(w, at, j));
-                out.set(F32, b + 4, -(dmin * KQuant.q4kMin(w, at, j)));
+                int b = o + j * BLOCK_BYTES;
+                F32_AT.set(out, b, d * KQuant.q4kScale(w, at, j));
+                F32_AT.set(out, b + 4, -(dmin * KQuant.q4kMin(w, at, j)));
             }
         }
     }
@@ -115,7 +129,7 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
 
     @Override
     public long byteSize() {
-        return data.byteSize();
+        return data.length;
     }
 
     @Override
@@ -128,12 +142,12 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
     /** The GEMM's panel widening: dst[dstOff, dstOff + n) = weights [k0, k0 + n) of row {@code row} (whole blocks). */
     @Override
     public void widenRow(int row, int k0, int n, float[] dst, int dstOff) {
-        long at = row * rowBytes + (long) k0 / BLOCK * BLOCK_BYTES;
+        int at = row * rowBytes + k0 / BLOCK * BLOCK_BYTES;
         for (int o = dstOff; o < dstOff + n; o += BLOCK, at += BLOCK_BYTES) {
-            float scale = data.get(F32, at), offset = data.get(F32, at + 4);
+            float scale = (float) F32_AT.get(data, at), offset = (float) F32_AT.get(data, at + 4);
             if (!VECTOR) {
                 for (int l = 0; l < 16; l++) {
-                    int q = data.get(ValueLayout.JAVA_BYTE, at + NIBBLES_AT + l);
+                    int q = data[at + NIBBLES_AT + l];
                     dst[o + l] = scale * (q & 0x0F) + offset;
                     dst[o + 16 + l] = scale * ((q >> 4) & 0x0F) + offset;
                 }
@@ -149,8 +163,8 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
         }
     }
 
-    private IntVector nibbles(long off) {
-        return (IntVector) ByteVector.fromMemorySegment(FB, data, off, LE).convertShape(VectorOperators.B2I, I, 0);
+    private IntVector nibbles(int off) {
+        return (IntVector) ByteVector.fromArray(FB, data, off).convertShape(VectorOperators.B2I, I, 0);
     }
 
     // ---------------------------------------------------------------------------------------------- decode
@@ -190,9 +204,9 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
      * docs/performance-java.md sections 5-6).
      */
     private void dot4Rows(float[] x, MemorySegment out, int row, int gap) {
-        MemorySegment w = data;
+        byte[] w = data;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-        long at0 = row * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
+        int at0 = row * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
         int blocks = cols / BLOCK;
         for (int b = 0; b < blocks; b++, at0 += BLOCK_BYTES, at1 += BLOCK_BYTES, at2 += BLOCK_BYTES, at3 += BLOCK_BYTES) {
             FloatVector xs = FloatVector.zero(F), q0 = xs, q1 = xs, q2 = xs, q3 = xs;
@@ -200,10 +214,10 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
                 FloatVector xl = FloatVector.fromArray(F, x, BLOCK * b + l), xh = FloatVector.fromArray(F, x, BLOCK * b + 16 + l);
                 xs = xs.add(xl).add(xh);
                 xh = xh.mul(1f / 16);
-                IntVector n0 = (IntVector) ByteVector.fromMemorySegment(FB, w, at0 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n1 = (IntVector) ByteVector.fromMemorySegment(FB, w, at1 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n2 = (IntVector) ByteVector.fromMemorySegment(FB, w, at2 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
-                IntVector n3 = (IntVector) ByteVector.fromMemorySegment(FB, w, at3 + NIBBLES_AT + l, LE).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n0 = (IntVector) ByteVector.fromArray(FB, w, at0 + NIBBLES_AT + l).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n1 = (IntVector) ByteVector.fromArray(FB, w, at1 + NIBBLES_AT + l).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n2 = (IntVector) ByteVector.fromArray(FB, w, at2 + NIBBLES_AT + l).convertShape(VectorOperators.B2I, I, 0);
+                IntVector n3 = (IntVector) ByteVector.fromArray(FB, w, at3 + NIBBLES_AT + l).convertShape(VectorOperators.B2I, I, 0);
                 q0 = ((FloatVector) n0.and(0x0F).convert(VectorOperators.I2F, 0)).fma(xl, q0);
                 q1 = ((FloatVector) n1.and(0x0F).convert(VectorOperators.I2F, 0)).fma(xl, q1);
                 q2 = ((FloatVector) n2.and(0x0F).convert(VectorOperators.I2F, 0)).fma(xl, q2);
@@ -213,14 +227,14 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
                 q2 = ((FloatVector) n2.and(0xF0).convert(VectorOperators.I2F, 0)).fma(xh, q2);
                 q3 = ((FloatVector) n3.and(0xF0).convert(VectorOperators.I2F, 0)).fma(xh, q3);
             }
-            a0 = q0.fma(FloatVector.broadcast(F, w.get(F32, at0)), a0);
-            a1 = q1.fma(FloatVector.broadcast(F, w.get(F32, at1)), a1);
-            a2 = q2.fma(FloatVector.broadcast(F, w.get(F32, at2)), a2);
-            a3 = q3.fma(FloatVector.broadcast(F, w.get(F32, at3)), a3);
-            c0 = xs.fma(FloatVector.broadcast(F, w.get(F32, at0 + 4)), c0);
-            c1 = xs.fma(FloatVector.broadcast(F, w.get(F32, at1 + 4)), c1);
-            c2 = xs.fma(FloatVector.broadcast(F, w.get(F32, at2 + 4)), c2);
-            c3 = xs.fma(FloatVector.broadcast(F, w.get(F32, at3 + 4)), c3);
+            a0 = q0.fma(FloatVector.broadcast(F, (float) F32_AT.get(w, at0)), a0);
+            a1 = q1.fma(FloatVector.broadcast(F, (float) F32_AT.get(w, at1)), a1);
+            a2 = q2.fma(FloatVector.broadcast(F, (float) F32_AT.get(w, at2)), a2);
+            a3 = q3.fma(FloatVector.broadcast(F, (float) F32_AT.get(w, at3)), a3);
+            c0 = xs.fma(FloatVector.broadcast(F, (float) F32_AT.get(w, at0 + 4)), c0);
+            c1 = xs.fma(FloatVector.broadcast(F, (float) F32_AT.get(w, at1 + 4)), c1);
+            c2 = xs.fma(FloatVector.broadcast(F, (float) F32_AT.get(w, at2 + 4)), c2);
+            c3 = xs.fma(FloatVector.broadcast(F, (float) F32_AT.get(w, at3 + 4)), c3);
         }
         out.setAtIndex(F32, row, a0.add(c0).reduceLanes(VectorOperators.ADD));
         out.setAtIndex(F32, row + gap, a1.add(c1).reduceLanes(VectorOperators.ADD));
@@ -231,12 +245,12 @@ final class PackedQ4 implements PackedMatrix, JavaKernels.PanelSource {
     /** {@link #dot4Rows} for machines without 256-bit vectors: one row after the other, in plain loops. */
     private void dot4RowsScalar(float[] x, MemorySegment out, int row, int gap) {
         for (int k = 0; k < 4; k++) {
-            long at = (row + (long) k * gap) * rowBytes;
+            int at = (row + k * gap) * rowBytes;
             float s = 0;
             for (int b = 0; b < cols / BLOCK; b++, at += BLOCK_BYTES) {
-                float scale = data.get(F32, at), offset = data.get(F32, at + 4);
+                float scale = (float) F32_AT.get(data, at), offset = (float) F32_AT.get(data, at + 4);
                 for (int l = 0; l < 16; l++) {
-                    int q = data.get(ValueLayout.JAVA_BYTE, at + NIBBLES_AT + l);
+                    int q = data[at + NIBBLES_AT + l];
                     s += (scale * (q & 0x0F) + offset) * x[BLOCK * b + l];
                     s += (scale * ((q >> 4) & 0x0F) + offset) * x[BLOCK * b + 16 + l];
                 }
