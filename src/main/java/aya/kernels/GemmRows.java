@@ -13,3 +13,10 @@ interface GemmRows {
      */
     void widen(int row, int col, int n, float[] dst, int dstOff);
 }
+
+/** A matrix the Java backend packed at load ({@link JavaKernels#pack}): its decode kernel and its rows for the GEMM. */
+interface JavaPackedMatrix extends PackedMatrix, GemmRows {
+
+    /** out[r] = row r . x for rowStart &lt;= r &lt; rowEnd: one token (x [cols], out [rows]). */
+    void matvec(java.lang.foreign.MemorySegment x, java.lang.foreign.MemorySegment out, int rowStart, int rowEnd);
+}

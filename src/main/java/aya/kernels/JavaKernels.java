@@ -159,6 +159,7 @@ public final class JavaKernels implements Kernels {
     public PackedMatrix pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
         return switch (type) {
             case Q6_K -> PackedQ6K.pack(w, rows, cols, packArena, pool);
+            case Q4_K -> PackedQ4.pack(type, w, rows, cols, pool);
             default -> null; // read in the file's layout
         };
     }
@@ -166,14 +167,15 @@ public final class JavaKernels implements Kernels {
     @Override
     public void matmul(PackedMatrix w, MemorySegment x, MemorySegment out,
                        int tokens, int outStride, int rowStart, int rowEnd) {
-        switch (w) {
-            case PackedQ6K q when tokens < GEMM_MIN_TOKENS -> {
-                for (int t = 0; t < tokens; t++) {
-                    q.matvec(x.asSlice((long) t * q.cols() * 4), out.asSlice((long) t * outStride * 4), rowStart, rowEnd);
-                }
+        if (!(w instanceof JavaPackedMatrix p)) {
+            throw new IllegalArgumentException(w + " was not packed by the java backend");
+        }
+        if (tokens < GEMM_MIN_TOKENS) {
+            for (int t = 0; t < tokens; t++) {
+                p.matvec(x.asSlice((long) t * p.cols() * 4), out.asSlice((long) t * outStride * 4), rowStart, rowEnd);
             }
-            case PackedQ6K q -> gemm(q, x, out, tokens, q.cols(), outStride, rowStart, rowEnd);
-            default -> throw new IllegalArgumentException(w + " was not packed by the java backend");
+        } else {
+            gemm(p, x, out, tokens, p.cols(), outStride, rowStart, rowEnd);
         }
     }
 

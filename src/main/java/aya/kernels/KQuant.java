@@ -4,10 +4,8 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -28,7 +26,8 @@ import java.nio.ByteOrder;
  * the f32 activations, summed in f32. The native kernels keep llama.cpp's (activations quantized to Q8_K / Q8_0 per
  * token, integer dot products). Prefill (tokens >= {@link JavaKernels#GEMM_MIN_TOKENS}) widens panels of rows with
  * {@link #widen}, gguf-py's values bit for bit, for the f32 GEMM; decode runs {@link #matvec}, which widens the
- * Q4_K / Q6_K weights in registers (Q5_0, which Tiny Aya's files do not hold, widens each row, then a dot product).
+ * Q6_K weights in registers (Q5_0, which Tiny Aya's files do not hold, and Q4_K, which the Java backend reads through
+ * its packed copy {@link PackedQ4}, widen each row, then a dot product).
  */
 final class KQuant {
 
@@ -46,7 +45,6 @@ final class KQuant {
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
     private static final boolean VECTOR = FB != null;
     private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I128 = IntVector.SPECIES_128;
 
     private KQuant() {
     }
@@ -93,12 +91,12 @@ final class KQuant {
     }
 
     /** Q4_K's 6-bit scale of sub-block j (0..7) of the block at byte at (get_scale_min_k4). */
-    private static int q4kScale(MemorySegment w, long at, int j) {
+    static int q4kScale(MemorySegment w, long at, int j) {
         return j < 4 ? sc(w, at, j) & 63 : (sc(w, at, j + 4) & 0x0F) | ((sc(w, at, j - 4) >>> 6) << 4);
     }
 
     /** Q4_K's 6-bit min of sub-block j. */
-    private static int q4kMin(MemorySegment w, long at, int j) {
+    static int q4kMin(MemorySegment w, long at, int j) {
         return j < 4 ? sc(w, at, j + 4) & 63 : (sc(w, at, j + 4) >>> 4) | ((sc(w, at, j) >>> 6) << 4);
     }
 
@@ -214,8 +212,8 @@ final class KQuant {
         float[] x = new float[0];
         /** Q6_K: -32 x the sum of each 16 x, [inDim / 16]. */
         float[] groupOffsets = new float[0];
-        /** Q4_K: four rows' block scales and mins; Q6_K: two rows' 16 block scales. */
-        final float[] scales = new float[64];
+        /** Q6_K: two rows' 16 block scales. */
+        final float[] scales = new float[32];
         /** One widened row, for the rows the multi-row kernels leave over. */
         float[] row = new float[0];
     }
@@ -235,11 +233,7 @@ final class KQuant {
         float[] xf = buf.x;
         MemorySegment.copy(x, F32, 0, xf, 0, inDim);
         int r = rowStart;
-        if (VECTOR && type == WeightType.Q4_K) {
-            int gap = (rowEnd - rowStart) / 4;
-            for (; r < rowStart + gap; r++) dot4RowsQ4_K(w, rowBytes, xf, buf.scales, inDim / QK_K, out, r, gap);
-            r = rowStart + 4 * gap;
-        } else if (VECTOR && type == WeightType.Q6_K) {
+        if (VECTOR && type == WeightType.Q6_K) {
             int groups = inDim / 16;
             if (buf.groupOffsets.length < groups) buf.groupOffsets = new float[groups];
             float[] groupOffsets = buf.groupOffsets;
@@ -259,7 +253,9 @@ final class KQuant {
             r = rowEnd;
         }
         if (buf.row.length < inDim) buf.row = new float[inDim];
-        for (; r < rowEnd; r++) { // the rows left over by the multi-row kernels, and every Q5_0 row (rare in files)
+        // the rows left over by the multi-row kernel, and every Q5_0 and Q4_K row (rare in files; the Java backend
+        // reads Q4_K through its packed copy, PackedQ4, and gets here only when called with the file's layout)
+        for (; r < rowEnd; r++) {
             widen(type, w, r * rowBytes, inDim, buf.row, 0);
             out.setAtIndex(F32, r, dot(buf.row, xf, inDim));
         }
@@ -277,92 +273,6 @@ final class KQuant {
             acc = FloatVector.fromArray(F, row, i).fma(FloatVector.fromArray(F, x, i), acc);
         }
         return acc.reduceLanes(VectorOperators.ADD);
-    }
-
-    // Q4_K decode. A block's 16 six-bit scales and mins are unpacked in a 128-bit vector as [scale 0-3, min 0-3,
-    // scale 4-7, min 4-7] (llama.cpp's kmask trick on four ints), widened to floats and multiplied by [d x4, -dmin x4,
-    // d x4, -dmin x4]. With 16 int lanes each sub-block's 16 possible weights (d scale) q - dmin min, q = 0..15, are
-    // a table, built with gguf-py's two roundings, and a nibble becomes its weight by a two-table permute: per 16
-    // weights a permute and an FMA with x, and no per-row sums to scale (fewer live vectors: C2 spilled a version that
-    // kept them). With 8 lanes (AVX2) the permute of 16 entries is not one instruction: the nibbles are masked,
-    // converted and scaled instead (the same values).
-
-    /** The 16 scale bytes from byte 4 of a block as 4 ints [u0, u1, u2, u3]: lanes taken for the scale/min words. */
-    private static final VectorShuffle<Integer> Q4K_WORDS = VectorShuffle.fromValues(I128, 0, 1, 2, 2);
-    private static final VectorShuffle<Integer> Q4K_HIGH_WORDS = VectorShuffle.fromValues(I128, 0, 1, 0, 1);
-    private static final IntVector Q4K_SHIFT = IntVector.fromArray(I128, new int[]{0, 0, 0, 4}, 0);
-    private static final IntVector Q4K_LOW_MASK = IntVector.fromArray(I128, new int[]{0x3f3f3f3f, 0x3f3f3f3f, 0x0f0f0f0f, 0x0f0f0f0f}, 0);
-    private static final IntVector Q4K_HIGH_MASK = IntVector.fromArray(I128, new int[]{0, 0, 0x03030303, 0x03030303}, 0);
-    /** The min lanes of [scale 0-3, min 0-3, scale 4-7, min 4-7] (of the first F.length() of them). */
-    private static final VectorMask<Float> Q4K_MIN_LANES = VectorMask.fromLong(F, 0xF0F0L);
-    private static final boolean LOOKUP = I.length() == 16;
-    /** Lane i holds i as a float: the nibble values of a table. */
-    private static final FloatVector NIBBLES = FloatVector.zero(F).addIndex(1);
-
-    /**
-     * Q4_K rows r, r + gap, r + 2 gap, r + 3 gap (rowBytes each) . x into out. Written out without helper methods: C2
-     * must inline every Vector API call of the four rows, or it boxes the vectors (50x slower; sections 5-6).
-     */
-    private static void dot4RowsQ4_K(MemorySegment w, long rowBytes, float[] x, float[] scales,
-                                     int blocks, MemorySegment out, int r, int gap) {
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
-        for (int b = 0; b < blocks; b++, at0 += 144, at1 += 144, at2 += 144, at3 += 144) {
-            for (int k = 0; k < 4; k++) {
-                long at = k == 0 ? at0 : k == 1 ? at1 : k == 2 ? at2 : at3;
-                IntVector u = IntVector.fromMemorySegment(I128, w, at + 4, LE);
-                ByteVector packed = u.rearrange(Q4K_WORDS).lanewise(VectorOperators.LSHR, Q4K_SHIFT).and(Q4K_LOW_MASK)
-                        .or(u.rearrange(Q4K_HIGH_WORDS).lanewise(VectorOperators.LSHR, 6).and(Q4K_HIGH_MASK).lanewise(VectorOperators.LSHL, 4))
-                        .reinterpretAsBytes();
-                FloatVector dm = FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at)))
-                        .blend(-Float.float16ToFloat(w.get(U16_LE, at + 2)), Q4K_MIN_LANES);
-                for (int p = 0; p < 16 / F.length(); p++) {
-                    ((FloatVector) packed.convertShape(VectorOperators.B2F, F, p)).mul(dm).intoArray(scales, 16 * k + p * F.length());
-                }
-            }
-            for (int j = 0; j < 8; j++) { // sub-block j: the nibbles of bytes 32 (j / 2).., low ones for even j
-                int lane = j % 4 + 8 * (j / 4); // scale j's lane in [scale 0-3, min 0-3, scale 4-7, min 4-7]
-                FloatVector t0, t1, t2, t3;
-                if (LOOKUP) {
-                    t0 = NIBBLES.mul(scales[lane]).add(scales[lane + 4]);
-                    t1 = NIBBLES.mul(scales[16 + lane]).add(scales[16 + lane + 4]);
-                    t2 = NIBBLES.mul(scales[32 + lane]).add(scales[32 + lane + 4]);
-                    t3 = NIBBLES.mul(scales[48 + lane]).add(scales[48 + lane + 4]);
-                } else {
-                    t0 = t1 = t2 = t3 = NIBBLES;
-                }
-                for (int l = 0; l < 32; l += F.length()) {
-                    FloatVector xv = FloatVector.fromArray(F, x, QK_K * b + 32 * j + l);
-                    long q = 16 + 32L * (j / 2) + l;
-                    IntVector n0 = (IntVector) ByteVector.fromMemorySegment(FB, w, at0 + q, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n1 = (IntVector) ByteVector.fromMemorySegment(FB, w, at1 + q, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n2 = (IntVector) ByteVector.fromMemorySegment(FB, w, at2 + q, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n3 = (IntVector) ByteVector.fromMemorySegment(FB, w, at3 + q, LE).convertShape(VectorOperators.B2I, I, 0);
-                    if (j % 2 == 1) {
-                        n0 = n0.lanewise(VectorOperators.ASHR, 4);
-                        n1 = n1.lanewise(VectorOperators.ASHR, 4);
-                        n2 = n2.lanewise(VectorOperators.ASHR, 4);
-                        n3 = n3.lanewise(VectorOperators.ASHR, 4);
-                    }
-                    if (LOOKUP) {
-                        IntVector i0 = t0.reinterpretAsInts(), i1 = t1.reinterpretAsInts(), i2 = t2.reinterpretAsInts(), i3 = t3.reinterpretAsInts();
-                        a0 = n0.selectFrom(i0, i0).reinterpretAsFloats().fma(xv, a0);
-                        a1 = n1.selectFrom(i1, i1).reinterpretAsFloats().fma(xv, a1);
-                        a2 = n2.selectFrom(i2, i2).reinterpretAsFloats().fma(xv, a2);
-                        a3 = n3.selectFrom(i3, i3).reinterpretAsFloats().fma(xv, a3);
-                    } else {
-                        a0 = ((FloatVector) n0.and(15).convert(VectorOperators.I2F, 0)).mul(scales[lane]).add(scales[lane + 4]).fma(xv, a0);
-                        a1 = ((FloatVector) n1.and(15).convert(VectorOperators.I2F, 0)).mul(scales[16 + lane]).add(scales[16 + lane + 4]).fma(xv, a1);
-                        a2 = ((FloatVector) n2.and(15).convert(VectorOperators.I2F, 0)).mul(scales[32 + lane]).add(scales[32 + lane + 4]).fma(xv, a2);
-                        a3 = ((FloatVector) n3.and(15).convert(VectorOperators.I2F, 0)).mul(scales[48 + lane]).add(scales[48 + lane + 4]).fma(xv, a3);
-                    }
-                }
-            }
-        }
-        out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + gap, a1.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 2 * gap, a2.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 3 * gap, a3.reduceLanes(VectorOperators.ADD));
     }
 
     // ---------------------------------------------------------------------------------------------- Q6_K decode

@@ -22,7 +22,7 @@ import java.nio.ByteOrder;
  * failed); int8 values are one widening load and a convert, as Q8_0. The output head of Q4_0 and Q4_K_M files
  * (262144 x 2048) and the Q6_K layer matrices of Q4_K_M files read this copy; section 11 has the numbers.
  */
-record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix, GemmRows {
+record PackedQ6K(MemorySegment data, int rows, int cols) implements JavaPackedMatrix {
 
     /** Bytes of a packed block: 256 int8 values, 16 int8 group scales, f32 d. */
     static final int BLOCK_BYTES = KQuant.QK_K + 16 + Float.BYTES;
@@ -145,7 +145,7 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements PackedMatrix
      * of the slice apart, as JavaKernels' Q8_0 decode (each row streams from its own pages); the rows the passes
      * leave over (at most three) go one at a time through the same kernel with all four rows the same.
      */
-    void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
+    public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
         long rowBytes = rowBytes();
         int blocks = cols / KQuant.QK_K;
         if (!VECTOR) {

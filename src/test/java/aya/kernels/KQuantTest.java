@@ -248,7 +248,7 @@ class KQuantTest {
     }
 
     /**
-     * The decode (1-3 tokens) reads several rows per pass (Q4_K four, a quarter of the slice apart; Q6_K two, half
+     * The decode (1-3 tokens) reads several rows per pass (Q6_K two, half
      * apart, an odd slice's last row paired with itself; the rows left over one at a time): slices of every length
      * 1-13 and some longer, at starts on and off a multiple of four, must give each row of the slice its own row's
      * product and leave every other row unwritten (NaN).
