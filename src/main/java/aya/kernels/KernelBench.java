@@ -104,8 +104,9 @@ public final class KernelBench {
                 MemorySegment x = randomFloats(arena, (long) o.tokens() * 2048, rnd);
                 MemorySegment out = arena.allocate(4L * o.tokens() * 512, 64);
                 for (Kernels k : backends) {
+                    PackedMatrix packed = pack(k, o, w, 512, 2048);
                     for (int tokens : new int[]{1, o.tokens()}) {
-                        time(Math.max(1.0, o.seconds()), () -> matmul(k, o, w, x, out, tokens, 2048, 512, 0, 512));
+                        time(Math.max(1.0, o.seconds()), () -> matmul(k, o, w, packed, x, out, tokens, 2048, 512, 0, 512));
                     }
                 }
             }
@@ -115,15 +116,19 @@ public final class KernelBench {
                 MemorySegment w = randomWeights(arena, o.type(), (long) rows * in, rnd);
                 MemorySegment x = randomFloats(arena, (long) o.tokens() * in, rnd);
                 MemorySegment out = arena.allocate(4L * o.tokens() * rows, 64);
+                List<PackedMatrix> packed = new ArrayList<>(); // what each backend's model would read (Kernels.pack)
+                for (Kernels k : backends) packed.add(pack(k, o, w, rows, in));
                 for (int tokens : new int[]{1, o.tokens()}) {
                     for (int threads : o.threads()) {
                         List<double[]> results = new ArrayList<>();
-                        for (Kernels k : backends) {
+                        for (int kb = 0; kb < backends.size(); kb++) {
+                            Kernels k = backends.get(kb);
+                            PackedMatrix p = packed.get(kb);
                             try (Parallel pool = new Parallel(threads)) {
                                 double[] t = time(o.seconds(), () -> pool.forRange(rows, 16, (wk, a, b) ->
-                                        matmul(k, o, w, x, out, tokens, in, rows, a, b)));
+                                        matmul(k, o, w, p, x, out, tokens, in, rows, a, b)));
                                 double s = t[0];
-                                double bytes = o.type().rowBytes(in) * (double) rows;
+                                double bytes = p != null ? p.byteSize() : o.type().rowBytes(in) * (double) rows;
                                 double flops = 2.0 * rows * in * tokens;
                                 results.add(new double[]{s, tokens == 1 ? bytes / s / 1e9 : flops / s / 1e9,
                                         threads == 1 ? t[1] : Double.NaN});
@@ -169,10 +174,22 @@ public final class KernelBench {
         }
     }
 
-    /** The product being measured: the ordinary matmul, or with --activations bf16 the bf16-activation one. */
-    private static void matmul(Kernels k, Options o, MemorySegment w, MemorySegment x, MemorySegment out, int tokens,
-                               int in, int outStride, int rowStart, int rowEnd) {
+    /** The backend's packed copy of w, as a model on it would read (null: it reads w as is). */
+    private static PackedMatrix pack(Kernels k, Options o, MemorySegment w, int rows, int in) {
+        if (o.bf16Activations()) return null;
+        try (Parallel pool = new Parallel(Runtime.getRuntime().availableProcessors())) {
+            return k.pack(o.type(), w, rows, in, pool);
+        }
+    }
+
+    /**
+     * The product being measured: the ordinary matmul (with the backend's packed copy when it made one, as the model
+     * does), or with --activations bf16 the bf16-activation one.
+     */
+    private static void matmul(Kernels k, Options o, MemorySegment w, PackedMatrix packed, MemorySegment x,
+                               MemorySegment out, int tokens, int in, int outStride, int rowStart, int rowEnd) {
         if (o.bf16Activations()) k.matmulBf16Activations(w, x, out, tokens, in, outStride, rowStart, rowEnd);
+        else if (packed != null) k.matmul(packed, x, out, tokens, outStride, rowStart, rowEnd);
         else k.matmul(o.type(), w, x, out, tokens, in, outStride, rowStart, rowEnd);
     }
 
