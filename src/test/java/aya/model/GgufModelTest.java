@@ -157,7 +157,7 @@ class GgufModelTest {
      * bytes a decode step reads, which aya bench's bandwidth bound uses, count the packed copies instead of the file's.
      */
     @Test
-    void theJavaBackendDecodesQ6_KMatricesThroughItsPackedCopies() {
+    void theJavaBackendDecodesQ6_KAndQ4_KMatricesThroughItsPackedCopies() {
         int[] ids = inputIds();
         Npy.Matrix ref = Npy.read(Path.of(K256_Q4_K_M + ".logits.npy"));
         try (AyaForward model = AyaForward.load(K256_Q4_K_M, Backend.open("java"), 2)) {
@@ -174,9 +174,11 @@ class GgufModelTest {
             int q6k = 0;
             for (String name : products) {
                 var t = model.tensors().get(name);
-                if (t.weightType() == WeightType.Q6_K) {
-                    q6k++;
-                    long copy = t.data().byteSize() / WeightType.Q6_K.blockBytes * 276;
+                if (t.weightType() == WeightType.Q6_K || t.weightType() == WeightType.Q4_K) {
+                    q6k += t.weightType() == WeightType.Q6_K ? 1 : 0;
+                    // the java backend's layouts: 276 bytes per Q6_K block, 24 per 32 weights (192 per Q4_K block)
+                    long copy = t.data().byteSize() / t.weightType().blockBytes
+                            * (t.weightType() == WeightType.Q6_K ? 276 : 192);
                     packed += copy;
                     decode += copy;
                 } else {
