@@ -939,7 +939,13 @@ public final class JavaKernels implements Kernels {
     // ---------------------------------------------------------------------------------------------- bf16 activations
 
     /** Per-thread copy of the activations rounded to bf16 (as f32 values; a byte[] because the Vector API reads those). */
-    private static final ThreadLocal<byte[]> BF16_ROUNDED = ThreadLocal.withInitial(() -> new byte[0]);
+    /**
+     * Per-thread x rounded to bf16. Off-heap like every other activation: the Vector API's loads keep one type profile
+     * per call site, and a heap segment among the native ones made C2 compile the kernels' loads as calls (Java
+     * `--activations bf16` decoded at half the f32 speed; docs/performance-java.md section 12 found the same for packed
+     * weights). An automatic arena: a thread's buffer is freed with the thread.
+     */
+    private static final ThreadLocal<MemorySegment> BF16_ROUNDED = ThreadLocal.withInitial(() -> MemorySegment.NULL);
 
     /**
      * The activations rounded to bf16, then the ordinary f32 path: the same numerics as the native code without
@@ -952,12 +958,11 @@ public final class JavaKernels implements Kernels {
         if (n > Integer.MAX_VALUE / Float.BYTES) {
             throw new IllegalArgumentException("matmulBf16Activations: " + n + " activations is too many");
         }
-        byte[] buffer = BF16_ROUNDED.get();
-        if (buffer.length < n * Float.BYTES) {
-            buffer = new byte[(int) n * Float.BYTES];
-            BF16_ROUNDED.set(buffer);
+        MemorySegment rounded = BF16_ROUNDED.get();
+        if (rounded.byteSize() < n * Float.BYTES) {
+            rounded = Arena.ofAuto().allocate(n * Float.BYTES, 64);
+            BF16_ROUNDED.set(rounded);
         }
-        MemorySegment rounded = MemorySegment.ofArray(buffer);
         roundToBf16(x, rounded, n);
         matmul(WeightType.BF16, w, rounded, out, tokens, inDim, outStride, rowStart, rowEnd);
     }
