@@ -938,7 +938,6 @@ public final class JavaKernels implements Kernels {
 
     // ---------------------------------------------------------------------------------------------- bf16 activations
 
-    /** Per-thread copy of the activations rounded to bf16 (as f32 values; a byte[] because the Vector API reads those). */
     /**
      * Per-thread x rounded to bf16. Off-heap like every other activation: the Vector API's loads keep one type profile
      * per call site, and a heap segment among the native ones made C2 compile the kernels' loads as calls (Java
