@@ -487,8 +487,12 @@ public final class JavaKernels implements Kernels {
     // Integer dot products were slower in Java: the Vector API has no int8 dot-product instruction (vpdpbusd), so
     // every block had to be widened to shorts, multiplied, widened to ints and converted to float anyway.
 
-    /** Bytes to widen into one F vector: 16 for 512-bit F, 8 for 256-bit (there is no 32-bit byte vector for 128). */
-    private static final VectorSpecies<Byte> QB = F.vectorBitSize() >= 256
+    /**
+     * Bytes to widen into one F vector: 16 for 512-bit F, 8 for 256-bit (there is no 32-bit byte vector for 128: null,
+     * and the kernels that need it take their plain loops). Shared by every Java kernel that widens bytes (KQuant,
+     * PackedQ4, PackedQ6K).
+     */
+    static final VectorSpecies<Byte> QB = F.vectorBitSize() >= 256
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
     /** The vector kernels take a block's 32 weights as 2 or 4 vectors of F: 256- and 512-bit F. */
     private static final boolean Q_VECTOR = QB != null && 2 * F.length() <= Quant.BLOCK;

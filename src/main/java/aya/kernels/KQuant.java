@@ -5,7 +5,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -41,8 +40,7 @@ final class KQuant {
     private static final VectorSpecies<Float> F = JavaKernels.F;
     private static final VectorSpecies<Integer> I = JavaKernels.I;
     /** As many bytes as F has floats. */
-    private static final VectorSpecies<Byte> FB = F.vectorBitSize() >= 256
-            ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
+    private static final VectorSpecies<Byte> FB = JavaKernels.QB;
     private static final boolean VECTOR = FB != null;
     private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
 

@@ -4,7 +4,6 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -40,8 +39,7 @@ final class PackedQ4 implements JavaPackedMatrix {
     private static final VectorSpecies<Float> F = JavaKernels.F;
     private static final VectorSpecies<Integer> I = JavaKernels.I;
     /** As many bytes as F has floats: 16 bytes for 16 lanes, 8 for 8 (none below 256-bit vectors). */
-    private static final VectorSpecies<Byte> FB = F.vectorBitSize() >= 256
-            ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
+    private static final VectorSpecies<Byte> FB = JavaKernels.QB;
     /** The vector kernels take a block's 16 nibble bytes in one or two steps: 256- and 512-bit F. */
     private static final boolean VECTOR = FB != null && F.length() <= 16;
     private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;

@@ -3,7 +3,6 @@ package aya.kernels;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
@@ -38,8 +37,7 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements JavaPackedMa
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final VectorSpecies<Float> F = JavaKernels.F;
     /** As many bytes as F has floats (16 for 512-bit F, 8 for 256-bit); below 256 bits the plain loops run. */
-    private static final VectorSpecies<Byte> FB = F.vectorBitSize() >= 256
-            ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
+    private static final VectorSpecies<Byte> FB = JavaKernels.QB;
     private static final boolean VECTOR = FB != null;
 
     @Override
