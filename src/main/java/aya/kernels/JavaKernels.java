@@ -463,21 +463,6 @@ public final class JavaKernels implements Kernels {
         return s;
     }
 
-    /** y[yOff + i] += p * v[vOff + i] for i < n. */
-    private static void axpy(float p, MemorySegment v, long vOff, MemorySegment y, long yOff, int n) {
-        FloatVector pv = FloatVector.broadcast(F, p);
-        int upper = F.loopBound(n);
-        int i = 0;
-        for (; i < upper; i += F.length()) {
-            FloatVector yv = FloatVector.fromMemorySegment(F, y, (yOff + i) * 4L, NATIVE);
-            FloatVector.fromMemorySegment(F, v, (vOff + i) * 4L, NATIVE).fma(pv, yv)
-                    .intoMemorySegment(y, (yOff + i) * 4L, NATIVE);
-        }
-        for (; i < n; i++) {
-            y.setAtIndex(F32, yOff + i, y.getAtIndex(F32, yOff + i) + p * v.getAtIndex(F32, vOff + i));
-        }
-    }
-
     // ---------------------------------------------------------------------------------------------- quantized
 
     // Q8_0 / Q4_0 weights are dequantized to f32 in registers and multiplied with the f32 activations: decode takes
@@ -856,23 +841,106 @@ public final class JavaKernels implements Kernels {
             int count = pos - first + 1;
             long kvOff = (long) kvHead * headDim;
             float[] p = scores(run * count); // p[j * count + (k - first)]: scores, then probabilities, of query j
-            for (int k = first; k <= pos; k++) {
-                long kRow = (k % capacity) * kvDim + kvOff;
-                for (int j = 0; j < run; j++) {
-                    p[j * count + k - first] = dot(q, (long) (item + j) * headDim, kCache, kRow, headDim) * scale;
+            for (int c0 = first; c0 <= pos; ) {
+                int c1 = Math.min(pos + 1, c0 + capacity - c0 % capacity); // not across the ring's end
+                int j = 0;
+                for (; j + 4 <= run; j += 4) {
+                    scores4(q, (long) (item + j) * headDim, headDim, kCache, c0 % capacity, c1 - c0, kvDim, kvOff,
+                            scale, p, j * count + c0 - first, count);
                 }
+                for (; j < run; j++) {
+                    for (int k = c0; k < c1; k++) {
+                        long kRow = (long) (k % capacity) * kvDim + kvOff;
+                        p[j * count + k - first] = dot(q, (long) (item + j) * headDim, kCache, kRow, headDim) * scale;
+                    }
+                }
+                c0 = c1;
             }
             for (int j = 0; j < run; j++) {
                 softmax(p, j * count, count);
                 out.asSlice((long) (item + j) * headDim * 4, headDim * 4L).fill((byte) 0);
             }
-            for (int k = first; k <= pos; k++) {
-                long vRow = (k % capacity) * kvDim + kvOff;
+            // out += p v over the keys in chunks whose value rows stay in L2 while every head of the run reads them;
+            // within a chunk one slice of F.length() dims is summed in registers over all its keys
+            for (int c0 = first, c1; c0 <= pos; c0 = c1) {
+                c1 = Math.min(Math.min(pos + 1, c0 + V_CHUNK), c0 + capacity - c0 % capacity); // not across the ring's end
                 for (int j = 0; j < run; j++) {
-                    axpy(p[j * count + k - first], vCache, vRow, out, (long) (item + j) * headDim, headDim);
+                    weightedSum(p, j * count + c0 - first, vCache, c0 % capacity, c1 - c0, kvDim, kvOff, out,
+                            (long) (item + j) * headDim, headDim);
                 }
             }
             item += run;
+        }
+    }
+
+    /**
+     * p[pOff + j * count + i] = scale * (query j . key row row0 + i) for four queries (at qOff, headDim apart) and
+     * keys i &lt; keys: each key row is loaded once for the four, and the four sums run as independent chains.
+     */
+    private static void scores4(MemorySegment q, long qOff, int headDim, MemorySegment k, int row0, int keys, int kvDim,
+                                long kOff, float scale, float[] p, int pOff, int count) {
+        int upper = F.loopBound(headDim);
+        long q0 = qOff * 4, q1 = q0 + headDim * 4L, q2 = q1 + headDim * 4L, q3 = q2 + headDim * 4L;
+        for (int i = 0; i < keys; i++) {
+            long row = ((long) (row0 + i) * kvDim + kOff) * 4;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            int d = 0;
+            for (; d < upper; d += F.length()) {
+                FloatVector kv = FloatVector.fromMemorySegment(F, k, row + d * 4L, NATIVE);
+                a0 = FloatVector.fromMemorySegment(F, q, q0 + d * 4L, NATIVE).fma(kv, a0);
+                a1 = FloatVector.fromMemorySegment(F, q, q1 + d * 4L, NATIVE).fma(kv, a1);
+                a2 = FloatVector.fromMemorySegment(F, q, q2 + d * 4L, NATIVE).fma(kv, a2);
+                a3 = FloatVector.fromMemorySegment(F, q, q3 + d * 4L, NATIVE).fma(kv, a3);
+            }
+            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+            float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            for (; d < headDim; d++) {
+                float kd = k.get(F32, row + d * 4L);
+                s0 += q.get(F32, q0 + d * 4L) * kd;
+                s1 += q.get(F32, q1 + d * 4L) * kd;
+                s2 += q.get(F32, q2 + d * 4L) * kd;
+                s3 += q.get(F32, q3 + d * 4L) * kd;
+            }
+            p[pOff + i] = s0 * scale;
+            p[pOff + count + i] = s1 * scale;
+            p[pOff + 2 * count + i] = s2 * scale;
+            p[pOff + 3 * count + i] = s3 * scale;
+        }
+    }
+
+    /** Keys per pass of the weighted sum of values: 256 value rows of one KV head (128 dims: 128 KB) stay in L2. */
+    private static final int V_CHUNK = 256;
+
+    /**
+     * y[yOff, yOff + n) += sum over keys i < keys of p[pOff + i] * v[(row0 + i) * kvDim + vOff, ... + n): value rows
+     * row0.. of the cache (a stretch that does not wrap). Each F.length() dims are summed over all the keys in two
+     * registers (the FMA latency), then added to y once.
+     */
+    private static void weightedSum(float[] p, int pOff, MemorySegment v, int row0, int keys, int kvDim,
+                                    long vOff, MemorySegment y, long yOff, int n) {
+        long stride = (long) kvDim * 4;
+        long base = ((long) row0 * kvDim + vOff) * 4;
+        int upper = F.loopBound(n);
+        int d = 0;
+        for (; d < upper; d += F.length()) {
+            FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
+            long at = base + d * 4L;
+            int i = 0;
+            for (; i + 1 < keys; i += 2, at += 2 * stride) {
+                acc0 = FloatVector.fromMemorySegment(F, v, at, NATIVE).fma(FloatVector.broadcast(F, p[pOff + i]), acc0);
+                acc1 = FloatVector.fromMemorySegment(F, v, at + stride, NATIVE).fma(FloatVector.broadcast(F, p[pOff + i + 1]), acc1);
+            }
+            if (i < keys) {
+                acc0 = FloatVector.fromMemorySegment(F, v, at, NATIVE).fma(FloatVector.broadcast(F, p[pOff + i]), acc0);
+            }
+            acc0.add(acc1).add(FloatVector.fromMemorySegment(F, y, (yOff + d) * 4, NATIVE)).intoMemorySegment(y, (yOff + d) * 4, NATIVE);
+        }
+        for (; d < n; d++) {
+            float s = 0;
+            for (int i = 0; i < keys; i++) {
+                s += p[pOff + i] * v.getAtIndex(F32, (long) (row0 + i) * kvDim + vOff + d);
+            }
+            y.setAtIndex(F32, yOff + d, y.getAtIndex(F32, yOff + d) + s);
         }
     }
 
@@ -888,21 +956,36 @@ public final class JavaKernels implements Kernels {
         return p;
     }
 
-    /** Softmax in place over p[off, off + n), max-subtracted, in f32. */
+    /** Softmax in place over p[off, off + n), max-subtracted, in f32 (EXP: the JDK's vector exp, as in swiglu). */
     private static void softmax(float[] p, int off, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = off; i < off + n; i++) {
-            max = Math.max(max, p[i]);
+        int upper = F.loopBound(n);
+        FloatVector maxV = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            maxV = maxV.max(FloatVector.fromArray(F, p, off + i));
         }
-        float sum = 0;
-        for (int i = off; i < off + n; i++) {
-            float e = (float) Math.exp(p[i] - max);
-            p[i] = e;
+        float max = maxV.reduceLanes(VectorOperators.MAX);
+        for (; i < n; i++) {
+            max = Math.max(max, p[off + i]);
+        }
+        FloatVector sumV = FloatVector.zero(F);
+        for (i = 0; i < upper; i += F.length()) {
+            FloatVector e = FloatVector.fromArray(F, p, off + i).sub(max).lanewise(VectorOperators.EXP);
+            e.intoArray(p, off + i);
+            sumV = sumV.add(e);
+        }
+        float sum = sumV.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            float e = (float) Math.exp(p[off + i] - max);
+            p[off + i] = e;
             sum += e;
         }
         float inv = 1f / sum;
-        for (int i = off; i < off + n; i++) {
-            p[i] *= inv;
+        for (i = 0; i < upper; i += F.length()) {
+            FloatVector.fromArray(F, p, off + i).mul(inv).intoArray(p, off + i);
+        }
+        for (; i < n; i++) {
+            p[off + i] *= inv;
         }
     }
 
@@ -924,18 +1007,34 @@ public final class JavaKernels implements Kernels {
 
     @Override
     public void softmax(MemorySegment x, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
+        // as the attention's softmax: vector max, the JDK's vector exp, one scale
+        int upper = F.loopBound(n);
+        FloatVector maxV = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        int i = 0;
+        for (; i < upper; i += F.length()) {
+            maxV = maxV.max(FloatVector.fromMemorySegment(F, x, i * 4L, NATIVE));
+        }
+        float max = maxV.reduceLanes(VectorOperators.MAX);
+        for (; i < n; i++) {
             max = Math.max(max, x.getAtIndex(F32, i));
         }
-        float sum = 0;
-        for (int i = 0; i < n; i++) {
+        FloatVector sumV = FloatVector.zero(F);
+        for (i = 0; i < upper; i += F.length()) {
+            FloatVector e = FloatVector.fromMemorySegment(F, x, i * 4L, NATIVE).sub(max).lanewise(VectorOperators.EXP);
+            e.intoMemorySegment(x, i * 4L, NATIVE);
+            sumV = sumV.add(e);
+        }
+        float sum = sumV.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
             float e = (float) Math.exp(x.getAtIndex(F32, i) - max);
             x.setAtIndex(F32, i, e);
             sum += e;
         }
         float inv = 1f / sum;
-        for (int i = 0; i < n; i++) {
+        for (i = 0; i < upper; i += F.length()) {
+            FloatVector.fromMemorySegment(F, x, i * 4L, NATIVE).mul(inv).intoMemorySegment(x, i * 4L, NATIVE);
+        }
+        for (; i < n; i++) {
             x.setAtIndex(F32, i, x.getAtIndex(F32, i) * inv);
         }
     }

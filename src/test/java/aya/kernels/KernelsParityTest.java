@@ -265,9 +265,10 @@ class KernelsParityTest {
                 {2, 40, 64, 0, 33}, {6, 4094, 4096, 4096, 8},
         };
         SplittableRandom rnd = new SplittableRandom(11);
-        for (int[] c : cases) {
+        // GQA groups of 3, 4 (Tiny Aya's 16 / 4) and 5 (four heads together and one left over)
+        for (int[] c : cases) for (int heads : new int[] {6, 8, 10}) {
             int tokens = c[0], pos0 = c[1], capacity = c[2], window = c[3], headDim = c[4];
-            int heads = 6, kvHeads = 2, group = heads / kvHeads, items = tokens * heads;
+            int kvHeads = 2, group = heads / kvHeads, items = tokens * heads;
             float[] q = random(rnd, items * headDim, -1, 1);
             float[] kc = random(rnd, capacity * kvHeads * headDim, -1, 1);
             float[] vc = random(rnd, capacity * kvHeads * headDim, -1, 1);
@@ -299,8 +300,8 @@ class KernelsParityTest {
                         double want = 0;
                         for (int p = lo; p <= pos; p++) want += scores[p - lo] / sum * vc[(p % capacity) * kvHeads * headDim + kvBase + i];
                         float g = got[(t * heads + h) * headDim + i];
-                        assertEquals(want, g, 1e-5, backend + String.format(" attention tokens=%d pos0=%d cap=%d window=%d t=%d h=%d i=%d",
-                                tokens, pos0, capacity, window, t, h, i));
+                        assertEquals(want, g, 1e-5, backend + String.format(" attention heads=%d tokens=%d pos0=%d cap=%d window=%d t=%d h=%d i=%d",
+                                heads, tokens, pos0, capacity, window, t, h, i));
                     }
                 }
             }
