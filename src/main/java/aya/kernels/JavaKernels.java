@@ -290,46 +290,7 @@ public final class JavaKernels implements Kernels {
     private static void kernel6x2(float[] panel, int p, int kc, MemorySegment xt, int xo, float[] acc, int c) {
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
         FloatVector a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
-        int k = 0;
-        // two k per iteration: C2 does not unroll a loop this big, and each row's broadcast address is then computed
-        // once for two loads (the loop's integer work was a third of its instructions)
-        for (; k < kc - 1; k += 2) {
-            long at = (xo + (long) k * TW) * 4;
-            FloatVector x0 = FloatVector.fromMemorySegment(F, xt, at, NATIVE);
-            FloatVector x1 = FloatVector.fromMemorySegment(F, xt, at + 4L * F.length(), NATIVE);
-            FloatVector y0 = FloatVector.fromMemorySegment(F, xt, at + 4L * TW, NATIVE);
-            FloatVector y1 = FloatVector.fromMemorySegment(F, xt, at + 4L * (TW + F.length()), NATIVE);
-            int q = p + k;
-            FloatVector w = FloatVector.broadcast(F, panel[q]), v = FloatVector.broadcast(F, panel[q + 1]);
-            a00 = y0.fma(v, x0.fma(w, a00));
-            a01 = y1.fma(v, x1.fma(w, a01));
-            q += kc;
-            w = FloatVector.broadcast(F, panel[q]);
-            v = FloatVector.broadcast(F, panel[q + 1]);
-            a10 = y0.fma(v, x0.fma(w, a10));
-            a11 = y1.fma(v, x1.fma(w, a11));
-            q += kc;
-            w = FloatVector.broadcast(F, panel[q]);
-            v = FloatVector.broadcast(F, panel[q + 1]);
-            a20 = y0.fma(v, x0.fma(w, a20));
-            a21 = y1.fma(v, x1.fma(w, a21));
-            q += kc;
-            w = FloatVector.broadcast(F, panel[q]);
-            v = FloatVector.broadcast(F, panel[q + 1]);
-            a30 = y0.fma(v, x0.fma(w, a30));
-            a31 = y1.fma(v, x1.fma(w, a31));
-            q += kc;
-            w = FloatVector.broadcast(F, panel[q]);
-            v = FloatVector.broadcast(F, panel[q + 1]);
-            a40 = y0.fma(v, x0.fma(w, a40));
-            a41 = y1.fma(v, x1.fma(w, a41));
-            q += kc;
-            w = FloatVector.broadcast(F, panel[q]);
-            v = FloatVector.broadcast(F, panel[q + 1]);
-            a50 = y0.fma(v, x0.fma(w, a50));
-            a51 = y1.fma(v, x1.fma(w, a51));
-        }
-        for (; k < kc; k++) { // an odd kc's last column
+        for (int k = 0; k < kc; k++) {
             FloatVector x0 = FloatVector.fromMemorySegment(F, xt, (xo + (long) k * TW) * 4, NATIVE);
             FloatVector x1 = FloatVector.fromMemorySegment(F, xt, (xo + (long) k * TW + F.length()) * 4, NATIVE);
             FloatVector w = FloatVector.broadcast(F, panel[p + k]);

@@ -224,8 +224,7 @@ class JavaKernelsTest {
     /**
      * The prefill GEMM at the edges of its blocking, whatever the vector width: tokens around the tile (TW), the
      * one-vector tail and the pass size (NC), inDim around the k block (KC), past the widening pass (KR) and not a
-     * multiple of the vector length, odd and even k blocks (the micro-kernel takes k two at a time), rows around the
-     * micro-kernel (RB) and the row block (MC), row ranges cut at odd places, outStride gaps.
+     * multiple of the vector length, rows around the micro-kernel (RB) and the row block (MC), row ranges cut at odd places, outStride gaps.
      */
     @Test
     void gemmMatchesScalarLoopsAtTileAndBlockEdges() {
@@ -240,8 +239,6 @@ class JavaKernelsTest {
                 {JavaKernels.MC + 5, JavaKernels.KC + 9, 2 * JavaKernels.TW + half - 3, 0, 0},
                 {11, 21, JavaKernels.NC + half + 1, 2, 10},
                 {JavaKernels.RB + 1, JavaKernels.KR + JavaKernels.KC + 3, JavaKernels.TW + 1, 2, 5},
-                {JavaKernels.RB, 2, JavaKernels.TW, 0, 3}, // one pass of the micro-kernel's two-k loop, no odd k left
-                {JavaKernels.RB, 3, JavaKernels.TW + JavaKernels.F.length(), 1, 2}, // one pass and the odd k
         };
         for (WeightType type : new WeightType[] {WeightType.BF16, WeightType.F32, WeightType.F16}) {
             for (int[] shape : shapes) {
