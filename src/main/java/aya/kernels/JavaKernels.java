@@ -125,12 +125,19 @@ public final class JavaKernels implements Kernels {
             }
             return;
         }
-        gemm((row, col, n, dst, dstOff) -> widenRow(type, w, (long) row * inDim + col, n, dst, dstOff),
-                x, out, tokens, inDim, outStride, rowStart, rowEnd);
+        gemm(fileRows(type, w, inDim), x, false, out, tokens, inDim, outStride, rowStart, rowEnd);
     }
 
-    /** Prefill: out = w x for tokens >= GEMM_MIN_TOKENS, NC tokens per pass, through GEMM scratch of this backend. */
-    private void gemm(GemmRows w, MemorySegment x, MemorySegment out,
+    /** The rows of a matrix read in its file's layout, widened to f32 for the GEMM. */
+    private static GemmRows fileRows(WeightType type, MemorySegment w, int inDim) {
+        return (row, col, n, dst, dstOff) -> widenRow(type, w, (long) row * inDim + col, n, dst, dstOff);
+    }
+
+    /**
+     * Prefill: out = w x for tokens >= GEMM_MIN_TOKENS, NC tokens per pass, through GEMM scratch of this backend;
+     * with roundX, x is rounded to bf16 on its way into the token tiles (--activations bf16).
+     */
+    private void gemm(GemmRows w, MemorySegment x, boolean roundX, MemorySegment out,
                       int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
         Gemm g = gemmScratch.pollFirst();
         if (g == null) g = new Gemm();
@@ -139,7 +146,7 @@ public final class JavaKernels implements Kernels {
                 g.grow(inDim);
             }
             for (int t0 = 0; t0 < tokens; t0 += NC) {
-                gemm(w, x, out, t0, Math.min(NC, tokens - t0), inDim, outStride, rowStart, rowEnd, g);
+                gemm(w, x, roundX, out, t0, Math.min(NC, tokens - t0), inDim, outStride, rowStart, rowEnd, g);
             }
         } finally {
             if (closed) {
@@ -175,7 +182,7 @@ public final class JavaKernels implements Kernels {
                 p.matvec(x.asSlice((long) t * p.cols() * 4), out.asSlice((long) t * outStride * 4), rowStart, rowEnd);
             }
         } else {
-            gemm(p, x, out, tokens, p.cols(), outStride, rowStart, rowEnd);
+            gemm(p, x, false, out, tokens, p.cols(), outStride, rowStart, rowEnd);
         }
     }
 
@@ -198,12 +205,12 @@ public final class JavaKernels implements Kernels {
      * (row by row), then for each KC block of those run every token tile over it, RB rows at a time. Zero rows and zero tokens pad the last blocks
      * (their sums are never stored; zeros just keep those lanes finite).
      */
-    private static void gemm(GemmRows w, MemorySegment x, MemorySegment out, int t0, int tokens,
+    private static void gemm(GemmRows w, MemorySegment x, boolean roundX, MemorySegment out, int t0, int tokens,
                              int inDim, int outStride, int rowStart, int rowEnd, Gemm g) {
         int padded = (tokens + F.length() - 1) / F.length() * F.length();
         MemorySegment xt = g.xt;
         float[] panel = g.panel, acc = g.acc;
-        transpose(x, t0, tokens, padded, inDim, xt, g.stage);
+        transpose(x, roundX, t0, tokens, padded, inDim, xt, g.stage);
         for (int r0 = rowStart; r0 < rowEnd; r0 += MC) {
             int rows = Math.min(MC, rowEnd - r0);
             int blocks = (rows + RB - 1) / RB;
@@ -244,17 +251,24 @@ public final class JavaKernels implements Kernels {
     }
 
     /**
-     * Tokens [t0, t0 + tokens) of x [.., inDim] into xt as token tiles (see {@link Gemm#xt}); tokens up to padded are
-     * zero. KC columns at a time go through a heap copy, so the transposing loop is plain array code.
+     * Tokens [t0, t0 + tokens) of x [.., inDim] into xt as token tiles (see {@link Gemm#xt}), each value rounded to
+     * bf16 if roundX; tokens up to padded are zero. KC columns at a time go through a heap copy, so the transposing
+     * loop is plain array code.
      */
-    private static void transpose(MemorySegment x, int t0, int tokens, int padded, int inDim, MemorySegment xt, float[] stage) {
+    private static void transpose(MemorySegment x, boolean roundX, int t0, int tokens, int padded, int inDim,
+                                  MemorySegment xt, float[] stage) {
         for (int tile = 0; tile < padded; tile += TW) {
             int width = Math.min(TW, padded - tile);
             int real = Math.min(width, tokens - tile); // the rest of the tile is zero padding
             for (int k0 = 0; k0 < inDim; k0 += KC) {
                 int kc = Math.min(KC, inDim - k0);
                 for (int j = 0; j < real; j++) {
-                    MemorySegment.copy(x, F32, ((long) (t0 + tile + j) * inDim + k0) * 4, stage, j * KC, kc);
+                    long from = (long) (t0 + tile + j) * inDim + k0;
+                    if (roundX) {
+                        roundToBf16(x, from, stage, j * KC, kc);
+                    } else {
+                        MemorySegment.copy(x, F32, from * 4, stage, j * KC, kc);
+                    }
                 }
                 int at = tile * inDim + k0 * width;
                 for (int k = 0; k < kc; k++, at += width) {
@@ -1056,6 +1070,10 @@ public final class JavaKernels implements Kernels {
     @Override
     public void matmulBf16Activations(MemorySegment w, MemorySegment x, MemorySegment out,
                                       int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
+        if (tokens >= GEMM_MIN_TOKENS) { // rounded in the GEMM's transpose of x: no pass over a copy of x
+            gemm(fileRows(WeightType.BF16, w, inDim), x, true, out, tokens, inDim, outStride, rowStart, rowEnd);
+            return;
+        }
         long n = (long) tokens * inDim;
         if (n > Integer.MAX_VALUE / Float.BYTES) {
             throw new IllegalArgumentException("matmulBf16Activations: " + n + " activations is too many");
@@ -1069,21 +1087,40 @@ public final class JavaKernels implements Kernels {
         matmul(WeightType.BF16, w, rounded, out, tokens, inDim, outStride, rowStart, rowEnd);
     }
 
-    /** to[i] = roundToBf16(from[i]) for i &lt; n, bit for bit, a vector at a time (every piece of a call rounds x). */
+    /** to[i] = roundToBf16(from[i]) for i &lt; n, bit for bit, a vector at a time (every piece of a decode call rounds x). */
     static void roundToBf16(MemorySegment from, MemorySegment to, long n) {
         long i = 0;
         for (long end = n - n % F.length(); i < end; i += F.length()) {
-            IntVector bits = FloatVector.fromMemorySegment(F, from, i * 4, NATIVE).reinterpretAsInts();
-            IntVector magnitude = bits.and(0x7fffffff);
-            IntVector nearestEven = bits.add(bits.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7fff).and(0xffff0000);
-            IntVector rounded = nearestEven
-                    .blend(bits.and(0x80000000), magnitude.lt(0x00800000))                        // denormal: signed zero
-                    .blend(bits.and(0xffff0000).or(0x00400000), magnitude.compare(VectorOperators.GT, 0x7f800000)); // quiet NaN
-            rounded.reinterpretAsFloats().intoMemorySegment(to, i * 4, NATIVE);
+            roundToBf16(FloatVector.fromMemorySegment(F, from, i * 4, NATIVE)).intoMemorySegment(to, i * 4, NATIVE);
         }
         for (; i < n; i++) {
             to.setAtIndex(F32, i, roundToBf16(from.getAtIndex(F32, i)));
         }
+    }
+
+    /**
+     * to[toOff + i] = roundToBf16(from[fromIndex + i]) for i &lt; n: the GEMM's copy of x into its heap stage (the
+     * destination is a float[], not a heap segment: a heap segment would share the loads' type profile, see above).
+     */
+    static void roundToBf16(MemorySegment from, long fromIndex, float[] to, int toOff, int n) {
+        int i = 0;
+        for (int end = F.loopBound(n); i < end; i += F.length()) {
+            roundToBf16(FloatVector.fromMemorySegment(F, from, (fromIndex + i) * 4, NATIVE)).intoArray(to, toOff + i);
+        }
+        for (; i < n; i++) {
+            to[toOff + i] = roundToBf16(from.getAtIndex(F32, fromIndex + i));
+        }
+    }
+
+    /** Every lane of v rounded as {@link #roundToBf16(float)} does, bit for bit. */
+    private static FloatVector roundToBf16(FloatVector v) {
+        IntVector bits = v.reinterpretAsInts();
+        IntVector magnitude = bits.and(0x7fffffff);
+        IntVector nearestEven = bits.add(bits.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7fff).and(0xffff0000);
+        IntVector rounded = nearestEven
+                .blend(bits.and(0x80000000), magnitude.lt(0x00800000))                        // denormal: signed zero
+                .blend(bits.and(0xffff0000).or(0x00400000), magnitude.compare(VectorOperators.GT, 0x7f800000)); // quiet NaN
+        return rounded.reinterpretAsFloats();
     }
 
     /**

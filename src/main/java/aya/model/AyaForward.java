@@ -48,6 +48,8 @@ public final class AyaForward implements AutoCloseable {
      * cheap next to the weights in a decode step (see {@link #pieceRows}).
      */
     static final int PIECES_PER_THREAD = 4;
+    /** Pieces per thread of a prefill job: see {@link #pieceRows}. */
+    static final int PREFILL_PIECES_PER_THREAD = 2;
     /** Tokens a step may have for the kernels' decode loop (AYA_MV_FEW_TOKENS in native/src/kernels_internal.h). */
     static final int FEW_TOKENS = 8;
 
@@ -927,11 +929,12 @@ public final class AyaForward implements AutoCloseable {
     /**
      * Rows per piece of a job over {@code rows} rows and {@code tokens} tokens, a multiple of {@code align}:
      * PIECES_PER_THREAD pieces per thread for a decode step (up to {@link #FEW_TOKENS} tokens: one token, or a batch of
-     * decoding sequences, where the kernels stream the weights once and a late thread would leave the other idle), one
-     * per thread for prefill blocks (each piece packs its activations for the GEMM).
+     * decoding sequences, where the kernels stream the weights once and a late thread would leave the other idle),
+     * PREFILL_PIECES_PER_THREAD for prefill blocks (each piece packs its activations for the GEMM again, ~4% of a
+     * piece's time at 128 tokens; fewer pieces would leave a thread idle whenever the other is descheduled).
      */
     private int pieceRows(int rows, int align, int tokens) {
-        int pieces = pool.threads() * (tokens <= FEW_TOKENS ? PIECES_PER_THREAD : 1);
+        int pieces = pool.threads() * (tokens <= FEW_TOKENS ? PIECES_PER_THREAD : PREFILL_PIECES_PER_THREAD);
         long blocks = ((long) rows + align - 1) / align;
         return (int) ((blocks + pieces - 1) / pieces * align);
     }

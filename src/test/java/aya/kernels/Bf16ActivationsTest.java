@@ -79,10 +79,59 @@ class Bf16ActivationsTest {
                     from.setAtIndex(ValueLayout.JAVA_INT, i, bits);
                 }
                 JavaKernels.roundToBf16(from, to, n);
+                float[] staged = new float[n + 4];
+                JavaKernels.roundToBf16(from, 1, staged, 3, n - 1); // the GEMM's copy into its stage, at offsets
                 for (int i = 0; i < n; i++) {
                     float v = from.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-                    assertEquals(Float.floatToRawIntBits(JavaKernels.roundToBf16(v)), to.getAtIndex(ValueLayout.JAVA_INT, i),
-                            "n " + n + ", bits " + Integer.toHexString(from.getAtIndex(ValueLayout.JAVA_INT, i)));
+                    String what = "n " + n + ", bits " + Integer.toHexString(from.getAtIndex(ValueLayout.JAVA_INT, i));
+                    assertEquals(Float.floatToRawIntBits(JavaKernels.roundToBf16(v)), to.getAtIndex(ValueLayout.JAVA_INT, i), what);
+                    if (i >= 1) {
+                        assertEquals(Float.floatToRawIntBits(JavaKernels.roundToBf16(v)), Float.floatToRawIntBits(staged[i + 2]),
+                                "into an array: " + what);
+                    }
+                }
+                assertEquals(0f, staged[2], "into an array: wrote before toOff");
+                assertEquals(0f, staged[n + 2], "into an array: wrote past n");
+            }
+        }
+    }
+
+    /**
+     * The Java prefill GEMM rounds x while it transposes it into token tiles: the result must be bit for bit the f32
+     * GEMM's over x rounded beforehand by the scalar roundToBf16 (same products, same order of sums), for tokens
+     * around the GEMM's tile and pass sizes and inDim around its k block, with ties, denormals and huge values in x.
+     */
+    @Test
+    void javaGemmRoundsXAsTheScalarRoundingDoes() {
+        JavaKernels k = new JavaKernels();
+        SplittableRandom random = new SplittableRandom(17);
+        int[][] shapes = { // rows, inDim, tokens
+                {7, JavaKernels.KC + 3, JavaKernels.GEMM_MIN_TOKENS}, {13, 2 * JavaKernels.KC, JavaKernels.TW + 1},
+                {JavaKernels.RB, 33, JavaKernels.NC + 5}, {20, JavaKernels.F.length() - 1, JavaKernels.TW - 1}};
+        int[] special = {0x3f808000, 0x3f818000, 0xbf808000, 0x00000001, 0x807fffff, 0x7f7fffff, 0x7f7f8000, 0x80000000};
+        try (Arena arena = Arena.ofConfined()) {
+            for (int[] shape : shapes) {
+                int rows = shape[0], inDim = shape[1], tokens = shape[2];
+                long n = (long) tokens * inDim;
+                MemorySegment w = arena.allocate(2L * rows * inDim, 64);
+                MemorySegment x = arena.allocate(4 * n, 64), rounded = arena.allocate(4 * n, 64);
+                MemorySegment out = arena.allocate(4L * tokens * rows, 64), want = arena.allocate(4L * tokens * rows, 64);
+                for (long i = 0; i < (long) rows * inDim; i++) {
+                    w.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits((float) random.nextDouble(-2, 2)) >>> 16));
+                }
+                for (long i = 0; i < n; i++) {
+                    int bits = random.nextInt(50) == 0 ? special[random.nextInt(special.length)]
+                            : Float.floatToRawIntBits((float) random.nextDouble(-1, 1));
+                    x.setAtIndex(ValueLayout.JAVA_INT, i, bits);
+                    rounded.setAtIndex(ValueLayout.JAVA_FLOAT, i, JavaKernels.roundToBf16(Float.intBitsToFloat(bits)));
+                }
+                int cut = rows / 2 + 1;
+                k.matmulBf16Activations(w, x, out, tokens, inDim, rows, 0, cut);
+                k.matmulBf16Activations(w, x, out, tokens, inDim, rows, cut, rows);
+                k.matmul(WeightType.BF16, w, rounded, want, tokens, inDim, rows, 0, rows);
+                for (long i = 0; i < (long) tokens * rows; i++) {
+                    assertEquals(want.getAtIndex(ValueLayout.JAVA_INT, i), out.getAtIndex(ValueLayout.JAVA_INT, i),
+                            rows + "x" + inDim + " tokens " + tokens + ": out element " + i);
                 }
             }
         }
