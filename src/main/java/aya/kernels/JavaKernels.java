@@ -159,7 +159,7 @@ public final class JavaKernels implements Kernels {
     public PackedMatrix pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
         return switch (type) {
             case Q6_K -> PackedQ6K.pack(w, rows, cols, packArena, pool);
-            case Q4_K -> PackedQ4.pack(type, w, rows, cols, pool);
+            case Q4_0, Q4_K -> PackedNibbles.pack(type, w, rows, cols, pool);
             default -> null; // read in the file's layout
         };
     }
