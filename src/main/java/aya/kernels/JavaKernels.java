@@ -166,7 +166,7 @@ public final class JavaKernels implements Kernels {
     public PackedMatrix pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
         return switch (type) {
             case Q6_K -> PackedQ6K.pack(w, rows, cols, packArena, pool);
-            case Q4_K -> PackedQ4.pack(type, w, rows, cols, pool);
+            case Q4_0, Q4_K -> PackedNibbles.pack(type, w, rows, cols, pool);
             default -> null; // read in the file's layout
         };
     }
@@ -489,7 +489,7 @@ public final class JavaKernels implements Kernels {
     /**
      * Bytes to widen into one F vector: 16 for 512-bit F, 8 for 256-bit (there is no 32-bit byte vector for 128: null,
      * and the kernels that need it take their plain loops). Shared by every Java kernel that widens bytes (KQuant,
-     * PackedQ4, PackedQ6K).
+     * PackedQ6K).
      */
     static final VectorSpecies<Byte> QB = F.vectorBitSize() >= 256
             ? VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4)) : null;
@@ -517,18 +517,16 @@ public final class JavaKernels implements Kernels {
                 int gap = (rowEnd - rowStart) / 4;
                 for (; r < rowStart + gap; r++) dot4RowsQ8_0(w, rowBytes, x, blocks, out, r, gap);
                 r = rowStart + 4 * gap;
-            } else {
-                int gap = (rowEnd - rowStart) / 4;
-                for (; r < rowStart + gap; r++) dot4RowsQ4_0(w, rowBytes, x, blocks, out, r, gap);
-                r = rowStart + 4 * gap;
             }
+            // Q4_0: the model decodes its packed copy (PackedNibbles); a direct call in the file's layout (tests, a
+            // caller that did not pack) widens each row below and takes a dot product
         }
         float[] row = ROW_F32.get();
         if (row.length < inDim) {
             row = new float[inDim];
             ROW_F32.set(row);
         }
-        for (; r < rowEnd; r++) { // the rows left over by the multi-row kernels (at most three)
+        for (; r < rowEnd; r++) { // the rows left over by the multi-row kernels (at most three), and Q4_0's
             widenQuantized(type, w, r * rowBytes, inDim, row, 0);
             float s = 0;
             for (int i = 0; i < inDim; i++) s += row[i] * x.getAtIndex(F32, i);
@@ -588,79 +586,6 @@ public final class JavaKernels implements Kernels {
             a1 = s1.fma(scale(w, at1), a1);
             a2 = s2.fma(scale(w, at2), a2);
             a3 = s3.fma(scale(w, at3), a3);
-        }
-        out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + gap, a1.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 2 * gap, a2.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 3 * gap, a3.reduceLanes(VectorOperators.ADD));
-    }
-
-    /**
-     * Q4_0 rows r, r + gap, r + 2 gap, r + 3 gap (byte j of a block holds element j in its low nibble, element j + 16 in
-     * its high one), as dot4RowsQ8_0 with the nibbles in int lanes made weights: with 16 lanes as low() and high() do,
-     * with 8 (AVX2, where the look-up is slow) masked and converted, the offset -8 taken once per block. Written out
-     * without helper methods: through low() / high() C2 stopped inlining the Vector API calls of four rows ("inlining
-     * too deep") and boxed their vectors on the heap (50-60x slower); flat, four rows inline and compile to registers.
-     */
-    private static void dot4RowsQ4_0(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
-                                     MemorySegment out, int r, int gap) {
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
-        for (int b = 0; b < blocks; b++, at0 += 18, at1 += 18, at2 += 18, at3 += 18) {
-            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-            if (Q4_LOOKUP) {
-                for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
-                    long xo = (b * (long) Quant.BLOCK + j) * 4;
-                    FloatVector lo = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
-                    FloatVector hi = FloatVector.fromMemorySegment(F, x, xo + Quant.BLOCK / 2 * 4, NATIVE);
-                    IntVector n0 = (IntVector) ByteVector.fromMemorySegment(QB, w, at0 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n1 = (IntVector) ByteVector.fromMemorySegment(QB, w, at1 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n2 = (IntVector) ByteVector.fromMemorySegment(QB, w, at2 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n3 = (IntVector) ByteVector.fromMemorySegment(QB, w, at3 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector m0 = n0.lanewise(VectorOperators.ASHR, 4), m1 = n1.lanewise(VectorOperators.ASHR, 4);
-                    IntVector m2 = n2.lanewise(VectorOperators.ASHR, 4), m3 = n3.lanewise(VectorOperators.ASHR, 4);
-                    s0 = n0.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s0);
-                    s1 = n1.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s1);
-                    s2 = n2.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s2);
-                    s3 = n3.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(lo, s3);
-                    s0 = m0.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s0);
-                    s1 = m1.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s1);
-                    s2 = m2.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s2);
-                    s3 = m3.selectFrom(Q4_VALUES_A, Q4_VALUES_B).reinterpretAsFloats().fma(hi, s3);
-                }
-            } else {
-                // low nibble q against x, high nibble masked in place (16 q, no shift) against x / 16 (exact), and
-                // the -8 of every weight once per block as -8 times x's lanes: 19 operations per row and block, not 24
-                FloatVector xs = FloatVector.zero(F);
-                for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
-                    long xo = (b * (long) Quant.BLOCK + j) * 4;
-                    FloatVector lo = FloatVector.fromMemorySegment(F, x, xo, NATIVE);
-                    FloatVector hi = FloatVector.fromMemorySegment(F, x, xo + Quant.BLOCK / 2 * 4, NATIVE);
-                    xs = xs.add(lo).add(hi);
-                    hi = hi.mul(1f / 16);
-                    IntVector n0 = (IntVector) ByteVector.fromMemorySegment(QB, w, at0 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n1 = (IntVector) ByteVector.fromMemorySegment(QB, w, at1 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n2 = (IntVector) ByteVector.fromMemorySegment(QB, w, at2 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                    IntVector n3 = (IntVector) ByteVector.fromMemorySegment(QB, w, at3 + 2 + j, LE).convertShape(VectorOperators.B2I, I, 0);
-                    s0 = ((FloatVector) n0.and(15).convert(VectorOperators.I2F, 0)).fma(lo, s0);
-                    s1 = ((FloatVector) n1.and(15).convert(VectorOperators.I2F, 0)).fma(lo, s1);
-                    s2 = ((FloatVector) n2.and(15).convert(VectorOperators.I2F, 0)).fma(lo, s2);
-                    s3 = ((FloatVector) n3.and(15).convert(VectorOperators.I2F, 0)).fma(lo, s3);
-                    s0 = ((FloatVector) n0.and(0xF0).convert(VectorOperators.I2F, 0)).fma(hi, s0);
-                    s1 = ((FloatVector) n1.and(0xF0).convert(VectorOperators.I2F, 0)).fma(hi, s1);
-                    s2 = ((FloatVector) n2.and(0xF0).convert(VectorOperators.I2F, 0)).fma(hi, s2);
-                    s3 = ((FloatVector) n3.and(0xF0).convert(VectorOperators.I2F, 0)).fma(hi, s3);
-                }
-                xs = xs.mul(-8f);
-                s0 = s0.add(xs);
-                s1 = s1.add(xs);
-                s2 = s2.add(xs);
-                s3 = s3.add(xs);
-            }
-            a0 = s0.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at0))), a0);
-            a1 = s1.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at1))), a1);
-            a2 = s2.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at2))), a2);
-            a3 = s3.fma(FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at3))), a3);
         }
         out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
         out.setAtIndex(F32, r + gap, a1.reduceLanes(VectorOperators.ADD));

@@ -26,7 +26,7 @@ import java.nio.ByteOrder;
  * token, integer dot products). Prefill (tokens >= {@link JavaKernels#GEMM_MIN_TOKENS}) widens panels of rows with
  * {@link #widen}, gguf-py's values bit for bit, for the f32 GEMM; decode runs {@link #matvec}, which widens the
  * Q6_K weights in registers (Q5_0, which Tiny Aya's files do not hold, and Q4_K, which the Java backend reads through
- * its packed copy {@link PackedQ4}, widen each row, then a dot product).
+ * its packed copy {@link PackedNibbles}, with x quantized per block, widen each row, then a dot product).
  */
 final class KQuant {
 
@@ -252,7 +252,7 @@ final class KQuant {
         }
         if (buf.row.length < inDim) buf.row = new float[inDim];
         // the rows left over by the multi-row kernel, and every Q5_0 and Q4_K row (rare in files; the Java backend
-        // reads Q4_K through its packed copy, PackedQ4, and gets here only when called with the file's layout)
+        // reads Q4_K through its packed copy, PackedNibbles, and gets here only when called with the file's layout)
         for (; r < rowEnd; r++) {
             widen(type, w, r * rowBytes, inDim, buf.row, 0);
             out.setAtIndex(F32, r, dot(buf.row, xf, inDim));

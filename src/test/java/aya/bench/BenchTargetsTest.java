@@ -37,23 +37,27 @@ class BenchTargetsTest {
     }
 
     /**
-     * A decode step of the java backend on a Q4_K_M file reads its packed Q6_K copies (276 bytes per 256 weights), not
-     * the file's 210: bench's bytes per token, and so its bandwidth bound, differ from native's (which reads the file's
+     * A decode step of the java backend on a Q4_K_M file reads its packed Q6_K and Q4_K copies, not the file's bytes: bench's bytes per token, and so its bandwidth bound, differ from native's (which reads the file's
      * layout) by exactly that.
      */
     @Test
     void bytesPerDecodeTokenCountTheJavaBackendsPackedCopies() {
-        // file bytes of the Q6_K and Q4_K matrices, which the java backend packs (276 bytes per Q6_K block of 210,
-        // 192 per Q4_K block of 144: docs/performance-java.md sections 11 and 12); the native backend packs nothing
-        long q6k = 0, q4k = 0;
+        // file bytes of the Q6_K and Q4_K matrices, which the java backend packs (276 bytes per Q6_K block of 210;
+        // Q4_K 24 bytes per 32 weights, each row's blocks padded to whole groups of a vector of shorts:
+        // docs/performance-java.md sections 11 and 15); the native backend packs nothing
+        int group = jdk.incubator.vector.ShortVector.SPECIES_PREFERRED.length();
+        long q6k = 0, q4k = 0, packedQ4k = 0;
         try (AyaForward model = AyaForward.load(GgufFixtures.K256_Q4_K_M, Backend.open("native"), 1)) {
             for (Tensor t : model.tensors().values()) {
                 if (t.weightType() == aya.kernels.WeightType.Q6_K) q6k += t.data().byteSize();
-                if (t.weightType() == aya.kernels.WeightType.Q4_K) q4k += t.data().byteSize();
+                if (t.weightType() == aya.kernels.WeightType.Q4_K) {
+                    q4k += t.data().byteSize();
+                    packedQ4k += t.shape()[0] * ((t.shape()[1] / 32 + group - 1) / group * group) * 24;
+                }
             }
         }
         assertTrue(q6k > 0 && q4k > 0, "the Q4_K_M fixture has both types");
-        long packedQ6k = q6k / 210 * 276, packedQ4k = q4k / 144 * 192;
+        long packedQ6k = q6k / 210 * 276;
         try (BenchTarget javaTarget = BenchTargets.load(GgufFixtures.K256_Q4_K_M, "java", 1, 16);
              BenchTarget nativeTarget = BenchTargets.load(GgufFixtures.K256_Q4_K_M, "native", 1, 16)) {
             assertEquals(packedQ6k + packedQ4k, javaTarget.packedBytes());

@@ -172,13 +172,18 @@ class GgufModelTest {
             products.add("model.embed_tokens.weight"); // the tied head
             long packed = 0, decode = 0;
             int q6k = 0;
+            // the java backend's 4-bit layout (PackedNibbles) takes a row's blocks of 32 a vector of shorts at a time
+            int group = jdk.incubator.vector.ShortVector.SPECIES_PREFERRED.length();
             for (String name : products) {
                 var t = model.tensors().get(name);
-                if (t.weightType() == WeightType.Q6_K || t.weightType() == WeightType.Q4_K) {
-                    q6k += t.weightType() == WeightType.Q6_K ? 1 : 0;
-                    // the java backend's layouts: 276 bytes per Q6_K block, 24 per 32 weights (192 per Q4_K block)
-                    long copy = t.data().byteSize() / t.weightType().blockBytes
-                            * (t.weightType() == WeightType.Q6_K ? 276 : 192);
+                WeightType type = t.weightType();
+                if (type == WeightType.Q6_K || type == WeightType.Q4_K || type == WeightType.Q4_0) {
+                    q6k += type == WeightType.Q6_K ? 1 : 0;
+                    // the java backend's layouts: 276 bytes per Q6_K block; per 32 4-bit weights 16 bytes of nibbles,
+                    // an f32 scale and (Q4_K) an f32 offset, each row's blocks padded to whole groups
+                    long rows = t.shape()[0], blocks = t.shape()[1] / 32;
+                    long copy = type == WeightType.Q6_K ? t.data().byteSize() / type.blockBytes * 276
+                            : rows * ((blocks + group - 1) / group * group) * (type == WeightType.Q4_K ? 24 : 20);
                     packed += copy;
                     decode += copy;
                 } else {

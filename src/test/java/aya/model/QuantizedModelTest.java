@@ -82,8 +82,13 @@ class QuantizedModelTest {
             assertTrue(maxRef > 1, "reference logits are not degenerate");
             assertTrue(relative <= bound(q), fixture + " " + q + ": relative logit error " + relative + " > " + bound(q));
             assertTrue(relative > 1e-6, "the weights were really quantized (an error of exactly zero means they were not)");
-            // not 1e-4 as unquantized: a last-bit difference in an activation can move its int8 rounding by one step
-            assertTrue(modes <= 0.02 * maxRef, "prefill and decode of the quantized model differ by " + modes);
+            // not 1e-4 as unquantized: a last-bit difference in an activation can move its int8 rounding by one step.
+            // The java Q4_0 decode rounds x to int8 per block (PackedNibbles, as native), its prefill GEMM keeps f32
+            // x: the two differ by that rounding, which is of the size of Q8_0's weight rounding (bound(Q8_0))
+            double modesBound = backend.equals("java") && q == WeightType.Q4_0 ? bound(WeightType.Q8_0) : 0.02;
+            System.out.printf("prefill / decode: %s %s %s: max |difference| / max |logit| = %.5f%n", backend, fixture, q,
+                    modes / maxRef);
+            assertTrue(modes <= modesBound * maxRef, "prefill and decode of the quantized model differ by " + modes);
         }
     }
 

@@ -1,0 +1,285 @@
+package aya.kernels;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Q4_0 and Q4_K weights repacked at load for the Java backend's 16-bit products, one block of 32 weights per short
+ * lane (docs/performance-java.md section 15). A row's blocks are taken G at a time (a "group", G = the short lanes of
+ * the JVM's vector: 32 at 512 bits, 16 at 256), the last group padded with zero blocks. Per group, 8 vectors of G
+ * shorts: short k of block j holds 4 nibbles q in 0..15, weights k (bits 0-3), k + 16 (4-7), k + 8 (8-11) and k + 24
+ * (12-15), i.e. the little-endian pair of the block's file bytes k and k + 8 (Q4_0's byte l holds weight l low and
+ * l + 16 high; Q4_K's sub-blocks are first brought to that order). Weight = s q + o per block: Q4_0 s = d, o = -8 d
+ * (not stored: its products and its widening use (q - 8) d, the file's values bit for bit, -0 included);
+ * Q4_K s = d sc_j, o = -(dmin m_j), both exact in f32 (f16 times at most 6 + 4 bits), so s q + o is gguf-py's
+ * value bit for bit ({@link KQuant#dequantizeRow}).
+ *
+ * <p>The one-token product ({@link #matvec}) multiplies the nibbles with x quantized per block
+ * ({@link NibbleActivations}) in 16-bit lanes that wrap: per lane, sum q xq over the block's 32 weights, minus 8 sum
+ * xq, is exactly sum (q - 8) xq (|.| <= 32 * 8 * 127 = 32512), so each lane sums its own block with no horizontal
+ * sum and no widening per block; per group it becomes f32 once: row += (s dx) * that + ((o + 8 s) * dx sum xq), the
+ * second term only for Q4_K (Q4_0's o + 8 s is 0). One horizontal sum per row at the end.
+ *
+ * <p>On the Java heap (short[] / float[]): Vector API loads from segments share one type profile with the mapped
+ * model file, and C2 then compiled them as calls (docs/performance-java.md section 12). 20 bytes per 32 Q4_0
+ * weights (the file's 18 and a scale in f32), 24 for Q4_K (the file's 18).
+ */
+final class PackedNibbles implements JavaPackedMatrix {
+
+    private static final VectorSpecies<Float> F = JavaKernels.F;
+    /** A full vector of shorts: one block per lane. */
+    static final VectorSpecies<Short> SV = VectorSpecies.of(short.class, F.vectorShape());
+    /** As many shorts as F has floats (the narrowing of F ints). */
+    static final VectorSpecies<Short> S_HALF = JavaKernels.S;
+    /** Blocks per group. */
+    static final int G = SV.length();
+    private static final int BLOCK = Quant.BLOCK;
+    private static final ValueLayout.OfFloat F32 = JavaKernels.F32;
+    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(JavaKernels.LE);
+    /** The low nibble of every byte of a long. */
+    private static final long LOW = 0x0F0F0F0F0F0F0F0FL;
+
+    private final WeightType sourceType;
+    private final int rows, cols, groups;
+    /** [rows][groups][8][G] shorts of 4 nibbles (layout above). */
+    private final short[] nibbles;
+    /** Per block s: [rows][groups][G]. */
+    private final float[] scales;
+    /** Per block o (Q4_K; null for Q4_0, where o = -8 s): [rows][groups][G]. */
+    private final float[] offsets;
+
+    private PackedNibbles(WeightType sourceType, int rows, int cols) {
+        this.sourceType = sourceType;
+        this.rows = rows;
+        this.cols = cols;
+        this.groups = (cols / BLOCK + G - 1) / G;
+        long shorts = (long) rows * groups * 8 * G;
+        if (shorts > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(sourceType + " matrix [" + rows + ", " + cols + "] is too large to pack ("
+                    + shorts + " shorts, at most 2^31 - 9)");
+        }
+        this.nibbles = new short[(int) shorts];
+        this.scales = new float[rows * groups * G];
+        this.offsets = sourceType == WeightType.Q4_K ? new float[rows * groups * G] : null;
+    }
+
+    static boolean packs(WeightType type) {
+        return type == WeightType.Q4_0 || type == WeightType.Q4_K;
+    }
+
+    /** w [rows, cols] of Q4_0 or Q4_K repacked (on the heap), the rows spread over the pool's threads. */
+    static PackedNibbles pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
+        if (!packs(type)) throw new IllegalArgumentException(type + " is not packed by PackedNibbles");
+        long fileRowBytes = type.rowBytes(cols); // refuses rows that are not whole blocks
+        if (w.byteSize() < rows * fileRowBytes) {
+            throw new IllegalArgumentException(type + " matrix [" + rows + ", " + cols + "] needs " + rows * fileRowBytes
+                    + " bytes, got " + w.byteSize());
+        }
+        PackedNibbles p = new PackedNibbles(type, rows, cols);
+        pool.forRange(rows, 1, (worker, from, to) -> {
+            for (int r = from; r < to; r++) {
+                long src = r * fileRowBytes;
+                if (type == WeightType.Q4_0) {
+                    for (int b = 0; b < cols / BLOCK; b++, src += type.blockBytes) {
+                        p.put(r, b, w.get(U64_LE, src + 2), w.get(U64_LE, src + 10), Float.float16ToFloat(w.get(Quant.U16_LE, src)), 0);
+                    }
+                } else {
+                    for (int sb = 0; sb < cols / KQuant.QK_K; sb++, src += type.blockBytes) {
+                        p.putQ4_K(r, sb * 8, w, src);
+                    }
+                }
+            }
+        });
+        return p;
+    }
+
+    /** The Q4_K super-block at byte at of w as blocks b .. b + 7 of row r. */
+    private void putQ4_K(int r, int b, MemorySegment w, long at) {
+        float d = Float.float16ToFloat(w.get(Quant.U16_LE, at)), dmin = Float.float16ToFloat(w.get(Quant.U16_LE, at + 2));
+        for (int g = 0; g < 4; g++) { // 32 bytes of nibbles: sub-block 2g low, 2g + 1 high
+            long qs = at + 16 + 32L * g;
+            long a0 = w.get(U64_LE, qs), a1 = w.get(U64_LE, qs + 8), a2 = w.get(U64_LE, qs + 16), a3 = w.get(U64_LE, qs + 24);
+            // to Q4_0's order (byte l = weight l low, l + 16 high): bytes 0-7 and 8-15 as two longs
+            put(r, b + 2 * g, a0 & LOW | (a2 & LOW) << 4, a1 & LOW | (a3 & LOW) << 4,
+                    d * KQuant.q4kScale(w, at, 2 * g), -(dmin * KQuant.q4kMin(w, at, 2 * g)));
+            put(r, b + 2 * g + 1, a0 >>> 4 & LOW | a2 & ~LOW, a1 >>> 4 & LOW | a3 & ~LOW,
+                    d * KQuant.q4kScale(w, at, 2 * g + 1), -(dmin * KQuant.q4kMin(w, at, 2 * g + 1)));
+        }
+    }
+
+    /** Block b of row r: its 16 bytes in Q4_0's nibble order (bytes 0-7 and 8-15 as little-endian longs), s, o. */
+    private void put(int r, int b, long bytes0, long bytes8, float scale, float offset) {
+        int g = b / G, j = b % G;
+        int at = ((r * groups + g) * 8) * G + j;
+        for (int k = 0; k < 8; k++) { // short k = bytes k and k + 8
+            nibbles[at + k * G] = (short) ((bytes0 >>> 8 * k & 0xFF) | (bytes8 >>> 8 * k & 0xFF) << 8);
+        }
+        scales[(r * groups + g) * G + j] = scale;
+        if (offsets != null) offsets[(r * groups + g) * G + j] = offset;
+    }
+
+    @Override
+    public WeightType sourceType() {
+        return sourceType;
+    }
+
+    @Override
+    public int rows() {
+        return rows;
+    }
+
+    @Override
+    public int cols() {
+        return cols;
+    }
+
+    @Override
+    public long byteSize() {
+        return 2L * nibbles.length + 4L * scales.length + (offsets == null ? 0 : 4L * offsets.length);
+    }
+
+    @Override
+    public String toString() {
+        return "PackedNibbles[" + sourceType + " " + rows + "x" + cols + "]";
+    }
+
+    // ---------------------------------------------------------------------------------------------- prefill panels
+
+    /**
+     * The GEMM's panel widening: dst[dstOff, dstOff + n) = weights [k0, k0 + n) of row {@code row} (whole blocks), the
+     * file's values bit for bit (class comment). Per block, its 8 shorts (G apart) gathered into int lanes, lane i of
+     * output vector m shifted by the place of weight m * F.length() + i in its short (WIDEN_SHIFTS), masked, converted
+     * and scaled.
+     */
+    @Override
+    public void widen(int row, int k0, int n, float[] dst, int dstOff) {
+        for (int b = k0 / BLOCK, o = dstOff; o < dstOff + n; b++, o += BLOCK) {
+            int g = b / G, j = b % G;
+            int at = ((row * groups + g) * 8) * G + j;
+            FloatVector s = FloatVector.broadcast(F, scales[(row * groups + g) * G + j]);
+            IntVector q = (IntVector) ShortVector.fromArray(S_HALF, nibbles, at, WIDEN_GATHER, 0)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            for (int m = 0; m < BLOCK / F.length(); m++) {
+                IntVector nibble = q.lanewise(VectorOperators.LSHR, WIDEN_SHIFTS[m]).and(15);
+                if (offsets == null) { // Q4_0: (q - 8) d, exactly as the file's dequantization (-0 included)
+                    ((FloatVector) nibble.sub(8).convert(VectorOperators.I2F, 0)).mul(s).intoArray(dst, o + m * F.length());
+                } else {
+                    FloatVector off = FloatVector.broadcast(F, offsets[(row * groups + g) * G + j]);
+                    ((FloatVector) nibble.convert(VectorOperators.I2F, 0)).fma(s, off).intoArray(dst, o + m * F.length());
+                }
+            }
+        }
+    }
+
+    private static final VectorSpecies<Integer> I = JavaKernels.I;
+    /** Lane i of the widening's gather: short i % 8 of the block (G shorts apart). */
+    private static final int[] WIDEN_GATHER = widenGather();
+    /** Per output vector m of a block, lane i: the bit place of weight m * F.length() + i in its short. */
+    private static final IntVector[] WIDEN_SHIFTS = widenShifts();
+
+    private static int[] widenGather() {
+        int[] map = new int[S_HALF.length()];
+        for (int i = 0; i < map.length; i++) map[i] = i % 8 * G;
+        return map;
+    }
+
+    private static IntVector[] widenShifts() {
+        int[] place = {0, 8, 4, 12}; // weights 0-7, 8-15, 16-23, 24-31 of a block
+        IntVector[] shifts = new IntVector[BLOCK / F.length()];
+        for (int m = 0; m < shifts.length; m++) {
+            int[] lanes = new int[F.length()];
+            for (int i = 0; i < lanes.length; i++) lanes[i] = place[(m * F.length() + i) / 8];
+            shifts[m] = IntVector.fromArray(I, lanes, 0);
+        }
+        return shifts;
+    }
+
+    // ---------------------------------------------------------------------------------------------- decode
+
+    /**
+     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd). x is quantized once per call (per thread).
+     * Four rows per pass, a quarter of the slice apart (each streams from its own pages, as every Java decode since
+     * docs/performance-java.md section 5); the at most three rows left over each take a pass of their own with all
+     * four "rows" the same, so there is one call site and C2 compiles one copy of the kernel.
+     */
+    @Override
+    public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
+        NibbleActivations a = NibbleActivations.of(x, cols);
+        int gap = (rowEnd - rowStart) / 4, passes = gap + (rowEnd - rowStart) % 4;
+        for (int p = 0; p < passes; p++) {
+            int row = p < gap ? rowStart + p : rowStart + 3 * gap + p, step = p < gap ? gap : 0;
+            dot4Rows(a, out, row, step);
+        }
+    }
+
+    /**
+     * Rows row, row + gap, row + 2 gap, row + 3 gap . x into out (arithmetic in the class comment). Written out without
+     * helper methods: C2 must inline every Vector API call of the four rows, or it boxes the vectors
+     * (docs/performance-java.md sections 5-6).
+     */
+    private void dot4Rows(NibbleActivations a, MemorySegment out, int row, int gap) {
+        short[] w = nibbles, xq = a.xq;
+        FloatVector f0 = FloatVector.zero(F), f1 = f0, f2 = f0, f3 = f0;
+        int rowShorts = groups * 8 * G;
+        for (int g = 0; g < groups; g++) {
+            ShortVector i0 = ShortVector.zero(SV), i1 = i0, i2 = i0, i3 = i0;
+            int w0 = row * rowShorts + g * 8 * G, w1 = w0 + gap * rowShorts, w2 = w1 + gap * rowShorts, w3 = w2 + gap * rowShorts;
+            int xo = g * 32 * G;
+            for (int k = 0; k < 8; k++, xo += 4 * G) {
+                ShortVector n0 = ShortVector.fromArray(SV, w, w0 + k * G), n1 = ShortVector.fromArray(SV, w, w1 + k * G);
+                ShortVector n2 = ShortVector.fromArray(SV, w, w2 + k * G), n3 = ShortVector.fromArray(SV, w, w3 + k * G);
+                ShortVector v = ShortVector.fromArray(SV, xq, xo);
+                i0 = i0.add(n0.and((short) 15).mul(v));
+                i1 = i1.add(n1.and((short) 15).mul(v));
+                i2 = i2.add(n2.and((short) 15).mul(v));
+                i3 = i3.add(n3.and((short) 15).mul(v));
+                v = ShortVector.fromArray(SV, xq, xo + G);
+                i0 = i0.add(n0.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
+                i1 = i1.add(n1.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
+                i2 = i2.add(n2.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
+                i3 = i3.add(n3.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
+                v = ShortVector.fromArray(SV, xq, xo + 2 * G);
+                i0 = i0.add(n0.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
+                i1 = i1.add(n1.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
+                i2 = i2.add(n2.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
+                i3 = i3.add(n3.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
+                v = ShortVector.fromArray(SV, xq, xo + 3 * G);
+                i0 = i0.add(n0.lanewise(VectorOperators.LSHR, 12).mul(v));
+                i1 = i1.add(n1.lanewise(VectorOperators.LSHR, 12).mul(v));
+                i2 = i2.add(n2.lanewise(VectorOperators.LSHR, 12).mul(v));
+                i3 = i3.add(n3.lanewise(VectorOperators.LSHR, 12).mul(v));
+            }
+            ShortVector sxq8 = ShortVector.fromArray(SV, a.sxq8, g * G);
+            i0 = i0.sub(sxq8);
+            i1 = i1.sub(sxq8);
+            i2 = i2.sub(sxq8);
+            i3 = i3.sub(sxq8);
+            for (int part = 0; part < 2; part++) { // the G lanes as two F vectors
+                int at = g * G + part * F.length();
+                int s0 = row * groups * G + at, s1 = s0 + gap * groups * G, s2 = s1 + gap * groups * G, s3 = s2 + gap * groups * G;
+                FloatVector dx = FloatVector.fromArray(F, a.dx, at);
+                f0 = ((FloatVector) i0.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s0).mul(dx), f0);
+                f1 = ((FloatVector) i1.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s1).mul(dx), f1);
+                f2 = ((FloatVector) i2.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s2).mul(dx), f2);
+                f3 = ((FloatVector) i3.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s3).mul(dx), f3);
+                if (offsets != null) { // Q4_K: + (o + 8 s) dx sum(xq)
+                    FloatVector sum = FloatVector.fromArray(F, a.dxSum, at);
+                    f0 = FloatVector.fromArray(F, offsets, s0).add(FloatVector.fromArray(F, scales, s0).mul(8f)).fma(sum, f0);
+                    f1 = FloatVector.fromArray(F, offsets, s1).add(FloatVector.fromArray(F, scales, s1).mul(8f)).fma(sum, f1);
+                    f2 = FloatVector.fromArray(F, offsets, s2).add(FloatVector.fromArray(F, scales, s2).mul(8f)).fma(sum, f2);
+                    f3 = FloatVector.fromArray(F, offsets, s3).add(FloatVector.fromArray(F, scales, s3).mul(8f)).fma(sum, f3);
+                }
+            }
+        }
+        out.setAtIndex(F32, row, f0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, row + gap, f1.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, row + 2 * gap, f2.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(F32, row + 3 * gap, f3.reduceLanes(VectorOperators.ADD));
+    }
+}
