@@ -435,7 +435,7 @@ public final class JavaKernels implements Kernels {
     }
 
     /** dst[dstOff, dstOff + n) = f32 of the n weights starting at element {@code first}. */
-    private static void widenRow(WeightType type, MemorySegment w, long first, int n, float[] dst, int dstOff) {
+    static void widenRow(WeightType type, MemorySegment w, long first, int n, float[] dst, int dstOff) {
         if (KQuant.handles(type)) { // first and n are whole blocks: inDim and KC are multiples of 256
             KQuant.widen(type, w, first / type.blockSize * type.blockBytes, n, dst, dstOff);
             return;
