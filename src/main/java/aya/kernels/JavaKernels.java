@@ -781,7 +781,7 @@ public final class JavaKernels implements Kernels {
             long kvOff = (long) kvHead * headDim;
             float[] p = scores(run * count); // p[j * count + (k - first)]: scores, then probabilities, of query j
             for (int c0 = first; c0 <= pos; ) {
-                int c1 = Math.min(pos + 1, c0 + capacity - c0 % capacity); // not across the ring's end
+                int c1 = stretchEnd(c0, pos + 1, capacity);
                 int j = 0;
                 for (; j + 4 <= run; j += 4) {
                     scores4(q, (long) (item + j) * headDim, headDim, kCache, c0 % capacity, c1 - c0, kvDim, kvOff,
@@ -789,7 +789,7 @@ public final class JavaKernels implements Kernels {
                 }
                 for (; j < run; j++) {
                     for (int k = c0; k < c1; k++) {
-                        long kRow = (long) (k % capacity) * kvDim + kvOff;
+                        long kRow = (long) (c0 % capacity + k - c0) * kvDim + kvOff;
                         p[j * count + k - first] = dot(q, (long) (item + j) * headDim, kCache, kRow, headDim) * scale;
                     }
                 }
@@ -802,7 +802,7 @@ public final class JavaKernels implements Kernels {
             // out += p v over the keys in chunks whose value rows stay in L2 while every head of the run reads them;
             // within a chunk one slice of F.length() dims is summed in registers over all its keys
             for (int c0 = first, c1; c0 <= pos; c0 = c1) {
-                c1 = Math.min(Math.min(pos + 1, c0 + V_CHUNK), c0 + capacity - c0 % capacity); // not across the ring's end
+                c1 = stretchEnd(c0, Math.min(pos + 1, c0 + V_CHUNK), capacity);
                 for (int j = 0; j < run; j++) {
                     weightedSum(p, j * count + c0 - first, vCache, c0 % capacity, c1 - c0, kvDim, kvOff, out,
                             (long) (item + j) * headDim, headDim);
@@ -845,6 +845,14 @@ public final class JavaKernels implements Kernels {
             p[pOff + 2 * count + i] = s2 * scale;
             p[pOff + 3 * count + i] = s3 * scale;
         }
+    }
+
+    /**
+     * The end of a stretch of positions from c0 (before end) whose cache rows do not wrap: rows c0 % capacity onwards
+     * are contiguous up to the ring's last row.
+     */
+    private static int stretchEnd(int c0, int end, int capacity) {
+        return Math.min(end, c0 + capacity - c0 % capacity);
     }
 
     /** Keys per pass of the weighted sum of values: 256 value rows of one KV head (128 dims: 128 KB) stay in L2. */
