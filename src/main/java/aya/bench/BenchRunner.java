@@ -129,6 +129,10 @@ public final class BenchRunner {
             double bwAfter = readBandwidth();
             progress.note(String.format(Locale.ROOT, "%s: memory read bandwidth (%d threads) before / after the timed part: %.1f / %.1f GB/s",
                     target.backend(), s.threads(), bwBefore, bwAfter));
+            String prefillProfile = target.prefillProfile();
+            if (prefillProfile != null) {
+                for (String line : prefillProfile.split("\n")) progress.note(target.backend() + " prefill " + line);
+            }
             String profile = target.decodeProfile();
             if (profile != null) {
                 for (String line : profile.split("\n")) progress.note(target.backend() + " decode " + line);

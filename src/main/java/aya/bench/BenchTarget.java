@@ -62,6 +62,11 @@ public interface BenchTarget extends AutoCloseable {
         return null;
     }
 
+    /** The per-operation profile of the timed prefills, or null when not profiling. */
+    default String prefillProfile() {
+        return null;
+    }
+
     @Override
     default void close() {
     }

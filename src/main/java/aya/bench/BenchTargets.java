@@ -36,7 +36,7 @@ public final class BenchTargets {
 
     /**
      * Like {@link #load(Path, String, int, int, WeightType)} with the given prefill activation precision; with
-     * {@code profile}, decode steps are timed per operation.
+     * {@code profile}, prefill and decode steps are timed per operation (two profiles).
      */
     public static BenchTarget load(Path model, String backend, int threads, int context, WeightType quant,
                                    Activations activations, boolean profile) {
@@ -54,7 +54,8 @@ public final class BenchTargets {
             forward.close();
             throw e;
         }
-        return new EngineTarget(forward, backend, context, profile ? new ForwardProfile() : null);
+        return new EngineTarget(forward, backend, context, profile ? new ForwardProfile() : null,
+                profile ? new ForwardProfile() : null);
     }
 
     /**
@@ -73,13 +74,16 @@ public final class BenchTargets {
         private final AyaForward.State state;
         private final String backend;
         private final int[] one = new int[1];
-        private final ForwardProfile profile; // null: not profiling
-        private int untimedDecodes = 2;       // the runner's warm-up decodes are left out of the profile
+        private final ForwardProfile profile;        // decode steps; null: not profiling
+        private final ForwardProfile prefillProfile; // prefills; null: not profiling
+        private int untimedDecodes = 2;              // the runner's warm-up decodes are left out of the profile
+        private int untimedPrefills = 1;             // and its warm-up prefill
 
-        EngineTarget(AyaForward model, String backend, int context, ForwardProfile profile) {
+        EngineTarget(AyaForward model, String backend, int context, ForwardProfile profile, ForwardProfile prefillProfile) {
             this.model = model;
             this.backend = backend;
             this.profile = profile;
+            this.prefillProfile = prefillProfile;
             AyaForward.State s = null;
             try {
                 s = model.newState(context);
@@ -146,7 +150,13 @@ public final class BenchTargets {
         @Override
         public void prefill(int[] tokens, int pos0) {
             moveTo(pos0);
-            model.forward(state, tokens);
+            boolean timed = prefillProfile != null && untimedPrefills-- <= 0;
+            if (timed) model.profile(prefillProfile);
+            try {
+                model.forward(state, tokens);
+            } finally {
+                if (timed) model.profile(null);
+            }
         }
 
         @Override
@@ -165,6 +175,11 @@ public final class BenchTargets {
         @Override
         public String decodeProfile() {
             return profile == null ? null : profile.report();
+        }
+
+        @Override
+        public String prefillProfile() {
+            return prefillProfile == null || prefillProfile.passes() == 0 ? null : prefillProfile.report();
         }
 
         private void moveTo(int pos) {

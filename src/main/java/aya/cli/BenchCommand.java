@@ -68,7 +68,7 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object per line per backend instead of the table.")
     boolean json;
 
-    @Option(names = "--profile", description = "Also print where a decode step's time goes, per operation (ms per token).")
+    @Option(names = "--profile", description = "Also print where the time of a prefill and of a decode step goes, per operation (ms per pass).")
     boolean profile;
 
     @Option(names = "--bandwidth-only", description = "Only measure the memory read bandwidth (no model needed).")

@@ -24,7 +24,7 @@ class BenchTargetsTest {
         }
         // residency seen from the model's own segments (mincore): all pages of every mapped tensor
         AyaForward model = AyaForward.load(dir, Backend.open("java"), 1, null);
-        try (BenchTarget target = new BenchTargets.EngineTarget(model, "java", 16, null)) { // closes the model
+        try (BenchTarget target = new BenchTargets.EngineTarget(model, "java", 16, null, null)) { // closes the model
             target.touchWeights();
             int mapped = 0;
             for (Tensor t : model.tensors().values()) {

@@ -121,6 +121,16 @@ class InitRandomAndBenchCliTest extends CliCapture {
                 "output head (logits)")) {
             assertTrue(e.contains(op), op + " in " + e);
         }
+        assertFalse(e.contains("prefill per-op profile"), "no prefill was run: " + e);
+
+        // with a prefill: its 2 timed passes (the warm-up's left out) get their own profile
+        out.reset();
+        err.reset();
+        assertEquals(0, Main.run("bench", "--model", model.toString(), "--backend", "java", "--prompt-tokens", "8",
+                "--gen-tokens", "16", "--reps", "2", "--bandwidth-mb", "8", "--profile"), err.toString(StandardCharsets.UTF_8));
+        e = err.toString(StandardCharsets.UTF_8);
+        assertTrue(e.contains("aya: java prefill per-op profile over 2 forward passes"), e);
+        assertTrue(e.contains("aya: java decode per-op profile over 32 forward passes"), e);
     }
 
     @Test
