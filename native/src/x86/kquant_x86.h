@@ -177,6 +177,17 @@ KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scal
 }
 #endif
 
+/* A Q4_K block's f16 d and dmin (the block's first 4 bytes) as floats in lanes 0 and 1: one convert for both. */
+KQ_INLINE __m128 kq_q4_k_d_dmin(const uint8_t *blk) {
+#ifdef AYA_EMULATE_AVX512
+    return _mm_setr_ps(aya_f16_to_f32(aya_load_u16(blk)), aya_f16_to_f32(aya_load_u16(blk + 2)), 0.0f, 0.0f);
+#else
+    uint32_t both;
+    memcpy(&both, blk, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128((int32_t) both));
+#endif
+}
+
 /* As kq_q5_0_rows. */
 KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size_t apart, const aya_q8k_acts *acts,
                             int32_t first, int32_t in_dim, float *out, int32_t out_stride, size_t out_step,
@@ -184,38 +195,34 @@ KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size
     const int32_t blocks = in_dim / AYA_QK_K;
     const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
     __m256 acc[KQ_TOKENS][KQ_TOKENS];
-    __m128 acc_mins[KQ_TOKENS][KQ_TOKENS];
     for (int r = 0; r < RM; r++)
-        for (int t = 0; t < RN; t++) {
-            acc[r][t] = _mm256_setzero_ps();
-            acc_mins[r][t] = _mm_setzero_ps();
-        }
+        for (int t = 0; t < RN; t++) acc[r][t] = _mm256_setzero_ps();
     for (int32_t b = 0; b < blocks; b++) {
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q4_K_BYTES;
             if (prefetch) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
             __m128i scales_mins = kq_q4_k_scales_mins(blk + 4);
-            __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
+            /* the mins as int16, each twice: [m0 m0 m1 m1 .. m7 m7], against the 16 sums of 16 values */
+            __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scales_mins, scales_mins));
             __m256i dots[KQ_TOKENS];
             kq_q4_k_block_dots(RN, blk, scales_mins, acts->q + ((size_t) first * blocks + b) * AYA_QK_K,
                                (size_t) blocks * AYA_QK_K, dots);
-            float d = kq_f16(aya_load_u16(blk)), dmin = kq_f16(aya_load_u16(blk + 2));
+            __m128 d_dmin = kq_q4_k_d_dmin(blk);
             for (int t = 0; t < RN; t++) {
                 size_t xb = (size_t) (first + t) * blocks + b;
-                /* sum_j min_j * (the token's q summed over sub-block j): pairs of the 16-value sums, times the mins */
-                const __m128i *bsum = (const __m128i *) (acts->bsum + xb * 16);
-                __m128i mins = _mm_madd_epi16(mins16, _mm_hadd_epi16(_mm_loadu_si128(bsum), _mm_loadu_si128(bsum + 1)));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_set1_ps(d * acts->d[xb]), acc[r][t]);
-                acc_mins[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(dmin * acts->d[xb]), acc_mins[r][t]);
+                /* d * dx and dmin * dx in one multiply, stored: each is broadcast from memory (a load, where a
+                 * broadcast of lane 1 would take two shuffles) */
+                float scale[4];
+                _mm_storeu_ps(scale, _mm_mul_ps(d_dmin, _mm_set1_ps(acts->d[xb])));
+                /* sum_j min_j * (the token's q summed over sub-block j), in 8 lanes */
+                __m256i mins = _mm256_madd_epi16(mins16, _mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_broadcast_ss(&scale[0]), acc[r][t]);
+                acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_broadcast_ss(&scale[1]), acc[r][t]);
             }
         }
     }
     for (int r = 0; r < RM; r++)
-        for (int t = 0; t < RN; t++) {
-            __m128 m = _mm_add_ps(acc_mins[r][t], _mm_movehl_ps(acc_mins[r][t], acc_mins[r][t]));
-            m = _mm_add_ss(m, _mm_movehdup_ps(m));
-            out[(size_t) t * out_stride + (size_t) r * out_step] = kq_hsum(acc[r][t]) - _mm_cvtss_f32(m);
-        }
+        for (int t = 0; t < RN; t++) out[(size_t) t * out_stride + (size_t) r * out_step] = kq_hsum(acc[r][t]);
 }
 
 /* ---- Q6_K (256 values: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d) x Q8_K activations ---- */
