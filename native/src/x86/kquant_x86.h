@@ -267,9 +267,11 @@ KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t
 }
 #else
 KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t *xq, size_t x_stride, __m256i *dots) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
-    /* the 16 scales as int16; 32-bit lane i holds scales 2i, 2i + 1 */
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    /* the 16 scales as int16: scales 0-7 in both 128-bit halves, and 8-15 */
     __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (blk + 192)));
+    __m256i halves[2] = {_mm256_permute2x128_si256(scales16, scales16, 0x00),
+                         _mm256_permute2x128_si256(scales16, scales16, 0x11)};
     for (int t = 0; t < RN; t++) dots[t] = _mm256_setzero_si256();
     for (int half = 0; half < 2; half++) {
         __m256i ql0 = _mm256_loadu_si256((const __m256i *) (blk + 64 * half));
@@ -277,13 +279,22 @@ KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t
         __m256i qh = _mm256_loadu_si256((const __m256i *) (blk + 128 + 32 * half));
         for (int k = 0; k < 4; k++) { /* values 128 * half + 32k + l, l < 32: scales 8 * half + 2k, + 1 */
             __m256i low = k == 0 ? ql0 : k == 1 ? ql1 : k == 2 ? _mm256_srli_epi16(ql0, 4) : _mm256_srli_epi16(ql1, 4);
-            __m256i u = _mm256_or_si256(_mm256_and_si256(low, low4),
-                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two), 4));
+            /* k's two high bits (at 2k in qh's bytes) to bits 4-5: masked where they are, then one shift (none
+             * for k = 2), so nothing crosses a byte */
+            __m256i high = _mm256_and_si256(qh, _mm256_set1_epi8((char) (0x03 << (2 * k))));
+            high = k == 0 ? _mm256_slli_epi16(high, 4) : k == 1 ? _mm256_slli_epi16(high, 2)
+                 : k == 2 ? high : _mm256_srli_epi16(high, 2);
+            __m256i u = _mm256_or_si256(_mm256_and_si256(low, low4), high);
+            /* scale 2k in the low 128 bits, 2k + 1 in the high ones (of this half's eight) */
+            __m256i scale = _mm256_shuffle_epi8(halves[half],
+                                                _mm256_setr_epi8(4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
+                                                                 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
+                                                                 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
+                                                                 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2,
+                                                                 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3,
+                                                                 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2,
+                                                                 4 * k + 3));
             int g = 8 * half + 2 * k;
-            /* scale g in the low 128 bits, g + 1 in the high ones */
-            __m256i scale = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(g / 2)),
-                                                _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
-                                                                 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3));
             for (int t = 0; t < RN; t++) {
                 __m256i x = _mm256_loadu_si256((const __m256i *) (xq + t * x_stride + 16 * g));
                 dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(u, x, scale));
