@@ -210,14 +210,13 @@ KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size
             __m128 d_dmin = kq_q4_k_d_dmin(blk);
             for (int t = 0; t < RN; t++) {
                 size_t xb = (size_t) (first + t) * blocks + b;
-                /* d * dx and dmin * dx in one multiply, stored: each is broadcast from memory (a load, where a
-                 * broadcast of lane 1 would take two shuffles) */
-                float scale[4];
-                _mm_storeu_ps(scale, _mm_mul_ps(d_dmin, _mm_set1_ps(acts->d[xb])));
+                /* d * dx and dmin * dx in one multiply */
+                __m128 scale = _mm_mul_ps(d_dmin, _mm_set1_ps(acts->d[xb]));
                 /* sum_j min_j * (the token's q summed over sub-block j), in 8 lanes */
                 __m256i mins = _mm256_madd_epi16(mins16, _mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_broadcast_ss(&scale[0]), acc[r][t]);
-                acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_broadcast_ss(&scale[1]), acc[r][t]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_broadcastss_ps(scale), acc[r][t]);
+                acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_broadcastss_ps(_mm_movehdup_ps(scale)),
+                                             acc[r][t]);
             }
         }
     }
