@@ -120,8 +120,8 @@ AYA_ALWAYS_INLINE __m256 pair_scales(const uint8_t *blk0, const uint8_t *blk1) {
  * per-token shuffling or scalar inserts (regroup_activations, once per call):
  *   pair h (blocks 2h, 2h + 1), for the two-block step: values [b 0..15 | b' 0..15] and [b 16..31 | b' 16..31],
  *   8 * sum(x) in lanes 0 and 4 and the scales in lanes [b x4 | b' x4];
- *   for the four-block step (decode), whose vphaddw merges the pairs' int16 sums into int32 lanes
- *   [b0 b0 b2 b2 | b1 b1 b3 b3]: 8 * sum(x) in lanes 0, 2, 4, 6 and the scales in that order. */
+ *   for the four-block step (decode), which folds the two pairs' int32 lanes into [b0 b2 b0 b2 | b1 b3 b1 b3]:
+ *   8 * sum(x) in lanes 0, 1, 4, 5 and the scales in that order. */
 typedef struct quad_acts {
     int8_t lo[2][32], hi[2][32];
     int32_t offset[2][8];
@@ -169,7 +169,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
                     hi[r][h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
                 }
                 dw[r] = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(quad_scales(blk, bb)),
-                                                 _mm256_setr_epi32(0, 0, 2, 2, 1, 1, 3, 3));
+                                                 _mm256_setr_epi32(0, 2, 0, 2, 1, 3, 1, 3));
             }
             const quad_acts *xt = xa + b / 4;
             __m256i xlo0 = _mm256_loadu_si256((const __m256i *) xt->lo[0]), xhi0 = _mm256_loadu_si256((const __m256i *) xt->hi[0]);
@@ -177,8 +177,12 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
             for (int r = 0; r < RM; r++) {
                 __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r][0], xlo0), _mm256_maddubs_epi16(hi[r][0], xhi0));
                 __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r][1], xlo1), _mm256_maddubs_epi16(hi[r][1], xhi1));
-                /* |pair sums of s| <= 8 * 15 * 127: no wrap in 16 bits */
-                __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_hadd_epi16(s01, s23), ones),
+                /* the pairs' int32 lanes [b0 x4 | b1 x4] and [b2 x4 | b3 x4] folded into [b0 b2 b0 b2 | b1 b3 b1 b3]
+                 * by two blends, a vpshufd and an add (a vphaddw of s01 and s23 was 1.4x slower while the host's
+                 * other threads were busy) */
+                __m256i p01 = _mm256_madd_epi16(s01, ones), p23 = _mm256_madd_epi16(s23, ones);
+                __m256i even = _mm256_blend_epi32(p01, p23, 0xAA), odd = _mm256_blend_epi32(p23, p01, 0xAA);
+                __m256i p = _mm256_sub_epi32(_mm256_add_epi32(even, _mm256_shuffle_epi32(odd, 0xB1)),
                                              _mm256_loadu_si256((const __m256i *) xt->offset4));
                 acc[0][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], _mm256_loadu_ps(xt->d4)), acc[0][r]);
             }
@@ -295,10 +299,10 @@ static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_
             memcpy(qa->lo[h] + 16 * side, acts->q + xb * AYA_QK, 16);
             memcpy(qa->hi[h] + 16 * side, acts->q + xb * AYA_QK + 16, 16);
             qa->offset[h][4 * side] = 8 * acts->sum[xb];
-            int lane = 4 * side + 2 * h; /* [b0 b0 b2 b2 | b1 b1 b3 b3] */
+            int lane = 4 * side + h; /* [b0 b2 b0 b2 | b1 b3 b1 b3] */
             qa->offset4[lane] = 8 * acts->sum[xb];
             for (int i = 0; i < 4; i++) qa->d[h][4 * side + i] = acts->d[xb];
-            qa->d4[lane] = qa->d4[lane + 1] = acts->d[xb];
+            qa->d4[lane] = qa->d4[lane + 2] = acts->d[xb];
         }
     acts->regrouped = all;
     return 0;
