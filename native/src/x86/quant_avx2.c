@@ -132,8 +132,11 @@ typedef struct quad_acts {
 
 /* out[t * out_stride + r] = row r . token t for RM rows from w (row_bytes apart) and RN tokens of acts (from token
  * `token`). RM, RN and q4 are compile-time constants at every call site, so the tile lives in registers.
- * Q4_0 goes two blocks per step: one 32-byte load holds both blocks' nibbles, the and/shift gives [b0 low | b1 low] and
- * [b0 high | b1 high]; the activations come in the matching layout from regroup_activations (once per call). */
+ * Q4_0 goes two blocks per step (four in decode, two pairs): one 32-byte load holds a pair's nibbles, the and/shift
+ * gives [b0 low | b1 low] and [b0 high | b1 high]; the activations come in the matching layout from
+ * regroup_activations (once per call). Q8_0 goes four blocks per step, then one at a time. The vector pipes are the
+ * limit of these loops (the decode reads its weights from memory at about their speed), so work that the integer
+ * pipes or the load ports can do goes there (quad_scales, the Q8_0 scales broadcast from memory). */
 AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
                                   const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
                                   int32_t out_stride, size_t out_step, size_t ahead) {
@@ -245,7 +248,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
             }
         }
     }
-    for (; b < blocks; b++) { /* Q8_0: every block; Q4_0: an odd last one */
+    for (; b < blocks; b++) { /* the blocks after the last whole step */
         __m256i wv[4], aw[4];
         float dw[4];
         for (int r = 0; r < RM; r++) {
