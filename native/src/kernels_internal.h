@@ -109,13 +109,16 @@ int aya_quantize_activations_avx2(const float *x, int32_t tokens, int32_t in_dim
 /* The calling thread's buffers for n activations, grown as needed and kept (Java's pool threads live as long as the
  * process). Returns 0, or -1 if memory runs out. */
 int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum);
+/* How many times the calling thread has asked for those buffers: a quantization kept in them (quant_loop.h reuses the
+ * last one while x is unchanged) is still there only while this has not moved. */
+uint64_t aya_q8_generation(void);
 
 /* Per-thread scratch (native/src/scratch.c): a 64-byte aligned buffer of at least `bytes` for `slot`, kept for the
  * thread's next calls and freed when the thread exits; contents are not kept when it grows. NULL if memory runs out. */
 enum {
     AYA_SCRATCH_GEMM_X, AYA_SCRATCH_GEMM_W, AYA_SCRATCH_GEMM_C, AYA_SCRATCH_BF16_X, AYA_SCRATCH_SPLIT_X,
     AYA_SCRATCH_Q8_VALUES, AYA_SCRATCH_Q8_SCALES, AYA_SCRATCH_Q8_SUMS, AYA_SCRATCH_Q8_REGROUPED, AYA_SCRATCH_Q8_PANEL,
-    AYA_SCRATCH_Q8K_VALUES, AYA_SCRATCH_Q8K_SCALES, AYA_SCRATCH_Q8K_SUMS, AYA_SCRATCH_SLOTS
+    AYA_SCRATCH_Q8_SOURCE, AYA_SCRATCH_Q8K_VALUES, AYA_SCRATCH_Q8K_SCALES, AYA_SCRATCH_Q8K_SUMS, AYA_SCRATCH_SLOTS
 };
 void *aya_scratch(int slot, size_t bytes);
 

@@ -30,6 +30,7 @@ enum { AYA_Q_PANEL_ROWS = 64 }; /* prefill: rows whose blocks stay in L2 while a
 #ifndef AYA_Q_TILE_ROWS
 #define AYA_Q_TILE_ROWS 4
 #endif
+enum { AYA_Q_REUSE_TOKENS = 4 }; /* decode steps: x is compared and copied, cheap next to quantizing it again */
 
 /* A regrouping that AYA_Q_PREPARE may use: for every token and every whole step of n blocks (n = 2 or 4), in order,
  *   int8_t lo[16 n], hi[16 n]: values 0..15 and 16..31 of the step's blocks, block j at 16 j
@@ -82,8 +83,34 @@ static inline __attribute__((always_inline)) void aya_q_any_tile(const int q4, i
 static inline __attribute__((always_inline)) void aya_q_matmul(const int q4, const void *w, const float *x, float *out,
                                                                int32_t tokens, int32_t in_dim, int32_t out_stride,
                                                                int32_t row_start, int32_t row_end) {
+    /* A decode matmul comes in pieces (several per thread) and matrices share their input (q/k/v, gate/up): each
+     * thread reuses its last quantization while x's bytes and shape are the same and nothing has quantized since
+     * (aya_q8_generation; every writer of those buffers goes through aya_q8_buffers). The regrouping (AYA_Q_PREPARE)
+     * runs every call: its buffer has other writers (the packed prefill). */
+    static _Thread_local struct {
+        uint64_t generation;
+        int32_t tokens, in_dim;
+        int valid;
+        aya_q8_acts acts;
+    } last;
     aya_q8_acts acts;
-    if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
+    const size_t x_bytes = (size_t) tokens * (size_t) in_dim * sizeof(float);
+    float *source = tokens <= AYA_Q_REUSE_TOKENS ? aya_scratch(AYA_SCRATCH_Q8_SOURCE, x_bytes) : NULL;
+    if (source != NULL && last.valid && last.generation == aya_q8_generation() && last.tokens == tokens
+        && last.in_dim == in_dim && memcmp(source, x, x_bytes) == 0) {
+        acts = last.acts;
+    } else {
+        last.valid = 0;
+        if (aya_quantize_activations_avx2(x, tokens, in_dim, &acts) != 0) return; /* out of memory: no error channel */
+        if (source != NULL) {
+            memcpy(source, x, x_bytes);
+            last.generation = aya_q8_generation();
+            last.tokens = tokens;
+            last.in_dim = in_dim;
+            last.acts = acts;
+            last.valid = 1;
+        }
+    }
     acts.regrouped = NULL;
 #ifdef AYA_Q_PREPARE
     if (AYA_Q_PREPARE(q4, &acts, tokens, in_dim) != 0) return;

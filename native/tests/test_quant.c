@@ -151,6 +151,46 @@ static void decode_offsets_and_pieces(const char *isa, matmul_q fn, int block_by
     }
 }
 
+/* A decode reuses the thread's last quantization of x while x's bytes are the same and nothing has quantized since
+ * (quant_loop.h). Against scalar results computed first: x twice (the second call reuses), x changed in place (same
+ * pointer, one value), and x unchanged after the scalar kernel quantized other values of the same size into the
+ * same buffers (x's bytes match the kept copy: only the buffers' generation tells). */
+static void decode_reuses_only_current_quantization(const char *isa, matmul_q fn, int block_bytes, const char *what) {
+    enum { ROWS = 5 };
+    const int in_dim = 2048;
+    size_t row_bytes = (size_t) in_dim / QK * block_bytes;
+    uint8_t *w = malloc(ROWS * row_bytes);
+    for (size_t i = 0; i < ROWS * row_bytes; i++) w[i] = (uint8_t) rng_next();
+    for (int r = 0; r < ROWS; r++)
+        for (int b = 0; b < in_dim / QK; b++) {
+            w[r * row_bytes + b * block_bytes] = 0x00;
+            w[r * row_bytes + b * block_bytes + 1] = 0x1c;
+        }
+    float *x = random_floats(in_dim, -3, 3), *changed = malloc(in_dim * sizeof(float));
+    float *other = random_floats(in_dim, -3, 3);
+    memcpy(changed, x, in_dim * sizeof(float));
+    changed[100] = 7.5f; /* the block's scale and every value of it change */
+    float want[2][ROWS], got[ROWS], scratch[ROWS];
+    use_isa("scalar");
+    fn(w, x, want[0], 1, in_dim, ROWS, 0, ROWS);
+    fn(w, changed, want[1], 1, in_dim, ROWS, 0, ROWS);
+    use_isa(isa);
+    for (int step = 0; step < 4; step++) {
+        if (step == 2) x[100] = 7.5f;
+        if (step == 3) {
+            use_isa("scalar");
+            fn(w, other, scratch, 1, in_dim, ROWS, 0, ROWS);
+            use_isa(isa);
+        }
+        fn(w, x, got, 1, in_dim, ROWS, 0, ROWS);
+        const float *ref = want[step >= 2];
+        for (int r = 0; r < ROWS; r++)
+            CHECK(fabsf(ref[r] - got[r]) <= 1e-5f * (fabsf(ref[r]) + 1) * sqrtf((float) in_dim / QK),
+                  "%s %s decode reuse step %d r=%d: %g vs scalar %g", isa, what, step, r, got[r], ref[r]);
+    }
+    free(w); free(x); free(changed); free(other);
+}
+
 /* The AVX2 activation quantizer against the scalar one: identical bytes, scales and sums, including halves (x * id
  * landing on .5), zero blocks, single outliers, tiny (fp16-subnormal) and huge scales. */
 static void quantizer_is_exact(void) {
@@ -197,6 +237,8 @@ int main(void) {
         simd_matches_scalar(simd_isas[i], aya_matmul_q4_0_f32, 18, "q4_0");
         decode_offsets_and_pieces(simd_isas[i], aya_matmul_q8_0_f32, 34, "q8_0");
         decode_offsets_and_pieces(simd_isas[i], aya_matmul_q4_0_f32, 18, "q4_0");
+        decode_reuses_only_current_quantization(simd_isas[i], aya_matmul_q8_0_f32, 34, "q8_0");
+        decode_reuses_only_current_quantization(simd_isas[i], aya_matmul_q4_0_f32, 18, "q4_0");
     }
     return finish("test_quant");
 }

@@ -7,8 +7,15 @@
 
 #include "kernels_internal.h"
 
+static _Thread_local uint64_t q8_generation;
+
+uint64_t aya_q8_generation(void) {
+    return q8_generation;
+}
+
 int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum) {
     size_t blocks = n / AYA_QK + 1;
+    q8_generation++; /* whatever they held is being replaced */
     int8_t *values = aya_scratch(AYA_SCRATCH_Q8_VALUES, n + 64);
     float *scales = aya_scratch(AYA_SCRATCH_Q8_SCALES, blocks * sizeof(float));
     int32_t *sums = aya_scratch(AYA_SCRATCH_Q8_SUMS, blocks * sizeof(int32_t));

@@ -177,6 +177,17 @@ KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scal
 }
 #endif
 
+/* A Q4_K block's f16 d and dmin (the block's first 4 bytes) as floats in lanes 0 and 1: one convert for both. */
+KQ_INLINE __m128 kq_q4_k_d_dmin(const uint8_t *blk) {
+#ifdef AYA_EMULATE_AVX512
+    return _mm_setr_ps(aya_f16_to_f32(aya_load_u16(blk)), aya_f16_to_f32(aya_load_u16(blk + 2)), 0.0f, 0.0f);
+#else
+    uint32_t both;
+    memcpy(&both, blk, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128((int32_t) both));
+#endif
+}
+
 /* As kq_q5_0_rows. */
 KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size_t apart, const aya_q8k_acts *acts,
                             int32_t first, int32_t in_dim, float *out, int32_t out_stride, size_t out_step,
@@ -184,38 +195,33 @@ KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size
     const int32_t blocks = in_dim / AYA_QK_K;
     const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
     __m256 acc[KQ_TOKENS][KQ_TOKENS];
-    __m128 acc_mins[KQ_TOKENS][KQ_TOKENS];
     for (int r = 0; r < RM; r++)
-        for (int t = 0; t < RN; t++) {
-            acc[r][t] = _mm256_setzero_ps();
-            acc_mins[r][t] = _mm_setzero_ps();
-        }
+        for (int t = 0; t < RN; t++) acc[r][t] = _mm256_setzero_ps();
     for (int32_t b = 0; b < blocks; b++) {
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q4_K_BYTES;
             if (prefetch) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
             __m128i scales_mins = kq_q4_k_scales_mins(blk + 4);
-            __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
+            /* the mins as int16, each twice: [m0 m0 m1 m1 .. m7 m7], against the 16 sums of 16 values */
+            __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scales_mins, scales_mins));
             __m256i dots[KQ_TOKENS];
             kq_q4_k_block_dots(RN, blk, scales_mins, acts->q + ((size_t) first * blocks + b) * AYA_QK_K,
                                (size_t) blocks * AYA_QK_K, dots);
-            float d = kq_f16(aya_load_u16(blk)), dmin = kq_f16(aya_load_u16(blk + 2));
+            __m128 d_dmin = kq_q4_k_d_dmin(blk);
             for (int t = 0; t < RN; t++) {
                 size_t xb = (size_t) (first + t) * blocks + b;
-                /* sum_j min_j * (the token's q summed over sub-block j): pairs of the 16-value sums, times the mins */
-                const __m128i *bsum = (const __m128i *) (acts->bsum + xb * 16);
-                __m128i mins = _mm_madd_epi16(mins16, _mm_hadd_epi16(_mm_loadu_si128(bsum), _mm_loadu_si128(bsum + 1)));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_set1_ps(d * acts->d[xb]), acc[r][t]);
-                acc_mins[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(dmin * acts->d[xb]), acc_mins[r][t]);
+                /* d * dx and dmin * dx in one multiply */
+                __m128 scale = _mm_mul_ps(d_dmin, _mm_set1_ps(acts->d[xb]));
+                /* sum_j min_j * (the token's q summed over sub-block j), in 8 lanes */
+                __m256i mins = _mm256_madd_epi16(mins16, _mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_broadcastss_ps(scale), acc[r][t]);
+                acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_broadcastss_ps(_mm_movehdup_ps(scale)),
+                                             acc[r][t]);
             }
         }
     }
     for (int r = 0; r < RM; r++)
-        for (int t = 0; t < RN; t++) {
-            __m128 m = _mm_add_ps(acc_mins[r][t], _mm_movehl_ps(acc_mins[r][t], acc_mins[r][t]));
-            m = _mm_add_ss(m, _mm_movehdup_ps(m));
-            out[(size_t) t * out_stride + (size_t) r * out_step] = kq_hsum(acc[r][t]) - _mm_cvtss_f32(m);
-        }
+        for (int t = 0; t < RN; t++) out[(size_t) t * out_stride + (size_t) r * out_step] = kq_hsum(acc[r][t]);
 }
 
 /* ---- Q6_K (256 values: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d) x Q8_K activations ---- */
@@ -260,9 +266,11 @@ KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t
 }
 #else
 KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t *xq, size_t x_stride, __m256i *dots) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
-    /* the 16 scales as int16; 32-bit lane i holds scales 2i, 2i + 1 */
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    /* the 16 scales as int16: scales 0-7 in both 128-bit halves, and 8-15 */
     __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (blk + 192)));
+    __m256i halves[2] = {_mm256_permute2x128_si256(scales16, scales16, 0x00),
+                         _mm256_permute2x128_si256(scales16, scales16, 0x11)};
     for (int t = 0; t < RN; t++) dots[t] = _mm256_setzero_si256();
     for (int half = 0; half < 2; half++) {
         __m256i ql0 = _mm256_loadu_si256((const __m256i *) (blk + 64 * half));
@@ -270,13 +278,22 @@ KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t
         __m256i qh = _mm256_loadu_si256((const __m256i *) (blk + 128 + 32 * half));
         for (int k = 0; k < 4; k++) { /* values 128 * half + 32k + l, l < 32: scales 8 * half + 2k, + 1 */
             __m256i low = k == 0 ? ql0 : k == 1 ? ql1 : k == 2 ? _mm256_srli_epi16(ql0, 4) : _mm256_srli_epi16(ql1, 4);
-            __m256i u = _mm256_or_si256(_mm256_and_si256(low, low4),
-                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two), 4));
+            /* k's two high bits (at 2k in qh's bytes) to bits 4-5: masked where they are, then one shift (none
+             * for k = 2), so nothing crosses a byte */
+            __m256i high = _mm256_and_si256(qh, _mm256_set1_epi8((char) (0x03 << (2 * k))));
+            high = k == 0 ? _mm256_slli_epi16(high, 4) : k == 1 ? _mm256_slli_epi16(high, 2)
+                 : k == 2 ? high : _mm256_srli_epi16(high, 2);
+            __m256i u = _mm256_or_si256(_mm256_and_si256(low, low4), high);
+            /* scale 2k in the low 128 bits, 2k + 1 in the high ones (of this half's eight) */
+            __m256i scale = _mm256_shuffle_epi8(halves[half],
+                                                _mm256_setr_epi8(4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
+                                                                 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
+                                                                 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
+                                                                 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2,
+                                                                 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3,
+                                                                 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2,
+                                                                 4 * k + 3));
             int g = 8 * half + 2 * k;
-            /* scale g in the low 128 bits, g + 1 in the high ones */
-            __m256i scale = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(g / 2)),
-                                                _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
-                                                                 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3));
             for (int t = 0; t < RN; t++) {
                 __m256i x = _mm256_loadu_si256((const __m256i *) (xq + t * x_stride + 16 * g));
                 dots[t] = _mm256_add_epi32(dots[t], KQ_SCALED_DOT(u, x, scale));

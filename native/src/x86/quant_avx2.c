@@ -12,6 +12,7 @@
  * with F16C. */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "kernels_internal.h"
 
@@ -101,25 +102,41 @@ AYA_ALWAYS_INLINE __m256i dot_q4(__m256i nibbles, __m256i x, __m256i offset) {
     return _mm256_sub_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)), offset);
 }
 
+/* The f16 scales of four consecutive blocks (bb bytes each) as four floats: the halves gathered in a general
+ * register by scalar loads and shifts, where the vector pipes are the limit of the decode loops. */
+AYA_ALWAYS_INLINE __m128 quad_scales(const uint8_t *blk, size_t bb) {
+    uint64_t d = (uint64_t) aya_load_u16(blk) | (uint64_t) aya_load_u16(blk + bb) << 16
+                 | (uint64_t) aya_load_u16(blk + 2 * bb) << 32 | (uint64_t) aya_load_u16(blk + 3 * bb) << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long) d));
+}
+
 /* Two consecutive Q4_0 blocks' scales as [d0 x4 | d1 x4] (the lane layout of a block-pair product). */
 AYA_ALWAYS_INLINE __m256 pair_scales(const uint8_t *blk0, const uint8_t *blk1) {
     __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(aya_load_u16(blk0)), aya_load_u16(blk1), 1);
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(h)), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
 }
 
-/* One token's activations for one Q4_0 two-block step, in the layout of the step's weights: quant_loop.h's
- * aya_q_regroup with n = 2 (values [b0 0..15 | b1 0..15] and [b0 16..31 | b1 16..31], 8 * sum(x) and the scales
- * already in their lanes), so a tile does no per-token shuffling or scalar inserts. */
-typedef struct pair_acts {
-    int8_t lo[32], hi[32];
-    int32_t offset[8];
-    float d[8];
-} pair_acts;
+/* One token's activations for four Q4_0 blocks, in the layouts of the tile's weights, so that a tile does no
+ * per-token shuffling or scalar inserts (regroup_activations, once per call):
+ *   pair h (blocks 2h, 2h + 1), for the two-block step: values [b 0..15 | b' 0..15] and [b 16..31 | b' 16..31],
+ *   8 * sum(x) in lanes 0 and 4 and the scales in lanes [b x4 | b' x4];
+ *   for the four-block step (decode), which folds the two pairs' int32 lanes into [b0 b2 b0 b2 | b1 b3 b1 b3]:
+ *   8 * sum(x) in lanes 0, 1, 4, 5 and the scales in that order. */
+typedef struct quad_acts {
+    int8_t lo[2][32], hi[2][32];
+    int32_t offset[2][8];
+    float d[2][8];
+    int32_t offset4[8];
+    float d4[8];
+} quad_acts;
 
 /* out[t * out_stride + r] = row r . token t for RM rows from w (row_bytes apart) and RN tokens of acts (from token
  * `token`). RM, RN and q4 are compile-time constants at every call site, so the tile lives in registers.
- * Q4_0 goes two blocks per step: one 32-byte load holds both blocks' nibbles, the and/shift gives [b0 low | b1 low] and
- * [b0 high | b1 high]; the activations come in the matching layout from regroup_activations (once per call). */
+ * Q4_0 goes two blocks per step (four in decode, two pairs): one 32-byte load holds a pair's nibbles, the and/shift
+ * gives [b0 low | b1 low] and [b0 high | b1 high]; the activations come in the matching layout from
+ * regroup_activations (once per call). Q8_0 goes four blocks per step, then one at a time. The vector pipes are the
+ * limit of these loops (the decode reads its weights from memory at about their speed), so work that the integer
+ * pipes or the load ports can do goes there (quad_scales, the Q8_0 scales broadcast from memory). */
 AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
                                   const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
                                   int32_t out_stride, size_t out_step, size_t ahead) {
@@ -134,7 +151,45 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
     int32_t b = 0;
     if (q4) {
         const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-        const int32_t pairs = blocks / 2;
+        const int32_t quads = (blocks + 3) / 4;
+        const quad_acts *xa = (const quad_acts *) acts->regrouped + (size_t) token * quads;
+        /* Decode: four blocks per step, one convert, scale product and FMA for all four (16 ymm do not hold the
+         * prefill tiles' rows that way) */
+        for (; RN == 1 && b + 4 <= blocks; b += 4) {
+            __m256i lo[4][2], hi[4][2];
+            __m256 dw[4];
+            for (int r = 0; r < RM; r++) {
+                const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+                if (ahead) {
+                    _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+                    _mm_prefetch((const char *) blk + ahead + 4 * bb - 1, _MM_HINT_T0);
+                }
+                for (int h = 0; h < 2; h++) {
+                    const uint8_t *pair = blk + 2 * h * bb;
+                    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (pair + 2))),
+                                                        _mm_loadu_si128((const __m128i *) (pair + bb + 2)), 1);
+                    lo[r][h] = _mm256_and_si256(v, low4);
+                    hi[r][h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                }
+                dw[r] = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(quad_scales(blk, bb)),
+                                                 _mm256_setr_epi32(0, 2, 0, 2, 1, 3, 1, 3));
+            }
+            const quad_acts *xt = xa + b / 4;
+            __m256i xlo0 = _mm256_loadu_si256((const __m256i *) xt->lo[0]), xhi0 = _mm256_loadu_si256((const __m256i *) xt->hi[0]);
+            __m256i xlo1 = _mm256_loadu_si256((const __m256i *) xt->lo[1]), xhi1 = _mm256_loadu_si256((const __m256i *) xt->hi[1]);
+            for (int r = 0; r < RM; r++) {
+                __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r][0], xlo0), _mm256_maddubs_epi16(hi[r][0], xhi0));
+                __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r][1], xlo1), _mm256_maddubs_epi16(hi[r][1], xhi1));
+                /* the pairs' int32 lanes [b0 x4 | b1 x4] and [b2 x4 | b3 x4] folded into [b0 b2 b0 b2 | b1 b3 b1 b3]
+                 * by two blends, a vpshufd and an add (a vphaddw of s01 and s23 was 1.4x slower while the host's
+                 * other threads were busy) */
+                __m256i p01 = _mm256_madd_epi16(s01, ones), p23 = _mm256_madd_epi16(s23, ones);
+                __m256i even = _mm256_blend_epi32(p01, p23, 0xAA), odd = _mm256_blend_epi32(p23, p01, 0xAA);
+                __m256i p = _mm256_sub_epi32(_mm256_add_epi32(even, _mm256_shuffle_epi32(odd, 0xB1)),
+                                             _mm256_loadu_si256((const __m256i *) xt->offset4));
+                acc[0][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], _mm256_loadu_ps(xt->d4)), acc[0][r]);
+            }
+        }
         for (; b + 2 <= blocks; b += 2) {
             __m256i lo[4], hi[4];
             __m256 dw[4];
@@ -147,12 +202,12 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
                 hi[r] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
                 dw[r] = pair_scales(blk, blk + bb);
             }
-            const pair_acts *xb = (const pair_acts *) acts->regrouped + (size_t) token * pairs + b / 2;
             for (int t = 0; t < RN; t++) {
-                const pair_acts *xt = xb + (size_t) t * pairs;
-                __m256i xlo = _mm256_loadu_si256((const __m256i *) xt->lo), xhi = _mm256_loadu_si256((const __m256i *) xt->hi);
-                __m256i offset = _mm256_loadu_si256((const __m256i *) xt->offset);
-                __m256 dx = _mm256_loadu_ps(xt->d);
+                const quad_acts *xq4 = xa + (size_t) t * quads + b / 4;
+                const int h = (b / 2) % 2;
+                __m256i xlo = _mm256_loadu_si256((const __m256i *) xq4->lo[h]), xhi = _mm256_loadu_si256((const __m256i *) xq4->hi[h]);
+                __m256i offset = _mm256_loadu_si256((const __m256i *) xq4->offset[h]);
+                __m256 dx = _mm256_loadu_ps(xq4->d[h]);
                 for (int r = 0; r < RM; r++) {
                     __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], xlo), _mm256_maddubs_epi16(hi[r], xhi));
                     __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones), offset); /* |pairs| <= 4 * 15 * 127 */
@@ -161,7 +216,39 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
             }
         }
     }
-    for (; b < blocks; b++) { /* Q8_0: every block; Q4_0: an odd last one */
+    if (!q4) {
+        /* Q8_0, four blocks per step: each row's four f16 scales converted at once and multiplied by each token's
+         * four activation scales in one vector; the products are stored and each block's is broadcast from memory
+         * (a load, not a shuffle: the vector pipes are the limit). */
+        for (; b + 4 <= blocks; b += 4) {
+            float scale[4][4][4]; /* [token][row][block] */
+            for (int r = 0; r < RM; r++) {
+                const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+                if (ahead) {
+                    _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+                    _mm_prefetch((const char *) blk + ahead + 64, _MM_HINT_T0);
+                    _mm_prefetch((const char *) blk + ahead + 4 * bb - 1, _MM_HINT_T0);
+                }
+                __m128 dw = quad_scales(blk, bb);
+                for (int t = 0; t < RN; t++)
+                    _mm_storeu_ps(scale[t][r], _mm_mul_ps(dw, _mm_loadu_ps(xd + (size_t) t * blocks + b)));
+            }
+            for (int j = 0; j < 4; j++) {
+                __m256i wv[4], aw[4];
+                for (int r = 0; r < RM; r++) {
+                    wv[r] = _mm256_loadu_si256((const __m256i *) (w + r * row_bytes + (size_t) (b + j) * bb + 2));
+                    aw[r] = _mm256_sign_epi8(wv[r], wv[r]);
+                }
+                for (int t = 0; t < RN; t++) {
+                    __m256i x = _mm256_loadu_si256((const __m256i *) (xq + (size_t) t * in_dim + (size_t) (b + j) * AYA_QK));
+                    for (int r = 0; r < RM; r++)
+                        acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_q8(wv[r], aw[r], x)),
+                                                    _mm256_broadcast_ss(&scale[t][r][j]), acc[t][r]);
+                }
+            }
+        }
+    }
+    for (; b < blocks; b++) { /* the blocks after the last whole step */
         __m256i wv[4], aw[4];
         float dw[4];
         for (int r = 0; r < RM; r++) {
@@ -199,9 +286,29 @@ static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_
 #define AYA_Q_PREPARE regroup_activations
 #include "quant_loop.h"
 
-/* Q4_0 only: Q8_0 steps one block at a time on acts itself. */
+/* Q4_0 only (Q8_0 steps one block at a time on acts itself): every token's quad_acts, the last quad's missing
+ * blocks zero. */
 static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim) {
-    return q4 ? aya_q_regroup(acts, tokens, in_dim, 2, 8) : 0;
+    if (!q4) return 0;
+    const int32_t blocks = in_dim / AYA_QK, quads = (blocks + 3) / 4;
+    quad_acts *all = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * (size_t) quads * sizeof(quad_acts) + 1);
+    if (all == NULL) return -1;
+    memset(all, 0, (size_t) tokens * (size_t) quads * sizeof(quad_acts));
+    for (int32_t t = 0; t < tokens; t++)
+        for (int32_t b = 0; b < blocks; b++) {
+            quad_acts *qa = all + (size_t) t * quads + b / 4;
+            size_t xb = (size_t) t * blocks + b;
+            int j = b % 4, h = j / 2, side = j % 2; /* pair h, 16-byte half `side` */
+            memcpy(qa->lo[h] + 16 * side, acts->q + xb * AYA_QK, 16);
+            memcpy(qa->hi[h] + 16 * side, acts->q + xb * AYA_QK + 16, 16);
+            qa->offset[h][4 * side] = 8 * acts->sum[xb];
+            int lane = 4 * side + h; /* [b0 b2 b0 b2 | b1 b3 b1 b3] */
+            qa->offset4[lane] = 8 * acts->sum[xb];
+            for (int i = 0; i < 4; i++) qa->d[h][4 * side + i] = acts->d[xb];
+            qa->d4[lane] = qa->d4[lane + 2] = acts->d[xb];
+        }
+    acts->regrouped = all;
+    return 0;
 }
 
 /* ---- Prefill of many tokens: four blocks per step, two int32 lanes per block ----
