@@ -245,7 +245,7 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
                 int32_t next_kc = in_dim - next_k0 < KC ? in_dim - next_k0 : KC;
                 aya_block_prefetcher pf = { (const char *) w + ((size_t) next_n0 * (size_t) in_dim + (size_t) next_k0) * wsize,
                                   (size_t) in_dim * wsize, (int32_t) (((size_t) next_kc * wsize + 63) / 64 + 1),
-                                  next_n0 < row_end ? next_nc : 0, 0, 0 };
+                                  next_n0 < row_end ? next_nc : 0, 0, 0, 0 };
                 int32_t calls = ((nc + PANEL - 1) / PANEL) * tiles;
                 int32_t per_call = (pf.rows * pf.lines_per_row + calls - 1) / calls;
                 int first = k0 == 0, last = k0 + KC >= in_dim;

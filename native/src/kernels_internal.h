@@ -141,14 +141,16 @@ static inline int32_t aya_decode_prefetch_rows(size_t row_bytes, int32_t group) 
     return (int32_t) (((64u << 10) + group_bytes - 1) / group_bytes) * group;
 }
 
-/* Software prefetch (to L2) of the next weight block of a prefill GEMM, rows of lines_per_row cache lines from base,
- * row_bytes apart, spread over the micro-kernel calls of the block before it: those rows are far apart, too many
- * streams for the hardware prefetcher. */
-typedef struct { const char *base; size_t row_bytes; int32_t lines_per_row, rows, row, line; } aya_block_prefetcher;
+/* Software prefetch (to L2, or to L1 when to_l1) of the next weight block of a prefill GEMM, rows of lines_per_row
+ * cache lines from base, row_bytes apart, spread over the micro-kernel calls of the block before it: those rows are
+ * far apart, too many streams for the hardware prefetcher. */
+typedef struct { const char *base; size_t row_bytes; int32_t lines_per_row, rows, row, line, to_l1; } aya_block_prefetcher;
 
 static inline void aya_prefetch_some(aya_block_prefetcher *p, int32_t count) {
     for (; count > 0 && p->row < p->rows; count--) {
-        __builtin_prefetch(p->base + (size_t) p->row * p->row_bytes + (size_t) p->line * 64, 0, 2); /* x86: prefetcht1 */
+        const char *line = p->base + (size_t) p->row * p->row_bytes + (size_t) p->line * 64;
+        if (p->to_l1) __builtin_prefetch(line, 0, 3); /* x86: prefetcht0 */
+        else __builtin_prefetch(line, 0, 2);          /* x86: prefetcht1 */
         if (++p->line == p->lines_per_row) {
             p->line = 0;
             p->row++;

@@ -142,7 +142,8 @@ int main(void) {
     static const char *const isas[] = { "scalar", "avx2", "avx512", "avx512bf16", "neon" };
     static const int dims[][3] = {
         { 1, 1, 1 }, { 3, 7, 2 }, { 9, 33, 1 }, { 40, 255, 3 }, { 35, 257, 9 }, { 6, 520, 13 }, { 70, 64, 4 },
-        { 45, 1031, 14 }, { 40, 331, 13 }, /* panels packed by 16 x 16 transposes, then a ragged end of pairs */
+        { 45, 1031, 14 }, { 40, 331, 13 }, /* x transposed 16 x 16 at a time, then a ragged end of pairs */
+        { 100, 70, 40 }, { 13, 300, 50 }, /* two row blocks of the GEMM; token tiles of 32 + 16 and 32 + 18 */
     };
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         if (!aya_isa_available(isas[i])) continue;

@@ -60,11 +60,12 @@ static void check_shape(int rows, int in_dim, int tokens, int exact) {
 }
 
 int main(void) {
-    static const int dims[][3] = { /* rows, in_dim, tokens: odd in_dim, partial panels (32 rows, 256 k), 1..13 tokens */
+    static const int dims[][3] = { /* rows, in_dim, tokens: odd in_dim, partial blocks (96 rows, 256 k), 1..64 tokens */
         { 1, 1, 1 }, { 1, 1, 2 }, { 3, 7, 1 }, { 5, 16, 2 }, { 7, 17, 3 }, { 33, 31, 4 }, { 31, 33, 5 }, { 32, 64, 6 },
         { 40, 255, 7 }, { 19, 256, 8 }, { 65, 257, 9 }, { 21, 300, 10 }, { 2, 63, 11 }, { 37, 520, 12 }, { 36, 97, 13 },
         { 64, 2048, 1 }, { 50, 513, 25 }, { 4, 32, 64 }, { 97, 611, 1 }, { 5, 1, 30 },
-        { 45, 1031, 14 }, { 40, 331, 13 }, /* several 16 x 16 transposes per panel, then a ragged end of pairs */
+        { 45, 1031, 14 }, { 40, 331, 13 }, /* x transposed 16 x 16 at a time, then a ragged end of pairs */
+        { 100, 70, 40 }, { 13, 300, 50 }, /* two row blocks of the GEMM; token tiles of 32 + 16 and 32 + 18 */
     };
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
         check_shape(dims[d][0], dims[d][1], dims[d][2], 0);

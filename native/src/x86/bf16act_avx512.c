@@ -1,16 +1,20 @@
 /* AVX512_BF16 matrix products with bf16 activations (aya_matmul_bf16_bf16). vdpbf16ps multiplies 32 bf16 pairs and
  * adds the two products of each pair into one of 16 f32 lanes: twice the multiply-adds of an f32 FMA per instruction.
  *
- * Prefill (tokens > 1) is a packed, register-blocked GEMM:
- *   - x is rounded to bf16 once per call into xb [tokens][pairs]: pair p of a token holds elements 2p and 2p+1 in one
- *     u32 (low half first), and an odd in_dim gets a zero pad;
- *   - each panel of 32 weight rows x 256 k-values is repacked pair-interleaved, panel[p][r] = (w[r][2p], w[r][2p+1]),
- *     so one 64-byte load holds pair p of 16 rows (16 KiB per panel: stays in L1 while every token passes over it);
- *   - the micro-kernel keeps 32 rows x 12 tokens of sums in 24 zmm accumulators. Per pair it loads 2 weight vectors,
- *     broadcasts each token's x pair (12 broadcast loads) and issues 24 vdpbf16ps (768 multiply-adds). Each accumulator
- *     holds 16 consecutive rows of one token, so results are stored directly: no horizontal sums.
- * Decode (tokens == 1) is bandwidth-bound: the shared loop of matvec_loop.h streams the rows straight from w against
- * xb, with the micro-kernel below.
+ * Prefill (more than AYA_MV_FEW_TOKENS tokens) is a register-blocked GEMM with one lane per token:
+ *   - x is rounded to bf16 pairs (pair p of a token holds elements 2p and 2p+1 in one u32, low half first; an odd
+ *     in_dim gets a zero pad) and transposed once per call, in tiles of 32 tokens [pair][token], so one 64-byte load
+ *     holds one pair of 16 tokens;
+ *   - the weights need no transpose: a row's pair is one u32 of the bf16 matrix, broadcast to all lanes. Each chunk
+ *     of 128 pairs of 96 rows is copied (a plain copy, 48 KiB) so that the micro-kernel finds all its rows at fixed
+ *     offsets from one pointer, and the next chunk is prefetched while this one runs;
+ *   - the micro-kernel keeps 12 rows x 32 tokens of sums in 24 zmm accumulators. Per pair it loads 2 x vectors,
+ *     broadcasts each row's pair (12 broadcast loads) and issues 24 vdpbf16ps (768 multiply-adds). Each accumulator
+ *     holds 16 tokens of one row: the sums go to a [row][token] block, transposed into out once per 96 rows.
+ *   Each output's sum runs over its pairs in order, 128 at a time from zero, the chunks added in order: the same
+ *   bits as the earlier row-per-lane GEMM (which repacked every weight panel by transposes, ~11% of its time).
+ * Decode (up to AYA_MV_FEW_TOKENS tokens) is bandwidth-bound: the shared loop of matvec_loop.h streams the rows
+ * straight from w against x rounded into [tokens][pairs], with the micro-kernel below.
  *
  * Numerics (see aya_kernels.h): products are exact, sums f32 in the instruction's order; vdpbf16ps also treats denormal
  * inputs as zero and flushes denormal results. */
@@ -28,7 +32,7 @@
 
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
-enum { PANEL_ROWS = 32, PANEL_PAIRS = 128, TOKEN_BLOCK = 12 };
+enum { TILE_ROWS = 12, TILE_TOKENS = 32, CHUNK_PAIRS = 128, BLOCK_ROWS = 8 * TILE_ROWS };
 
 /* acc[i] += a[2i] * b[2i] + a[2i+1] * b[2i+1], the 32 bf16 of a and b in 16 u32 lanes. */
 AYA_ALWAYS_INLINE __m512 dot_pairs(__m512 acc, __m512i a, __m512i b) {
@@ -51,22 +55,22 @@ static const uint32_t *pack_activations(const float *x, int32_t tokens, int32_t 
     return packed;
 }
 
-/* dst[j * 32] = pair j of the 16 rows whose pairs are rows[0..15], for j < 16: a 16 x 16 transpose of u32 in four
- * rounds of shuffles (32-bit, 64-bit, then 128-bit lanes twice), 64 shuffles for 256 pairs. */
-static void transpose_16x16(const __m512i rows[16], uint32_t *dst) {
+/* out[j] = element j of each of the 16 vectors in[0..15] (lane i from in[i]): a 16 x 16 transpose of u32 in four
+ * rounds of shuffles (32-bit, 64-bit, then 128-bit lanes twice), 64 shuffles. */
+static void transpose_16x16(const __m512i in[16], __m512i out[16]) {
     __m512i a[16], b[16], c[16];
     for (int i = 0; i < 16; i += 2) {
-        a[i] = _mm512_unpacklo_epi32(rows[i], rows[i + 1]);
-        a[i + 1] = _mm512_unpackhi_epi32(rows[i], rows[i + 1]);
+        a[i] = _mm512_unpacklo_epi32(in[i], in[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(in[i], in[i + 1]);
     }
-    /* b[4g + k], 128-bit lane L: pair 4L + k of rows 4g..4g+3 */
+    /* b[4g + k], 128-bit lane L: element 4L + k of vectors 4g..4g+3 */
     for (int g = 0; g < 16; g += 4) {
         b[g] = _mm512_unpacklo_epi64(a[g], a[g + 2]);
         b[g + 1] = _mm512_unpackhi_epi64(a[g], a[g + 2]);
         b[g + 2] = _mm512_unpacklo_epi64(a[g + 1], a[g + 3]);
         b[g + 3] = _mm512_unpackhi_epi64(a[g + 1], a[g + 3]);
     }
-    /* c[k], c[4 + k]: lanes 0 and 2 (1 and 3) of rows 0-3, 4-7; c[8 + k], c[12 + k]: the same of rows 8-11, 12-15 */
+    /* c[k], c[4 + k]: lanes 0 and 2 (1 and 3) of vectors 0-3, 4-7; c[8 + k], c[12 + k]: the same of vectors 8-11, 12-15 */
     for (int k = 0; k < 4; k++) {
         c[k] = _mm512_shuffle_i32x4(b[k], b[4 + k], 0x88);
         c[4 + k] = _mm512_shuffle_i32x4(b[k], b[4 + k], 0xdd);
@@ -74,125 +78,183 @@ static void transpose_16x16(const __m512i rows[16], uint32_t *dst) {
         c[12 + k] = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0xdd);
     }
     for (int k = 0; k < 4; k++) {
-        _mm512_store_si512((void *) (dst + k * PANEL_ROWS), _mm512_shuffle_i32x4(c[k], c[8 + k], 0x88));
-        _mm512_store_si512((void *) (dst + (8 + k) * PANEL_ROWS), _mm512_shuffle_i32x4(c[k], c[8 + k], 0xdd));
-        _mm512_store_si512((void *) (dst + (4 + k) * PANEL_ROWS), _mm512_shuffle_i32x4(c[4 + k], c[12 + k], 0x88));
-        _mm512_store_si512((void *) (dst + (12 + k) * PANEL_ROWS), _mm512_shuffle_i32x4(c[4 + k], c[12 + k], 0xdd));
+        out[k] = _mm512_shuffle_i32x4(c[k], c[8 + k], 0x88);
+        out[8 + k] = _mm512_shuffle_i32x4(c[k], c[8 + k], 0xdd);
+        out[4 + k] = _mm512_shuffle_i32x4(c[4 + k], c[12 + k], 0x88);
+        out[12 + k] = _mm512_shuffle_i32x4(c[4 + k], c[12 + k], 0xdd);
     }
 }
 
-/* panel[p * 32 + r] = pair p0 + p of weight row r0 + r, for p < np; rows from `rows` on are zero. Whole blocks of 16
- * rows x 16 pairs go through one transpose in registers; the pairs past the last whole block (and the half pair of an
- * odd in_dim) one by one. */
-static void pack_panel(const uint16_t *w, int32_t in_dim, int32_t r0, int32_t rows, int32_t p0, int32_t np,
-                       uint32_t *panel) {
-    int32_t whole = in_dim / 2; /* pairs with both elements in the row; an odd in_dim ends with a half pair */
-    int32_t vector_pairs = whole - p0 < np ? whole - p0 : np;
-    vector_pairs = vector_pairs > 0 ? vector_pairs / 16 * 16 : 0;
-    for (int32_t half = 0; half < PANEL_ROWS; half += 16) {
+/* Tokens of a tile: 32, or 16 for a last tile of 1..16 tokens. */
+static int32_t tile_tokens(int32_t tokens, int32_t t0) {
+    return tokens - t0 > 16 ? TILE_TOKENS : 16;
+}
+
+/* aya_f32_to_bf16 of 16 floats, each result in the low half of its u32 lane. */
+AYA_ALWAYS_INLINE __m512i round_bf16(__m512 v) {
+    __m512i x = _mm512_castps_si512(v), high = _mm512_srli_epi32(x, 16);
+    __m512i magnitude = _mm512_and_si512(x, _mm512_set1_epi32(0x7fffffff));
+    __m512i bias = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(high, _mm512_set1_epi32(1)));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(x, bias), 16);
+    r = _mm512_mask_blend_epi32(_mm512_cmpgt_epi32_mask(_mm512_set1_epi32(0x00800000), magnitude), r,
+                                _mm512_and_si512(high, _mm512_set1_epi32(0x8000)));
+    return _mm512_mask_blend_epi32(_mm512_cmpgt_epi32_mask(magnitude, _mm512_set1_epi32(0x7f800000)), r,
+                                   _mm512_or_si512(high, _mm512_set1_epi32(0x40)));
+}
+
+/* 32 floats from x rounded to 16 bf16 pairs (element 2p in the low half of u32 p), as pack_activations makes them. */
+AYA_ALWAYS_INLINE __m512i round_pairs(const float *x) {
+    __m512i a = round_bf16(_mm512_loadu_ps(x)), b = round_bf16(_mm512_loadu_ps(x + 16));
+    /* each 64-bit lane holds two results; moving the upper down by 16 bits puts the pair in its low 32 bits */
+    __m256i lo = _mm512_cvtepi64_epi32(_mm512_or_si512(a, _mm512_srli_epi64(a, 16)));
+    __m256i hi = _mm512_cvtepi64_epi32(_mm512_or_si512(b, _mm512_srli_epi64(b, 16)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* x [tokens, in_dim] rounded to bf16 pairs (as pack_activations) and transposed for the micro-kernel: tiles of 32
+ * tokens (the last may be 16), tile after tile, each [pair][token of the tile], so one 64-byte load holds one pair of
+ * 16 tokens; tokens past `tokens` are zero. Whole blocks of 16 tokens x 16 pairs are rounded in registers and go
+ * through one transpose; the pairs past them one by one. In the calling thread's scratch; NULL if memory runs out. */
+static const uint32_t *pack_activations_transposed(const float *x, int32_t tokens, int32_t in_dim, int32_t pairs) {
+    int32_t padded = (tokens + 15) / 16 * 16;
+    uint32_t *xt = aya_scratch(AYA_SCRATCH_GEMM_X, (size_t) padded * (size_t) pairs * sizeof(uint32_t));
+    if (xt == NULL) return NULL;
+    int32_t vector_pairs = in_dim / 32 * 16;
+    for (int32_t g0 = 0; g0 < tokens; g0 += 16) {
+        int32_t t0 = g0 / TILE_TOKENS * TILE_TOKENS, width = tile_tokens(tokens, t0);
+        uint32_t *dst = xt + (size_t) t0 * (size_t) pairs + (size_t) (g0 - t0); /* this group's column of its tile */
         for (int32_t p = 0; p < vector_pairs; p += 16) {
-            __m512i block[16];
-            for (int32_t r = 0; r < 16; r++) {
-                const uint16_t *row = w + (size_t) (r0 + half + r) * (size_t) in_dim + 2 * (size_t) (p0 + p);
-                block[r] = half + r < rows ? _mm512_loadu_si512((const void *) row) : _mm512_setzero_si512();
+            __m512i rows[16], cols[16];
+            for (int32_t i = 0; i < 16; i++) {
+                rows[i] = g0 + i < tokens ? round_pairs(x + (size_t) (g0 + i) * (size_t) in_dim + 2 * (size_t) p)
+                                          : _mm512_setzero_si512();
             }
-            transpose_16x16(block, panel + p * PANEL_ROWS + half);
+            transpose_16x16(rows, cols);
+            for (int32_t j = 0; j < 16; j++) _mm512_store_si512((void *) (dst + (size_t) (p + j) * (size_t) width), cols[j]);
+        }
+        for (int32_t i = 0; i < 16; i++) {
+            const float *xi = x + (size_t) (g0 + i) * (size_t) in_dim;
+            for (int32_t p = vector_pairs; p < pairs; p++) {
+                uint32_t v = 0;
+                if (g0 + i < tokens) {
+                    v = aya_f32_to_bf16(xi[2 * p]);
+                    if (2 * p + 1 < in_dim) v |= (uint32_t) aya_f32_to_bf16(xi[2 * p + 1]) << 16;
+                }
+                dst[(size_t) p * (size_t) width + i] = v;
+            }
         }
     }
-    for (int32_t r = 0; r < PANEL_ROWS; r++) {
-        if (r >= rows) {
-            for (int32_t p = vector_pairs; p < np; p++) panel[p * PANEL_ROWS + r] = 0;
+    return xt;
+}
+
+/* Pairs [p0, p0 + np) of weight rows r0..r0 + rows - 1 as u32 pairs, row i at wc + i * CHUNK_PAIRS (a plain copy: the
+ * micro-kernel then finds every row at a fixed offset from one pointer); an odd in_dim's half pair gets a zero high
+ * half, and the rows up to the next multiple of TILE_ROWS are zero. */
+static void copy_chunk(const uint16_t *w, int32_t in_dim, int32_t r0, int32_t rows, int32_t p0, int32_t np, uint32_t *wc) {
+    int32_t whole = in_dim / 2 - p0 < np ? in_dim / 2 - p0 : np; /* the rest is the half pair */
+    int32_t tiled = (rows + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
+    for (int32_t i = 0; i < tiled; i++) {
+        uint32_t *dst = wc + (size_t) i * CHUNK_PAIRS;
+        if (i >= rows) {
+            memset(dst, 0, (size_t) np * sizeof(uint32_t));
             continue;
         }
-        const uint16_t *row = w + (size_t) (r0 + r) * (size_t) in_dim;
-        for (int32_t p = vector_pairs; p < np; p++) {
-            int32_t pair = p0 + p;
-            uint32_t v;
-            if (pair < whole) memcpy(&v, row + 2 * pair, sizeof v);
-            else v = row[2 * pair]; /* never reads past the row: the next one may not exist */
-            panel[p * PANEL_ROWS + r] = v;
-        }
+        const uint16_t *row = w + (size_t) (r0 + i) * (size_t) in_dim + 2 * (size_t) p0;
+        memcpy(dst, row, (size_t) whole * sizeof(uint32_t));
+        if (whole < np) dst[whole] = row[2 * whole]; /* never reads past the row: the next one may not exist */
     }
 }
 
-/* Stores (or adds, when accumulate) 32 rows of one token's sums; only the first `rows` are real. */
-AYA_ALWAYS_INLINE void store_rows(float *dst, __m512 lo, __m512 hi, int32_t rows, int accumulate) {
-    if (rows == PANEL_ROWS) {
-        if (accumulate) {
-            lo = _mm512_add_ps(_mm512_loadu_ps(dst), lo);
-            hi = _mm512_add_ps(_mm512_loadu_ps(dst + 16), hi);
-        }
-        _mm512_storeu_ps(dst, lo);
-        _mm512_storeu_ps(dst + 16, hi);
-        return;
-    }
-    float sums[PANEL_ROWS];
-    _mm512_storeu_ps(sums, lo);
-    _mm512_storeu_ps(sums + 16, hi);
-    for (int32_t r = 0; r < rows; r++) dst[r] = accumulate ? dst[r] + sums[r] : sums[r];
-}
-
-/* 32 panel rows x T tokens over np pairs: token t's pairs at xp + t * x_stride, its outputs at o + t * o_stride. */
-AYA_ALWAYS_INLINE void micro(const uint32_t *panel, int32_t np, const uint32_t *xp, size_t x_stride,
-                             float *o, size_t o_stride, int32_t rows, int accumulate, const int T) {
-    __m512 lo[TOKEN_BLOCK], hi[TOKEN_BLOCK]; /* rows 0-15 and 16-31 */
-    for (int t = 0; t < T; t++) {
-        lo[t] = _mm512_setzero_ps();
-        hi[t] = _mm512_setzero_ps();
+/* TILE_ROWS weight rows x G * 16 tokens over the np pairs of one chunk. Row i's pairs are broadcast from
+ * wt + i * CHUNK_PAIRS; xt holds the chunk's pairs of the tile's tokens, G * 16 per pair. Each accumulator holds 16
+ * tokens of one row; the sums are stored to (or, when accumulate, added to) c[i * c_stride + token]. */
+AYA_ALWAYS_INLINE void micro(const uint32_t *wt, int32_t np, const uint32_t *xt, float *c, size_t c_stride,
+                             int accumulate, const int G) {
+    __m512 acc[TILE_ROWS][2];
+    for (int i = 0; i < TILE_ROWS; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
     }
     for (int32_t p = 0; p < np; p++) {
-        __m512i w_lo = _mm512_load_si512((const void *) (panel + p * PANEL_ROWS));
-        __m512i w_hi = _mm512_load_si512((const void *) (panel + p * PANEL_ROWS + 16));
-        for (int t = 0; t < T; t++) {
-            __m512i xv = _mm512_set1_epi32((int32_t) xp[(size_t) t * x_stride + (size_t) p]);
-            lo[t] = dot_pairs(lo[t], w_lo, xv);
-            hi[t] = dot_pairs(hi[t], w_hi, xv);
+        __m512i x0 = _mm512_load_si512((const void *) (xt + (size_t) p * 16 * G));
+        __m512i x1 = G == 2 ? _mm512_load_si512((const void *) (xt + (size_t) p * 32 + 16)) : x0;
+        for (int i = 0; i < TILE_ROWS; i++) {
+            __m512i wv = _mm512_set1_epi32((int32_t) wt[i * CHUNK_PAIRS + p]);
+            acc[i][0] = dot_pairs(acc[i][0], wv, x0);
+            if (G == 2) acc[i][1] = dot_pairs(acc[i][1], wv, x1);
         }
     }
-    for (int t = 0; t < T; t++) store_rows(o + (size_t) t * o_stride, lo[t], hi[t], rows, accumulate);
+    for (int i = 0; i < TILE_ROWS; i++) {
+        for (int g = 0; g < G; g++) {
+            float *dst = c + (size_t) i * c_stride + 16 * g;
+            __m512 sum = accumulate ? _mm512_add_ps(_mm512_load_ps(dst), acc[i][g]) : acc[i][g];
+            _mm512_store_ps(dst, sum);
+        }
+    }
 }
 
-static void gemm(const uint16_t *w, const uint32_t *xb, float *out, int32_t tokens, int32_t in_dim, int32_t pairs,
-                 int32_t out_stride, int32_t row_start, int32_t row_end) {
-    uint32_t panel[PANEL_PAIRS * PANEL_ROWS] __attribute__((aligned(64)));
-    for (int32_t r0 = row_start; r0 < row_end; r0 += PANEL_ROWS) {
-        int32_t rows = row_end - r0 < PANEL_ROWS ? row_end - r0 : PANEL_ROWS;
-        for (int32_t p0 = 0; p0 < pairs; p0 += PANEL_PAIRS) {
-            int32_t np = pairs - p0 < PANEL_PAIRS ? pairs - p0 : PANEL_PAIRS;
-            int accumulate = p0 > 0;
-            pack_panel(w, in_dim, r0, rows, p0, np, panel);
-            /* the next panel: the next pairs of these rows, else the first pairs of the next rows */
-            int32_t next_r0 = p0 + PANEL_PAIRS < pairs ? r0 : r0 + PANEL_ROWS;
-            int32_t next_p0 = p0 + PANEL_PAIRS < pairs ? p0 + PANEL_PAIRS : 0;
-            int32_t next_np = pairs - next_p0 < PANEL_PAIRS ? pairs - next_p0 : PANEL_PAIRS;
-            int32_t next_rows = row_end - next_r0 < PANEL_ROWS ? row_end - next_r0 : PANEL_ROWS;
+/* out[t][r0 + i] = c[i * c_stride + t] for i < rows, t < tokens: 16 x 16 blocks through one transpose, the edges
+ * one by one. */
+static void write_block(const float *c, size_t c_stride, int32_t rows, int32_t tokens, float *out, int32_t out_stride,
+                        int32_t r0) {
+    int32_t vector_rows = rows / 16 * 16, vector_tokens = tokens / 16 * 16;
+    for (int32_t i = 0; i < vector_rows; i += 16) {
+        for (int32_t t = 0; t < vector_tokens; t += 16) {
+            __m512i in[16], cols[16];
+            for (int32_t k = 0; k < 16; k++) in[k] = _mm512_castps_si512(_mm512_load_ps(c + (size_t) (i + k) * c_stride + t));
+            transpose_16x16(in, cols);
+            for (int32_t j = 0; j < 16; j++) {
+                _mm512_storeu_ps(out + (size_t) (t + j) * (size_t) out_stride + r0 + i, _mm512_castsi512_ps(cols[j]));
+            }
+        }
+    }
+    for (int32_t t = 0; t < tokens; t++) {
+        float *o = out + (size_t) t * (size_t) out_stride + r0;
+        for (int32_t i = t < vector_tokens ? vector_rows : 0; i < rows; i++) o[i] = c[(size_t) i * c_stride + t];
+    }
+}
+
+/* Rows in blocks of BLOCK_ROWS; per block, pairs in chunks of CHUNK_PAIRS (each chunk summed from zero, then added to
+ * the block's sums in chunk order); per chunk, the token tiles, and per tile the block's tiles of TILE_ROWS rows: a
+ * tile of x (32 tokens x 128 pairs, 16 KiB) stays in L1 while the rows pass over it. The next chunk's weights are
+ * prefetched (to L2) while this one runs: the block's rows are far apart, too many streams for the hardware. */
+static int gemm(const uint16_t *w, const uint32_t *xt, float *out, int32_t tokens, int32_t in_dim, int32_t pairs,
+                int32_t out_stride, int32_t row_start, int32_t row_end) {
+    int32_t padded = (tokens + 15) / 16 * 16;
+    float *c = aya_scratch(AYA_SCRATCH_GEMM_C, (size_t) BLOCK_ROWS * (size_t) padded * sizeof(float));
+    uint32_t *wc = aya_scratch(AYA_SCRATCH_GEMM_W, (size_t) BLOCK_ROWS * CHUNK_PAIRS * sizeof(uint32_t));
+    if (c == NULL || wc == NULL) return -1;
+    for (int32_t r0 = row_start; r0 < row_end; r0 += BLOCK_ROWS) {
+        int32_t rows = row_end - r0 < BLOCK_ROWS ? row_end - r0 : BLOCK_ROWS;
+        for (int32_t p0 = 0; p0 < pairs; p0 += CHUNK_PAIRS) {
+            int32_t np = pairs - p0 < CHUNK_PAIRS ? pairs - p0 : CHUNK_PAIRS;
+            copy_chunk(w, in_dim, r0, rows, p0, np, wc);
+            /* the next chunk: the next pairs of these rows, else the first pairs of the next rows */
+            int32_t next_r0 = p0 + CHUNK_PAIRS < pairs ? r0 : r0 + BLOCK_ROWS;
+            int32_t next_p0 = p0 + CHUNK_PAIRS < pairs ? p0 + CHUNK_PAIRS : 0;
+            int32_t next_np = pairs - next_p0 < CHUNK_PAIRS ? pairs - next_p0 : CHUNK_PAIRS;
+            int32_t next_rows = row_end - next_r0 < BLOCK_ROWS ? row_end - next_r0 : BLOCK_ROWS;
             aya_block_prefetcher pf = { (const char *) (w + (size_t) next_r0 * (size_t) in_dim + 2 * (size_t) next_p0),
                                         (size_t) in_dim * sizeof(uint16_t), next_np * 4 / 64 + 1,
-                                        next_r0 < row_end ? next_rows : 0, 0, 0 };
-            int32_t tiles = (tokens + TOKEN_BLOCK - 1) / TOKEN_BLOCK;
-            int32_t per_tile = (pf.rows * pf.lines_per_row + tiles - 1) / tiles;
-            for (int32_t t0 = 0; t0 < tokens; t0 += TOKEN_BLOCK) {
-                aya_prefetch_some(&pf, per_tile);
-                const uint32_t *xp = xb + (size_t) t0 * (size_t) pairs + (size_t) p0;
-                float *o = out + (size_t) t0 * (size_t) out_stride + (size_t) r0;
-                size_t xs = (size_t) pairs, os = (size_t) out_stride;
-                switch (tokens - t0 < TOKEN_BLOCK ? tokens - t0 : TOKEN_BLOCK) {
-                case 1:  micro(panel, np, xp, xs, o, os, rows, accumulate, 1); break;
-                case 2:  micro(panel, np, xp, xs, o, os, rows, accumulate, 2); break;
-                case 3:  micro(panel, np, xp, xs, o, os, rows, accumulate, 3); break;
-                case 4:  micro(panel, np, xp, xs, o, os, rows, accumulate, 4); break;
-                case 5:  micro(panel, np, xp, xs, o, os, rows, accumulate, 5); break;
-                case 6:  micro(panel, np, xp, xs, o, os, rows, accumulate, 6); break;
-                case 7:  micro(panel, np, xp, xs, o, os, rows, accumulate, 7); break;
-                case 8:  micro(panel, np, xp, xs, o, os, rows, accumulate, 8); break;
-                case 9:  micro(panel, np, xp, xs, o, os, rows, accumulate, 9); break;
-                case 10: micro(panel, np, xp, xs, o, os, rows, accumulate, 10); break;
-                case 11: micro(panel, np, xp, xs, o, os, rows, accumulate, 11); break;
-                default: micro(panel, np, xp, xs, o, os, rows, accumulate, 12); break;
+                                        next_r0 < row_end ? next_rows : 0, 0, 0, 1 };
+            int32_t row_tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
+            int32_t calls = row_tiles * ((tokens + TILE_TOKENS - 1) / TILE_TOKENS);
+            int32_t per_call = (pf.rows * pf.lines_per_row + calls - 1) / calls;
+            for (int32_t t0 = 0; t0 < tokens; t0 += TILE_TOKENS) {
+                int32_t width = tile_tokens(tokens, t0);
+                const uint32_t *xp = xt + (size_t) t0 * (size_t) pairs + (size_t) p0 * (size_t) width;
+                for (int32_t i0 = 0; i0 < rows; i0 += TILE_ROWS) {
+                    aya_prefetch_some(&pf, per_call);
+                    const uint32_t *wt = wc + (size_t) i0 * CHUNK_PAIRS;
+                    float *ct = c + (size_t) i0 * (size_t) padded + t0;
+                    if (width == TILE_TOKENS) micro(wt, np, xp, ct, (size_t) padded, p0 > 0, 2);
+                    else micro(wt, np, xp, ct, (size_t) padded, p0 > 0, 1);
                 }
             }
         }
+        write_block(c, (size_t) padded, rows, tokens, out, out_stride, r0);
     }
+    return 0;
 }
 
 /* The decode micro-kernel for matvec_loop.h: 32 inputs (16 pairs) per vdpbf16ps; the last partial 32 come from
@@ -274,8 +336,13 @@ void aya_matmul_bf16_bf16_avx512bf16(const void *w, const float *x, float *out, 
                                      int32_t out_stride, int32_t row_start, int32_t row_end) {
     if (row_start >= row_end) return;
     int32_t pairs = (in_dim + 1) / 2;
-    const uint32_t *xb = pack_activations(x, tokens, in_dim, pairs);
-    if (xb == NULL) return;
-    if (tokens <= AYA_MV_FEW_TOKENS) aya_matvec_tokens(AYA_WEIGHT_BF16, w, xb, (size_t) pairs, out, tokens, in_dim, out_stride, row_start, row_end);
-    else gemm((const uint16_t *) w, xb, out, tokens, in_dim, pairs, out_stride, row_start, row_end);
+    if (tokens <= AYA_MV_FEW_TOKENS) {
+        const uint32_t *xb = pack_activations(x, tokens, in_dim, pairs);
+        if (xb == NULL) return;
+        aya_matvec_tokens(AYA_WEIGHT_BF16, w, xb, (size_t) pairs, out, tokens, in_dim, out_stride, row_start, row_end);
+        return;
+    }
+    const uint32_t *xt = pack_activations_transposed(x, tokens, in_dim, pairs);
+    if (xt == NULL) return;
+    gemm((const uint16_t *) w, xt, out, tokens, in_dim, pairs, out_stride, row_start, row_end);
 }
