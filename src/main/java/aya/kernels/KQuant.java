@@ -114,7 +114,7 @@ final class KQuant {
      * 64 of ql holds the low 4 bits of elements l (low nibble) and l + 64 (high), byte l + 32 those of l + 32 and
      * l + 96; byte l of the 32 of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96).
      */
-    private static int q6kValue(MemorySegment w, long at, int e) {
+    static int q6kValue(MemorySegment w, long at, int e) {
         int half = e / 128, k = e % 128 / 32, l = e % 32;
         int low = w.get(ValueLayout.JAVA_BYTE, at + 64L * half + 32 * (k % 2) + l) & 0xFF;
         int high = w.get(ValueLayout.JAVA_BYTE, at + 128 + 32L * half + l) & 0xFF;
