@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -44,8 +45,8 @@ final class PackedQ6K implements JavaPackedMatrix {
     private static final int G = PackedNibbles.G, BLOCK = Quant.BLOCK;
     /** Blocks of 32 per super-block of 256. */
     private static final int SUPER = KQuant.QK_K / BLOCK;
-    /** Lane j of an F vector of blocks reads the d of its super-block: j / 8 (plus the vector's first block / 8). */
-    private static final int[] D_MAP = dMap();
+    /** Lane j of an F vector of blocks takes the d of its super-block: lane j / 8 of the d loaded from its first. */
+    private static final VectorShuffle<Float> D_LANES = VectorShuffle.fromOp(F, j -> j / SUPER);
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(JavaKernels.LE);
 
     /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
@@ -55,7 +56,7 @@ final class PackedQ6K implements JavaPackedMatrix {
     private final short[] values;
     /** [rows][groups][2][G]: each block's two sub-block scales. */
     private final byte[] scales;
-    /** [rows][groups][G / 8]: each super-block's d. */
+    /** [rows][groups][G / 8]: each super-block's d (and F.length() zeros: a vector load from the last). */
     private final float[] d;
 
     private PackedQ6K(MemorySegment source, int rows, int cols) {
@@ -70,7 +71,7 @@ final class PackedQ6K implements JavaPackedMatrix {
         }
         this.values = new short[(int) shorts];
         this.scales = new byte[rows * groups * 2 * G];
-        this.d = new float[rows * groups * (G / SUPER)];
+        this.d = new float[rows * groups * (G / SUPER) + F.length()]; // the last load reads F.length()
     }
 
     /** w [rows, cols] of Q6_K (cols a multiple of 256) repacked (on the heap), the rows spread over the pool. */
@@ -137,12 +138,6 @@ final class PackedQ6K implements JavaPackedMatrix {
         for (int i = 0; i < 8; i++) q[o + i] = (byte) (bytes >>> 8 * i);
     }
 
-    private static int[] dMap() {
-        int[] map = new int[G];
-        for (int j = 0; j < G; j++) map[j] = j / SUPER;
-        return map;
-    }
-
     @Override
     public WeightType sourceType() {
         return WeightType.Q6_K;
@@ -160,7 +155,7 @@ final class PackedQ6K implements JavaPackedMatrix {
 
     @Override
     public long byteSize() {
-        return 2L * values.length + scales.length + 4L * d.length;
+        return 2L * values.length + scales.length + 4L * (d.length - F.length());
     }
 
     @Override
@@ -179,83 +174,60 @@ final class PackedQ6K implements JavaPackedMatrix {
     // ---------------------------------------------------------------------------------------------- decode
 
     /**
-     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread). Four
-     * rows per pass a quarter of the slice apart, the at most three left over each in a pass of their own with all
-     * four "rows" the same (one call site: C2 compiles one copy of the kernel), as PackedNibbles.
+     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread). One
+     * row at a time: a row's values, scales and d are each contiguous, and consecutive rows follow each other, so the
+     * decode reads three sequential streams (the four-row passes of the other decodes exist for layouts whose rows
+     * interleave inside pages). The kernel is split into methods C2 inlines whole (each under FreqInlineSize, 325
+     * bytecodes: a larger one is called, and its vectors boxed, 40x slower).
      */
     @Override
     public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
         NibbleActivations a = NibbleActivations.of(x, cols);
-        int gap = (rowEnd - rowStart) / 4, passes = gap + (rowEnd - rowStart) % 4;
-        for (int p = 0; p < passes; p++) {
-            int row = p < gap ? rowStart + p : rowStart + 3 * gap + p, step = p < gap ? gap : 0;
-            dot4Rows(a, out, row, step);
-        }
+        for (int r = rowStart; r < rowEnd; r++) out.setAtIndex(JavaKernels.F32, r, dotRow(a, r));
     }
 
-    /** Rows row, row + gap, row + 2 gap, row + 3 gap . x into out: per group, each row's four slots, then its f32 sum. */
-    private void dot4Rows(NibbleActivations a, MemorySegment out, int row, int gap) {
-        short[] w = values, xq = a.xq, m32 = a.minus32;
-        FloatVector f0 = FloatVector.zero(F), f1 = f0, f2 = f0, f3 = f0;
-        int rowShorts = groups * 12 * G;
+    /**
+     * Row r . x: per group and sub-block h of the blocks, its two slots' (h and h + 2) 16-bit sums added as ints, then
+     * ((d scale) dx) times that in f32. Per slot, -32 sum xq + sum q xq over its 8 positions in 16 bits that wrap, i.e.
+     * exactly sum (q - 32) xq: shorts S0 and S1 (j = 0, 1) give q_2j, q_2j+1 and, with S2's bits, q_6+j; S2 gives q4,
+     * q5; position k's xq is at xq[xo + 4 G k]. No helper methods and loops rather than the slots written out: C2
+     * inlines the Vector API's own methods whatever the size, but stops inlining other calls in a kernel of this many
+     * vector operations (NodeCountInliningCutoff) and then calls them with boxed vectors, 40x slower.
+     */
+    private float dotRow(NibbleActivations a, int r) {
+        short[] w = values, xq = a.xq;
+        FloatVector f = FloatVector.zero(F);
         for (int g = 0; g < groups; g++) {
-            int w0 = row * rowShorts + g * 12 * G, w1 = w0 + gap * rowShorts, w2 = w1 + gap * rowShorts, w3 = w2 + gap * rowShorts;
-            int xo = g * 32 * G, mo = g * 4 * G;
-            f0 = rowSum(f0, slot(w, w0, xq, xo, m32, mo), slot(w, w0 + 3 * G, xq, xo + G, m32, mo + G),
-                    slot(w, w0 + 6 * G, xq, xo + 2 * G, m32, mo + 2 * G), slot(w, w0 + 9 * G, xq, xo + 3 * G, m32, mo + 3 * G), a, row, g);
-            f1 = rowSum(f1, slot(w, w1, xq, xo, m32, mo), slot(w, w1 + 3 * G, xq, xo + G, m32, mo + G),
-                    slot(w, w1 + 6 * G, xq, xo + 2 * G, m32, mo + 2 * G), slot(w, w1 + 9 * G, xq, xo + 3 * G, m32, mo + 3 * G), a, row + gap, g);
-            f2 = rowSum(f2, slot(w, w2, xq, xo, m32, mo), slot(w, w2 + 3 * G, xq, xo + G, m32, mo + G),
-                    slot(w, w2 + 6 * G, xq, xo + 2 * G, m32, mo + 2 * G), slot(w, w2 + 9 * G, xq, xo + 3 * G, m32, mo + 3 * G), a, row + 2 * gap, g);
-            f3 = rowSum(f3, slot(w, w3, xq, xo, m32, mo), slot(w, w3 + 3 * G, xq, xo + G, m32, mo + G),
-                    slot(w, w3 + 6 * G, xq, xo + 2 * G, m32, mo + 2 * G), slot(w, w3 + 9 * G, xq, xo + 3 * G, m32, mo + 3 * G), a, row + 3 * gap, g);
+            int dAt = (r * groups + g) * (G / SUPER);
+            for (int h = 0; h < 2; h++) {
+                IntVector sum0 = IntVector.zero(JavaKernels.I), sum1 = sum0; // the G lanes as two F.length() halves
+                for (int s = h; s < 4; s += 2) {
+                    int at = ((r * groups + g) * 4 + s) * 3 * G, xo = (g * 32 + s) * G;
+                    ShortVector s2 = ShortVector.fromArray(SV, w, at + 2 * G);
+                    ShortVector acc = ShortVector.fromArray(SV, a.minus32, (g * 4 + s) * G);
+                    acc = acc.add(s2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 16 * G)));
+                    acc = acc.add(s2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 20 * G)));
+                    for (int j = 0; j < 2; j++) {
+                        ShortVector sj = ShortVector.fromArray(SV, w, at + j * G);
+                        acc = acc.add(sj.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 8 * j * G)));
+                        acc = acc.add(sj.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + (8 * j + 4) * G)));
+                        ShortVector q = sj.lanewise(VectorOperators.LSHR, 6).and((short) 15)
+                                .or(s2.lanewise(VectorOperators.LSHR, 2 + 2 * j).and((short) 0x30));
+                        acc = acc.add(q.mul(ShortVector.fromArray(SV, xq, xo + (24 + 4 * j) * G)));
+                    }
+                    sum0 = sum0.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 0));
+                    sum1 = sum1.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 1));
+                }
+                // the two halves of the G lanes (F.length() blocks each); no loop over them: C2 boxes a vector phi
+                int sc = ((r * groups + g) * 2 + h) * G, half = F.length();
+                FloatVector scale = (FloatVector) ByteVector.fromArray(FB, scales, sc).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector weight = scale.mul(FloatVector.fromArray(F, d, dAt).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G));
+                f = ((FloatVector) sum0.convert(VectorOperators.I2F, 0)).fma(weight, f);
+                scale = (FloatVector) ByteVector.fromArray(FB, scales, sc + half).convertShape(VectorOperators.B2F, F, 0);
+                weight = scale.mul(FloatVector.fromArray(F, d, dAt + half / SUPER).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G + half));
+                f = ((FloatVector) sum1.convert(VectorOperators.I2F, 0)).fma(weight, f);
+            }
         }
-        out.setAtIndex(JavaKernels.F32, row, f0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(JavaKernels.F32, row + gap, f1.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(JavaKernels.F32, row + 2 * gap, f2.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(JavaKernels.F32, row + 3 * gap, f3.reduceLanes(VectorOperators.ADD));
-    }
-
-    /**
-     * One slot of every lane's block: -32 sum xq + sum q xq over its 8 positions (three shorts of values at w[at..],
-     * x at xq[xo + 4 G k], the start at m32[mo]) in 16 bits that wrap, i.e. exactly sum (q - 32) xq.
-     */
-    private static ShortVector slot(short[] w, int at, short[] xq, int xo, short[] m32, int mo) {
-        ShortVector s0 = ShortVector.fromArray(SV, w, at), s1 = ShortVector.fromArray(SV, w, at + G);
-        ShortVector s2 = ShortVector.fromArray(SV, w, at + 2 * G);
-        ShortVector acc = ShortVector.fromArray(SV, m32, mo);
-        acc = acc.add(s0.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo)));
-        acc = acc.add(s0.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 4 * G)));
-        acc = acc.add(s1.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 8 * G)));
-        acc = acc.add(s1.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 12 * G)));
-        acc = acc.add(s2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 16 * G)));
-        acc = acc.add(s2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 20 * G)));
-        ShortVector q6 = s0.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(s2.lanewise(VectorOperators.LSHR, 2).and((short) 0x30));
-        acc = acc.add(q6.mul(ShortVector.fromArray(SV, xq, xo + 24 * G)));
-        ShortVector q7 = s1.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(s2.lanewise(VectorOperators.LSHR, 4).and((short) 0x30));
-        return acc.add(q7.mul(ShortVector.fromArray(SV, xq, xo + 28 * G)));
-    }
-
-    /**
-     * f + the group's f32 terms of row r: per block (lane), for sub-blocks 0 (slots 0 and 2) and 1 (slots 1 and 3),
-     * (slot sum + slot sum as an int) times ((d scale) dx), the G lanes as two F vectors.
-     */
-    private FloatVector rowSum(FloatVector f, ShortVector slot0, ShortVector slot1, ShortVector slot2, ShortVector slot3,
-                               NibbleActivations a, int r, int g) {
-        for (int part = 0; part < 2; part++) {
-            int block = g * G + part * F.length();
-            int sc = (r * groups + g) * 2 * G + part * F.length();
-            IntVector sum0 = ((IntVector) slot0.convertShape(VectorOperators.S2I, JavaKernels.I, part))
-                    .add((IntVector) slot2.convertShape(VectorOperators.S2I, JavaKernels.I, part));
-            IntVector sum1 = ((IntVector) slot1.convertShape(VectorOperators.S2I, JavaKernels.I, part))
-                    .add((IntVector) slot3.convertShape(VectorOperators.S2I, JavaKernels.I, part));
-            FloatVector dv = FloatVector.fromArray(F, d, (r * groups + g) * (G / SUPER), D_MAP, part * F.length());
-            FloatVector dx = FloatVector.fromArray(F, a.dx, block);
-            FloatVector scale0 = (FloatVector) ByteVector.fromArray(FB, scales, sc).convertShape(VectorOperators.B2F, F, 0);
-            FloatVector scale1 = (FloatVector) ByteVector.fromArray(FB, scales, sc + G).convertShape(VectorOperators.B2F, F, 0);
-            f = ((FloatVector) sum0.convert(VectorOperators.I2F, 0)).fma(scale0.mul(dv).mul(dx), f);
-            f = ((FloatVector) sum1.convert(VectorOperators.I2F, 0)).fma(scale1.mul(dv).mul(dx), f);
-        }
-        return f;
+        return f.reduceLanes(VectorOperators.ADD);
     }
 }

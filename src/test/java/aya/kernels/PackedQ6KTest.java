@@ -131,25 +131,27 @@ class PackedQ6KTest {
     }
 
     /**
-     * The kernel's arithmetic in plain Java, lane by lane: per block (lane (block % G) % LANES) and sub-block of 16,
-     * the exact integer sum (q - 32) xq times ((d scale) dx), in the kernel's order; the lanes summed in double.
+     * The kernel's arithmetic in plain Java, lane by lane: per group, sub-block h of 16 and block (lane (block % G) %
+     * LANES), the exact integer sum (q - 32) xq times ((d scale) dx), in the kernel's order; the lanes summed in double.
      * Returns {sum, sum of |lane|} (the second bounds the rounding of the kernel's horizontal sum).
      */
     private static double[] scalarReference(MemorySegment w, int row, int cols, MemorySegment q8) {
         float[] lanes = new float[LANES];
         long at = row * WeightType.Q6_K.rowBytes(cols);
-        for (int b = 0; b < cols / 32; b++) {
-            long sb = at + 210L * (b / 8);
-            float d = Float.float16ToFloat(w.get(Quant.U16_LE, sb + 208));
-            float dx = Float.float16ToFloat(q8.get(Quant.U16_LE, 34L * b));
-            int lane = (b % G) % LANES;
+        for (int g = 0; g < (cols / 32 + G - 1) / G; g++) {
             for (int h = 0; h < 2; h++) {
-                int dot = 0;
-                for (int l = 16 * h; l < 16 * h + 16; l++) {
-                    dot += (KQuant.q6kValue(w, sb, 32 * (b % 8) + l) - 32) * q8.get(ValueLayout.JAVA_BYTE, 34L * b + 2 + l);
+                for (int b = g * G; b < Math.min(g * G + G, cols / 32); b++) {
+                    long sb = at + 210L * (b / 8);
+                    float d = Float.float16ToFloat(w.get(Quant.U16_LE, sb + 208));
+                    float dx = Float.float16ToFloat(q8.get(Quant.U16_LE, 34L * b));
+                    int dot = 0; // sub-block h: slots h (weights 16 h ..) and h + 2 (16 h + 8 ..)
+                    for (int l = 16 * h; l < 16 * h + 16; l++) {
+                        dot += (KQuant.q6kValue(w, sb, 32 * (b % 8) + l) - 32) * q8.get(ValueLayout.JAVA_BYTE, 34L * b + 2 + l);
+                    }
+                    float scale = w.get(ValueLayout.JAVA_BYTE, sb + 192 + 2 * (b % 8) + h);
+                    int lane = (b % G) % LANES;
+                    lanes[lane] = Math.fma((float) dot, scale * d * dx, lanes[lane]);
                 }
-                float scale = w.get(ValueLayout.JAVA_BYTE, sb + 192 + 2 * (b % 8) + h);
-                lanes[lane] = Math.fma((float) dot, scale * d * dx, lanes[lane]);
             }
         }
         double total = 0, size = 0;
