@@ -159,13 +159,10 @@ public final class JavaKernels implements Kernels {
 
     // ---------------------------------------------------------------------------------------------- packed matrices
 
-    /** Memory of the matrices {@link #pack} copied into this backend's own layouts; freed by {@link #close}. */
-    private final Arena packArena = Arena.ofShared();
-
     @Override
     public PackedMatrix pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
         return switch (type) {
-            case Q6_K -> PackedQ6K.pack(w, rows, cols, packArena, pool);
+            case Q6_K -> PackedQ6K.VECTOR ? PackedQ6K.pack(w, rows, cols, pool) : null; // else the file's layout
             case Q4_0, Q4_K -> PackedNibbles.pack(type, w, rows, cols, pool);
             default -> null; // read in the file's layout
         };
@@ -197,7 +194,6 @@ public final class JavaKernels implements Kernels {
         if (closed) return;
         closed = true;
         for (Gemm g; (g = gemmScratch.pollFirst()) != null; ) g.free();
-        packArena.close();
     }
 
     /**

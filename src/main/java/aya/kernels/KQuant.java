@@ -114,7 +114,7 @@ final class KQuant {
      * 64 of ql holds the low 4 bits of elements l (low nibble) and l + 64 (high), byte l + 32 those of l + 32 and
      * l + 96; byte l of the 32 of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96).
      */
-    private static int q6kValue(MemorySegment w, long at, int e) {
+    static int q6kValue(MemorySegment w, long at, int e) {
         int half = e / 128, k = e % 128 / 32, l = e % 32;
         int low = w.get(ValueLayout.JAVA_BYTE, at + 64L * half + 32 * (k % 2) + l) & 0xFF;
         int high = w.get(ValueLayout.JAVA_BYTE, at + 128 + 32L * half + l) & 0xFF;
@@ -175,26 +175,29 @@ final class KQuant {
         }
     }
 
+    /**
+     * Q6_K's widening, written out without helper methods: C2 inlines the Vector API's own methods whatever the size
+     * but stops inlining other calls in a method of this many vector operations (NodeCountInliningCutoff), and then
+     * calls them with boxed vectors. Element e = 128 half + 32 k + l: low 4 bits in byte l (k even) or l + 32 (k
+     * odd) of the half's ql, shifted by 4 for k >= 2; top 2 bits at 2k of qh's byte l (see q6kValue).
+     */
     private static void widenQ6_K(MemorySegment w, long at, float[] dst, int o) {
         float d = Float.float16ToFloat(w.get(U16_LE, at + 208));
         for (int half = 0; half < 2; half++) {
             long ql = at + 64L * half, qh = at + 128 + 32L * half;
             for (int l = 0; l < 32; l += F.length()) { // F.length() divides 16: each vector lies in one group of 16
-                IntVector a = bytes(w, ql + l), c = bytes(w, ql + 32 + l), h = bytes(w, qh + l);
-                int e = 128 * half + l; // elements e, e + 32, e + 64, e + 96 (see q6kValue)
-                widenQ6_KGroup(a.and(0x0F).or(h.and(3).lanewise(VectorOperators.LSHL, 4)), d, w, at, e, dst, o);
-                widenQ6_KGroup(c.and(0x0F).or(h.lanewise(VectorOperators.LSHL, 2).and(0x30)), d, w, at, e + 32, dst, o);
-                widenQ6_KGroup(a.lanewise(VectorOperators.ASHR, 4).and(0x0F).or(h.and(0x30)), d, w, at, e + 64, dst, o);
-                widenQ6_KGroup(c.lanewise(VectorOperators.ASHR, 4).and(0x0F).or(h.lanewise(VectorOperators.ASHR, 2).and(0x30)),
-                        d, w, at, e + 96, dst, o);
+                IntVector h = (IntVector) ByteVector.fromMemorySegment(FB, w, qh + l, LE).convertShape(VectorOperators.B2I, I, 0);
+                for (int k = 0; k < 4; k++) {
+                    IntVector low = (IntVector) ByteVector.fromMemorySegment(FB, w, ql + 32 * (k & 1) + l, LE)
+                            .convertShape(VectorOperators.B2I, I, 0);
+                    IntVector q = low.lanewise(VectorOperators.ASHR, 4 * (k >> 1)).and(0x0F)
+                            .or(h.lanewise(VectorOperators.ASHR, 2 * k).and(3).lanewise(VectorOperators.LSHL, 4));
+                    int e = 128 * half + 32 * k + l;
+                    float scale = d * w.get(ValueLayout.JAVA_BYTE, at + 192 + e / 16);
+                    ((FloatVector) q.sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(dst, o + e);
+                }
             }
         }
-    }
-
-    /** dst[o + e, ...) = the 6-bit values q of elements e.. as weights (d scale) (q - 32). */
-    private static void widenQ6_KGroup(IntVector q, float d, MemorySegment w, long at, int e, float[] dst, int o) {
-        float scale = d * w.get(ValueLayout.JAVA_BYTE, at + 192 + e / 16);
-        ((FloatVector) q.sub(32).convert(VectorOperators.I2F, 0)).mul(scale).intoArray(dst, o + e);
     }
 
     /** F.length() bytes at off, sign-extended to ints. */

@@ -11,8 +11,8 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
- * One token's activations quantized per block of 32 for {@link PackedNibbles}' 16-bit products, in its "lane = block"
- * order. Per block b: dx_b = f16(max|x| / 127) and xq = roundf(x / (max|x| / 127)) in -127..127, exactly the native
+ * One token's activations quantized per block of 32 for the 16-bit products of {@link PackedNibbles} (Q4_0, Q4_K) and
+ * {@link PackedQ6K}, in their "lane = block" order. Per block b: dx_b = f16(max|x| / 127) and xq = roundf(x / (max|x| / 127)) in -127..127, exactly the native
  * backend's Q8_0 activations ({@code aya_quantize_activations*}, {@link Quant#quantizeQ8_0}: the scale is rounded to
  * f16, the values are quantized with the f32 one); an all-zero block has dx_b = 0 and xq = 0.
  *
@@ -20,7 +20,8 @@ import java.util.Arrays;
  * zero blocks): {@code xq[g][k][slot][G]}, k = 0..7 the block's short position of the weights and slot the nibble of
  * that short (0: weight k, 1: k + 16, 2: k + 8, 3: k + 24; see PackedNibbles), so the kernel reads it in order.
  * Per block: {@code dx}, {@code sxq8} = 8 sum(xq) as a short (|8 sum| <= 8 * 32 * 127 = 32512) and
- * {@code dxSum} = dx * sum(xq).
+ * {@code dxSum} = dx * sum(xq); per block and slot {@code minus32} = -32 sum(xq) over the slot's 8 values (PackedQ6K's
+ * 16-bit sums start there).
  *
  * <p>One per thread ({@link #of}): every thread of a product quantizes the same x (a few microseconds per call,
  * docs/performance-java.md section 15). Vector code along the lanes = blocks: x is read by gathers at a stride of 32,
@@ -51,6 +52,8 @@ final class NibbleActivations {
     float[] dx = new float[0];
     short[] sxq8 = new short[0];
     float[] dxSum = new float[0];
+    /** Per block and slot, -32 x the sum of the slot's 8 xq (|.| <= 32512), PackedQ6K's start: [groups][4][G]. */
+    short[] minus32 = new short[0];
     int groups;
 
     /** This thread's buffers, holding x [cols] quantized (cols a multiple of 32). */
@@ -70,6 +73,7 @@ final class NibbleActivations {
             dx = new float[groups * G];
             sxq8 = new short[groups * G];
             dxSum = new float[groups * G];
+            minus32 = new short[groups * 4 * G];
         }
         MemorySegment.copy(xs, JavaKernels.F32, 0, x, 0, cols);
         Arrays.fill(x, cols, padded, 0f); // padding blocks: all zero, so dx = 0 and xq = 0
@@ -88,8 +92,9 @@ final class NibbleActivations {
                 VectorMask<Float> zero = d.compare(VectorOperators.EQ, 0f);
                 FloatVector id = FloatVector.broadcast(F, 1f).div(d).blend(0f, zero);
                 IntVector sum = IntVector.zero(I);
-                for (int k = 0; k < 8; k++) {
-                    for (int s = 0; s < 4; s++) {
+                for (int s = 0; s < 4; s++) {
+                    IntVector slotSum = IntVector.zero(I);
+                    for (int k = 0; k < 8; k++) {
                         FloatVector v = FloatVector.fromArray(F, staged, (k + SLOT_OFFSET[s]) * G + h).mul(id);
                         // C's roundf, exactly (as native's round_away): truncate, then one step away from
                         // zero when the exact remainder is at least a half
@@ -97,10 +102,13 @@ final class NibbleActivations {
                         FloatVector rest = v.sub((FloatVector) t.convert(VectorOperators.I2F, 0)).abs();
                         IntVector away = IntVector.broadcast(I, 1).blend(-1, v.compare(VectorOperators.LT, 0f).cast(I));
                         IntVector q = t.add(away, rest.compare(VectorOperators.GE, 0.5f).cast(I));
-                        sum = sum.add(q);
+                        slotSum = slotSum.add(q);
                         ((ShortVector) q.convertShape(VectorOperators.I2S, PackedNibbles.S_HALF, 0))
                                 .intoArray(xq, ((g * 8 + k) * 4 + s) * G + h);
                     }
+                    sum = sum.add(slotSum);
+                    ((ShortVector) slotSum.mul(-32).convertShape(VectorOperators.I2S, PackedNibbles.S_HALF, 0))
+                            .intoArray(minus32, (g * 4 + s) * G + h);
                 }
                 d.intoArray(dx, g * G + h);
                 for (int j = g * G + h; j < g * G + h + F.length(); j++) {

@@ -2,43 +2,141 @@ package aya.kernels;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 
 /**
- * A Q6_K matrix repacked at load for the Java backend: each block of 256 weights as the 256 values {@code q - 32} as
- * int8, then the block's 16 int8 group scales and its d as f32, 276 bytes per block (1.31x the file's 210), rows one
- * after another. The kernels compute the weights exactly as {@link KQuant#dequantizeRow} does:
- * {@code (d * scale_g) * (q - 32)} in f32.
+ * A Q6_K matrix repacked at load for the Java backend's 16-bit products, one block of 32 weights per short lane as
+ * {@link PackedNibbles} (docs/performance-java.md section 21), so that it multiplies the same activations
+ * ({@link NibbleActivations}: x quantized per block of 32 as native's Q8_0, in lane = block order).
  *
- * <p>Why: the 6-bit layout costs the decode ~16 vector operations per 32 weights and row to rebuild the values
- * (docs/performance-java.md section 8: compute-bound at ~2x native's CPU per block, every variant of that kernel
- * failed); int8 values are one widening load and a convert, as Q8_0. The output head of Q4_0 and Q4_K_M files
- * (262144 x 2048) and the Q6_K layer matrices of Q4_K_M files read this copy; section 11 has the numbers.
+ * <p>A 16-bit lane holds a sum of 8 products exactly ((q - 32) xq: 8 * 32 * 127 = 32512), not 32, so each block's 32
+ * weights go as NibbleActivations' four slots of 8 (slot 0: weights 0-7, 1: 16-23, 2: 8-15, 3: 24-31, the order
+ * {@link NibbleActivations#SLOT_OFFSET} gives), each slot's 8 values q0..q7 (0..63, position k of the slot) in three
+ * shorts: {@code S0 = q0 | (q6 & 15) << 6 | q1 << 10}, {@code S1 = q2 | (q7 & 15) << 6 | q3 << 10},
+ * {@code S2 = q4 | (q6 >> 4 | (q7 >> 4) << 2) << 6 | q5 << 10}: q0..q5 cost one and / shift each, q6 and q7 five
+ * (section 19's encoding). Slots 0 and 2 are the block's first sub-block of 16 (one int8 scale), 1 and 3 its second.
+ * Per row and group of G blocks: [4 slots][3][G] shorts, [2 sub-blocks][G] int8 scales; per super-block of 256 its d
+ * as f32: 212 bytes per 256 weights (the file: 210), plus the zero blocks that pad a row's last group.
+ *
+ * <p>Per lane and slot the kernel starts from {@code -32 sum xq} (NibbleActivations' {@code minus32}) and adds
+ * {@code q xq} in 16 bits that wrap: the end is exactly {@code sum (q - 32) xq}. The two slots of a sub-block are added
+ * as ints, converted to f32 once and multiplied by {@code ((d scale) dx)}: d scale is the file's weight scale exactly
+ * (f16 times int8), so each term is (weight) x (rounded x) up to f32 rounding of the sums.
+ *
+ * <p>The prefill GEMM widens the file's own bytes ({@link KQuant#widen}, vector code): a block keeps its weights
+ * together there, where this layout spreads them over 12 vectors (section 19's widening from it was 1.47x slower).
+ * On the Java heap, as PackedNibbles (segment loads share a type profile with the mapped file: section 12).
  */
-record PackedQ6K(MemorySegment data, int rows, int cols) implements JavaPackedMatrix {
+final class PackedQ6K implements JavaPackedMatrix {
 
-    /** Bytes of a packed block: 256 int8 values, 16 int8 group scales, f32 d. */
-    static final int BLOCK_BYTES = KQuant.QK_K + 16 + Float.BYTES;
-    private static final int SCALES = KQuant.QK_K; // offsets in a block
-    private static final int D = KQuant.QK_K + 16;
-    private static final int SOURCE_BLOCK_BYTES = WeightType.Q6_K.blockBytes;
-    /** Rows per piece of the packing spread over the pool (2.3 MB of output for 2048 columns). */
-    private static final int PACK_ROWS = 1024;
-
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
-    private static final ValueLayout.OfShort U16_LE = Quant.U16_LE;
-    private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final VectorSpecies<Float> F = JavaKernels.F;
-    /** As many bytes as F has floats (16 for 512-bit F, 8 for 256-bit); below 256 bits the plain loops run. */
+    private static final VectorSpecies<Short> SV = PackedNibbles.SV;
+    /** F.length() int8 scales per load (null below 256-bit F: then the model reads Q6_K in the file's layout). */
     private static final VectorSpecies<Byte> FB = JavaKernels.QB;
-    private static final boolean VECTOR = FB != null;
+    /** Whether this layout is used: 256- and 512-bit vectors (G >= 16, F.length() int8 loads). */
+    static final boolean VECTOR = FB != null;
+    private static final int G = PackedNibbles.G, BLOCK = Quant.BLOCK;
+    /** Blocks of 32 per super-block of 256. */
+    private static final int SUPER = KQuant.QK_K / BLOCK;
+    /** Lane j of an F vector of blocks takes the d of its super-block: lane j / 8 of the d loaded from its first. */
+    private static final VectorShuffle<Float> D_LANES = VectorShuffle.fromOp(F, j -> j / SUPER);
+    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(JavaKernels.LE);
+
+    /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
+    private final MemorySegment source;
+    private final int rows, cols, groups;
+    /** [rows][groups][4 slots][3][G]: the 6-bit values (layout above). */
+    private final short[] values;
+    /** [rows][groups][2][G]: each block's two sub-block scales. */
+    private final byte[] scales;
+    /** [rows][groups][G / 8]: each super-block's d (and F.length() zeros: a vector load from the last). */
+    private final float[] d;
+
+    private PackedQ6K(MemorySegment source, int rows, int cols) {
+        this.source = source;
+        this.rows = rows;
+        this.cols = cols;
+        this.groups = (cols / BLOCK + G - 1) / G;
+        long shorts = (long) rows * groups * 12 * G;
+        if (shorts > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("Q6_K matrix " + rows + "x" + cols + " is too large to pack (" + shorts
+                    + " shorts, at most 2^31 - 9)");
+        }
+        this.values = new short[(int) shorts];
+        this.scales = new byte[rows * groups * 2 * G];
+        this.d = new float[rows * groups * (G / SUPER) + F.length()]; // the last load reads F.length()
+    }
+
+    /** w [rows, cols] of Q6_K (cols a multiple of 256) repacked (on the heap), the rows spread over the pool. */
+    static PackedQ6K pack(MemorySegment w, int rows, int cols, Parallel pool) {
+        long fileRowBytes = WeightType.Q6_K.rowBytes(cols); // refuses cols that are not whole blocks
+        if (w.byteSize() < rows * fileRowBytes) {
+            throw new IllegalArgumentException("Q6_K matrix of " + rows + "x" + cols + " needs " + rows * fileRowBytes
+                    + " bytes, got " + w.byteSize());
+        }
+        PackedQ6K p = new PackedQ6K(w, rows, cols);
+        pool.forRange(rows, 1, (worker, from, to) -> {
+            byte[] q = new byte[KQuant.QK_K];
+            for (int r = from; r < to; r++) {
+                long at = r * fileRowBytes;
+                for (int sb = 0; sb < cols / KQuant.QK_K; sb++, at += WeightType.Q6_K.blockBytes) {
+                    p.putSuperBlock(r, sb * SUPER, w, at, q);
+                }
+            }
+        });
+        return p;
+    }
+
+    /** The Q6_K super-block at byte at of w as blocks b .. b + 7 of row r (q: scratch for its 256 values). */
+    private void putSuperBlock(int r, int b, MemorySegment w, long at, byte[] q) {
+        values6(w, at, q);
+        int g = b / G;
+        d[(r * groups + g) * (G / SUPER) + b % G / SUPER] = Float.float16ToFloat(w.get(Quant.U16_LE, at + 208));
+        for (int i = 0; i < SUPER; i++) {
+            int j = (b + i) % G;
+            for (int h = 0; h < 2; h++) scales[((r * groups + g) * 2 + h) * G + j] = w.get(ValueLayout.JAVA_BYTE, at + 192 + 2 * i + h);
+            for (int s = 0; s < 4; s++) {
+                int e = BLOCK * i + NibbleActivations.SLOT_OFFSET[s]; // q[e + k]: position k of the slot
+                int o = ((r * groups + g) * 4 + s) * 3 * G + j;
+                values[o] = (short) (q[e] | (q[e + 6] & 15) << 6 | q[e + 1] << 10);
+                values[o + G] = (short) (q[e + 2] | (q[e + 7] & 15) << 6 | q[e + 3] << 10);
+                values[o + 2 * G] = (short) (q[e + 4] | (q[e + 6] >> 4 | (q[e + 7] >> 4) << 2) << 6 | q[e + 5] << 10);
+            }
+        }
+    }
+
+    /**
+     * The 256 6-bit values of the Q6_K block at byte at into q. In each half block (128 values) byte l of the 64 of ql
+     * holds the low 4 bits of elements l (low nibble) and l + 64 (high), byte l + 32 those of l + 32 and l + 96; byte
+     * l of the 32 of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96). Eight values at a
+     * time in a long (no bit crosses a byte).
+     */
+    static void values6(MemorySegment w, long at, byte[] q) {
+        for (int half = 0; half < 2; half++) {
+            for (int l = 0; l < 32; l += 8) {
+                long a = w.get(U64_LE, at + 64L * half + l), c = w.get(U64_LE, at + 64L * half + 32 + l);
+                long h = w.get(U64_LE, at + 128 + 32L * half + l);
+                int o = 128 * half + l;
+                put8(q, o, (a & LOW4) | (h & 0x0303030303030303L) << 4);
+                put8(q, o + 32, (c & LOW4) | (h & 0x0C0C0C0C0C0C0C0CL) << 2);
+                put8(q, o + 64, (a >>> 4 & LOW4) | (h & 0x3030303030303030L));
+                put8(q, o + 96, (c >>> 4 & LOW4) | (h >>> 2 & 0x3030303030303030L));
+            }
+        }
+    }
+
+    private static final long LOW4 = 0x0F0F0F0F0F0F0F0FL;
+
+    private static void put8(byte[] q, int o, long bytes) {
+        for (int i = 0; i < 8; i++) q[o + i] = (byte) (bytes >>> 8 * i);
+    }
 
     @Override
     public WeightType sourceType() {
@@ -46,165 +144,90 @@ record PackedQ6K(MemorySegment data, int rows, int cols) implements JavaPackedMa
     }
 
     @Override
+    public int rows() {
+        return rows;
+    }
+
+    @Override
+    public int cols() {
+        return cols;
+    }
+
+    @Override
     public long byteSize() {
-        return data.byteSize();
+        return 2L * values.length + scales.length + 4L * (d.length - F.length());
     }
 
     @Override
     public String toString() {
-        return "packed Q6_K " + rows + "x" + cols;
+        return "PackedQ6K[" + rows + "x" + cols + "]";
     }
 
-    private long rowBytes() {
-        return (long) cols / KQuant.QK_K * BLOCK_BYTES;
-    }
+    // ---------------------------------------------------------------------------------------------- prefill panels
 
-    // ---------------------------------------------------------------------------------------------- packing
-
-    /** Q6_K matrix w [rows, cols] (cols a multiple of 256) repacked into memory of arena, the rows spread over pool. */
-    static PackedQ6K pack(MemorySegment w, int rows, int cols, Arena arena, Parallel pool) {
-        long sourceRowBytes = WeightType.Q6_K.rowBytes(cols); // refuses cols that are not whole blocks
-        if (w.byteSize() < rows * sourceRowBytes) {
-            throw new IllegalArgumentException("Q6_K matrix of " + rows + "x" + cols + " needs " + rows * sourceRowBytes
-                    + " bytes, got " + w.byteSize());
-        }
-        PackedQ6K p = new PackedQ6K(arena.allocate(rows * ((long) cols / KQuant.QK_K * BLOCK_BYTES), 64), rows, cols);
-        long blocksPerRow = cols / KQuant.QK_K;
-        pool.forPieces(rows, PACK_ROWS, (worker, from, to) -> {
-            for (long b = from * blocksPerRow; b < to * blocksPerRow; b++) {
-                packBlock(w, b * SOURCE_BLOCK_BYTES, p.data, b * BLOCK_BYTES);
-            }
-        });
-        return p;
-    }
-
-    /**
-     * The Q6_K block at byte at of w into the packed block at byte to. In each half block (128 values) byte l of the
-     * 64 of ql holds the low 4 bits of elements l (low nibble) and l + 64 (high), byte l + 32 those of l + 32 and
-     * l + 96; byte l of the 32 of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96).
-     * Eight values at a time in a long (no bit crosses a byte): plain code that the JIT compiles within the first
-     * pieces, where Vector API code runs interpreted (boxing every vector) until C2 compiles it, which took seconds of
-     * the head's packing.
-     */
-    private static void packBlock(MemorySegment w, long at, MemorySegment dst, long to) {
-        dst.set(F32, to + D, Float.float16ToFloat(w.get(U16_LE, at + 208)));
-        MemorySegment.copy(w, at + 192, dst, to + SCALES, 16);
-        for (int half = 0; half < 2; half++) {
-            for (int l = 0; l < 32; l += 8) {
-                long a = w.get(I64_LE, at + 64L * half + l), c = w.get(I64_LE, at + 64L * half + 32 + l);
-                long h = w.get(I64_LE, at + 128 + 32L * half + l);
-                long o = to + 128L * half + l;
-                dst.set(I64_LE, o, minus32((a & LOW4) | ((h & 0x0303030303030303L) << 4)));
-                dst.set(I64_LE, o + 32, minus32((c & LOW4) | ((h & 0x0C0C0C0C0C0C0C0CL) << 2)));
-                dst.set(I64_LE, o + 64, minus32(((a >>> 4) & LOW4) | (h & 0x3030303030303030L)));
-                dst.set(I64_LE, o + 96, minus32(((c >>> 4) & LOW4) | ((h >>> 2) & 0x3030303030303030L)));
-            }
-        }
-    }
-
-    private static final long LOW4 = 0x0F0F0F0F0F0F0F0FL;
-    private static final long BIT5 = 0x2020202020202020L;
-
-    /** Eight 6-bit values v (one per byte) as the int8 bytes of v - 32: flip bit 5, then copy it into bits 6 and 7. */
-    private static long minus32(long v) {
-        long r = v ^ BIT5;
-        return r | (r & BIT5) * 6; // 0x20 * 6 = 0xC0: stays in its byte
-    }
-
-    // ---------------------------------------------------------------------------------------------- prefill
-
-    /** The GEMM's panel widening: dst[dstOff, dstOff + n) = weights [col, col + n) of row (col, n multiples of 256). */
+    /** The GEMM's panel widening, from the file's bytes: the dequantized values bit for bit (col, n: whole blocks). */
     @Override
     public void widen(int row, int col, int n, float[] dst, int dstOff) {
-        long at = row * rowBytes() + (long) col / KQuant.QK_K * BLOCK_BYTES;
-        for (int o = dstOff; o < dstOff + n; o += KQuant.QK_K, at += BLOCK_BYTES) {
-            float d = data.get(F32, at + D);
-            for (int g = 0; g < 16; g++) {
-                float scale = d * data.get(ValueLayout.JAVA_BYTE, at + SCALES + g); // as KQuant.dequantizeQ6_K
-                long values = at + 16L * g;
-                int e = o + 16 * g;
-                if (VECTOR) {
-                    FloatVector s = FloatVector.broadcast(F, scale);
-                    for (int j = 0; j < 16; j += F.length()) {
-                        ((FloatVector) ByteVector.fromMemorySegment(FB, data, values + j, LE).convertShape(VectorOperators.B2F, F, 0))
-                                .mul(s).intoArray(dst, e + j);
-                    }
-                } else {
-                    for (int j = 0; j < 16; j++) dst[e + j] = scale * data.get(ValueLayout.JAVA_BYTE, values + j);
-                }
-            }
-        }
+        JavaKernels.widenRow(WeightType.Q6_K, source, (long) row * cols + col, n, dst, dstOff);
     }
 
     // ---------------------------------------------------------------------------------------------- decode
 
     /**
-     * Decode of one token: out[r] = w[r] . x (x [cols] f32) for r in [rowStart, rowEnd). Four rows per pass a quarter
-     * of the slice apart, as JavaKernels' Q8_0 decode (each row streams from its own pages); the rows the passes
-     * leave over (at most three) go one at a time through the same kernel with all four rows the same.
+     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread). One
+     * row at a time: a row's values, scales and d are each contiguous, and consecutive rows follow each other, so the
+     * decode reads three sequential streams (the four-row passes of the other decodes exist for layouts whose rows
+     * interleave inside pages). The kernel is split into methods C2 inlines whole (each under FreqInlineSize, 325
+     * bytecodes: a larger one is called, and its vectors boxed, 40x slower).
      */
+    @Override
     public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
-        long rowBytes = rowBytes();
-        int blocks = cols / KQuant.QK_K;
-        if (!VECTOR) {
-            for (int r = rowStart; r < rowEnd; r++) out.setAtIndex(F32, r, dotPlain(r * rowBytes, x, blocks));
-            return;
-        }
-        float[] scales = new float[4 * 16];
-        int gap = (rowEnd - rowStart) / 4;
-        for (int r = rowStart; r < rowStart + gap; r++) dot4Rows(data, rowBytes, x, blocks, out, r, gap, scales);
-        for (int r = rowStart + 4 * gap; r < rowEnd; r++) dot4Rows(data, rowBytes, x, blocks, out, r, 0, scales);
+        NibbleActivations a = NibbleActivations.of(x, cols);
+        for (int r = rowStart; r < rowEnd; r++) out.setAtIndex(JavaKernels.F32, r, dotRow(a, r));
     }
 
     /**
-     * Rows r, r + gap, r + 2 gap, r + 3 gap (rowBytes each) . x into out. Per block the four rows' 16 group scales
-     * {@code d * scale_g} go into scales[16 row ..] (one vector multiply per row); per group of 16 the int8 values are
-     * widened, times the group's scale (the dequantized weights, bit for bit), then FMA'd with x into the row's
-     * accumulator. Written out without helper methods so that C2 inlines every Vector API call of the four rows.
-     * The 16 scales as f32 in the block instead (d * scale_g made at packing: 320 bytes per block, 1.52x the file)
-     * measured 1.2-1.4x slower, in cache as well as from memory (docs/performance-java.md section 11).
+     * Row r . x: per group and sub-block h of the blocks, its two slots' (h and h + 2) 16-bit sums added as ints, then
+     * ((d scale) dx) times that in f32. Per slot, -32 sum xq + sum q xq over its 8 positions in 16 bits that wrap, i.e.
+     * exactly sum (q - 32) xq: shorts S0 and S1 (j = 0, 1) give q_2j, q_2j+1 and, with S2's bits, q_6+j; S2 gives q4,
+     * q5; position k's xq is at xq[xo + 4 G k]. No helper methods and loops rather than the slots written out: C2
+     * inlines the Vector API's own methods whatever the size, but stops inlining other calls in a kernel of this many
+     * vector operations (NodeCountInliningCutoff) and then calls them with boxed vectors, 40x slower.
      */
-    private static void dot4Rows(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
-                                 MemorySegment out, int r, int gap, float[] scales) {
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
-        for (int b = 0; b < blocks; b++, at0 += BLOCK_BYTES, at1 += BLOCK_BYTES, at2 += BLOCK_BYTES, at3 += BLOCK_BYTES) {
-            float d0 = w.get(F32, at0 + D), d1 = w.get(F32, at1 + D), d2 = w.get(F32, at2 + D), d3 = w.get(F32, at3 + D);
-            for (int i = 0; i < 16; i += F.length()) {
-                ((FloatVector) ByteVector.fromMemorySegment(FB, w, at0 + SCALES + i, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d0).intoArray(scales, i);
-                ((FloatVector) ByteVector.fromMemorySegment(FB, w, at1 + SCALES + i, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d1).intoArray(scales, 16 + i);
-                ((FloatVector) ByteVector.fromMemorySegment(FB, w, at2 + SCALES + i, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d2).intoArray(scales, 32 + i);
-                ((FloatVector) ByteVector.fromMemorySegment(FB, w, at3 + SCALES + i, LE).convertShape(VectorOperators.B2F, F, 0)).mul(d3).intoArray(scales, 48 + i);
-            }
-            for (int g = 0; g < 16; g++) {
-                FloatVector s0 = FloatVector.broadcast(F, scales[g]), s1 = FloatVector.broadcast(F, scales[16 + g]);
-                FloatVector s2 = FloatVector.broadcast(F, scales[32 + g]), s3 = FloatVector.broadcast(F, scales[48 + g]);
-                for (int j = 0; j < 16; j += F.length()) {
-                    long v = 16L * g + j;
-                    FloatVector xv = FloatVector.fromMemorySegment(F, x, (b * (long) KQuant.QK_K + 16 * g + j) * 4, ByteOrder.nativeOrder());
-                    a0 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at0 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(s0).fma(xv, a0);
-                    a1 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at1 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(s1).fma(xv, a1);
-                    a2 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at2 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(s2).fma(xv, a2);
-                    a3 = ((FloatVector) ByteVector.fromMemorySegment(FB, w, at3 + v, LE).convertShape(VectorOperators.B2F, F, 0)).mul(s3).fma(xv, a3);
+    private float dotRow(NibbleActivations a, int r) {
+        short[] w = values, xq = a.xq;
+        FloatVector f = FloatVector.zero(F);
+        for (int g = 0; g < groups; g++) {
+            int dAt = (r * groups + g) * (G / SUPER);
+            for (int h = 0; h < 2; h++) {
+                IntVector sum0 = IntVector.zero(JavaKernels.I), sum1 = sum0; // the G lanes as two F.length() halves
+                for (int s = h; s < 4; s += 2) {
+                    int at = ((r * groups + g) * 4 + s) * 3 * G, xo = (g * 32 + s) * G;
+                    ShortVector s2 = ShortVector.fromArray(SV, w, at + 2 * G);
+                    ShortVector acc = ShortVector.fromArray(SV, a.minus32, (g * 4 + s) * G);
+                    acc = acc.add(s2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 16 * G)));
+                    acc = acc.add(s2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 20 * G)));
+                    for (int j = 0; j < 2; j++) {
+                        ShortVector sj = ShortVector.fromArray(SV, w, at + j * G);
+                        acc = acc.add(sj.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 8 * j * G)));
+                        acc = acc.add(sj.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + (8 * j + 4) * G)));
+                        ShortVector q = sj.lanewise(VectorOperators.LSHR, 6).and((short) 15)
+                                .or(s2.lanewise(VectorOperators.LSHR, 2 + 2 * j).and((short) 0x30));
+                        acc = acc.add(q.mul(ShortVector.fromArray(SV, xq, xo + (24 + 4 * j) * G)));
+                    }
+                    sum0 = sum0.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 0));
+                    sum1 = sum1.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 1));
                 }
+                // the two halves of the G lanes (F.length() blocks each); no loop over them: C2 boxes a vector phi
+                int sc = ((r * groups + g) * 2 + h) * G, half = F.length();
+                FloatVector scale = (FloatVector) ByteVector.fromArray(FB, scales, sc).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector weight = scale.mul(FloatVector.fromArray(F, d, dAt).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G));
+                f = ((FloatVector) sum0.convert(VectorOperators.I2F, 0)).fma(weight, f);
+                scale = (FloatVector) ByteVector.fromArray(FB, scales, sc + half).convertShape(VectorOperators.B2F, F, 0);
+                weight = scale.mul(FloatVector.fromArray(F, d, dAt + half / SUPER).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G + half));
+                f = ((FloatVector) sum1.convert(VectorOperators.I2F, 0)).fma(weight, f);
             }
         }
-        out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + gap, a1.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 2 * gap, a2.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 3 * gap, a3.reduceLanes(VectorOperators.ADD));
-    }
-
-    /** The row at byte at . x without vectors (F narrower than 256 bits). */
-    private float dotPlain(long at, MemorySegment x, int blocks) {
-        float s = 0;
-        for (int b = 0; b < blocks; b++, at += BLOCK_BYTES) {
-            float d = data.get(F32, at + D);
-            for (int e = 0; e < KQuant.QK_K; e++) {
-                float weight = d * data.get(ValueLayout.JAVA_BYTE, at + SCALES + e / 16) * data.get(ValueLayout.JAVA_BYTE, at + e);
-                s += weight * x.getAtIndex(F32, (long) b * KQuant.QK_K + e);
-            }
-        }
-        return s;
+        return f.reduceLanes(VectorOperators.ADD);
     }
 }

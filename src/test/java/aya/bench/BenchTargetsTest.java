@@ -42,14 +42,18 @@ class BenchTargetsTest {
      */
     @Test
     void bytesPerDecodeTokenCountTheJavaBackendsPackedCopies() {
-        // file bytes of the Q6_K and Q4_K matrices, which the java backend packs (276 bytes per Q6_K block of 210;
-        // Q4_K 24 bytes per 32 weights, each row's blocks padded to whole groups of a vector of shorts:
-        // docs/performance-java.md sections 11 and 15); the native backend packs nothing
+        // file bytes of the Q6_K and Q4_K matrices, which the java backend packs (each row's blocks of 32 padded to
+        // whole groups of a vector of shorts; per Q6_K block 26 bytes and an f32 d per 8 blocks, per Q4_K block 24:
+        // docs/performance-java.md sections 15 and 20); the native backend packs nothing
         int group = jdk.incubator.vector.ShortVector.SPECIES_PREFERRED.length();
-        long q6k = 0, q4k = 0, packedQ4k = 0;
+        long q6k = 0, q4k = 0, packedQ4k = 0, packedQ6k = 0;
         try (AyaForward model = AyaForward.load(GgufFixtures.K256_Q4_K_M, Backend.open("native"), 1)) {
             for (Tensor t : model.tensors().values()) {
-                if (t.weightType() == aya.kernels.WeightType.Q6_K) q6k += t.data().byteSize();
+                if (t.weightType() == aya.kernels.WeightType.Q6_K) {
+                    q6k += t.data().byteSize();
+                    long blocks = t.shape()[0] * ((t.shape()[1] / 32 + group - 1) / group * group);
+                    packedQ6k += blocks * 26 + blocks / 8 * 4;
+                }
                 if (t.weightType() == aya.kernels.WeightType.Q4_K) {
                     q4k += t.data().byteSize();
                     packedQ4k += t.shape()[0] * ((t.shape()[1] / 32 + group - 1) / group * group) * 24;
@@ -57,7 +61,6 @@ class BenchTargetsTest {
             }
         }
         assertTrue(q6k > 0 && q4k > 0, "the Q4_K_M fixture has both types");
-        long packedQ6k = q6k / 210 * 276;
         try (BenchTarget javaTarget = BenchTargets.load(GgufFixtures.K256_Q4_K_M, "java", 1, 16);
              BenchTarget nativeTarget = BenchTargets.load(GgufFixtures.K256_Q4_K_M, "native", 1, 16)) {
             assertEquals(packedQ6k + packedQ4k, javaTarget.packedBytes());

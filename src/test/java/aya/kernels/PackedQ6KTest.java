@@ -12,18 +12,22 @@ import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The Java backend's packed Q6_K (int8 values, int8 group scales, f32 d): it holds exactly the weights
- * {@link Quant#dequantizeRow} gives (gguf-py's values, checked by KQuantTest), so decode matches a double-precision
- * product of those weights within f32 summing, prefill gives bit for bit the unpacked GEMM's result (the same GEMM
- * over the same widened values), and every row of a slice is computed alone, whatever the slice. Also run by the
- * pom's avx2 execution (8 float lanes).
+ * The Java backend's packed Q6_K (16-bit lanes, one block of 32 per lane, {@link PackedQ6K}) and the per-slot sums it
+ * takes from {@link NibbleActivations}: the activations are the native backend's Q8_0 ones ({@link Quant#quantizeQ8_0});
+ * the one-token product equals a scalar reference of the kernel's arithmetic (exact integer slot sums, the same f32
+ * operations per lane) to the rounding of the final horizontal sum, and the double product of the dequantized weights
+ * ({@link Quant#dequantizeRow}, gguf-py's values per KQuantTest) and those activations within QuantTest's native
+ * bound; prefill (widened from the file) gives bit for bit the unpacked GEMM's result; every row of a slice is
+ * computed alone, whatever the slice. Runs at 16 lanes (G = 32) and, in the pom's avx2 execution, at 8 (G = 16).
  */
 class PackedQ6KTest {
 
+    private static final int G = PackedNibbles.G, LANES = JavaKernels.F.length();
     private static Arena arena;
     private static JavaKernels kernels;
     private static Parallel pool;
@@ -62,6 +66,11 @@ class PackedQ6KTest {
     static MemorySegment randomActivations(int n, SplittableRandom rnd) {
         MemorySegment x = arena.allocate(4L * n, 64);
         for (int i = 0; i < n; i++) x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextGaussian() * (i % 61 == 0 ? 8 : 1));
+        if (n >= 64) { // a zero block, and a block whose max is 127 with halves of either sign (roundf's ties)
+            for (int i = 0; i < 32; i++) x.setAtIndex(ValueLayout.JAVA_FLOAT, i, 0);
+            x.setAtIndex(ValueLayout.JAVA_FLOAT, 32, 127);
+            for (int i = 33; i < 64; i++) x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i % 2 == 0 ? 1 : -1) * (i - 32.5f));
+        }
         return x;
     }
 
@@ -72,15 +81,18 @@ class PackedQ6KTest {
     }
 
     @Test
-    void packedRowsWidenToTheDequantizedWeightsBitForBit() {
+    void packedSizeAndWideningAreTheFilesValuesBitForBit() {
         SplittableRandom rnd = new SplittableRandom(1);
-        // 2500 rows: three pieces of the packing (1024 rows each) over two threads
-        for (int[] shape : new int[][]{{2500, 256}, {7, 2304}}) {
+        // 2048 and 11008 inputs: whole groups and a padded last group (at G = 32)
+        for (int[] shape : new int[][]{{37, 256}, {7, 2304}, {3, 11008}}) {
             int rows = shape[0], cols = shape[1];
             MemorySegment w = randomQ6K(rows, cols, rnd);
-            PackedQ6K p = (PackedQ6K) kernels.pack(WeightType.Q6_K, w, rows, cols, pool);
-            assertEquals(rows * (cols / 256L) * 276, p.byteSize(), "256 int8 values, 16 int8 scales, f32 d per block");
+            PackedQ6K p = assertInstanceOf(PackedQ6K.class, kernels.pack(WeightType.Q6_K, w, rows, cols, pool));
+            long blocks = (long) rows * ((cols / 32 + G - 1) / G) * G;
+            assertEquals(blocks * (24 + 2) + blocks / 8 * 4, p.byteSize(), "12 shorts and 2 scales per 32, d per 256");
             assertEquals(WeightType.Q6_K, p.sourceType());
+            assertEquals(rows, p.rows());
+            assertEquals(cols, p.cols());
             float[] expected = dequantized(w, rows, cols);
             float[] row = new float[cols];
             for (int r = 0; r < rows; r++) {
@@ -98,66 +110,109 @@ class PackedQ6KTest {
     }
 
     @Test
-    void decodeMatchesTheDequantizedProductInEverySlice() {
-        SplittableRandom rnd = new SplittableRandom(2);
-        for (int cols : new int[]{256, 2048, 2304}) {
-            int rows = 23;
-            MemorySegment w = randomQ6K(rows, cols, rnd);
-            PackedMatrix p = kernels.pack(WeightType.Q6_K, w, rows, cols, pool);
-            float[] wHat = dequantized(w, rows, cols);
-            for (int tokens = 1; tokens <= 3; tokens++) {
-                MemorySegment x = randomActivations(tokens * cols, rnd);
-                double[] exact = new double[tokens * rows], size = new double[tokens * rows];
-                for (int t = 0; t < tokens; t++) {
-                    for (int r = 0; r < rows; r++) {
-                        for (int i = 0; i < cols; i++) {
-                            double prod = (double) wHat[r * cols + i] * x.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * cols + i);
-                            exact[t * rows + r] += prod;
-                            size[t * rows + r] += Math.abs(prod);
-                        }
+    void slotStartsAreMinus32TimesTheSlotsSumsOfTheNativeQ8_0Values() {
+        SplittableRandom rnd = new SplittableRandom(6);
+        for (int cols : new int[]{256, 32 * G + 96, 11008}) {
+            MemorySegment x = randomActivations(cols, rnd);
+            MemorySegment q8 = arena.allocate(WeightType.Q8_0.rowBytes(cols));
+            Quant.quantizeQ8_0(x.toArray(ValueLayout.JAVA_FLOAT), 0, cols, q8, 0);
+            NibbleActivations a = new NibbleActivations();
+            a.quantize(x, cols);
+            for (int b = 0; b < a.groups * G; b++) {
+                for (int s = 0; s < 4; s++) {
+                    int sum = 0;
+                    for (int k = 0; b < cols / 32 && k < 8; k++) {
+                        sum += q8.get(ValueLayout.JAVA_BYTE, 34L * b + 2 + k + NibbleActivations.SLOT_OFFSET[s]);
                     }
-                }
-                // slices of every length mod 4 (the four-row passes and 0-3 rows left over) at starts 0-3: a row paired
-                // with the wrong partners, or written outside its slice, fails
-                int outStride = rows + 2;
-                for (int start = 0; start < 4; start++) {
-                    for (int end = start + 1; end <= rows; end += 1 + (end - start) / 4) {
-                        MemorySegment out = nans((long) tokens * outStride);
-                        kernels.matmul(p, x, out, tokens, outStride, start, end);
-                        for (int t = 0; t < tokens; t++) {
-                            for (int r = 0; r < outStride; r++) {
-                                float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * outStride + r);
-                                String where = cols + " cols, token " + t + ", row " + r + " of [" + start + ", " + end + ")";
-                                if (r < start || r >= end) {
-                                    assertTrue(Float.isNaN(got), where + ": written outside the slice");
-                                } else {
-                                    double e = exact[t * rows + r];
-                                    assertTrue(Math.abs(got - e) <= KQuantTest.javaBound(cols, size[t * rows + r]), where + ": " + got + " vs " + e);
-                                }
-                            }
-                        }
-                    }
+                    assertEquals(-32 * sum, a.minus32[(b / G * 4 + s) * G + b % G], "cols " + cols + " block " + b + " slot " + s);
                 }
             }
         }
     }
 
+    /**
+     * The kernel's arithmetic in plain Java, lane by lane: per group, sub-block h of 16 and block (lane (block % G) %
+     * LANES), the exact integer sum (q - 32) xq times ((d scale) dx), in the kernel's order; the lanes summed in double.
+     * Returns {sum, sum of |lane|} (the second bounds the rounding of the kernel's horizontal sum).
+     */
+    private static double[] scalarReference(MemorySegment w, int row, int cols, MemorySegment q8) {
+        float[] lanes = new float[LANES];
+        long at = row * WeightType.Q6_K.rowBytes(cols);
+        for (int g = 0; g < (cols / 32 + G - 1) / G; g++) {
+            for (int h = 0; h < 2; h++) {
+                for (int b = g * G; b < Math.min(g * G + G, cols / 32); b++) {
+                    long sb = at + 210L * (b / 8);
+                    float d = Float.float16ToFloat(w.get(Quant.U16_LE, sb + 208));
+                    float dx = Float.float16ToFloat(q8.get(Quant.U16_LE, 34L * b));
+                    int dot = 0; // sub-block h: slots h (weights 16 h ..) and h + 2 (16 h + 8 ..)
+                    for (int l = 16 * h; l < 16 * h + 16; l++) {
+                        dot += (KQuant.q6kValue(w, sb, 32 * (b % 8) + l) - 32) * q8.get(ValueLayout.JAVA_BYTE, 34L * b + 2 + l);
+                    }
+                    float scale = w.get(ValueLayout.JAVA_BYTE, sb + 192 + 2 * (b % 8) + h);
+                    int lane = (b % G) % LANES;
+                    lanes[lane] = Math.fma((float) dot, scale * d * dx, lanes[lane]);
+                }
+            }
+        }
+        double total = 0, size = 0;
+        for (float v : lanes) {
+            total += v;
+            size += Math.abs(v);
+        }
+        return new double[]{total, size};
+    }
+
+    /**
+     * Every loop shape of the decode (1-3 tokens) over slices of every length 1-13 and longer ones, at starts on and
+     * off a multiple of four (every remainder of the four-row passes), for rows of one super-block up to 11008 inputs
+     * with a padded last group. Each row of the slice gets its own product and every row outside it stays NaN.
+     */
     @Test
-    void decodeAgreesWithTheUnpackedJavaKernel() {
-        SplittableRandom rnd = new SplittableRandom(3);
-        int rows = 41, cols = 2048;
-        MemorySegment w = randomQ6K(rows, cols, rnd);
-        PackedMatrix p = kernels.pack(WeightType.Q6_K, w, rows, cols, pool);
-        MemorySegment x = randomActivations(cols, rnd);
-        MemorySegment packed = nans(rows), unpacked = nans(rows);
-        kernels.matmul(p, x, packed, 1, rows, 0, rows);
-        kernels.matmul(WeightType.Q6_K, w, x, unpacked, 1, cols, rows, 0, rows);
-        float[] wHat = dequantized(w, rows, cols);
-        for (int r = 0; r < rows; r++) {
-            double size = 0;
-            for (int i = 0; i < cols; i++) size += Math.abs((double) wHat[r * cols + i] * x.getAtIndex(ValueLayout.JAVA_FLOAT, i));
-            float a = packed.getAtIndex(ValueLayout.JAVA_FLOAT, r), b = unpacked.getAtIndex(ValueLayout.JAVA_FLOAT, r);
-            assertTrue(Math.abs(a - b) <= 2 * KQuantTest.javaBound(cols, size), "row " + r + ": packed " + a + ", unpacked " + b);
+    void decodeMatchesItsReferencesInEverySlice() {
+        SplittableRandom rnd = new SplittableRandom(2);
+        for (int[] c : new int[][]{{1, 256, 23}, {2, 2048, 23}, {3, 2304, 13}, {1, 32 * G + 256, 9}, {1, 11008, 9}}) {
+            int tokens = c[0], cols = c[1], rows = c[2];
+            MemorySegment w = randomQ6K(rows, cols, rnd);
+            PackedMatrix p = kernels.pack(WeightType.Q6_K, w, rows, cols, pool);
+            float[] wHat = dequantized(w, rows, cols);
+            MemorySegment x = randomActivations(tokens * cols, rnd);
+            float[] xf = x.toArray(ValueLayout.JAVA_FLOAT), xHat = new float[xf.length]; // x as the decode sees it: Q8_0
+            long q8Row = WeightType.Q8_0.rowBytes(cols);
+            MemorySegment q8 = arena.allocate(q8Row * tokens);
+            for (int t = 0; t < tokens; t++) {
+                Quant.quantizeQ8_0(xf, t * cols, cols, q8, t * q8Row);
+                Quant.dequantizeRow(WeightType.Q8_0, q8, t * q8Row, cols, xHat, t * cols);
+            }
+            for (int start : new int[]{0, 3, 4}) {
+                for (int length = 1; start + length <= rows; length += length < 13 ? 1 : 9) {
+                    MemorySegment out = nans((long) tokens * rows);
+                    kernels.matmul(p, x, out, tokens, rows, start, start + length);
+                    for (int t = 0; t < tokens; t++) {
+                        for (int r = 0; r < rows; r++) {
+                            float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * rows + r);
+                            String where = tokens + "x" + cols + "x" + rows + " slice " + start + ".." + (start + length)
+                                    + " t=" + t + " r=" + r;
+                            if (r < start || r >= start + length) {
+                                assertTrue(Float.isNaN(got), where + " is outside the slice but was written: " + got);
+                                continue;
+                            }
+                            double want = 0, size = 0, exact = 0;
+                            for (int i = 0; i < cols; i++) {
+                                double term = (double) wHat[r * cols + i] * xHat[t * cols + i];
+                                want += term;
+                                size += Math.abs(term);
+                                exact += (double) wHat[r * cols + i] * xf[t * cols + i];
+                            }
+                            double[] ref = scalarReference(w, r, cols, q8.asSlice(t * q8Row));
+                            assertEquals(ref[0], got, 2e-6 * ref[1] + 1e-30, where + " vs the scalar reference");
+                            // QuantTest's bound for the native backend, whose activations these are
+                            assertEquals(want, got, 4e-6 * Math.sqrt(cols) * size + 1e-6, where + " vs dequantized");
+                            // and the activations' rounding stays small next to the size of the sum
+                            assertEquals(exact, got, 0.03 * size + 1e-6, where + " vs f32 activations");
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -184,7 +239,8 @@ class PackedQ6KTest {
     @Test
     void refusesRowsThatAreNotWholeBlocksAndMatricesShorterThanTheirShape() {
         MemorySegment w = randomQ6K(2, 256, new SplittableRandom(5));
-        assertThrows(IllegalArgumentException.class, () -> kernels.pack(WeightType.Q6_K, w, 1, 100, pool));
+        IllegalArgumentException partial = assertThrows(IllegalArgumentException.class, () -> kernels.pack(WeightType.Q6_K, w, 1, 100, pool));
+        assertTrue(partial.getMessage().contains("100"), partial.getMessage());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> kernels.pack(WeightType.Q6_K, w, 3, 256, pool));
         assertTrue(e.getMessage().contains("3x256"), e.getMessage());
     }

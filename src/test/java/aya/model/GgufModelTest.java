@@ -151,8 +151,9 @@ class GgufModelTest {
     }
 
     /**
-     * The java backend packs the fixture's Q6_K matrices (the tied head, some attn_v and ffn_down) as int8 values,
-     * int8 group scales and an f32 d, 276 bytes per 256 weights, and decodes through them: one token at a time (the packed
+     * The java backend packs the fixture's Q6_K matrices (the tied head, some attn_v and ffn_down) in 16-bit lanes
+     * (PackedQ6K: 6-bit values, int8 sub-block scales, an f32 d, 212 bytes per 256 weights, rows padded to whole groups
+     * of blocks) and its Q4_K ones as PackedNibbles, and decodes through them: one token at a time (the packed
      * decode kernel, not the prefill GEMM) it still gives transformers' logits on the dequantized weights, and the
      * bytes a decode step reads, which aya bench's bandwidth bound uses, count the packed copies instead of the file's.
      */
@@ -179,11 +180,11 @@ class GgufModelTest {
                 WeightType type = t.weightType();
                 if (type == WeightType.Q6_K || type == WeightType.Q4_K || type == WeightType.Q4_0) {
                     q6k += type == WeightType.Q6_K ? 1 : 0;
-                    // the java backend's layouts: 276 bytes per Q6_K block; per 32 4-bit weights 16 bytes of nibbles,
-                    // an f32 scale and (Q4_K) an f32 offset, each row's blocks padded to whole groups
-                    long rows = t.shape()[0], blocks = t.shape()[1] / 32;
-                    long copy = type == WeightType.Q6_K ? t.data().byteSize() / type.blockBytes * 276
-                            : rows * ((blocks + group - 1) / group * group) * (type == WeightType.Q4_K ? 24 : 20);
+                    // the java backend's layouts, each row's blocks of 32 padded to whole groups: per Q6_K block 24
+                    // bytes of values and 2 int8 scales, an f32 d per 8 blocks; per 32 4-bit weights 16 bytes of
+                    // nibbles, an f32 scale and (Q4_K) an f32 offset
+                    long rows = t.shape()[0], blocks = t.shape()[1] / 32, padded = rows * ((blocks + group - 1) / group * group);
+                    long copy = type == WeightType.Q6_K ? padded * 26 + padded / 8 * 4 : padded * (type == WeightType.Q4_K ? 24 : 20);
                     packed += copy;
                     decode += copy;
                 } else {
@@ -208,6 +209,8 @@ class GgufModelTest {
                 maxRef = Math.max(maxRef, Math.abs(ref.data()[i]));
                 err = Math.max(err, Math.abs(ref.data()[i] - got[i]));
             }
+            // the packed 4- and 6-bit decodes round x to int8 per block of 32 (as native's Q8_0 / finer than its Q8_K)
+            System.out.printf("gguf logits, java packed decode: %s: max |error| / max |logit| = %.5f%n", K256_Q4_K_M.getFileName(), err / maxRef);
             assertTrue(maxRef > 1 && err / maxRef <= QUANTIZED_BOUND, "token by token: relative logit error " + err / maxRef);
         }
         for (String backend : backends()) {
