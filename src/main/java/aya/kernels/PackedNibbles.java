@@ -78,11 +78,7 @@ final class PackedNibbles implements JavaPackedMatrix {
     /** w [rows, cols] of Q4_0 or Q4_K repacked (on the heap), the rows spread over the pool's threads. */
     static PackedNibbles pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
         if (!packs(type)) throw new IllegalArgumentException(type + " is not packed by PackedNibbles");
-        long fileRowBytes = type.rowBytes(cols); // refuses rows that are not whole blocks
-        if (w.byteSize() < rows * fileRowBytes) {
-            throw new IllegalArgumentException(type + " matrix [" + rows + ", " + cols + "] needs " + rows * fileRowBytes
-                    + " bytes, got " + w.byteSize());
-        }
+        long fileRowBytes = JavaPackedMatrix.fileRowBytes(type, w, rows, cols);
         PackedNibbles p = new PackedNibbles(type, w, rows, cols);
         pool.forRange(rows, 1, (worker, from, to) -> {
             for (int r = from; r < to; r++) {

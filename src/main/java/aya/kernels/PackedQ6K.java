@@ -76,11 +76,7 @@ final class PackedQ6K implements JavaPackedMatrix {
 
     /** w [rows, cols] of Q6_K (cols a multiple of 256) repacked (on the heap), the rows spread over the pool. */
     static PackedQ6K pack(MemorySegment w, int rows, int cols, Parallel pool) {
-        long fileRowBytes = WeightType.Q6_K.rowBytes(cols); // refuses cols that are not whole blocks
-        if (w.byteSize() < rows * fileRowBytes) {
-            throw new IllegalArgumentException("Q6_K matrix of " + rows + "x" + cols + " needs " + rows * fileRowBytes
-                    + " bytes, got " + w.byteSize());
-        }
+        long fileRowBytes = JavaPackedMatrix.fileRowBytes(WeightType.Q6_K, w, rows, cols);
         PackedQ6K p = new PackedQ6K(w, rows, cols);
         pool.forRange(rows, 1, (worker, from, to) -> {
             byte[] q = new byte[KQuant.QK_K];
