@@ -183,6 +183,11 @@ class PackedNibblesTest {
             lanes[lane] = Math.fma((float) dot, s * dx, lanes[lane]);
             if (type == WeightType.Q4_K) lanes[lane] = Math.fma(o + s * 8f, dx * sum, lanes[lane]);
         }
+        return sumAndSize(lanes);
+    }
+
+    /** {sum of the lanes, sum of |lane|} in double: the reference's result and its rounding's scale. */
+    static double[] sumAndSize(float[] lanes) {
         double total = 0, size = 0;
         for (float v : lanes) {
             total += v;

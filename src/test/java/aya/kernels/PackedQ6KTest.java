@@ -154,12 +154,7 @@ class PackedQ6KTest {
                 }
             }
         }
-        double total = 0, size = 0;
-        for (float v : lanes) {
-            total += v;
-            size += Math.abs(v);
-        }
-        return new double[]{total, size};
+        return PackedNibblesTest.sumAndSize(lanes);
     }
 
     /**
