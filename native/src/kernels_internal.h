@@ -112,6 +112,11 @@ int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum);
 /* How many times the calling thread has asked for those buffers: a quantization kept in them (quant_loop.h reuses the
  * last one while x is unchanged) is still there only while this has not moved. */
 uint64_t aya_q8_generation(void);
+/* The calling thread's AYA_SCRATCH_Q8_REGROUPED buffer (aya_scratch), for a writer: every writer of it asks here, so
+ * that aya_q8_regrouped_generation() moves whenever its contents may change (quant_loop.h reuses a decode's regrouped
+ * activations, as it reuses their quantization, while this has not moved). */
+void *aya_q8_regrouped(size_t bytes);
+uint64_t aya_q8_regrouped_generation(void);
 
 /* Per-thread scratch (native/src/scratch.c): a 64-byte aligned buffer of at least `bytes` for `slot`, kept for the
  * thread's next calls and freed when the thread exits; contents are not kept when it grows. NULL if memory runs out. */

@@ -63,7 +63,7 @@ static void aya_p_matmul(int kind, const void *w, const float *x, float *out, in
     if (k ? aya_quantize_activations_q8_k(x, tokens, in_dim, &kacts) : aya_quantize_activations_avx2(x, tokens, in_dim, &acts)) return;
     const int32_t blocks = in_dim / (k ? AYA_QK_K : AYA_QK), groups = k ? blocks : (blocks + AYA_P_BLOCKS - 1) / AYA_P_BLOCKS;
     const size_t w_bytes = k ? AYA_P_WK_BYTES : AYA_P_W_BYTES;
-    uint8_t *xp = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * groups * AYA_P_X_BYTES);
+    uint8_t *xp = aya_q8_regrouped((size_t) tokens * groups * AYA_P_X_BYTES);
     uint8_t *wp = aya_scratch(AYA_SCRATCH_Q8_PANEL, (size_t) AYA_P_PANEL_ROWS * AYA_P_CHUNK * w_bytes);
     if (xp == NULL || wp == NULL) return;
     if (k) aya_p_pack_activations_k(&kacts, tokens, groups, xp);

@@ -191,6 +191,38 @@ static void decode_reuses_only_current_quantization(const char *isa, matmul_q fn
     free(w); free(x); free(changed); free(other);
 }
 
+/* A decode's regrouped activations (AVX2 Q4_0) are reused with its quantization only while nothing else wrote their
+ * buffer: here the AVX-512 Q4_K prefill packs its Q8_K activations into it between two decodes of the same x (a Q8_K
+ * quantization leaves the Q8_0 one, and aya_q8_generation, alone). */
+static void decode_regroup_not_reused_after_other_writer(void) {
+#if defined(__x86_64__)
+    if (!aya_isa_available("avx2") || !aya_isa_available("avx512")) return;
+    enum { ROWS = 5, TOKENS = 8 };
+    const int in_dim = 2048;
+    size_t row_bytes = (size_t) in_dim / QK * 18, k_row_bytes = (size_t) in_dim / 256 * 144;
+    uint8_t *w = malloc(ROWS * row_bytes), *wk = malloc(ROWS * k_row_bytes);
+    for (size_t i = 0; i < ROWS * row_bytes; i++) w[i] = (uint8_t) rng_next();
+    for (size_t i = 0; i < ROWS * k_row_bytes; i++) wk[i] = (uint8_t) rng_next();
+    for (size_t b = 0; b < ROWS * row_bytes; b += 18) { w[b] = 0x00; w[b + 1] = 0x1c; }
+    for (size_t b = 0; b < ROWS * k_row_bytes; b += 144) { wk[b] = 0x00; wk[b + 1] = 0x1c; wk[b + 2] = 0x00; wk[b + 3] = 0x1c; }
+    float *x = random_floats(in_dim, -3, 3), *xs = random_floats((size_t) TOKENS * in_dim, -3, 3);
+    float want[ROWS], got[ROWS], *scratch = malloc((size_t) TOKENS * ROWS * sizeof(float));
+    use_isa("scalar");
+    aya_matmul_q4_0_f32(w, x, want, 1, in_dim, ROWS, 0, ROWS);
+    for (int step = 0; step < 2; step++) {
+        use_isa("avx2");
+        aya_matmul_q4_0_f32(w, x, got, 1, in_dim, ROWS, 0, ROWS);
+        for (int r = 0; r < ROWS; r++)
+            CHECK(fabsf(want[r] - got[r]) <= 1e-5f * (fabsf(want[r]) + 1) * sqrtf((float) in_dim / QK),
+                  "avx2 q4_0 decode after another writer of the regrouped buffer, step %d r=%d: %g vs scalar %g", step,
+                  r, got[r], want[r]);
+        use_isa("avx512");
+        aya_matmul_q4_k_f32(wk, xs, scratch, TOKENS, in_dim, ROWS, 0, ROWS);
+    }
+    free(w); free(wk); free(x); free(xs); free(scratch);
+#endif
+}
+
 /* The AVX2 activation quantizer against the scalar one: identical bytes, scales and sums, including halves (x * id
  * landing on .5), zero blocks, single outliers, tiny (fp16-subnormal) and huge scales. */
 static void quantizer_is_exact(void) {
@@ -240,5 +272,6 @@ int main(void) {
         decode_reuses_only_current_quantization(simd_isas[i], aya_matmul_q8_0_f32, 34, "q8_0");
         decode_reuses_only_current_quantization(simd_isas[i], aya_matmul_q4_0_f32, 18, "q4_0");
     }
+    decode_regroup_not_reused_after_other_writer();
     return finish("test_quant");
 }

@@ -13,6 +13,17 @@ uint64_t aya_q8_generation(void) {
     return q8_generation;
 }
 
+static _Thread_local uint64_t regrouped_generation;
+
+uint64_t aya_q8_regrouped_generation(void) {
+    return regrouped_generation;
+}
+
+void *aya_q8_regrouped(size_t bytes) {
+    regrouped_generation++;
+    return aya_scratch(AYA_SCRATCH_Q8_REGROUPED, bytes);
+}
+
 int aya_q8_buffers(size_t n, int8_t **q, float **d, int32_t **sum) {
     size_t blocks = n / AYA_QK + 1;
     q8_generation++; /* whatever they held is being replaced */

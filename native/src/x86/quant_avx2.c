@@ -291,7 +291,7 @@ static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_
 static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim) {
     if (!q4) return 0;
     const int32_t blocks = in_dim / AYA_QK, quads = (blocks + 3) / 4;
-    quad_acts *all = aya_scratch(AYA_SCRATCH_Q8_REGROUPED, (size_t) tokens * (size_t) quads * sizeof(quad_acts) + 1);
+    quad_acts *all = aya_q8_regrouped((size_t) tokens * (size_t) quads * sizeof(quad_acts) + 1);
     if (all == NULL) return -1;
     memset(all, 0, (size_t) tokens * (size_t) quads * sizeof(quad_acts));
     for (int32_t t = 0; t < tokens; t++)
