@@ -173,112 +173,57 @@ final class PackedQ6K implements JavaPackedMatrix {
      * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread). One
      * row at a time: a row's values, scales and d are each contiguous, and consecutive rows follow each other, so the
      * decode reads three sequential streams (the four-row passes of the other decodes exist for layouts whose rows
-     * interleave inside pages).
+     * interleave inside pages). The kernel is split into methods C2 inlines whole (each under FreqInlineSize, 325
+     * bytecodes: a larger one is called, and its vectors boxed, 40x slower).
      */
     @Override
     public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
-        dotRows(NibbleActivations.of(x, cols), out, rowStart, rowEnd);
+        NibbleActivations a = NibbleActivations.of(x, cols);
+        for (int r = rowStart; r < rowEnd; r++) out.setAtIndex(JavaKernels.F32, r, dotRow(a, r));
     }
 
     /**
-     * Rows [rowStart, rowEnd) . x: per group, its four slots' 16-bit sums (slot s: -32 sum xq + sum q xq over its 8
-     * positions, wrapping, i.e. exactly sum (q - 32) xq; S0 and S1 give q0-q3 and with S2's bits q6, q7, S2 gives q4,
-     * q5), then per sub-block h the slots h and h + 2 added as ints and ((d scale) dx) times that in f32.
-     *
-     * <p>Written for C2's bounds checks (docs/performance-java.md section 22): the slots are written out, so the group
-     * loop is the only loop in a row and every index is a row base plus g times a constant; C2 then takes the ~56
-     * loads' checks out of the loop (loop predicates) instead of checking them per half group (the h / s / j loops
-     * of section 21 kept ~37 branches and many stack reloads per half group). The predicates are paid once per row, so
-     * the row loop is in this method too: those of x's arrays (the same for every row) are then out of it as well,
-     * which is what made this faster than main's kernel on 2048-wide rows (2 groups). No helper methods: C2 inlines
-     * the Vector API's own methods whatever the size, but not ours in a kernel this large (boxed vectors, 40x slower).
+     * Row r . x: per group and sub-block h of the blocks, its two slots' (h and h + 2) 16-bit sums added as ints, then
+     * ((d scale) dx) times that in f32. Per slot, -32 sum xq + sum q xq over its 8 positions in 16 bits that wrap, i.e.
+     * exactly sum (q - 32) xq: shorts S0 and S1 (j = 0, 1) give q_2j, q_2j+1 and, with S2's bits, q_6+j; S2 gives q4,
+     * q5; position k's xq is at xq[xo + 4 G k]. No helper methods and loops rather than the slots written out: C2
+     * inlines the Vector API's own methods whatever the size, but stops inlining other calls in a kernel of this many
+     * vector operations (NodeCountInliningCutoff) and then calls them with boxed vectors, 40x slower.
      */
-    private void dotRows(NibbleActivations a, MemorySegment out, int rowStart, int rowEnd) {
-        short[] w = values, xq = a.xq, minus32 = a.minus32;
-        float[] dx = a.dx;
-        for (int r = rowStart; r < rowEnd; r++) {
-            FloatVector f = FloatVector.zero(F);
-            int vRow = r * groups * 12 * G, sRow = r * groups * 2 * G, dRow = r * groups * (G / SUPER);
-            for (int g = 0; g < groups; g++) {
-                int at = vRow + g * (12 * G), xo = g * (32 * G), m = g * (4 * G), dAt = dRow + g * (G / SUPER);
-                // slot s: values at + 3 G s (S0, S1, S2), position k's xq at xo + (4 k + s) G, its start at m + s G
-                ShortVector a0 = ShortVector.fromArray(SV, w, at), a1 = ShortVector.fromArray(SV, w, at + G);
-                ShortVector a2 = ShortVector.fromArray(SV, w, at + 2 * G);
-                ShortVector sum0 = ShortVector.fromArray(SV, minus32, m)
-                        .add(a0.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo)))
-                        .add(a0.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 4 * G)))
-                        .add(a1.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 8 * G)))
-                        .add(a1.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 12 * G)))
-                        .add(a2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 16 * G)))
-                        .add(a2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 20 * G)))
-                        .add(a0.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(a2.lanewise(VectorOperators.LSHR, 2).and((short) 0x30))
-                                .mul(ShortVector.fromArray(SV, xq, xo + 24 * G)))
-                        .add(a1.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(a2.lanewise(VectorOperators.LSHR, 4).and((short) 0x30))
-                                .mul(ShortVector.fromArray(SV, xq, xo + 28 * G)));
-                a0 = ShortVector.fromArray(SV, w, at + 3 * G);
-                a1 = ShortVector.fromArray(SV, w, at + 4 * G);
-                a2 = ShortVector.fromArray(SV, w, at + 5 * G);
-                ShortVector sum1 = ShortVector.fromArray(SV, minus32, m + G)
-                        .add(a0.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + G)))
-                        .add(a0.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 5 * G)))
-                        .add(a1.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 9 * G)))
-                        .add(a1.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 13 * G)))
-                        .add(a2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 17 * G)))
-                        .add(a2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 21 * G)))
-                        .add(a0.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(a2.lanewise(VectorOperators.LSHR, 2).and((short) 0x30))
-                                .mul(ShortVector.fromArray(SV, xq, xo + 25 * G)))
-                        .add(a1.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(a2.lanewise(VectorOperators.LSHR, 4).and((short) 0x30))
-                                .mul(ShortVector.fromArray(SV, xq, xo + 29 * G)));
-                a0 = ShortVector.fromArray(SV, w, at + 6 * G);
-                a1 = ShortVector.fromArray(SV, w, at + 7 * G);
-                a2 = ShortVector.fromArray(SV, w, at + 8 * G);
-                ShortVector sum2 = ShortVector.fromArray(SV, minus32, m + 2 * G)
-                        .add(a0.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 2 * G)))
-                        .add(a0.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 6 * G)))
-                        .add(a1.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 10 * G)))
-                        .add(a1.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 14 * G)))
-                        .add(a2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 18 * G)))
-                        .add(a2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 22 * G)))
-                        .add(a0.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(a2.lanewise(VectorOperators.LSHR, 2).and((short) 0x30))
-                                .mul(ShortVector.fromArray(SV, xq, xo + 26 * G)))
-                        .add(a1.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(a2.lanewise(VectorOperators.LSHR, 4).and((short) 0x30))
-                                .mul(ShortVector.fromArray(SV, xq, xo + 30 * G)));
-                a0 = ShortVector.fromArray(SV, w, at + 9 * G);
-                a1 = ShortVector.fromArray(SV, w, at + 10 * G);
-                a2 = ShortVector.fromArray(SV, w, at + 11 * G);
-                ShortVector sum3 = ShortVector.fromArray(SV, minus32, m + 3 * G)
-                        .add(a0.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 3 * G)))
-                        .add(a0.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 7 * G)))
-                        .add(a1.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 11 * G)))
-                        .add(a1.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 15 * G)))
-                        .add(a2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 19 * G)))
-                        .add(a2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 23 * G)))
-                        .add(a0.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(a2.lanewise(VectorOperators.LSHR, 2).and((short) 0x30))
-                                .mul(ShortVector.fromArray(SV, xq, xo + 27 * G)))
-                        .add(a1.lanewise(VectorOperators.LSHR, 6).and((short) 15).or(a2.lanewise(VectorOperators.LSHR, 4).and((short) 0x30))
-                                .mul(ShortVector.fromArray(SV, xq, xo + 31 * G)));
-                // sub-block h = slots h and h + 2, added as ints; the G lanes as two F.length() halves
-                int half = F.length(), sc = sRow + g * (2 * G);
-                FloatVector d0 = FloatVector.fromArray(F, d, dAt).rearrange(D_LANES), d1 = FloatVector.fromArray(F, d, dAt + half / SUPER).rearrange(D_LANES);
-                FloatVector dx0 = FloatVector.fromArray(F, dx, g * G), dx1 = FloatVector.fromArray(F, dx, g * G + half);
-                IntVector i0 = (IntVector) sum0.convertShape(VectorOperators.S2I, JavaKernels.I, 0);
-                IntVector i1 = (IntVector) sum0.convertShape(VectorOperators.S2I, JavaKernels.I, 1);
-                i0 = i0.add((IntVector) sum2.convertShape(VectorOperators.S2I, JavaKernels.I, 0));
-                i1 = i1.add((IntVector) sum2.convertShape(VectorOperators.S2I, JavaKernels.I, 1));
+    private float dotRow(NibbleActivations a, int r) {
+        short[] w = values, xq = a.xq;
+        FloatVector f = FloatVector.zero(F);
+        for (int g = 0; g < groups; g++) {
+            int dAt = (r * groups + g) * (G / SUPER);
+            for (int h = 0; h < 2; h++) {
+                IntVector sum0 = IntVector.zero(JavaKernels.I), sum1 = sum0; // the G lanes as two F.length() halves
+                for (int s = h; s < 4; s += 2) {
+                    int at = ((r * groups + g) * 4 + s) * 3 * G, xo = (g * 32 + s) * G;
+                    ShortVector s2 = ShortVector.fromArray(SV, w, at + 2 * G);
+                    ShortVector acc = ShortVector.fromArray(SV, a.minus32, (g * 4 + s) * G);
+                    acc = acc.add(s2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 16 * G)));
+                    acc = acc.add(s2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 20 * G)));
+                    for (int j = 0; j < 2; j++) {
+                        ShortVector sj = ShortVector.fromArray(SV, w, at + j * G);
+                        acc = acc.add(sj.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 8 * j * G)));
+                        acc = acc.add(sj.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + (8 * j + 4) * G)));
+                        ShortVector q = sj.lanewise(VectorOperators.LSHR, 6).and((short) 15)
+                                .or(s2.lanewise(VectorOperators.LSHR, 2 + 2 * j).and((short) 0x30));
+                        acc = acc.add(q.mul(ShortVector.fromArray(SV, xq, xo + (24 + 4 * j) * G)));
+                    }
+                    sum0 = sum0.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 0));
+                    sum1 = sum1.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 1));
+                }
+                // the two halves of the G lanes (F.length() blocks each); no loop over them: C2 boxes a vector phi
+                int sc = ((r * groups + g) * 2 + h) * G, half = F.length();
                 FloatVector scale = (FloatVector) ByteVector.fromArray(FB, scales, sc).convertShape(VectorOperators.B2F, F, 0);
-                f = ((FloatVector) i0.convert(VectorOperators.I2F, 0)).fma(scale.mul(d0).mul(dx0), f);
+                FloatVector weight = scale.mul(FloatVector.fromArray(F, d, dAt).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G));
+                f = ((FloatVector) sum0.convert(VectorOperators.I2F, 0)).fma(weight, f);
                 scale = (FloatVector) ByteVector.fromArray(FB, scales, sc + half).convertShape(VectorOperators.B2F, F, 0);
-                f = ((FloatVector) i1.convert(VectorOperators.I2F, 0)).fma(scale.mul(d1).mul(dx1), f);
-                i0 = (IntVector) sum1.convertShape(VectorOperators.S2I, JavaKernels.I, 0);
-                i1 = (IntVector) sum1.convertShape(VectorOperators.S2I, JavaKernels.I, 1);
-                i0 = i0.add((IntVector) sum3.convertShape(VectorOperators.S2I, JavaKernels.I, 0));
-                i1 = i1.add((IntVector) sum3.convertShape(VectorOperators.S2I, JavaKernels.I, 1));
-                scale = (FloatVector) ByteVector.fromArray(FB, scales, sc + G).convertShape(VectorOperators.B2F, F, 0);
-                f = ((FloatVector) i0.convert(VectorOperators.I2F, 0)).fma(scale.mul(d0).mul(dx0), f);
-                scale = (FloatVector) ByteVector.fromArray(FB, scales, sc + G + half).convertShape(VectorOperators.B2F, F, 0);
-                f = ((FloatVector) i1.convert(VectorOperators.I2F, 0)).fma(scale.mul(d1).mul(dx1), f);
+                weight = scale.mul(FloatVector.fromArray(F, d, dAt + half / SUPER).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G + half));
+                f = ((FloatVector) sum1.convert(VectorOperators.I2F, 0)).fma(weight, f);
             }
-            out.setAtIndex(JavaKernels.F32, r, f.reduceLanes(VectorOperators.ADD));
         }
+        return f.reduceLanes(VectorOperators.ADD);
     }
 }
