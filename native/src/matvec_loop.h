@@ -19,6 +19,7 @@
  *   aya_mv_fma(acc, w, xs)                 -> aya_mv_acc       adds w . xs
  *   aya_mv_narrow(acc, type, row, k, x)    -> aya_mv_acc       adds row[k, k + AYA_MV_NARROW) . x[k, ...)
  *   aya_mv_finish(acc, type, row, k, x, in_dim) -> float       the sum, adding inputs [k, in_dim)
+ *   AYA_MV_DECODE_AHEAD        0, or how far ahead (bytes) decode (one token) prefetches each of its row streams
  *   AYA_MV_ALIGN               0, or the alignment in bytes the main loop's weight loads want (a line: 64): then each
  *                              row's first inputs up to that alignment (fewer than AYA_MV_STEP) are its head, and
  *   aya_mv_head(acc, type, row, h, x)      -> aya_mv_acc       adds row[0, h) . x[0, h), h < AYA_MV_STEP
@@ -38,6 +39,9 @@
 
 #ifndef AYA_MV_ALIGN
 #define AYA_MV_ALIGN 0
+#endif
+#ifndef AYA_MV_DECODE_AHEAD
+#define AYA_MV_DECODE_AHEAD 0 /* bytes: decode prefetches each row this far ahead of its reads (0: not at all) */
 #endif
 #ifndef AYA_MV_HEAD_MULTIPLE
 #define AYA_MV_HEAD_MULTIPLE 1 /* a head must be a multiple of this many inputs (2: bf16 pairs) */
@@ -171,14 +175,17 @@ static inline __attribute__((always_inline)) void aya_matvec_tokens(int type, co
     size_t row_bytes = (size_t) in_dim * aya_mv_weight_bytes(type), head = aya_mv_aligned_head(type, w, in_dim);
     if (tokens == 1) {
         /* Decode: the AYA_MV_ROWS rows of a pass are a quarter of the slice apart, four forward streams far apart that
-         * the hardware prefetchers follow, with no software prefetch (full size, bf16, 2 threads, 6 alternated rounds:
-         * 1.02-1.13x the decode of neighbouring rows with a prefetch 64 KiB ahead, 84-94% of the read bound). The
-         * rows left over (fewer than AYA_MV_ROWS) go one at a time. */
+         * the hardware prefetchers follow (full size, bf16, 2 threads, 6 alternated rounds: 1.02-1.13x the decode of
+         * neighbouring rows with a prefetch 64 KiB ahead, 84-94% of the read bound). Each stream is also prefetched
+         * AYA_MV_DECODE_AHEAD bytes ahead of its reads, when set: the hardware alone keeps too few lines in flight for
+         * one core (docs/performance-native.md #13). A quarter's rows are consecutive, so reading ahead past a row's
+         * end fetches the next one's start. The rows left over (fewer than AYA_MV_ROWS) go one at a time. */
         int32_t quarter = (row_end - row_start) / AYA_MV_ROWS;
         for (int32_t i = 0; i < quarter; i++) {
-            aya_mv_block(type, (const char *) w + (size_t) (row_start + i) * row_bytes, (size_t) in_dim, head, x,
-                         x_stride, out + row_start + i, 0, NULL, AYA_MV_ROWS, 1, (size_t) quarter * (size_t) in_dim,
-                         (size_t) quarter);
+            const char *rows = (const char *) w + (size_t) (row_start + i) * row_bytes;
+            aya_mv_block(type, rows, (size_t) in_dim, head, x, x_stride, out + row_start + i, 0,
+                         AYA_MV_DECODE_AHEAD > 0 ? rows + AYA_MV_DECODE_AHEAD : NULL, AYA_MV_ROWS, 1,
+                         (size_t) quarter * (size_t) in_dim, (size_t) quarter);
         }
         for (int32_t r = row_start + quarter * AYA_MV_ROWS; r < row_end; r++) {
             aya_mv_block(type, (const char *) w + (size_t) r * row_bytes, (size_t) in_dim, head, x, x_stride, out + r, 0,

@@ -259,6 +259,7 @@ static int gemm(const uint16_t *w, const uint32_t *xt, float *out, int32_t token
 
 /* The decode micro-kernel for matvec_loop.h: 32 inputs (16 pairs) per vdpbf16ps; the last partial 32 come from
  * zero-padded copies. */
+#define AYA_MV_DECODE_AHEAD 1024 /* decode, 1 thread, from memory: 1.10-1.13x without */
 #define AYA_MV_STEP 32
 #define AYA_MV_NARROW 32 /* no narrower step */
 #define AYA_MV_ALIGN 64  /* a 64-byte load of weights that crosses a line costs about as much as the step */

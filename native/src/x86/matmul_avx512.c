@@ -57,6 +57,7 @@ AYA_ALWAYS_INLINE void aya_mv_split_step(const float *src, float *dst) {
  * chain); with several tokens, blocks of 4 rows x 4 tokens (16 accumulators, 8 widened weight vectors, 2 activation
  * vectors): each activation load feeds 8 FMAs, so a batch's activations (8 tokens of 11008 inputs: 352 KB) can stream
  * from L2. */
+#define AYA_MV_DECODE_AHEAD 1024 /* decode, 1 thread, from memory: 1.05-1.13x without */
 #define AYA_MV_STEP 32
 #define AYA_MV_NARROW 16
 #define AYA_MV_ALIGN 64 /* a 64-byte load that crosses a line costs about as much as the step */
