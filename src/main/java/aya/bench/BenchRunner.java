@@ -129,14 +129,8 @@ public final class BenchRunner {
             double bwAfter = readBandwidth();
             progress.note(String.format(Locale.ROOT, "%s: memory read bandwidth (%d threads) before / after the timed part: %.1f / %.1f GB/s",
                     target.backend(), s.threads(), bwBefore, bwAfter));
-            String prefillProfile = target.prefillProfile();
-            if (prefillProfile != null) {
-                for (String line : prefillProfile.split("\n")) progress.note(target.backend() + " prefill " + line);
-            }
-            String profile = target.decodeProfile();
-            if (profile != null) {
-                for (String line : profile.split("\n")) progress.note(target.backend() + " decode " + line);
-            }
+            noteLines(progress, target.backend() + " prefill ", target.prefillProfile());
+            noteLines(progress, target.backend() + " decode ", target.decodeProfile());
             // decode positions run from depth to depth + genTokens - 1: take the middle one's traffic
             long bytesPerToken = target.bytesReadPerDecodeToken(s.depth() + s.genTokens() / 2);
             return new Measured(target.backend(), target.kernels(), target.quant(), target.activations(),
@@ -152,6 +146,12 @@ public final class BenchRunner {
             throw new aya.AyaException("--depth + max(--prompt-tokens, --gen-tokens) = " + needed
                     + " exceeds the model's " + t.maxPositions() + " positions");
         }
+    }
+
+    /** Notes each line of a profile report (null: none), prefixed. */
+    private static void noteLines(Progress progress, String prefix, String report) {
+        if (report == null) return;
+        for (String line : report.split("\n")) progress.note(prefix + line);
     }
 
     private static int[] randomTokens(SplittableRandom random, BenchTarget target, int n) {

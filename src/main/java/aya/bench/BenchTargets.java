@@ -150,25 +150,23 @@ public final class BenchTargets {
         @Override
         public void prefill(int[] tokens, int pos0) {
             moveTo(pos0);
-            boolean timed = prefillProfile != null && untimedPrefills-- <= 0;
-            if (timed) model.profile(prefillProfile);
-            try {
-                model.forward(state, tokens);
-            } finally {
-                if (timed) model.profile(null);
-            }
+            forward(tokens, prefillProfile != null && untimedPrefills-- <= 0 ? prefillProfile : null);
         }
 
         @Override
         public void decode(int token, int pos) {
             moveTo(pos);
             one[0] = token;
-            boolean timed = profile != null && untimedDecodes-- <= 0;
-            if (timed) model.profile(profile);
+            forward(one, profile != null && untimedDecodes-- <= 0 ? profile : null);
+        }
+
+        /** One forward pass, its ops timed into {@code timedInto} unless that is null. */
+        private void forward(int[] tokens, ForwardProfile timedInto) {
+            if (timedInto != null) model.profile(timedInto);
             try {
-                model.forward(state, one);
+                model.forward(state, tokens);
             } finally {
-                if (timed) model.profile(null);
+                if (timedInto != null) model.profile(null);
             }
         }
 
