@@ -35,6 +35,13 @@ void aya_matmul_q4_k_avx512oct(const void *w, const float *x, float *out, int32_
                                int32_t out_stride, int32_t row_start, int32_t row_end);
 void aya_matmul_q6_k_avx512oct(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
                                int32_t out_stride, int32_t row_start, int32_t row_end);
+/* The same on AVX2 (quant_avx2.c, two 128-value steps per super-block); the avx2 table uses them from this many
+ * tokens on. */
+enum { AYA_QUAD_MIN_TOKENS_K = 6 };
+void aya_matmul_q4_k_avx2quad(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                              int32_t out_stride, int32_t row_start, int32_t row_end);
+void aya_matmul_q6_k_avx2quad(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                              int32_t out_stride, int32_t row_start, int32_t row_end);
 #endif
 #if defined(__aarch64__)
 extern const aya_kquant_table aya_kquant_neon;

@@ -21,6 +21,8 @@
  *       packed tokens (x_stride apart) over `groups` groups; RM and RN are compile-time constants at every call
  * and, to pack Q4_K / Q6_K too:
  *   AYA_P_WK_BYTES      bytes of one row's packed super-block
+ *   AYA_P_XK_BYTES, AYA_P_CHUNK_K   a token's packed super-block and super-blocks per k chunk (default: AYA_P_X_BYTES,
+ *                       AYA_P_CHUNK)
  *   aya_p_pack_activations_k(acts, tokens, groups, dst)     every token's Q8_K super-blocks into dst[token][group]
  * kind is the weights' enum aya_weight_type (Q8_0, Q4_0, and Q4_K / Q6_K where packed).
  * Then aya_p_matmul(kind, w, x, out, tokens, in_dim, out_stride, row_start, row_end) is the aya_matmul_* contract. */
@@ -34,6 +36,12 @@ enum { AYA_P_PANEL_ROWS = 64 }; /* rows packed at a time: 64 rows x a chunk (204
 #ifndef AYA_P_WK_BYTES /* an ISA that packs Q8_0 / Q4_0 only */
 #define AYA_P_WK_BYTES AYA_P_W_BYTES
 #define aya_p_pack_activations_k(acts, tokens, groups, dst) ((void) (acts), (void) (tokens), (void) (groups), (void) (dst))
+#endif
+#ifndef AYA_P_XK_BYTES
+#define AYA_P_XK_BYTES AYA_P_X_BYTES
+#endif
+#ifndef AYA_P_CHUNK_K
+#define AYA_P_CHUNK_K AYA_P_CHUNK
 #endif
 
 /* The tile for rm (1..AYA_P_ROWS) rows x rn (1..AYA_P_TOKENS) tokens: from runtime sizes to compile-time ones. */
@@ -62,16 +70,17 @@ static void aya_p_matmul(int kind, const void *w, const float *x, float *out, in
     /* out of memory: no error channel */
     if (k ? aya_quantize_activations_q8_k(x, tokens, in_dim, &kacts) : aya_quantize_activations_avx2(x, tokens, in_dim, &acts)) return;
     const int32_t blocks = in_dim / (k ? AYA_QK_K : AYA_QK), groups = k ? blocks : (blocks + AYA_P_BLOCKS - 1) / AYA_P_BLOCKS;
-    const size_t w_bytes = k ? AYA_P_WK_BYTES : AYA_P_W_BYTES;
-    uint8_t *xp = aya_q8_regrouped((size_t) tokens * groups * AYA_P_X_BYTES);
-    uint8_t *wp = aya_scratch(AYA_SCRATCH_Q8_PANEL, (size_t) AYA_P_PANEL_ROWS * AYA_P_CHUNK * w_bytes);
+    const size_t w_bytes = k ? AYA_P_WK_BYTES : AYA_P_W_BYTES, x_bytes = k ? AYA_P_XK_BYTES : AYA_P_X_BYTES;
+    const int32_t chunk_groups = k ? AYA_P_CHUNK_K : AYA_P_CHUNK;
+    uint8_t *xp = aya_q8_regrouped((size_t) tokens * groups * x_bytes);
+    uint8_t *wp = aya_scratch(AYA_SCRATCH_Q8_PANEL, (size_t) AYA_P_PANEL_ROWS * chunk_groups * w_bytes);
     if (xp == NULL || wp == NULL) return;
     if (k) aya_p_pack_activations_k(&kacts, tokens, groups, xp);
     else aya_p_pack_activations(&acts, tokens, blocks, groups, xp);
     const size_t row_bytes = (size_t) blocks * aya_block_bytes(kind);
-    const size_t x_stride = (size_t) groups * AYA_P_X_BYTES;
-    for (int32_t g0 = 0; g0 < groups; g0 += AYA_P_CHUNK) {
-        int32_t chunk = groups - g0 < AYA_P_CHUNK ? groups - g0 : AYA_P_CHUNK;
+    const size_t x_stride = (size_t) groups * x_bytes;
+    for (int32_t g0 = 0; g0 < groups; g0 += chunk_groups) {
+        int32_t chunk = groups - g0 < chunk_groups ? groups - g0 : chunk_groups;
         size_t w_stride = (size_t) chunk * w_bytes;
         for (int32_t p0 = row_start; p0 < row_end; p0 += AYA_P_PANEL_ROWS) {
             int32_t rows = row_end - p0 < AYA_P_PANEL_ROWS ? row_end - p0 : AYA_P_PANEL_ROWS;
@@ -79,7 +88,7 @@ static void aya_p_matmul(int kind, const void *w, const float *x, float *out, in
                                wp);
             for (int32_t t = 0; t < tokens; t += AYA_P_TOKENS) {
                 int rn = tokens - t < AYA_P_TOKENS ? tokens - t : AYA_P_TOKENS;
-                const uint8_t *xt = xp + (size_t) t * x_stride + (size_t) g0 * AYA_P_X_BYTES;
+                const uint8_t *xt = xp + (size_t) t * x_stride + (size_t) g0 * x_bytes;
                 for (int32_t r = 0; r < rows; r += AYA_P_ROWS) {
                     int rm = rows - r < AYA_P_ROWS ? rows - r : AYA_P_ROWS;
                     aya_p_any_tile(kind, rm, rn, wp + (size_t) r * w_stride, w_stride, xt, x_stride, chunk,

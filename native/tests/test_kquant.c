@@ -138,11 +138,12 @@ static void simd_matches_scalar(const char *isa, int type) {
     static const int shapes[][3] = { /* tokens, in_dim, rows */
         { 1, 256, 1 }, { 1, 256, 7 }, { 1, 2048, 33 }, { 2, 512, 5 }, { 3, 768, 17 }, { 4, 256, 40 },
         { 5, 1024, 13 }, { 6, 2048, 9 }, { 7, 256, 11 }, { 9, 512, 70 }, { 1, 11008, 5 },
-        /* more prefill (AVX512-VNNI: packed from AYA_OCT_MIN_TOKENS_K = 6 on, tiles of 8 tokens x 2 rows): token
-         * counts of every remainder mod 8, odd row counts, panels of 64 rows and chunks of 8 super-blocks with
-         * remainders */
+        /* more prefill (AVX512-VNNI: packed from AYA_OCT_MIN_TOKENS_K = 6 on, tiles of 8 tokens x 2 rows; AVX2 from
+         * AYA_QUAD_MIN_TOKENS_K = 6 on, tiles of 4 tokens x 1 row): token counts of every remainder mod 8, odd row
+         * counts, panels of 64 rows and chunks of 8 super-blocks with remainders */
         { 15, 512, 7 }, { 16, 256, 3 }, { 17, 512, 67 }, { 18, 256, 2 }, { 19, 768, 5 }, { 22, 1024, 9 },
-        { 24, 2048, 9 }, { 29, 256, 130 }, { 31, 2304, 66 }, { 36, 512, 4 }, { 40, 11008, 5 },
+        { 24, 2048, 9 }, { 29, 256, 130 }, { 31, 2304, 66 }, { 36, 512, 4 }, { 40, 11008, 5 }, { 6, 256, 1 },
+        { 10, 4352, 65 }, { 13, 6144, 3 },
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int tokens = shapes[s][0], in_dim = shapes[s][1], rows = shapes[s][2], stride = rows + 2;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernels_internal.h"
+#include "kquant.h"
 
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -322,14 +323,23 @@ static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_
  *   Q8_0: weights packed as |w| (128 for w = -128, as an unsigned byte) and w; vpmaddubsw(|w|, x with w's sign)
  *         (|pair| <= 2 x 128 x 127: no saturation, but two do not add up in 16 bits; x is never -128, so its
  *         negation is exact) and a vpmaddwd per vector. |w| stays in registers, w's signs are read from L1.
+ * Q4_K / Q6_K (a 256-value super-block of sixteen 16-value groups) pack as two such steps of 128 values: vector v holds
+ * values 4v .. 4v + 3 of each of the half's eight groups, one group per int32 lane (lanes 0-3 groups 0, 2, 4, 6, lanes
+ * 4-7 groups 1, 3, 5, 7: the order a 4 x 4 dword transpose in each 128-bit lane leaves; weights and activations share
+ * it and the per-lane scales follow it). A value is S_l q - M_l with q unsigned (Q4_K: S = d x scale, M = dmin x min of
+ * the 32-value sub-block; Q6_K: S = d x scale, M = 32 S), so a lane's sum is S_l sum(q x) - M_l sum(x): the second
+ * term is one FMA with the token's f32 -d x group sums (Q8_K's bsums). Q4_K's four vpmaddubsw add up in 16 bits as
+ * Q4_0's (|lane| <= 8 x 15 x 128); Q6_K's (q <= 63: |pair| <= 2 x 63 x 128) two at a time, then two vpmaddwd.
  * Weights are packed per panel of rows and k chunk (quant_packed_loop.h), activations once per call. Blocks past
  * in_dim (the last quad) are zero with zero scales. */
 enum {
     QUAD_BLOCKS = 4,
     QUAD_W_BYTES = 2 * 4 * 32 + 8 * 4,     /* a row's quad: values [4][32] (Q4_0 nibbles, Q8_0 |w|), Q8_0 w [4][32],
                                               f32 scales [8] (lanes 2j, 2j+1: block j) */
-    QUAD_X_BYTES = 4 * 32 + 2 * 8 * 4,     /* a token's quad: s8 values [4][32], int32 -8 x lane sums [8], f32
-                                              scales [8] */
+    QUAD_X_BYTES = 4 * 32 + 2 * 8 * 4,     /* a token's quad: s8 values [4][32], int32 -8 x lane sums [8] (k-quants:
+                                              f32 -d x group sums), f32 scales [8]; a super-block is two */
+    QUAD_WK_BYTES = 4 * 32 + 2 * 8 * 4,    /* a row's half super-block: q [4][32], f32 S [8], f32 M [8] */
+    QUAD_CHUNK_K = 8,                      /* super-blocks per k chunk (2048 inputs, as QUAD_CHUNK) */
     QUAD_ROWS = 1,                         /* tile: 1 row x 4 tokens: the row's 4 weight vectors and scales stay in
                                               registers (Q8_0 has 4 more temporaries per token); 1 x 6 and 1 x 8
                                               were no faster (Q8_0 0.9x), 2 rows do not fit the 16 ymm */
@@ -338,7 +348,7 @@ enum {
     /* fewer tokens: packing the panels costs more than it saves (one thread, 2048 x 2048, GFLOP/s, the tiles above
      * vs packed: Q8_0 at 2 tokens 75 vs 59, 6 tokens 87 vs 99; Q4_0 108 vs 77, 123 vs 149) */
     QUAD_MIN_TOKENS_Q8_0 = 6,
-    QUAD_MIN_TOKENS_Q4_0 = 6
+    QUAD_MIN_TOKENS_Q4_0 = 6 /* k-quants: AYA_QUAD_MIN_TOKENS_K in kquant.h */
 };
 
 /* Four blocks' 32 values (b[j]) into the quad layout: out[v] qword j = b[j] qword v. */
@@ -356,9 +366,75 @@ AYA_ALWAYS_INLINE __m256 quad_spread(__m128 d) {
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d), _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
 }
 
-/* Packs rows [0, rows) of w (row_bytes apart) x quads [g0, g0 + quads) into dst[row][quad] (QUAD_W_BYTES each). */
-static void quad_pack_weights(int q4, const uint8_t *w, size_t row_bytes, int32_t rows, int32_t blocks, int32_t g0,
+/* 128 values in order (in[n]: values 32n .. 32n + 31, groups 2n and 2n + 1) into the k-quant layout: out[v] lane i =
+ * dword v of group 2i, lane 4 + i = dword v of group 2i + 1 (a 4 x 4 dword transpose in each 128-bit lane). */
+AYA_ALWAYS_INLINE void quad_transpose_groups(const __m256i in[4], __m256i out[4]) {
+    __m256i t0 = _mm256_unpacklo_epi32(in[0], in[1]), t1 = _mm256_unpackhi_epi32(in[0], in[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(in[2], in[3]), t3 = _mm256_unpackhi_epi32(in[2], in[3]);
+    out[0] = _mm256_unpacklo_epi64(t0, t2);
+    out[1] = _mm256_unpackhi_epi64(t0, t2);
+    out[2] = _mm256_unpacklo_epi64(t1, t3);
+    out[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* One Q4_K / Q6_K super-block (blk) as two halves into d (QUAD_WK_BYTES each): q in the group layout, S [8], M [8]. */
+AYA_ALWAYS_INLINE void quad_pack_super_block(int kind, const uint8_t *blk, uint8_t *d) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+    for (int h = 0; h < 2; h++, d += QUAD_WK_BYTES) {
+        __m256i in[4], v[4];
+        float s[8], m[8];
+        if (kind == AYA_WEIGHT_Q4_K) { /* per 64 values 32 bytes: the first 32 in the low nibbles, the next in the high */
+            for (int c = 0; c < 2; c++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *) (blk + 16 + 64 * h + 32 * c));
+                in[2 * c] = _mm256_and_si256(q, low4);
+                in[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            }
+            float dq = aya_f16_to_f32(aya_load_u16(blk)), dmin = aya_f16_to_f32(aya_load_u16(blk + 2));
+            for (int i = 0; i < 4; i++) { /* groups 2i and 2i + 1 are sub-block 4h + i */
+                uint8_t scale, min;
+                aya_q4_k_scale_min(blk + 4, 4 * h + i, &scale, &min);
+                s[i] = s[4 + i] = dq * (float) scale;
+                m[i] = m[4 + i] = dmin * (float) min;
+            }
+        } else { /* Q6_K: per 128 values 64 bytes of low 4 bits (values l and l + 64 share a byte), 32 of 2 high bits */
+            __m256i a = _mm256_loadu_si256((const __m256i *) (blk + 64 * h));
+            __m256i b = _mm256_loadu_si256((const __m256i *) (blk + 64 * h + 32));
+            __m256i high = _mm256_loadu_si256((const __m256i *) (blk + 128 + 32 * h));
+            for (int k = 0; k < 4; k++) { /* values 32k .. 32k + 31 of the half */
+                __m256i low = k == 0 ? a : k == 1 ? b : k == 2 ? _mm256_srli_epi16(a, 4) : _mm256_srli_epi16(b, 4);
+                in[k] = _mm256_or_si256(_mm256_and_si256(low, low4),
+                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * k), two), 4));
+            }
+            float dq = aya_f16_to_f32(aya_load_u16(blk + 208));
+            for (int i = 0; i < 4; i++) {
+                s[i] = dq * (float) (int8_t) blk[192 + 8 * h + 2 * i];
+                s[4 + i] = dq * (float) (int8_t) blk[192 + 8 * h + 2 * i + 1];
+            }
+            for (int l = 0; l < 8; l++) m[l] = 32.0f * s[l];
+        }
+        quad_transpose_groups(in, v);
+        for (int i = 0; i < 4; i++) _mm256_storeu_si256((__m256i *) (d + 32 * i), v[i]);
+        _mm256_storeu_ps((float *) (d + 128), _mm256_loadu_ps(s));
+        _mm256_storeu_ps((float *) (d + 160), _mm256_loadu_ps(m));
+    }
+}
+
+/* Packs rows [0, rows) of w (row_bytes apart) x quads [g0, g0 + quads) into dst[row][quad] (QUAD_W_BYTES each);
+ * Q4_K / Q6_K: x super-blocks [g0, g0 + quads) (2 x QUAD_WK_BYTES each). */
+static void quad_pack_weights(int kind, const uint8_t *w, size_t row_bytes, int32_t rows, int32_t blocks, int32_t g0,
                               int32_t quads, uint8_t *dst) {
+    if (kind >= AYA_WEIGHT_Q4_K) {
+        const size_t bb = aya_block_bytes(kind);
+        for (int32_t r = 0; r < rows; r++)
+            for (int32_t g = 0; g < quads; g++) {
+                const uint8_t *blk = w + (size_t) r * row_bytes + (size_t) (g0 + g) * bb;
+                /* three rows on, as below */
+                for (size_t line = 0; line < bb; line += 64) _mm_prefetch((const char *) blk + 3 * row_bytes + line, _MM_HINT_T0);
+                quad_pack_super_block(kind, blk, dst + ((size_t) r * quads + g) * 2 * QUAD_WK_BYTES);
+            }
+        return;
+    }
+    const int q4 = kind == AYA_WEIGHT_Q4_0;
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
     for (int32_t r = 0; r < rows; r++)
         for (int32_t g = 0; g < quads; g++) {
@@ -418,37 +494,64 @@ static void quad_pack_activations(const aya_q8_acts *acts, int32_t tokens, int32
         }
 }
 
+/* Packs every token's Q8_K activations into dst[token][super-block] (two QUAD_X_BYTES halves each). */
+static void quad_pack_activations_k(const aya_q8k_acts *acts, int32_t tokens, int32_t supers, uint8_t *dst) {
+    const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7); /* the groups of the lanes */
+    for (int32_t t = 0; t < tokens; t++)
+        for (int32_t g = 0; g < supers; g++) {
+            size_t xb = (size_t) t * supers + g;
+            for (int h = 0; h < 2; h++) {
+                uint8_t *d = dst + (2 * xb + h) * QUAD_X_BYTES;
+                __m256i in[4], v[4];
+                for (int n = 0; n < 4; n++)
+                    in[n] = _mm256_loadu_si256((const __m256i *) (acts->q + xb * AYA_QK_K + 128 * h + 32 * n));
+                quad_transpose_groups(in, v);
+                for (int i = 0; i < 4; i++) _mm256_storeu_si256((__m256i *) (d + 32 * i), v[i]);
+                __m256i sums = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *) (acts->bsum + xb * 16 + 8 * h)));
+                __m256 fsums = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(sums, order));
+                _mm256_storeu_ps((float *) (d + 128), _mm256_mul_ps(fsums, _mm256_set1_ps(-acts->d[xb])));
+                _mm256_storeu_ps((float *) (d + 160), _mm256_set1_ps(acts->d[xb]));
+            }
+        }
+}
+
 /* out[t * out_stride + r] (= or +=, per accumulate) the products of RM packed rows (w_stride apart) and RN packed
- * tokens (x_stride apart) over quads [0, quads). q4, RM, RN are compile-time constants at every call site. */
-AYA_ALWAYS_INLINE void quad_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t w_stride,
+ * tokens (x_stride apart) over quads [0, quads) (k-quants: super-blocks, two steps each). kind, RM, RN are
+ * compile-time constants at every call site. */
+AYA_ALWAYS_INLINE void quad_tile(const int kind, const int RM, const int RN, const uint8_t *w, size_t w_stride,
                                  const uint8_t *x, size_t x_stride, int32_t quads, float *out, int32_t out_stride,
                                  int accumulate) {
+    const int k = kind >= AYA_WEIGHT_Q4_K, nibbles = kind == AYA_WEIGHT_Q4_0 || kind == AYA_WEIGHT_Q4_K;
+    const size_t w_bytes = k ? QUAD_WK_BYTES : QUAD_W_BYTES;
+    const int32_t steps = k ? 2 * quads : quads;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[QUAD_TOKENS][QUAD_ROWS];
     for (int t = 0; t < RN; t++)
         for (int r = 0; r < RM; r++) acc[t][r] = _mm256_setzero_ps();
-    for (int32_t g = 0; g < quads; g++) {
+    for (int32_t g = 0; g < steps; g++) {
         __m256i wv[QUAD_ROWS][4];
-        __m256 dw[QUAD_ROWS];
+        __m256 dw[QUAD_ROWS], mw[QUAD_ROWS];
         for (int r = 0; r < RM; r++) {
-            const uint8_t *wr = w + r * w_stride + (size_t) g * QUAD_W_BYTES;
+            const uint8_t *wr = w + r * w_stride + (size_t) g * w_bytes;
             for (int i = 0; i < 4; i++) wv[r][i] = _mm256_loadu_si256((const __m256i *) (wr + 32 * i));
-            dw[r] = _mm256_loadu_ps((const float *) (wr + 256));
+            dw[r] = _mm256_loadu_ps((const float *) (wr + (k ? 128 : 256)));
+            if (k) mw[r] = _mm256_loadu_ps((const float *) (wr + 160));
         }
         for (int t = 0; t < RN; t++) {
             const uint8_t *xt = x + t * x_stride + (size_t) g * QUAD_X_BYTES;
             __m256 dx = _mm256_loadu_ps((const float *) (xt + 160));
             for (int r = 0; r < RM; r++) {
                 __m256i p;
-                if (q4) {
+                if (nibbles || kind == AYA_WEIGHT_Q6_K) {
                     __m256i s01 = _mm256_add_epi16(
                             _mm256_maddubs_epi16(wv[r][0], _mm256_loadu_si256((const __m256i *) xt)),
                             _mm256_maddubs_epi16(wv[r][1], _mm256_loadu_si256((const __m256i *) (xt + 32))));
                     __m256i s23 = _mm256_add_epi16(
                             _mm256_maddubs_epi16(wv[r][2], _mm256_loadu_si256((const __m256i *) (xt + 64))),
                             _mm256_maddubs_epi16(wv[r][3], _mm256_loadu_si256((const __m256i *) (xt + 96))));
-                    p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones),
-                                         _mm256_loadu_si256((const __m256i *) (xt + 128)));
+                    p = nibbles ? _mm256_madd_epi16(_mm256_add_epi16(s01, s23), ones) /* 4 x 2 x 15 x 128 fit */
+                                : _mm256_add_epi32(_mm256_madd_epi16(s01, ones), _mm256_madd_epi16(s23, ones));
+                    if (!k) p = _mm256_add_epi32(p, _mm256_loadu_si256((const __m256i *) (xt + 128))); /* Q4_0's -8 */
                 } else {
                     const uint8_t *wr = w + r * w_stride + (size_t) g * QUAD_W_BYTES;
                     __m256i q[4];
@@ -460,6 +563,8 @@ AYA_ALWAYS_INLINE void quad_tile(const int q4, const int RM, const int RN, const
                     p = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
                 }
                 acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[t][r]);
+                if (k) /* - M x the token's scaled group sums */
+                    acc[t][r] = _mm256_fmadd_ps(mw[r], _mm256_loadu_ps((const float *) (xt + 128)), acc[t][r]);
             }
         }
     }
@@ -477,9 +582,16 @@ AYA_ALWAYS_INLINE void quad_tile(const int q4, const int RM, const int RN, const
 #define AYA_P_ROWS QUAD_ROWS
 #define AYA_P_TOKENS QUAD_TOKENS
 #define AYA_P_CHUNK QUAD_CHUNK
-#define aya_p_pack_weights(kind, ...) quad_pack_weights((kind) == AYA_WEIGHT_Q4_0, __VA_ARGS__)
+#define AYA_P_WK_BYTES (2 * QUAD_WK_BYTES)
+#define AYA_P_XK_BYTES (2 * QUAD_X_BYTES)
+#define AYA_P_CHUNK_K QUAD_CHUNK_K
+#define aya_p_pack_weights quad_pack_weights
 #define aya_p_pack_activations quad_pack_activations
-#define aya_p_tile(kind, ...) quad_tile((kind) == AYA_WEIGHT_Q4_0, __VA_ARGS__)
+#define aya_p_pack_activations_k quad_pack_activations_k
+#define aya_p_tile(kind, ...)                                                                                          \
+    ((kind) == AYA_WEIGHT_Q4_0 ? quad_tile(AYA_WEIGHT_Q4_0, __VA_ARGS__)                                               \
+     : (kind) == AYA_WEIGHT_Q4_K ? quad_tile(AYA_WEIGHT_Q4_K, __VA_ARGS__)                                             \
+     : (kind) == AYA_WEIGHT_Q6_K ? quad_tile(AYA_WEIGHT_Q6_K, __VA_ARGS__) : quad_tile(AYA_WEIGHT_Q8_0, __VA_ARGS__))
 #include "quant_packed_loop.h"
 
 void aya_matmul_q8_0_avx2(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
@@ -492,4 +604,15 @@ void aya_matmul_q4_0_avx2(const void *w, const float *x, float *out, int32_t tok
                           int32_t out_stride, int32_t row_start, int32_t row_end) {
     if (tokens >= QUAD_MIN_TOKENS_Q4_0) aya_p_matmul(AYA_WEIGHT_Q4_0, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
     else aya_q_matmul(1, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+/* Q4_K / Q6_K from AYA_QUAD_MIN_TOKENS_K tokens on (kquant_avx2.c picks them). */
+void aya_matmul_q4_k_avx2quad(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                              int32_t out_stride, int32_t row_start, int32_t row_end) {
+    aya_p_matmul(AYA_WEIGHT_Q4_K, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
+}
+
+void aya_matmul_q6_k_avx2quad(const void *w, const float *x, float *out, int32_t tokens, int32_t in_dim,
+                              int32_t out_stride, int32_t row_start, int32_t row_end) {
+    aya_p_matmul(AYA_WEIGHT_Q6_K, w, x, out, tokens, in_dim, out_stride, row_start, row_end);
 }
