@@ -16,8 +16,9 @@
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Block sizes (gemm_loops.h): a panel of 32 rows x KC inputs is 16 KiB and stays in L1. Tiles of 8 tokens: 16
- * accumulators, 16 FMAs per 10 loads, no shuffles. (On Zen 4 a zmm FMA is two 256-bit halves: the peak equals AVX2's,
- * and 16 chains are plenty to cover the latency.) */
+ * accumulators, 16 FMAs per 10 loads, no shuffles; 16 chains are plenty to cover the latency. (On Zen 4 a zmm FMA is
+ * two 256-bit halves and the peak equals AVX2's; Zen 5 has full-width FMAs: 216-225 GFLOP/s per core vs AVX2's
+ * 108-112, docs/performance-native.md section 17.) */
 enum { PANEL = 32, KC = 128, NC = 128, MR = 8, MC_MAX = 256 };
 
 typedef __m512 gemm_vec;
