@@ -125,8 +125,8 @@ int main(void) {
          * or a vector (9, 130, 257, 777, 1030) or below one packing block (1, 7) */
         { 1, 1, 8 }, { 3, 7, 9 }, { 64, 256, 8 }, { 71, 9, 12 }, { 45, 257, 13 }, { 33, 520, 19 }, { 150, 777, 23 },
         { 96, 1030, 29 }, { 40, 130, 60 }, { 129, 300, 61 }, { 200, 129, 257 }, { 17, 40, 300 },
-        /* long rows: packed x over 2 MiB, so weight blocks of 4 x 128 rows (LONG_NC), and rows past one of them */
-        { 520, 37501, 9 },
+        /* long rows: packed x over 2 MiB (AVX2: 15 x 35001 floats), so weight blocks of 4 x 128 rows (LONG_NC) */
+        { 200, 35001, 9 },
         /* tiled path: 1, 2 and 3 tokens per step, 4-row blocks and single rows, k tiles of 256 */
         { 5, 16, 2 }, { 7, 17, 3 }, { 21, 300, 4 }, { 19, 256, 5 }, { 37, 520, 7 },
     };
