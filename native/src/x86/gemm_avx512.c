@@ -44,8 +44,8 @@ AYA_ALWAYS_INLINE gemm_vec vec_widen(int type, const void *w, size_t i) {
 #include "transpose_avx512.h"
 
 /* The packing block (contract in gemm_loops.h): 16 rows x 16 elements, widened (vec_widen) and transposed in zmm
- * registers. Per element two thirds of the shuffles and half the loads, shifts and stores of gemm_pack_avx2.h's 8 x 8 block (the
- * weight panels' packing was 7-8% of a 128-token call with it). */
+ * registers. Per element two thirds of the shuffles and half the loads, shifts and stores of gemm_pack_avx2.h's 8 x 8
+ * block (the weight panels' packing was 7-8% of a 128-token call with it). */
 enum { PACK_G = 16 };
 AYA_ALWAYS_INLINE void pack_block(int type, const void *const src[16], int live, size_t i, float *dst, size_t dst_stride) {
     __m512i rows[16], cols[16];
