@@ -22,8 +22,8 @@
  *
  * Loop order of the packed path (tokens >= PACKED_MIN_TOKENS), outermost first:
  *   m0: blocks of up to MC_MAX tokens; x of the block is packed once into tiles of MR (or MR - 1) tokens, [k][MR];
- *   n0: blocks of NC weight rows;
- *   k0: blocks of KC inputs; the NC x KC weights are widened once into [k][PANEL] panels (L2-sized block), and the
+ *   n0: blocks of NC weight rows (LONG_NC when x's packed block is larger than L2, see below);
+ *   k0: blocks of KC inputs; the nc x KC weights are widened once into [k][PANEL] panels (L2-sized block), and the
  *       next block is prefetched a few lines per micro-kernel call (its rows are far apart: too many streams for the
  *       hardware prefetcher);
  *   p:  panels of PANEL rows (stays in L1);
@@ -42,6 +42,12 @@
 enum { TILE_ROWS = 16, TILE_K = 256 };  /* few-token tile: 16 rows x 256 f32 = 16 KiB, fits L1 with x */
 /* Below this many tokens packing costs more than it saves (measured): the tiled dot-product path is used. */
 enum { PACKED_MIN_TOKENS = 8 };
+/* Long rows (down_proj's 11008 inputs: 128 tokens of packed x are 5.6 MB): each KC slice of packed x is read once per
+ * row block, from L3 when x is larger than L2. Blocks of LONG_NC rows read it a quarter as often (AVX-512, down_proj
+ * piece: +10-15%); with x in L2 (2048 inputs) the bigger block's buffers cost 5% instead, so it is only used above
+ * LONG_X_BYTES of packed x. */
+enum { LONG_NC = 4 * NC };
+#define LONG_X_BYTES ((size_t) 2 << 20)
 
 _Static_assert(MR >= 2 && MR <= 8 && (int) MR <= (int) PACK_G && (int) PANEL % (int) PACK_G == 0, "gemm_loops.h: block sizes out of range");
 
@@ -186,14 +192,14 @@ static void pack_x(const float *x, int32_t n, int32_t in_dim, float *dst) {
 /* The calling thread's buffers (native/src/scratch.c: kept between calls, freed when the thread ends). */
 typedef struct {
     float *x_pack;  /* x packed in token tiles: (MC + MR) x in_dim + PACK_G */
-    float *w_pack;  /* one weight block: NC rows x KC, widened to f32 in [k][PANEL] panels */
-    float *c_pack;  /* partial sums of NC rows x MC tokens between k blocks, [tile][panel][MR][PANEL]: contiguous, so
+    float *w_pack;  /* one weight block: up to LONG_NC rows x KC, widened to f32 in [k][PANEL] panels */
+    float *c_pack;  /* partial sums of nc rows x MC tokens between k blocks, [tile][panel][MR][PANEL]: contiguous, so
                        they stay in L2 (the rows of out are often 8 KiB apart, which maps them all to a few sets) */
 } gemm_buffers;
 
 /* Fills b; 0 if memory runs out. */
-static int thread_buffers(gemm_buffers *b, size_t x_floats, size_t c_floats) {
-    b->w_pack = aya_scratch(AYA_SCRATCH_GEMM_W, (size_t) NC * KC * sizeof(float));
+static int thread_buffers(gemm_buffers *b, size_t x_floats, size_t c_floats, int32_t nc) {
+    b->w_pack = aya_scratch(AYA_SCRATCH_GEMM_W, (size_t) nc * KC * sizeof(float));
     b->x_pack = aya_scratch(AYA_SCRATCH_GEMM_X, x_floats * sizeof(float));
     b->c_pack = aya_scratch(AYA_SCRATCH_GEMM_C, c_floats * sizeof(float));
     return b->w_pack != NULL && b->x_pack != NULL && b->c_pack != NULL;
@@ -223,16 +229,18 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
     int32_t blocks = (tokens + MC_MAX - 1) / MC_MAX;  /* token blocks of equal size, so the last is not a sliver */
     int32_t mc_max = (tokens + blocks - 1) / blocks;
     int32_t max_tiles = (mc_max + MR - 2) / (MR - 1);
+    size_t x_floats = (size_t) (mc_max + MR) * (size_t) in_dim + PACK_G;
+    int32_t NB = x_floats * sizeof(float) > LONG_X_BYTES ? LONG_NC : NC; /* rows per weight block */
     gemm_buffers buffers, *b = &buffers;
-    if (!thread_buffers(b, (size_t) (mc_max + MR) * (size_t) in_dim + PACK_G, (size_t) max_tiles * MR * NC)) return 0;
+    if (!thread_buffers(b, x_floats, (size_t) max_tiles * MR * (size_t) NB, NB)) return 0;
     size_t wsize = type == AYA_WEIGHT_F32 ? 4 : 2;
     for (int32_t m0 = 0; m0 < tokens; m0 += mc_max) {
         int32_t mc = tokens - m0 < mc_max ? tokens - m0 : mc_max;
         pack_x(x + (size_t) m0 * (size_t) in_dim, mc, in_dim, b->x_pack);
         int32_t tile_size[MC_MAX / (MR - 1) + 2], tiles = 0;
         while ((tile_size[tiles] = tile_tokens(mc, tiles)) > 0) tiles++;
-        for (int32_t n0 = row_start; n0 < row_end; n0 += NC) {
-            int32_t nc = row_end - n0 < NC ? row_end - n0 : NC;
+        for (int32_t n0 = row_start; n0 < row_end; n0 += NB) {
+            int32_t nc = row_end - n0 < NB ? row_end - n0 : NB;
             for (int32_t k0 = 0; k0 < in_dim; k0 += KC) {
                 int32_t kc = in_dim - k0 < KC ? in_dim - k0 : KC;
                 for (int32_t p = 0; p < nc; p += PANEL) {
@@ -240,8 +248,8 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
                     pack_panel(type, w, (size_t) in_dim, n0 + p, rows, k0, kc, b->w_pack + (size_t) p * KC);
                 }
                 /* the next block: the next KC inputs of these rows, or the first of the next rows */
-                int32_t next_n0 = k0 + KC < in_dim ? n0 : n0 + NC, next_k0 = k0 + KC < in_dim ? k0 + KC : 0;
-                int32_t next_nc = row_end - next_n0 < NC ? row_end - next_n0 : NC;
+                int32_t next_n0 = k0 + KC < in_dim ? n0 : n0 + NB, next_k0 = k0 + KC < in_dim ? k0 + KC : 0;
+                int32_t next_nc = row_end - next_n0 < NB ? row_end - next_n0 : NB;
                 int32_t next_kc = in_dim - next_k0 < KC ? in_dim - next_k0 : KC;
                 aya_block_prefetcher pf = { (const char *) w + ((size_t) next_n0 * (size_t) in_dim + (size_t) next_k0) * wsize,
                                   (size_t) in_dim * wsize, (int32_t) (((size_t) next_kc * wsize + 63) / 64 + 1),
@@ -257,7 +265,7 @@ AYA_ALWAYS_INLINE int matmul_packed(int type, const void *w, const float *x, flo
                         int32_t T = tile_size[i];
                         aya_prefetch_some(&pf, per_call);
                         const float *xp = b->x_pack + ((size_t) i * (size_t) in_dim + (size_t) k0) * MR;
-                        float *partial = b->c_pack + ((size_t) i * (NC / PANEL) + (size_t) (p / PANEL)) * MR * PANEL;
+                        float *partial = b->c_pack + ((size_t) i * (size_t) (NB / PANEL) + (size_t) (p / PANEL)) * MR * PANEL;
                         if (last) {
                             float *o = out + (size_t) (m0 + t0) * (size_t) out_stride + (size_t) (n0 + p);
                             kernel_any(T, panel, xp, kc, first ? NULL : partial, o, (size_t) out_stride, rows);

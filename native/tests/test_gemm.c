@@ -117,13 +117,16 @@ static void check_shape(const char *name, gemm_fn gemm, int fused, int type, int
 
 int main(void) {
     /* Block sizes: AVX2 panels of 16 rows, k blocks of 256, token tiles of 6 (or 5); AVX-512 panels of 32 rows, k blocks
-     * of 128, tiles of 8 (or 7); both: weight blocks of 128 rows, token blocks of up to 256, vectors of 8 or 16. */
+     * of 128, tiles of 8 (or 7); both: weight blocks of 128 rows (512 when packed x is over 2 MiB), token blocks of up
+     * to 256, vectors of 8 or 16. */
     static const int shapes[][3] = { /* rows, in_dim, tokens */
         /* packed path: tokens that split into full and short tiles (13, 23, 29, 61) or leave one short tile (9, 12,
          * 19), more than one token block (257, 300), rows past one weight block (150, 200), in_dim inside a k block
          * or a vector (9, 130, 257, 777, 1030) or below one packing block (1, 7) */
         { 1, 1, 8 }, { 3, 7, 9 }, { 64, 256, 8 }, { 71, 9, 12 }, { 45, 257, 13 }, { 33, 520, 19 }, { 150, 777, 23 },
         { 96, 1030, 29 }, { 40, 130, 60 }, { 129, 300, 61 }, { 200, 129, 257 }, { 17, 40, 300 },
+        /* long rows: packed x over 2 MiB (AVX2: 15 x 35001 floats), so weight blocks of 4 x 128 rows (LONG_NC) */
+        { 200, 35001, 9 },
         /* tiled path: 1, 2 and 3 tokens per step, 4-row blocks and single rows, k tiles of 256 */
         { 5, 16, 2 }, { 7, 17, 3 }, { 21, 300, 4 }, { 19, 256, 5 }, { 37, 520, 7 },
     };

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 
 #include "bf16act.h"
+#include "transpose_avx512.h"
 
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -53,36 +54,6 @@ static const uint32_t *pack_activations(const float *x, int32_t tokens, int32_t 
         if (in_dim % 2 != 0) dst[pairs - 1] = aya_f32_to_bf16(xt[in_dim - 1]);
     }
     return packed;
-}
-
-/* out[j] = element j of each of the 16 vectors in[0..15] (lane i from in[i]): a 16 x 16 transpose of u32 in four
- * rounds of shuffles (32-bit, 64-bit, then 128-bit lanes twice), 64 shuffles. */
-static void transpose_16x16(const __m512i in[16], __m512i out[16]) {
-    __m512i a[16], b[16], c[16];
-    for (int i = 0; i < 16; i += 2) {
-        a[i] = _mm512_unpacklo_epi32(in[i], in[i + 1]);
-        a[i + 1] = _mm512_unpackhi_epi32(in[i], in[i + 1]);
-    }
-    /* b[4g + k], 128-bit lane L: element 4L + k of vectors 4g..4g+3 */
-    for (int g = 0; g < 16; g += 4) {
-        b[g] = _mm512_unpacklo_epi64(a[g], a[g + 2]);
-        b[g + 1] = _mm512_unpackhi_epi64(a[g], a[g + 2]);
-        b[g + 2] = _mm512_unpacklo_epi64(a[g + 1], a[g + 3]);
-        b[g + 3] = _mm512_unpackhi_epi64(a[g + 1], a[g + 3]);
-    }
-    /* c[k], c[4 + k]: lanes 0 and 2 (1 and 3) of vectors 0-3, 4-7; c[8 + k], c[12 + k]: the same of vectors 8-11, 12-15 */
-    for (int k = 0; k < 4; k++) {
-        c[k] = _mm512_shuffle_i32x4(b[k], b[4 + k], 0x88);
-        c[4 + k] = _mm512_shuffle_i32x4(b[k], b[4 + k], 0xdd);
-        c[8 + k] = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0x88);
-        c[12 + k] = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0xdd);
-    }
-    for (int k = 0; k < 4; k++) {
-        out[k] = _mm512_shuffle_i32x4(c[k], c[8 + k], 0x88);
-        out[8 + k] = _mm512_shuffle_i32x4(c[k], c[8 + k], 0xdd);
-        out[4 + k] = _mm512_shuffle_i32x4(c[4 + k], c[12 + k], 0x88);
-        out[12 + k] = _mm512_shuffle_i32x4(c[4 + k], c[12 + k], 0xdd);
-    }
 }
 
 /* Tokens of a tile: 32, or 16 for a last tile of 1..16 tokens. */

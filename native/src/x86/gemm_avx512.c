@@ -1,5 +1,5 @@
 /* AVX-512 (F, BW, VL, DQ) matrix products for several tokens (prefill): the loops of gemm_loops.h around an 8-token x
- * 32-row outer-product micro-kernel, with the 8 x 8 (ymm) packing block of gemm_pack_avx2.h. matmul_avx512.c calls
+ * 32-row outer-product micro-kernel, with a 16 x 16 (zmm) packing block. matmul_avx512.c calls
  * aya_gemm_avx512 for tokens > 1. */
 #ifdef AYA_EMULATE_AVX512
 /* Test build only (see CMakeLists.txt): the same code on SIMDe's portable AVX-512, so CPUs without AVX-512 run it. */
@@ -16,11 +16,10 @@
 #define AYA_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Block sizes (gemm_loops.h): a panel of 32 rows x KC inputs is 16 KiB and stays in L1. Tiles of 8 tokens: 16
- * accumulators, 16 FMAs per 10 loads, no shuffles. (On Zen 4 a zmm FMA is two 256-bit halves: the peak equals AVX2's,
- * and 16 chains are plenty to cover the latency.) */
+ * accumulators, 16 FMAs per 10 loads, no shuffles; 16 chains are plenty to cover the latency. (On Zen 4 a zmm FMA is
+ * two 256-bit halves and the peak equals AVX2's; Zen 5 has full-width FMAs: 216-225 GFLOP/s per core vs AVX2's
+ * 108-112, docs/performance-native.md section 17.) */
 enum { PANEL = 32, KC = 128, NC = 128, MR = 8, MC_MAX = 256 };
-
-#include "gemm_pack_avx2.h"
 
 typedef __m512 gemm_vec;
 enum { VLEN = 16 };
@@ -40,6 +39,19 @@ AYA_ALWAYS_INLINE gemm_vec vec_widen(int type, const void *w, size_t i) {
         return _mm512_cvtph_ps(h);
     }
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+#include "transpose_avx512.h"
+
+/* The packing block (contract in gemm_loops.h): 16 rows x 16 elements, widened (vec_widen) and transposed in zmm
+ * registers. Per element two thirds of the shuffles and half the loads, shifts and stores of gemm_pack_avx2.h's 8 x 8
+ * block (the weight panels' packing was 7-8% of a 128-token call with it). */
+enum { PACK_G = 16 };
+AYA_ALWAYS_INLINE void pack_block(int type, const void *const src[16], int live, size_t i, float *dst, size_t dst_stride) {
+    __m512i rows[16], cols[16];
+    for (int r = 0; r < 16; r++) rows[r] = r < live ? _mm512_castps_si512(vec_widen(type, src[r], i)) : _mm512_setzero_si512();
+    transpose_16x16(rows, cols);
+    for (int j = 0; j < 16; j++) _mm512_storeu_ps(dst + (size_t) j * dst_stride, _mm512_castsi512_ps(cols[j]));
 }
 
 /* The micro-kernel (contract in gemm_loops.h): T tokens x 32 rows in 2T zmm registers over kc inputs; per input it

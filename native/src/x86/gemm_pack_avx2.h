@@ -1,4 +1,4 @@
-/* The packing block of gemm_loops.h for x86 (AVX2 + F16C, also used by the AVX-512 GEMM): 8 rows x 8 elements,
+/* The packing block of gemm_loops.h for AVX2 (+ F16C; the AVX-512 GEMM has its own 16 x 16): 8 rows x 8 elements,
  * widened to f32 and transposed in registers. The including file provides the intrinsics (immintrin.h, or SIMDe in
  * the emulated test build). */
 #ifndef AYA_GEMM_PACK_AVX2_H
