@@ -126,9 +126,9 @@ KQ_INLINE __m128i kq_q4_k_scales_mins(const uint8_t *packed) {
 KQ_INLINE __m512i kq_q4_k_scales_mins_rows(const int RM, const uint8_t *packed, size_t apart) {
     __m512i u = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) packed));
     for (int r = 1; r < RM; r++)
-        u = _mm512_mask_broadcast_i32x4(u, (__mmask16) (0xF << 4 * r), _mm_loadu_si128((const __m128i *) (packed + r * apart)));
+        u = _mm512_mask_broadcast_i32x4(u, 0xF << 4 * r, _mm_loadu_si128((const __m128i *) (packed + r * apart)));
     __m512i low6 = _mm512_and_si512(u, _mm512_set1_epi8(0x3f));
-    __m512i u2 = _mm512_shuffle_epi32(u, _MM_PERM_CCCC);
+    __m512i u2 = _mm512_shuffle_epi8(u, _mm512_set1_epi32(0x0b0a0908)); /* word 2 of each lane */
     __m512i low4 = _mm512_and_si512(_mm512_srlv_epi32(u2, _mm512_set4_epi32(4, 0, 4, 0)), _mm512_set1_epi8(0x0f));
     __m512i top2 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 6), _mm512_set1_epi8(0x03)), 4);
     return _mm512_unpacklo_epi32(low6, _mm512_or_si512(low4, top2));
@@ -215,7 +215,8 @@ KQ_INLINE __m512i kq_dots_sub8(__m512i dots, __m256i v) { /* dots - v in lanes 0
     return _mm512_mask_sub_epi32(dots, 0xFF, dots, _mm512_castsi256_si512(v));
 }
 KQ_INLINE float kq_acc_sum(__m512 acc) {
-    return kq_hsum(_mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)));
+    return kq_hsum(_mm256_add_ps(_mm512_castps512_ps256(acc),
+                                 _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(acc), 1))));
 }
 #else
 typedef __m256 kq_acc;
