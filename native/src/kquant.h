@@ -56,7 +56,9 @@ typedef struct aya_q8k_acts {
 } aya_q8k_acts;
 
 /* Quantizes x [tokens, in_dim] exactly as quantize_row_q8_K_ref into buffers private to the calling thread, valid until
- * its next call. Returns 0, or -1 if memory runs out. Every ISA uses this one (a few ns per value, once per call). */
+ * its next call. Returns 0, or -1 if memory runs out. Every ISA uses this one (~1 ns per value); up to
+ * AYA_Q8K_REUSE_TOKENS tokens a call with the same values of x as the thread's last call reuses its result. */
+enum { AYA_Q8K_REUSE_TOKENS = 4 };
 int aya_quantize_activations_q8_k(const float *x, int32_t tokens, int32_t in_dim, aya_q8k_acts *acts);
 
 /* The 6-bit scale and min of sub-block j (0..7) of a Q4_K super-block's 12 scale bytes (ggml's get_scale_min_k4). */

@@ -4,4 +4,5 @@
 #define aya_matmul_q4_k_avx512vnni aya_matmul_q4_k_avx512vnni_emulated
 #define aya_matmul_q6_k_avx512vnni aya_matmul_q6_k_avx512vnni_emulated
 #define AYA_EMULATE_AVX512
+#include "simde_avx512.h" /* (with the intrinsics SIMDe lacks) */
 #include "../src/x86/kquant_avx512.c"

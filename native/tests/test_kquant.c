@@ -179,6 +179,30 @@ static void simd_matches_scalar(const char *isa, int type) {
     }
 }
 
+/* Decode reuses the thread's last Q8_K quantization while x is unchanged (aya_quantize_activations_q8_k): a changed
+ * value (the last one) must be quantized again. `fresh` runs after a 5-token call, which never reuses and drops the
+ * kept one. */
+static void quantization_reuse_follows_x(const char *isa, int type) {
+    enum { N = 512, ROWS = 3 };
+    uint8_t *w = random_matrix(type, ROWS, N);
+    float *x = random_floats(5 * N, -3, 3), *other = random_floats(5 * N, -3, 3);
+    float got[ROWS], fresh[ROWS], five[5 * ROWS];
+    use_isa(isa);
+    (*matmul_of(type))(w, x, got, 1, N, ROWS, 0, 1); /* rows in two pieces: the second call reuses */
+    (*matmul_of(type))(w, x, got, 1, N, ROWS, 1, ROWS);
+    (*matmul_of(type))(w, other, five, 5, N, ROWS, 0, ROWS);
+    (*matmul_of(type))(w, x, fresh, 1, N, ROWS, 0, ROWS);
+    CHECK(memcmp(got, fresh, sizeof(float) * ROWS) == 0, "%s %s: pieces reusing the quantization differ", isa,
+          type_name(type));
+    x[N - 1] = x[N - 1] > 0 ? -3.0f : 3.0f;
+    (*matmul_of(type))(w, x, got, 1, N, ROWS, 0, ROWS);
+    (*matmul_of(type))(w, other, five, 5, N, ROWS, 0, ROWS);
+    (*matmul_of(type))(w, x, fresh, 1, N, ROWS, 0, ROWS);
+    CHECK(memcmp(got, fresh, sizeof(float) * ROWS) == 0, "%s %s: a changed x reused the old quantization", isa,
+          type_name(type));
+    free(w); free(x); free(other);
+}
+
 int main(void) {
     size_t size = 0;
     uint8_t *data = read_file(AYA_KQUANT_FIXTURE, &size);
@@ -198,6 +222,8 @@ int main(void) {
         if (k > 0) {
             for (int type = AYA_WEIGHT_Q5_0; type <= AYA_WEIGHT_Q6_K; type++) simd_matches_scalar(isas[k], type);
         }
+        quantization_reuse_follows_x(isas[k], AYA_WEIGHT_Q4_K);
+        quantization_reuse_follows_x(isas[k], AYA_WEIGHT_Q6_K);
     }
     for (int i = 0; i < count; i++) free((void *) records[i].values);
     free(data);

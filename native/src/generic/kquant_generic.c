@@ -16,12 +16,22 @@ static int nearest_int(float v) {
 }
 
 int aya_quantize_activations_q8_k(const float *x, int32_t tokens, int32_t in_dim, aya_q8k_acts *acts) {
+    /* A decode matmul comes in pieces (several per thread) and matrices share their input (q/k/v, gate/up): the
+     * calling thread keeps its last quantization while x's bytes are the same (only this function writes
+     * these buffers; ~1.7 us per call of 2048 inputs, 9.5 us of 11008, against 3-60 us for a decode piece). */
+    static _Thread_local struct { size_t n; int valid; } last; /* (blocks of 256: only n matters, not the shape) */
     size_t n = (size_t) tokens * (size_t) in_dim;
     size_t blocks = n / AYA_QK_K;
     int8_t *q = aya_scratch(AYA_SCRATCH_Q8K_VALUES, n + 64);
     float *scales = aya_scratch(AYA_SCRATCH_Q8K_SCALES, (blocks + 1) * sizeof(float));
     int16_t *sums = aya_scratch(AYA_SCRATCH_Q8K_SUMS, (n / 16 + 16) * sizeof(int16_t));
     if (q == NULL || scales == NULL || sums == NULL) return -1;
+    acts->q = q;
+    acts->d = scales;
+    acts->bsum = sums;
+    float *source = tokens <= AYA_Q8K_REUSE_TOKENS ? aya_scratch(AYA_SCRATCH_Q8K_SOURCE, n * sizeof(float)) : NULL;
+    if (source != NULL && last.valid && last.n == n && memcmp(source, x, n * sizeof(float)) == 0) return 0;
+    last.valid = 0;
     for (size_t b = 0; b < blocks; b++) {
         const float *xb = x + b * AYA_QK_K;
         int8_t *qb = q + b * AYA_QK_K;
@@ -49,9 +59,11 @@ int aya_quantize_activations_q8_k(const float *x, int32_t tokens, int32_t in_dim
             sums[b * (AYA_QK_K / 16) + g] = (int16_t) sum;
         }
     }
-    acts->q = q;
-    acts->d = scales;
-    acts->bsum = sums;
+    if (source != NULL) {
+        memcpy(source, x, n * sizeof(float));
+        last.n = n;
+        last.valid = 1;
+    }
     return 0;
 }
 

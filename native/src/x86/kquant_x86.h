@@ -120,29 +120,52 @@ KQ_INLINE __m128i kq_q4_k_scales_mins(const uint8_t *packed) {
     return _mm_unpacklo_epi32(low6, high);
 }
 
-/* The scaled dots of one block's 256 values with RN tokens' values, as eight int32 lanes each (the order of integer
- * sums does not matter): sum over sub-blocks j of scale_j x (nibbles . the token's values of j). scales_mins: the 8
- * scales (bytes 0..7) and mins (8..15) of kq_q4_k_scales_mins. */
+#if KQ_VNNI
+/* kq_q4_k_scales_mins of RM (<= 4) rows `apart` bytes apart at once, row r's 16 bytes in 128-bit lane r (the lanes past
+ * RM: row 0's): one unpacking on 512-bit vectors for the four rows of a decode pass instead of four on 128-bit ones. */
+KQ_INLINE __m512i kq_q4_k_scales_mins_rows(const int RM, const uint8_t *packed, size_t apart) {
+    __m512i u = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) packed));
+    for (int r = 1; r < RM; r++)
+        u = _mm512_mask_broadcast_i32x4(u, 0xF << 4 * r, _mm_loadu_si128((const __m128i *) (packed + r * apart)));
+    __m512i low6 = _mm512_and_si512(u, _mm512_set1_epi8(0x3f));
+    __m512i u2 = _mm512_shuffle_epi8(u, _mm512_set1_epi32(0x0b0a0908)); /* word 2 of each lane */
+    __m512i low4 = _mm512_and_si512(_mm512_srlv_epi32(u2, _mm512_set4_epi32(4, 0, 4, 0)), _mm512_set1_epi8(0x0f));
+    __m512i top2 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 6), _mm512_set1_epi8(0x03)), 4);
+    return _mm512_unpacklo_epi32(low6, _mm512_or_si512(low4, top2));
+}
+
+/* Row r's lane of kq_q4_k_scales_mins_rows in every 128-bit lane. */
+KQ_INLINE __m512i kq_q4_k_row_scales_mins(__m512i rows, int r) {
+    return _mm512_permutexvar_epi64(_mm512_setr_epi64(2 * r, 2 * r + 1, 2 * r, 2 * r + 1, 2 * r, 2 * r + 1, 2 * r, 2 * r + 1), rows);
+}
+typedef __m512i kq_scales_mins; /* a row's 16 bytes of kq_q4_k_scales_mins in each 128-bit lane */
+#else
+typedef __m128i kq_scales_mins;
+#endif
+
+/* The scaled dots of one block's 256 values with RN tokens' values, as int32 lanes (kq_dots: 16 under VNNI, else 8;
+ * the order of integer sums does not matter): sum over sub-blocks j of scale_j x (nibbles . the token's values of j).
+ * scales_mins: the 8 scales (bytes 0..7) and mins (8..15) of kq_q4_k_scales_mins (VNNI: in each 128-bit lane). */
 #if KQ_VNNI
 /* AVX512-VNNI: 128 values per step on 512-bit vectors (as Q6_K's): the low nibbles of 64 bytes are sub-blocks 4h
  * (lanes 0-7) and 4h + 2 (lanes 8-15), the high ones 4h + 1 and 4h + 3; a token's values come as the matching two
  * 32-byte halves. vpmaddubsw sums pairs of nibble x value into int16 (|sum| <= 2 * 15 * 127), vpdpwssd multiplies
  * them by the int16 scale of their sub-block and adds pairs into the int32 lanes: two instructions per 64 values
- * where vpdpbusd + vpmulld + vpaddd took four uops. The halves are folded at the end into eight lanes. */
-KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scales_mins, const int8_t *xq,
-                                  size_t x_stride, __m256i *dots) {
+ * where vpdpbusd + vpmulld + vpaddd took four uops. The 16 lanes go unfolded into 16 f32 sums (kq_acc): folding
+ * them into eight per block took two more uops per row and block. */
+KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m512i sm4, const int8_t *xq,
+                                  size_t x_stride, __m512i *wide) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    /* words 0-7: the 8 scales as int16 (the index vectors below never pick the others) */
-    const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_mins));
-    __m512i wide[KQ_TOKENS];
     for (int t = 0; t < RN; t++) wide[t] = _mm512_setzero_si512();
     for (int h = 0; h < 2; h++) { /* sub-blocks 4h .. 4h + 3 */
         __m512i q = _mm512_loadu_si512((const void *) (blk + 16 + 64 * h));
         __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
-        /* words 0-15: sub-block 4h's scale, words 16-31: 4h + 2's (the high nibbles: + 1) */
-        const __m512i lo_index = _mm512_inserti64x4(_mm512_set1_epi16((int16_t) (4 * h)), _mm256_set1_epi16((int16_t) (4 * h + 2)), 1);
-        __m512i s_lo = _mm512_permutexvar_epi16(lo_index, scales);
-        __m512i s_hi = _mm512_permutexvar_epi16(_mm512_add_epi16(lo_index, _mm512_set1_epi16(1)), scales);
+        /* words 0-15: sub-block 4h's scale, words 16-31: 4h + 2's (the high nibbles: + 1), as int16 by an in-lane
+         * byte shuffle (index 0x80: a zero high byte), cheaper than a word permute of the scales widened first */
+        __m512i s_lo = _mm512_shuffle_epi8(sm4, _mm512_inserti64x4(_mm512_set1_epi16((int16_t) (0x8000 | (4 * h))),
+                                                                   _mm256_set1_epi16((int16_t) (0x8000 | (4 * h + 2))), 1));
+        __m512i s_hi = _mm512_shuffle_epi8(sm4, _mm512_inserti64x4(_mm512_set1_epi16((int16_t) (0x8000 | (4 * h + 1))),
+                                                                   _mm256_set1_epi16((int16_t) (0x8000 | (4 * h + 3))), 1));
         for (int t = 0; t < RN; t++) {
             const int8_t *x = xq + t * x_stride + 128 * h; /* sub-block j's values at 32j */
             __m512i x_lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) x)),
@@ -153,7 +176,6 @@ KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scal
             wide[t] = _mm512_dpwssd_epi32(wide[t], _mm512_maddubs_epi16(hi, x_hi), s_hi);
         }
     }
-    for (int t = 0; t < RN; t++) dots[t] = _mm256_add_epi32(_mm512_castsi512_si256(wide[t]), _mm512_extracti64x4_epi64(wide[t], 1));
 }
 #else
 KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scales_mins, const int8_t *xq,
@@ -177,6 +199,52 @@ KQ_INLINE void kq_q4_k_block_dots(const int RN, const uint8_t *blk, __m128i scal
 }
 #endif
 
+/* The f32 sums of the row kernels: under VNNI 16 lanes (a block's 512-bit integer dots go in unfolded), else 8.
+ * kq_acc_fmadd adds dots x scale (lane 0 of scale), kq_acc_fnmadd8 takes v x scale off (8 lanes). */
+#if KQ_VNNI
+typedef __m512 kq_acc;
+typedef __m512i kq_dots;
+#define KQ_ACC_ZERO() _mm512_setzero_ps()
+KQ_INLINE __m512 kq_acc_fmadd(__m512i dots, __m128 scale, __m512 acc) {
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_broadcastss_ps(scale), acc);
+}
+KQ_INLINE __m512 kq_acc_fnmadd8(__m256i v, __m128 scale, __m512 acc) {
+    return _mm512_mask3_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_castsi256_si512(v)), _mm512_broadcastss_ps(scale), acc, 0xFF);
+}
+KQ_INLINE __m512i kq_dots_sub8(__m512i dots, __m256i v) { /* dots - v in lanes 0-7 */
+    return _mm512_mask_sub_epi32(dots, 0xFF, dots, _mm512_castsi256_si512(v));
+}
+KQ_INLINE float kq_acc_sum(__m512 acc) {
+    return kq_hsum(_mm256_add_ps(_mm512_castps512_ps256(acc),
+                                 _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(acc), 1))));
+}
+#else
+typedef __m256 kq_acc;
+typedef __m256i kq_dots;
+#define KQ_ACC_ZERO() _mm256_setzero_ps()
+KQ_INLINE __m256 kq_acc_fmadd(__m256i dots, __m128 scale, __m256 acc) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_broadcastss_ps(scale), acc);
+}
+KQ_INLINE __m256 kq_acc_fnmadd8(__m256i v, __m128 scale, __m256 acc) {
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(v), _mm256_broadcastss_ps(scale), acc);
+}
+KQ_INLINE __m256i kq_dots_sub8(__m256i dots, __m256i v) { return _mm256_sub_epi32(dots, v); }
+KQ_INLINE float kq_acc_sum(__m256 acc) { return kq_hsum(acc); }
+#endif
+
+/* The 8 mins of kq_q4_k_scales_mins as int16, each twice: [m0 m0 m1 m1 .. m7 m7]. */
+KQ_INLINE __m256i kq_q4_k_mins16(kq_scales_mins scales_mins) {
+#if KQ_VNNI /* one in-lane byte shuffle */
+    const __m256i index = _mm256_setr_epi16((int16_t) 0x8008, (int16_t) 0x8008, (int16_t) 0x8009, (int16_t) 0x8009,
+                                            (int16_t) 0x800a, (int16_t) 0x800a, (int16_t) 0x800b, (int16_t) 0x800b,
+                                            (int16_t) 0x800c, (int16_t) 0x800c, (int16_t) 0x800d, (int16_t) 0x800d,
+                                            (int16_t) 0x800e, (int16_t) 0x800e, (int16_t) 0x800f, (int16_t) 0x800f);
+    return _mm256_shuffle_epi8(_mm512_castsi512_si256(scales_mins), index);
+#else
+    return _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scales_mins, scales_mins));
+#endif
+}
+
 /* A Q4_K block's f16 d and dmin (the block's first 4 bytes) as floats in lanes 0 and 1: one convert for both. */
 KQ_INLINE __m128 kq_q4_k_d_dmin(const uint8_t *blk) {
 #ifdef AYA_EMULATE_AVX512
@@ -194,17 +262,24 @@ KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size
                             const int prefetch) {
     const int32_t blocks = in_dim / AYA_QK_K;
     const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
-    __m256 acc[KQ_TOKENS][KQ_TOKENS];
+    kq_acc acc[KQ_TOKENS][KQ_TOKENS];
     for (int r = 0; r < RM; r++)
-        for (int t = 0; t < RN; t++) acc[r][t] = _mm256_setzero_ps();
+        for (int t = 0; t < RN; t++) acc[r][t] = KQ_ACC_ZERO();
     for (int32_t b = 0; b < blocks; b++) {
+#if KQ_VNNI
+        __m512i rows_scales_mins = kq_q4_k_scales_mins_rows(RM, row + (size_t) b * AYA_Q4_K_BYTES + 4, apart);
+#endif
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q4_K_BYTES;
             if (prefetch) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
-            __m128i scales_mins = kq_q4_k_scales_mins(blk + 4);
+#if KQ_VNNI
+            kq_scales_mins scales_mins = kq_q4_k_row_scales_mins(rows_scales_mins, r);
+#else
+            kq_scales_mins scales_mins = kq_q4_k_scales_mins(blk + 4);
+#endif
             /* the mins as int16, each twice: [m0 m0 m1 m1 .. m7 m7], against the 16 sums of 16 values */
-            __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scales_mins, scales_mins));
-            __m256i dots[KQ_TOKENS];
+            __m256i mins16 = kq_q4_k_mins16(scales_mins);
+            kq_dots dots[KQ_TOKENS];
             kq_q4_k_block_dots(RN, blk, scales_mins, acts->q + ((size_t) first * blocks + b) * AYA_QK_K,
                                (size_t) blocks * AYA_QK_K, dots);
             __m128 d_dmin = kq_q4_k_d_dmin(blk);
@@ -214,32 +289,30 @@ KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size
                 __m128 scale = _mm_mul_ps(d_dmin, _mm_set1_ps(acts->d[xb]));
                 /* sum_j min_j * (the token's q summed over sub-block j), in 8 lanes */
                 __m256i mins = _mm256_madd_epi16(mins16, _mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_broadcastss_ps(scale), acc[r][t]);
-                acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_broadcastss_ps(_mm_movehdup_ps(scale)),
-                                             acc[r][t]);
+                acc[r][t] = kq_acc_fmadd(dots[t], scale, acc[r][t]);
+                acc[r][t] = kq_acc_fnmadd8(mins, _mm_movehdup_ps(scale), acc[r][t]);
             }
         }
     }
     for (int r = 0; r < RM; r++)
-        for (int t = 0; t < RN; t++) out[(size_t) t * out_stride + (size_t) r * out_step] = kq_hsum(acc[r][t]);
+        for (int t = 0; t < RN; t++) out[(size_t) t * out_stride + (size_t) r * out_step] = kq_acc_sum(acc[r][t]);
 }
 
 /* ---- Q6_K (256 values: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d) x Q8_K activations ---- */
 
-/* The scaled dots of one block's 256 values with RN tokens' values, as eight int32 lanes each (lane i: values 32k + 4i
- * .. + 3 over k; the order of integer sums does not matter), the values' + 32 offset not yet taken off. */
+/* The scaled dots of one block's 256 values with RN tokens' values, as int32 lanes (kq_dots; lane i of eight: values
+ * 32k + 4i .. + 3 over k; the order of integer sums does not matter), the values' + 32 offset not yet taken off. */
 #if KQ_VNNI
 /* AVX512-VNNI: 64 values per step on 512-bit vectors (a 256-bit vpdpbusd + vpmulld pair per 32 values was the limit:
  * ~20 GB/s from memory against Q4_0's ~35). Lanes 0-7 hold values 32k + 4i.., lanes 8-15 values 32(k + 1) + 4i..;
  * vpmaddubsw sums pairs of value x activation into int16 (|sum| <= 2 * 63 * 127), vpdpwssd multiplies them by their
  * group's int16 scale and adds pairs into the int32 lanes (two instructions per 64 values where vpdpbusd + vpmulld +
- * vpaddd took four uops); the two halves are folded at the end into the eight lanes the 256-bit kernel makes (the
- * same integers). */
-KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t *xq, size_t x_stride, __m256i *dots) {
+ * vpaddd took four uops); the two halves stay apart (16 lanes, summed with the eight of the 256-bit kernel's lane i
+ * in lanes i and i + 8). */
+KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t *xq, size_t x_stride, __m512i *wide) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x03);
     /* words 0-15: the 16 scales as int16 */
     const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (blk + 192))));
-    __m512i wide[KQ_TOKENS];
     for (int t = 0; t < RN; t++) wide[t] = _mm512_setzero_si512();
     for (int half = 0; half < 2; half++) {
         __m512i ql = _mm512_loadu_si512((const void *) (blk + 64 * half)); /* low 4 bits of k = 0 | k = 1 */
@@ -262,7 +335,6 @@ KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t
             }
         }
     }
-    for (int t = 0; t < RN; t++) dots[t] = _mm256_add_epi32(_mm512_castsi512_si256(wide[t]), _mm512_extracti64x4_epi64(wide[t], 1));
 }
 #else
 KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t *xq, size_t x_stride, __m256i *dots) {
@@ -309,14 +381,14 @@ KQ_INLINE void kq_q6_k_rows(const int RM, const int RN, const uint8_t *row, size
                             const int prefetch) {
     const int32_t blocks = in_dim / AYA_QK_K;
     const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
-    __m256 acc[KQ_TOKENS][KQ_TOKENS];
+    kq_acc acc[KQ_TOKENS][KQ_TOKENS];
     for (int r = 0; r < RM; r++)
-        for (int t = 0; t < RN; t++) acc[r][t] = _mm256_setzero_ps();
+        for (int t = 0; t < RN; t++) acc[r][t] = KQ_ACC_ZERO();
     for (int32_t b = 0; b < blocks; b++) {
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q6_K_BYTES;
             if (prefetch) kq_prefetch(blk + ahead, AYA_Q6_K_BYTES);
-            __m256i dots[KQ_TOKENS];
+            kq_dots dots[KQ_TOKENS];
             kq_q6_k_block_dots(RN, blk, acts->q + ((size_t) first * blocks + b) * AYA_QK_K, (size_t) blocks * AYA_QK_K,
                                dots);
             __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (blk + 192)));
@@ -325,13 +397,13 @@ KQ_INLINE void kq_q6_k_rows(const int RM, const int RN, const uint8_t *row, size
                 /* the values are stored + 32: take 32 * sum(scale_g * sum of the token's q over group g) back off */
                 size_t xb = (size_t) (first + t) * blocks + b;
                 __m256i offset = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (acts->bsum + xb * 16)), scales16);
-                __m256i dot = _mm256_sub_epi32(dots[t], _mm256_slli_epi32(offset, 5));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * acts->d[xb]), acc[r][t]);
+                acc[r][t] = kq_acc_fmadd(kq_dots_sub8(dots[t], _mm256_slli_epi32(offset, 5)), _mm_set1_ps(d * acts->d[xb]),
+                                         acc[r][t]);
             }
         }
     }
     for (int r = 0; r < RM; r++)
-        for (int t = 0; t < RN; t++) out[(size_t) t * out_stride + (size_t) r * out_step] = kq_hsum(acc[r][t]);
+        for (int t = 0; t < RN; t++) out[(size_t) t * out_stride + (size_t) r * out_step] = kq_acc_sum(acc[r][t]);
 }
 
 /* ---- drivers: decode streams rows; prefill walks panels of rows x groups of up to 4 tokens ---- */
