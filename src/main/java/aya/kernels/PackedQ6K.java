@@ -24,10 +24,10 @@ import java.util.Arrays;
  * {@code S2 = q4 | (q6 >> 4 | (q7 >> 4) << 2) << 6 | q5 << 10}: q0..q5 cost one and / shift each, q6 and q7 five
  * (section 19's encoding). Slots 0 and 2 are the block's first sub-block of 16 (one int8 scale), 1 and 3 its second.
  * In blocks of {@link #ROWS} rows (the last block may have fewer, n), each block's data together: per group of G
- * blocks g, sub-block h (slots h and h + 2) and row i of the block, [2 slots][3][G] shorts and [G] int8 scales; per
- * group and row, each super-block of 256's d as f32. 212 bytes per 256 weights (the file: 210), plus the zero blocks
- * that pad a row's last group. The decode reads a block's rows for one (g, h) after another at a constant stride, so
- * its row loop is a counted loop (below), and each of the three arrays in order.
+ * blocks g and sub-block h (slots h and h + 2), the shorts S0, S1, S2 as three planes of [n rows][2 slots][G], and
+ * [n rows][G] int8 scales; per group and row, each super-block of 256's d as f32. 212 bytes per 256 weights (the
+ * file: 210), plus the zero blocks that pad a row's last group. The decode reads a block's rows for one (g, h) after
+ * another at power-of-two strides, so its row loop is a counted loop (below), and each of the three arrays in order.
  *
  * <p>Per lane and slot the kernel starts from {@code -32 sum xq} (NibbleActivations' {@code minus32}) and adds
  * {@code q xq} in 16 bits that wrap: the end is exactly {@code sum (q - 32) xq}. The two slots of a sub-block are added
@@ -56,7 +56,7 @@ final class PackedQ6K implements JavaPackedMatrix {
     /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
     private final MemorySegment source;
     private final int rows, cols, groups;
-    /** [row blocks][groups][2 sub-blocks h][n rows][2 slots h, h + 2][3][G]: the 6-bit values (layout above). */
+    /** [row blocks][groups][2 sub-blocks h][3 shorts][n rows][2 slots h, h + 2][G]: the 6-bit values (layout above). */
     private final short[] values;
     /** [row blocks][groups][2 sub-blocks][n rows][G]: each block's two sub-block scales. */
     private final byte[] scales;
@@ -106,10 +106,10 @@ final class PackedQ6K implements JavaPackedMatrix {
             }
             for (int s = 0; s < 4; s++) {
                 int e = BLOCK * i + NibbleActivations.SLOT_OFFSET[s]; // q[e + k]: position k of the slot
-                int o = first * groups * 12 * G + (((g * 2 + s % 2) * n + row) * 2 + s / 2) * 3 * G + j;
+                int o = first * groups * 12 * G + (g * 2 + s % 2) * n * 6 * G + (row * 2 + s / 2) * G + j, plane = n * 2 * G;
                 values[o] = (short) (q[e] | (q[e + 6] & 15) << 6 | q[e + 1] << 10);
-                values[o + G] = (short) (q[e + 2] | (q[e + 7] & 15) << 6 | q[e + 3] << 10);
-                values[o + 2 * G] = (short) (q[e + 4] | (q[e + 6] >> 4 | (q[e + 7] >> 4) << 2) << 6 | q[e + 5] << 10);
+                values[o + plane] = (short) (q[e + 2] | (q[e + 7] & 15) << 6 | q[e + 3] << 10);
+                values[o + 2 * plane] = (short) (q[e + 4] | (q[e + 6] >> 4 | (q[e + 7] >> 4) << 2) << 6 | q[e + 5] << 10);
             }
         }
     }
@@ -204,19 +204,20 @@ final class PackedQ6K implements JavaPackedMatrix {
 
     /**
      * Rows first + i . x for i in [from, to) of the block of n rows at row first, as F.length() lanes each into
-     * sums[i F.length()..]: per group and sub-block h of the
-     * blocks, for each row, its two slots' (h and h + 2) 16-bit sums added as ints, then ((d scale) dx) times that in
-     * f32 (a row's terms in the same order as one row at a time). Per slot, -32 sum xq + sum q xq over its 8 positions
-     * in 16 bits that wrap, i.e. exactly sum (q - 32) xq: shorts S0 and S1 (j = 0, 1) give q_2j, q_2j+1 and, with S2's
-     * bits, q_6+j; S2 gives q4, q5; position k's xq is at xq[xo + 4 G k].
+     * sums[i F.length()..]: per group and sub-block h of the blocks, for each row, its two slots' (h and h + 2) 16-bit
+     * sums added as ints, then ((d scale) dx) times that in f32 (a row's terms in the same order as one row at a time).
+     * Per slot, -32 sum xq + sum q xq over its 8 positions in 16 bits that wrap, i.e. exactly sum (q - 32) xq: shorts
+     * S0 and S1 (j = 0, 1) give q_2j, q_2j+1 and, with S2's bits, q_6+j; S2 gives q4, q5; position k's xq is at
+     * xq[xo + 4 G k].
      *
-     * <p>Why rows innermost: the row loop is then a counted loop whose indices grow by constants (6 G shorts, G
-     * bytes, G / 8 floats per row), so C2 moves the Vector API's bounds checks in front of it (loop predication), and
-     * x's loads (the same for every row) need no check in it either: ~170 instructions and 3 branches per row and half
-     * group, where one row at a time compiled to 330-400 with 37-39 branches (section 22). The loop bounds are kept
-     * plain (t over the two slots rather than s = h, h + 2: a loop from h is not unrolled, and its checks stay).
-     * No helper methods: C2 stops inlining our calls in a kernel of this many vector operations
-     * (NodeCountInliningCutoff) and then calls them with boxed vectors, 40x slower.
+     * <p>Why rows innermost: the row loop is then a counted loop whose indices grow by constants (2 G shorts, G bytes,
+     * G / 8 floats per row: powers of two; a stride such as 6 G, C2 multiplies by shifts and adds and then no longer
+     * sees the index as linear in the row), so C2 moves the Vector API's bounds checks in front of it (loop
+     * predication), and x's loads (the same for every row) need no check in it either: ~175 instructions and 2
+     * branches per row and half group at 16 lanes, where one row at a time compiled to 330-400 with 37-39 branches
+     * (section 22). The loop bounds are kept plain (t over the two slots rather than s = h, h + 2: a loop from h is not
+     * unrolled, and its checks stay). No helper methods: C2 stops inlining our calls in a kernel of this many vector
+     * operations (NodeCountInliningCutoff) and then calls them with boxed vectors, 40x slower.
      */
     private void dotRows(NibbleActivations a, int first, int n, int from, int to, float[] sums) {
         short[] w = values, xq = a.xq;
@@ -225,17 +226,17 @@ final class PackedQ6K implements JavaPackedMatrix {
         for (int g = 0; g < groups; g++) {
             for (int h = 0; h < 2; h++) {
                 int vAt = first * groups * 12 * G + (g * 2 + h) * n * 6 * G, sAt = first * groups * 2 * G + (g * 2 + h) * n * G;
-                int dAt = first * groups * (G / SUPER) + g * n * (G / SUPER);
+                int dAt = first * groups * (G / SUPER) + g * n * (G / SUPER), plane = n * 2 * G;
                 for (int i = from; i < to; i++) {
                     IntVector sum0 = IntVector.zero(JavaKernels.I), sum1 = sum0; // the G lanes as two F.length() halves
                     for (int t = 0; t < 2; t++) {
-                        int s = h + 2 * t, at = vAt + i * 6 * G + t * 3 * G, xo = (g * 32 + s) * G;
-                        ShortVector s2 = ShortVector.fromArray(SV, w, at + 2 * G);
+                        int s = h + 2 * t, at = vAt + i * (2 * G) + t * G, xo = (g * 32 + s) * G;
+                        ShortVector s2 = ShortVector.fromArray(SV, w, at + 2 * plane);
                         ShortVector acc = ShortVector.fromArray(SV, a.minus32, (g * 4 + s) * G);
                         acc = acc.add(s2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 16 * G)));
                         acc = acc.add(s2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 20 * G)));
                         for (int j = 0; j < 2; j++) {
-                            ShortVector sj = ShortVector.fromArray(SV, w, at + j * G);
+                            ShortVector sj = ShortVector.fromArray(SV, w, at + j * plane);
                             acc = acc.add(sj.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 8 * j * G)));
                             acc = acc.add(sj.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + (8 * j + 4) * G)));
                             ShortVector q = sj.lanewise(VectorOperators.LSHR, 6).and((short) 15)
