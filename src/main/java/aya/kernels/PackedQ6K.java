@@ -183,10 +183,10 @@ final class PackedQ6K implements JavaPackedMatrix {
     static final int ROWS = 32;
 
     /**
-     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread), ROWS
-     * rows per pass. The passes read each group's part of their rows in order (the rows are neighbours in the layout),
-     * a stream per group. The kernel is one method C2 inlines whole (under FreqInlineSize, 325 bytecodes: a larger one
-     * is called, and its vectors boxed, 40x slower).
+     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread), one
+     * pass per block of the layout (the slice's first and last may take part of one), each reading the block's values,
+     * scales and d in order: three streams. dotRows is compiled on its own (too large to inline here), which costs
+     * nothing: it takes and returns no vectors, so none is boxed.
      */
     @Override
     public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
