@@ -10,6 +10,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 
 /**
  * A Q6_K matrix repacked at load for the Java backend's 16-bit products, one block of 32 weights per short lane as
@@ -22,8 +23,11 @@ import java.lang.foreign.ValueLayout;
  * shorts: {@code S0 = q0 | (q6 & 15) << 6 | q1 << 10}, {@code S1 = q2 | (q7 & 15) << 6 | q3 << 10},
  * {@code S2 = q4 | (q6 >> 4 | (q7 >> 4) << 2) << 6 | q5 << 10}: q0..q5 cost one and / shift each, q6 and q7 five
  * (section 19's encoding). Slots 0 and 2 are the block's first sub-block of 16 (one int8 scale), 1 and 3 its second.
- * Per row and group of G blocks: [4 slots][3][G] shorts, [2 sub-blocks][G] int8 scales; per super-block of 256 its d
- * as f32: 212 bytes per 256 weights (the file: 210), plus the zero blocks that pad a row's last group.
+ * In blocks of {@link #ROWS} rows (the last block may have fewer, n), each block's data together: per group of G
+ * blocks g and sub-block h (slots h and h + 2), the shorts S0, S1, S2 as three planes of [n rows][2 slots][G], and
+ * [n rows][G] int8 scales; per group and row, each super-block of 256's d as f32. 212 bytes per 256 weights (the
+ * file: 210), plus the zero blocks that pad a row's last group. The decode reads a block's rows for one (g, h) after
+ * another at power-of-two strides, so its row loop is a counted loop (below), and each of the three arrays in order.
  *
  * <p>Per lane and slot the kernel starts from {@code -32 sum xq} (NibbleActivations' {@code minus32}) and adds
  * {@code q xq} in 16 bits that wrap: the end is exactly {@code sum (q - 32) xq}. The two slots of a sub-block are added
@@ -52,11 +56,11 @@ final class PackedQ6K implements JavaPackedMatrix {
     /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
     private final MemorySegment source;
     private final int rows, cols, groups;
-    /** [rows][groups][4 slots][3][G]: the 6-bit values (layout above). */
+    /** [row blocks][groups][2 sub-blocks h][3 shorts][n rows][2 slots h, h + 2][G]: the 6-bit values (layout above). */
     private final short[] values;
-    /** [rows][groups][2][G]: each block's two sub-block scales. */
+    /** [row blocks][groups][2 sub-blocks][n rows][G]: each block's two sub-block scales. */
     private final byte[] scales;
-    /** [rows][groups][G / 8]: each super-block's d (and F.length() zeros: a vector load from the last). */
+    /** [row blocks][groups][n rows][G / 8]: each super-block's d (and F.length() zeros: a vector load from the last). */
     private final float[] d;
 
     private PackedQ6K(MemorySegment source, int rows, int cols) {
@@ -93,17 +97,19 @@ final class PackedQ6K implements JavaPackedMatrix {
     /** The Q6_K super-block at byte at of w as blocks b .. b + 7 of row r (q: scratch for its 256 values). */
     private void putSuperBlock(int r, int b, MemorySegment w, long at, byte[] q) {
         values6(w, at, q);
-        int g = b / G;
-        d[(r * groups + g) * (G / SUPER) + b % G / SUPER] = Float.float16ToFloat(w.get(Quant.U16_LE, at + 208));
+        int g = b / G, first = r / ROWS * ROWS, n = Math.min(ROWS, rows - first), row = r - first;
+        d[first * groups * (G / SUPER) + (g * n + row) * (G / SUPER) + b % G / SUPER] = Float.float16ToFloat(w.get(Quant.U16_LE, at + 208));
         for (int i = 0; i < SUPER; i++) {
             int j = (b + i) % G;
-            for (int h = 0; h < 2; h++) scales[((r * groups + g) * 2 + h) * G + j] = w.get(ValueLayout.JAVA_BYTE, at + 192 + 2 * i + h);
+            for (int h = 0; h < 2; h++) {
+                scales[first * groups * 2 * G + ((g * 2 + h) * n + row) * G + j] = w.get(ValueLayout.JAVA_BYTE, at + 192 + 2 * i + h);
+            }
             for (int s = 0; s < 4; s++) {
                 int e = BLOCK * i + NibbleActivations.SLOT_OFFSET[s]; // q[e + k]: position k of the slot
-                int o = ((r * groups + g) * 4 + s) * 3 * G + j;
+                int o = first * groups * 12 * G + (g * 2 + s % 2) * n * 6 * G + (row * 2 + s / 2) * G + j, plane = n * 2 * G;
                 values[o] = (short) (q[e] | (q[e + 6] & 15) << 6 | q[e + 1] << 10);
-                values[o + G] = (short) (q[e + 2] | (q[e + 7] & 15) << 6 | q[e + 3] << 10);
-                values[o + 2 * G] = (short) (q[e + 4] | (q[e + 6] >> 4 | (q[e + 7] >> 4) << 2) << 6 | q[e + 5] << 10);
+                values[o + plane] = (short) (q[e + 2] | (q[e + 7] & 15) << 6 | q[e + 3] << 10);
+                values[o + 2 * plane] = (short) (q[e + 4] | (q[e + 6] >> 4 | (q[e + 7] >> 4) << 2) << 6 | q[e + 5] << 10);
             }
         }
     }
@@ -170,60 +176,88 @@ final class PackedQ6K implements JavaPackedMatrix {
     // ---------------------------------------------------------------------------------------------- decode
 
     /**
-     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread). One
-     * row at a time: a row's values, scales and d are each contiguous, and consecutive rows follow each other, so the
-     * decode reads three sequential streams (the four-row passes of the other decodes exist for layouts whose rows
-     * interleave inside pages). The kernel is split into methods C2 inlines whole (each under FreqInlineSize, 325
-     * bytecodes: a larger one is called, and its vectors boxed, 40x slower).
+     * Rows per block of the layout and pass of the decode: their sums wait in a float[ROWS][F.length()] between groups.
+     * Fewer rows pay the per-pass bounds checks (C2's loop predicates, ~40) more often: 8 was 1.3-1.7x slower than 32
+     * (section 24).
+     */
+    static final int ROWS = 32;
+
+    /**
+     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread), one
+     * pass per block of the layout (the slice's first and last may take part of one), each reading the block's values,
+     * scales and d in order: three streams. dotRows is compiled on its own (too large to inline here), which costs
+     * nothing: it takes and returns no vectors, so none is boxed.
      */
     @Override
     public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
         NibbleActivations a = NibbleActivations.of(x, cols);
-        for (int r = rowStart; r < rowEnd; r++) out.setAtIndex(JavaKernels.F32, r, dotRow(a, r));
+        float[] sums = new float[ROWS * F.length()];
+        for (int r = rowStart; r < rowEnd; ) {
+            int first = r / ROWS * ROWS, n = Math.min(ROWS, rows - first), end = Math.min(n, rowEnd - first);
+            dotRows(a, first, n, r - first, end, sums);
+            for (int i = r - first; i < end; i++) {
+                out.setAtIndex(JavaKernels.F32, first + i, FloatVector.fromArray(F, sums, i * F.length()).reduceLanes(VectorOperators.ADD));
+            }
+            r = first + end;
+        }
     }
 
     /**
-     * Row r . x: per group and sub-block h of the blocks, its two slots' (h and h + 2) 16-bit sums added as ints, then
-     * ((d scale) dx) times that in f32. Per slot, -32 sum xq + sum q xq over its 8 positions in 16 bits that wrap, i.e.
-     * exactly sum (q - 32) xq: shorts S0 and S1 (j = 0, 1) give q_2j, q_2j+1 and, with S2's bits, q_6+j; S2 gives q4,
-     * q5; position k's xq is at xq[xo + 4 G k]. No helper methods and loops rather than the slots written out: C2
-     * inlines the Vector API's own methods whatever the size, but stops inlining other calls in a kernel of this many
-     * vector operations (NodeCountInliningCutoff) and then calls them with boxed vectors, 40x slower.
+     * Rows first + i . x for i in [from, to) of the block of n rows at row first, as F.length() lanes each into
+     * sums[i F.length()..]: per group and sub-block h of the blocks, for each row, its two slots' (h and h + 2) 16-bit
+     * sums added as ints, then ((d scale) dx) times that in f32 (a row's terms in the same order as one row at a time).
+     * Per slot, -32 sum xq + sum q xq over its 8 positions in 16 bits that wrap, i.e. exactly sum (q - 32) xq: shorts
+     * S0 and S1 (j = 0, 1) give q_2j, q_2j+1 and, with S2's bits, q_6+j; S2 gives q4, q5; position k's xq is at
+     * xq[xo + 4 G k].
+     *
+     * <p>Why rows innermost: the row loop is then a counted loop whose indices grow by constants (2 G shorts, G bytes,
+     * G / 8 floats per row: powers of two; a stride such as 6 G, C2 multiplies by shifts and adds and then no longer
+     * sees the index as linear in the row), so C2 moves the Vector API's bounds checks in front of it (loop
+     * predication), and x's loads (the same for every row) need no check in it either: ~175 instructions and 2
+     * branches per row and half group at 16 lanes, where one row at a time compiled to 330-400 with 37-39 branches
+     * (section 22). The loop bounds are kept plain (t over the two slots rather than s = h, h + 2: a loop from h is not
+     * unrolled, and its checks stay). No helper methods: C2 stops inlining our calls in a kernel of this many vector
+     * operations (NodeCountInliningCutoff) and then calls them with boxed vectors, 40x slower.
      */
-    private float dotRow(NibbleActivations a, int r) {
+    private void dotRows(NibbleActivations a, int first, int n, int from, int to, float[] sums) {
         short[] w = values, xq = a.xq;
-        FloatVector f = FloatVector.zero(F);
+        int half = F.length();
+        Arrays.fill(sums, from * half, to * half, 0f);
         for (int g = 0; g < groups; g++) {
-            int dAt = (r * groups + g) * (G / SUPER);
             for (int h = 0; h < 2; h++) {
-                IntVector sum0 = IntVector.zero(JavaKernels.I), sum1 = sum0; // the G lanes as two F.length() halves
-                for (int s = h; s < 4; s += 2) {
-                    int at = ((r * groups + g) * 4 + s) * 3 * G, xo = (g * 32 + s) * G;
-                    ShortVector s2 = ShortVector.fromArray(SV, w, at + 2 * G);
-                    ShortVector acc = ShortVector.fromArray(SV, a.minus32, (g * 4 + s) * G);
-                    acc = acc.add(s2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 16 * G)));
-                    acc = acc.add(s2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 20 * G)));
-                    for (int j = 0; j < 2; j++) {
-                        ShortVector sj = ShortVector.fromArray(SV, w, at + j * G);
-                        acc = acc.add(sj.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 8 * j * G)));
-                        acc = acc.add(sj.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + (8 * j + 4) * G)));
-                        ShortVector q = sj.lanewise(VectorOperators.LSHR, 6).and((short) 15)
-                                .or(s2.lanewise(VectorOperators.LSHR, 2 + 2 * j).and((short) 0x30));
-                        acc = acc.add(q.mul(ShortVector.fromArray(SV, xq, xo + (24 + 4 * j) * G)));
+                int vAt = first * groups * 12 * G + (g * 2 + h) * n * 6 * G, sAt = first * groups * 2 * G + (g * 2 + h) * n * G;
+                int dAt = first * groups * (G / SUPER) + g * n * (G / SUPER), plane = n * 2 * G;
+                for (int i = from; i < to; i++) {
+                    IntVector sum0 = IntVector.zero(JavaKernels.I), sum1 = sum0; // the G lanes as two F.length() halves
+                    for (int t = 0; t < 2; t++) {
+                        int s = h + 2 * t, at = vAt + i * (2 * G) + t * G, xo = (g * 32 + s) * G;
+                        ShortVector s2 = ShortVector.fromArray(SV, w, at + 2 * plane);
+                        ShortVector acc = ShortVector.fromArray(SV, a.minus32, (g * 4 + s) * G);
+                        acc = acc.add(s2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 16 * G)));
+                        acc = acc.add(s2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 20 * G)));
+                        for (int j = 0; j < 2; j++) {
+                            ShortVector sj = ShortVector.fromArray(SV, w, at + j * plane);
+                            acc = acc.add(sj.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 8 * j * G)));
+                            acc = acc.add(sj.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + (8 * j + 4) * G)));
+                            ShortVector q = sj.lanewise(VectorOperators.LSHR, 6).and((short) 15)
+                                    .or(s2.lanewise(VectorOperators.LSHR, 2 + 2 * j).and((short) 0x30));
+                            acc = acc.add(q.mul(ShortVector.fromArray(SV, xq, xo + (24 + 4 * j) * G)));
+                        }
+                        sum0 = sum0.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 0));
+                        sum1 = sum1.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 1));
                     }
-                    sum0 = sum0.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 0));
-                    sum1 = sum1.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 1));
+                    // the two halves of the G lanes (F.length() blocks each); no loop over them: C2 boxes a vector phi
+                    int sc = sAt + i * G, di = dAt + i * (G / SUPER);
+                    FloatVector f = FloatVector.fromArray(F, sums, i * half);
+                    FloatVector scale = (FloatVector) ByteVector.fromArray(FB, scales, sc).convertShape(VectorOperators.B2F, F, 0);
+                    FloatVector weight = scale.mul(FloatVector.fromArray(F, d, di).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G));
+                    f = ((FloatVector) sum0.convert(VectorOperators.I2F, 0)).fma(weight, f);
+                    scale = (FloatVector) ByteVector.fromArray(FB, scales, sc + half).convertShape(VectorOperators.B2F, F, 0);
+                    weight = scale.mul(FloatVector.fromArray(F, d, di + half / SUPER).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G + half));
+                    f = ((FloatVector) sum1.convert(VectorOperators.I2F, 0)).fma(weight, f);
+                    f.intoArray(sums, i * half);
                 }
-                // the two halves of the G lanes (F.length() blocks each); no loop over them: C2 boxes a vector phi
-                int sc = ((r * groups + g) * 2 + h) * G, half = F.length();
-                FloatVector scale = (FloatVector) ByteVector.fromArray(FB, scales, sc).convertShape(VectorOperators.B2F, F, 0);
-                FloatVector weight = scale.mul(FloatVector.fromArray(F, d, dAt).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G));
-                f = ((FloatVector) sum0.convert(VectorOperators.I2F, 0)).fma(weight, f);
-                scale = (FloatVector) ByteVector.fromArray(FB, scales, sc + half).convertShape(VectorOperators.B2F, F, 0);
-                weight = scale.mul(FloatVector.fromArray(F, d, dAt + half / SUPER).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G + half));
-                f = ((FloatVector) sum1.convert(VectorOperators.I2F, 0)).fma(weight, f);
             }
         }
-        return f.reduceLanes(VectorOperators.ADD);
     }
 }

@@ -160,12 +160,15 @@ class PackedQ6KTest {
     /**
      * Every loop shape of the decode (1-3 tokens) over slices of every length 1-13 and longer ones, at starts on and
      * off a multiple of four (every remainder of the four-row passes), for rows of one super-block up to 11008 inputs
-     * with a padded last group. Each row of the slice gets its own product and every row outside it stays NaN.
+     * with a padded last group, and slices within and across the layout's blocks of {@link PackedQ6K#ROWS} rows (a short
+     * last one). Each row of the slice gets its own product and every row outside it stays NaN.
      */
     @Test
     void decodeMatchesItsReferencesInEverySlice() {
         SplittableRandom rnd = new SplittableRandom(2);
-        for (int[] c : new int[][]{{1, 256, 23}, {2, 2048, 23}, {3, 2304, 13}, {1, 32 * G + 256, 9}, {1, 11008, 9}}) {
+        // the layout's blocks of ROWS rows: two whole and a short one, slices from inside the first across them
+        int blocks = 2 * PackedQ6K.ROWS + 11;
+        for (int[] c : new int[][]{{1, 256, 23}, {2, 2048, 23}, {3, 2304, 13}, {1, 32 * G + 256, 9}, {1, 11008, 9}, {2, 512, blocks}}) {
             int tokens = c[0], cols = c[1], rows = c[2];
             MemorySegment w = randomQ6K(rows, cols, rnd);
             PackedMatrix p = kernels.pack(WeightType.Q6_K, w, rows, cols, pool);
@@ -178,7 +181,7 @@ class PackedQ6KTest {
                 Quant.quantizeQ8_0(xf, t * cols, cols, q8, t * q8Row);
                 Quant.dequantizeRow(WeightType.Q8_0, q8, t * q8Row, cols, xHat, t * cols);
             }
-            for (int start : new int[]{0, 3, 4}) {
+            for (int start : new int[]{0, 3, 4, PackedQ6K.ROWS - 2}) {
                 for (int length = 1; start + length <= rows; length += length < 13 ? 1 : 9) {
                     MemorySegment out = nans((long) tokens * rows);
                     kernels.matmul(p, x, out, tokens, rows, start, start + length);
