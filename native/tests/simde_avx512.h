@@ -27,6 +27,15 @@ static inline simde__m512i _mm512_cvtepu16_epi32(simde__m256i h) {
     return simde_mm512_loadu_si512(out);
 }
 #endif
+#ifndef _mm512_cvtepi16_epi32
+static inline simde__m512i _mm512_cvtepi16_epi32(simde__m256i v) {
+    int16_t in[16];
+    int32_t out[16];
+    simde_mm256_storeu_si256((simde__m256i *) in, v);
+    for (int i = 0; i < 16; i++) out[i] = in[i];
+    return simde_mm512_loadu_si512(out);
+}
+#endif
 #ifndef _mm512_cvtepi32_ps
 static inline simde__m512 _mm512_cvtepi32_ps(simde__m512i v) {
     int32_t in[16];
