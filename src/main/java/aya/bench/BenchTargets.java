@@ -172,7 +172,7 @@ public final class BenchTargets {
 
         @Override
         public String decodeProfile() {
-            return profile == null ? null : profile.report();
+            return profile == null || profile.passes() == 0 ? null : profile.report();
         }
 
         @Override

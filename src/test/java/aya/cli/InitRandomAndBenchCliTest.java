@@ -131,6 +131,15 @@ class InitRandomAndBenchCliTest extends CliCapture {
         e = err.toString(StandardCharsets.UTF_8);
         assertTrue(e.contains("aya: java prefill per-op profile over 2 forward passes"), e);
         assertTrue(e.contains("aya: java decode per-op profile over 32 forward passes"), e);
+
+        // prefill only: no empty decode profile
+        out.reset();
+        err.reset();
+        assertEquals(0, Main.run("bench", "--model", model.toString(), "--backend", "java", "--prompt-tokens", "8",
+                "--gen-tokens", "0", "--reps", "2", "--bandwidth-mb", "8", "--profile"), err.toString(StandardCharsets.UTF_8));
+        e = err.toString(StandardCharsets.UTF_8);
+        assertTrue(e.contains("aya: java prefill per-op profile over 2 forward passes"), e);
+        assertFalse(e.contains("decode per-op profile"), "no decode was run: " + e);
     }
 
     @Test
