@@ -683,8 +683,8 @@ public final class JavaKernels implements Kernels {
     /**
      * dst[dstOff, dstOff + n) = the n weights of {@code type} blocks from byte {@code at} (n a multiple of 32), as f32.
      * One loop per type, each its own method: with both in one loop behind a type test, C2 compiled the method for the
-     * first type it met, recompiled it at an uncommon trap when the other came, and in about half of the JVM runs that
-     * recompilation widened Q4_0 5-6x slower (1024x11008, one thread: 4.6-9 ms instead of 0.9-1.0; the GEMM 15-30%
+     * first type it met, recompiled it at an uncommon trap when the other came, and in 5 of 7 JVM runs that
+     * recompilation widened Q4_0 5-10x slower (1024x11008, one thread: 4.6-9 ms instead of 0.9-1.0; the GEMM 15-30%
      * slower), so the GEMM's speed depended on which type a process had widened first.
      */
     private static void widenQuantized(WeightType type, MemorySegment w, long at, int n, float[] dst, int dstOff) {
