@@ -680,24 +680,39 @@ public final class JavaKernels implements Kernels {
         return FloatVector.broadcast(F, Float.float16ToFloat(w.get(U16_LE, at)));
     }
 
-    /** dst[dstOff, dstOff + n) = the n weights of {@code type} blocks from byte {@code at} (n a multiple of 32), as f32. */
+    /**
+     * dst[dstOff, dstOff + n) = the n weights of {@code type} blocks from byte {@code at} (n a multiple of 32), as f32.
+     * One loop per type, each its own method: with both in one loop behind a type test, C2 compiled the method for the
+     * first type it met, recompiled it at an uncommon trap when the other came, and in 5 of 7 JVM runs that
+     * recompilation widened Q4_0 5-10x slower (1024x11008, one thread: 4.6-9 ms instead of 0.9-1.0; the GEMM 15-30%
+     * slower), so the GEMM's speed depended on which type a process had widened first.
+     */
     private static void widenQuantized(WeightType type, MemorySegment w, long at, int n, float[] dst, int dstOff) {
         if (!Q_VECTOR) {
             Quant.dequantizeRow(type, w, at, n, dst, dstOff);
-            return;
+        } else if (type == WeightType.Q8_0) {
+            widenQ8_0(w, at, n, dst, dstOff);
+        } else {
+            widenQ4_0(w, at, n, dst, dstOff);
         }
-        for (int o = dstOff; o < dstOff + n; o += Quant.BLOCK, at += type.blockBytes) {
+    }
+
+    private static void widenQ8_0(MemorySegment w, long at, int n, float[] dst, int dstOff) {
+        for (int o = dstOff; o < dstOff + n; o += Quant.BLOCK, at += WeightType.Q8_0.blockBytes) {
             FloatVector d = scale(w, at);
-            if (type == WeightType.Q8_0) {
-                for (int j = 0; j < Quant.BLOCK; j += F.length()) {
-                    q8(w, at + 2 + j).mul(d).intoArray(dst, o + j);
-                }
-            } else {
-                for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
-                    IntVector q = nibbles(w, at + 2 + j);
-                    low(q).mul(d).intoArray(dst, o + j);
-                    high(q).mul(d).intoArray(dst, o + Quant.BLOCK / 2 + j);
-                }
+            for (int j = 0; j < Quant.BLOCK; j += F.length()) {
+                q8(w, at + 2 + j).mul(d).intoArray(dst, o + j);
+            }
+        }
+    }
+
+    private static void widenQ4_0(MemorySegment w, long at, int n, float[] dst, int dstOff) {
+        for (int o = dstOff; o < dstOff + n; o += Quant.BLOCK, at += WeightType.Q4_0.blockBytes) {
+            FloatVector d = scale(w, at);
+            for (int j = 0; j < Quant.BLOCK / 2; j += F.length()) {
+                IntVector q = nibbles(w, at + 2 + j);
+                low(q).mul(d).intoArray(dst, o + j);
+                high(q).mul(d).intoArray(dst, o + Quant.BLOCK / 2 + j);
             }
         }
     }
