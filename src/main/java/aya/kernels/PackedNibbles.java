@@ -1,11 +1,8 @@
 package aya.kernels;
 
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -17,12 +14,10 @@ import java.lang.foreign.ValueLayout;
  * the JVM's vector: 32 at 512 bits, 16 at 256), the last group padded with zero blocks. Per group, 8 vectors of G
  * shorts: short k of block j holds 4 nibbles q in 0..15, weights k (bits 0-3), k + 16 (4-7), k + 8 (8-11) and k + 24
  * (12-15), i.e. the little-endian pair of the block's file bytes k and k + 8 (Q4_0's byte l holds weight l low and
- * l + 16 high; Q4_K's sub-blocks are first brought to that order). Weight = s q + o per block: Q4_0 s = d (an f32 per
- * block), o = -8 d (not stored: its products and its widening use (q - 8) d, the file's values bit for bit, -0
- * included); Q4_K s = d sc_j, o = -(dmin m_j), both exact in f32 (f16 times at most 6 + 4 bits), so s q + o is
- * gguf-py's value bit for bit ({@link KQuant#dequantizeRow}). Q4_K keeps the file's factors, sc_j and m_j as a byte
- * per block, d and dmin as an f32 per super-block of 8 blocks, and the decode multiplies them as the packing once did
- * (the same f32 products): 19 bytes per block, where s and o as f32 took 24 (docs/performance-java.md section 25).
+ * l + 16 high; Q4_K's sub-blocks are first brought to that order). Weight = s q + o per block: Q4_0 s = d, o = -8 d
+ * (not stored: its products and its widening use (q - 8) d, the file's values bit for bit, -0 included);
+ * Q4_K s = d sc_j, o = -(dmin m_j), both exact in f32 (f16 times at most 6 + 4 bits), so s q + o is gguf-py's
+ * value bit for bit ({@link KQuant#dequantizeRow}).
  *
  * <p>The one-token product ({@link #matvec}) multiplies the nibbles with x quantized per block
  * ({@link NibbleActivations}) in 16-bit lanes that wrap: per lane, sum q xq over the block's 32 weights, minus 8 sum
@@ -30,9 +25,9 @@ import java.lang.foreign.ValueLayout;
  * sum and no widening per block; per group it becomes f32 once: row += (s dx) * that + ((o + 8 s) * dx sum xq), the
  * second term only for Q4_K (Q4_0's o + 8 s is 0). One horizontal sum per row at the end.
  *
- * <p>On the Java heap (short[] / byte[] / float[]): Vector API loads from segments share one type profile with the
- * mapped model file, and C2 then compiled them as calls (docs/performance-java.md section 12). 20 bytes per 32 Q4_0
- * weights (the file's 18 and a scale in f32), 19 for Q4_K (the file's 18).
+ * <p>On the Java heap (short[] / float[]): Vector API loads from segments share one type profile with the mapped
+ * model file, and C2 then compiled them as calls (docs/performance-java.md section 12). 20 bytes per 32 Q4_0
+ * weights (the file's 18 and a scale in f32), 24 for Q4_K (the file's 18).
  */
 final class PackedNibbles implements JavaPackedMatrix {
 
@@ -44,12 +39,6 @@ final class PackedNibbles implements JavaPackedMatrix {
     /** Blocks per group. */
     static final int G = SV.length();
     private static final int BLOCK = Quant.BLOCK;
-    /** Blocks of 32 per Q4_K super-block of 256. */
-    private static final int SUPER = KQuant.QK_K / BLOCK;
-    /** F.length() bytes (at least 8: the narrowest byte vector), of which a B2F conversion's part 0 takes F.length(). */
-    private static final VectorSpecies<Byte> FB = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, F.vectorBitSize() / 4)));
-    /** Lane j of an F vector of blocks takes the d of its super-block: lane j / 8 of the d loaded from its first. */
-    private static final VectorShuffle<Float> D_LANES = VectorShuffle.fromOp(F, j -> j / SUPER);
     private static final ValueLayout.OfFloat F32 = JavaKernels.F32;
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(JavaKernels.LE);
     /** The low nibble of every byte of a long. */
@@ -61,12 +50,10 @@ final class PackedNibbles implements JavaPackedMatrix {
     private final int rows, cols, groups;
     /** [rows][groups][8][G] shorts of 4 nibbles (layout above). */
     private final short[] nibbles;
-    /** Q4_0: per block s = d: [rows][groups][G] (null for Q4_K). */
+    /** Per block s: [rows][groups][G]. */
     private final float[] scales;
-    /** Q4_K: per block sc_j and m_j: [rows][groups][G] (and FB.length() zeros: a vector load from the last); else null. */
-    private final byte[] sc, m;
-    /** Q4_K: per super-block d and dmin: [rows][groups][G / 8] (and F.length() zeros); else null. */
-    private final float[] d, dmin;
+    /** Per block o (Q4_K; null for Q4_0, where o = -8 s): [rows][groups][G]. */
+    private final float[] offsets;
 
     private PackedNibbles(WeightType sourceType, MemorySegment source, int rows, int cols) {
         this.sourceType = sourceType;
@@ -80,12 +67,8 @@ final class PackedNibbles implements JavaPackedMatrix {
                     + shorts + " shorts, at most 2^31 - 9)");
         }
         this.nibbles = new short[(int) shorts];
-        boolean k = sourceType == WeightType.Q4_K;
-        this.scales = k ? null : new float[rows * groups * G];
-        this.sc = k ? new byte[rows * groups * G + FB.length()] : null;
-        this.m = k ? new byte[rows * groups * G + FB.length()] : null;
-        this.d = k ? new float[rows * groups * (G / SUPER) + F.length()] : null;
-        this.dmin = k ? new float[rows * groups * (G / SUPER) + F.length()] : null;
+        this.scales = new float[rows * groups * G];
+        this.offsets = sourceType == WeightType.Q4_K ? new float[rows * groups * G] : null;
     }
 
     static boolean packs(WeightType type) {
@@ -102,8 +85,7 @@ final class PackedNibbles implements JavaPackedMatrix {
                 long src = r * fileRowBytes;
                 if (type == WeightType.Q4_0) {
                     for (int b = 0; b < cols / BLOCK; b++, src += type.blockBytes) {
-                        p.put(r, b, w.get(U64_LE, src + 2), w.get(U64_LE, src + 10));
-                        p.scales[(r * p.groups + b / G) * G + b % G] = Float.float16ToFloat(w.get(Quant.U16_LE, src));
+                        p.put(r, b, w.get(U64_LE, src + 2), w.get(U64_LE, src + 10), Float.float16ToFloat(w.get(Quant.U16_LE, src)), 0);
                     }
                 } else {
                     for (int sb = 0; sb < cols / KQuant.QK_K; sb++, src += type.blockBytes) {
@@ -117,28 +99,27 @@ final class PackedNibbles implements JavaPackedMatrix {
 
     /** The Q4_K super-block at byte at of w as blocks b .. b + 7 of row r. */
     private void putQ4_K(int r, int b, MemorySegment w, long at) {
-        d[(r * groups * G + b) / SUPER] = Float.float16ToFloat(w.get(Quant.U16_LE, at));
-        dmin[(r * groups * G + b) / SUPER] = Float.float16ToFloat(w.get(Quant.U16_LE, at + 2));
+        float d = Float.float16ToFloat(w.get(Quant.U16_LE, at)), dmin = Float.float16ToFloat(w.get(Quant.U16_LE, at + 2));
         for (int g = 0; g < 4; g++) { // 32 bytes of nibbles: sub-block 2g low, 2g + 1 high
             long qs = at + 16 + 32L * g;
             long a0 = w.get(U64_LE, qs), a1 = w.get(U64_LE, qs + 8), a2 = w.get(U64_LE, qs + 16), a3 = w.get(U64_LE, qs + 24);
             // to Q4_0's order (byte l = weight l low, l + 16 high): bytes 0-7 and 8-15 as two longs
-            put(r, b + 2 * g, a0 & LOW | (a2 & LOW) << 4, a1 & LOW | (a3 & LOW) << 4);
-            put(r, b + 2 * g + 1, a0 >>> 4 & LOW | a2 & ~LOW, a1 >>> 4 & LOW | a3 & ~LOW);
-            for (int j = 2 * g; j < 2 * g + 2; j++) {
-                sc[r * groups * G + b + j] = (byte) KQuant.q4kScale(w, at, j);
-                m[r * groups * G + b + j] = (byte) KQuant.q4kMin(w, at, j);
-            }
+            put(r, b + 2 * g, a0 & LOW | (a2 & LOW) << 4, a1 & LOW | (a3 & LOW) << 4,
+                    d * KQuant.q4kScale(w, at, 2 * g), -(dmin * KQuant.q4kMin(w, at, 2 * g)));
+            put(r, b + 2 * g + 1, a0 >>> 4 & LOW | a2 & ~LOW, a1 >>> 4 & LOW | a3 & ~LOW,
+                    d * KQuant.q4kScale(w, at, 2 * g + 1), -(dmin * KQuant.q4kMin(w, at, 2 * g + 1)));
         }
     }
 
-    /** Block b of row r: its 16 bytes in Q4_0's nibble order (bytes 0-7 and 8-15 as little-endian longs). */
-    private void put(int r, int b, long bytes0, long bytes8) {
+    /** Block b of row r: its 16 bytes in Q4_0's nibble order (bytes 0-7 and 8-15 as little-endian longs), s, o. */
+    private void put(int r, int b, long bytes0, long bytes8, float scale, float offset) {
         int g = b / G, j = b % G;
         int at = ((r * groups + g) * 8) * G + j;
         for (int k = 0; k < 8; k++) { // short k = bytes k and k + 8
             nibbles[at + k * G] = (short) ((bytes0 >>> 8 * k & 0xFF) | (bytes8 >>> 8 * k & 0xFF) << 8);
         }
+        scales[(r * groups + g) * G + j] = scale;
+        if (offsets != null) offsets[(r * groups + g) * G + j] = offset;
     }
 
     @Override
@@ -158,8 +139,7 @@ final class PackedNibbles implements JavaPackedMatrix {
 
     @Override
     public long byteSize() {
-        return scales != null ? 2L * nibbles.length + 4L * scales.length
-                : 2L * nibbles.length + 2L * (sc.length - FB.length()) + 8L * (d.length - F.length());
+        return 2L * nibbles.length + 4L * scales.length + (offsets == null ? 0 : 4L * offsets.length);
     }
 
     @Override
@@ -243,25 +223,16 @@ final class PackedNibbles implements JavaPackedMatrix {
                 int at = g * G + part * F.length();
                 int s0 = row * groups * G + at, s1 = s0 + gap * groups * G, s2 = s1 + gap * groups * G, s3 = s2 + gap * groups * G;
                 FloatVector dx = FloatVector.fromArray(F, a.dx, at);
-                if (scales != null) { // Q4_0: s = d
-                    f0 = ((FloatVector) i0.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s0).mul(dx), f0);
-                    f1 = ((FloatVector) i1.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s1).mul(dx), f1);
-                    f2 = ((FloatVector) i2.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s2).mul(dx), f2);
-                    f3 = ((FloatVector) i3.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s3).mul(dx), f3);
-                } else { // Q4_K: s = d sc_j and o = -(dmin m_j) (the products the packing once stored), + (o + 8 s) dx sum(xq)
+                f0 = ((FloatVector) i0.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s0).mul(dx), f0);
+                f1 = ((FloatVector) i1.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s1).mul(dx), f1);
+                f2 = ((FloatVector) i2.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s2).mul(dx), f2);
+                f3 = ((FloatVector) i3.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s3).mul(dx), f3);
+                if (offsets != null) { // Q4_K: + (o + 8 s) dx sum(xq)
                     FloatVector sum = FloatVector.fromArray(F, a.dxSum, at);
-                    FloatVector k0 = ((FloatVector) ByteVector.fromArray(FB, sc, s0).convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s0 / SUPER).rearrange(D_LANES));
-                    FloatVector k1 = ((FloatVector) ByteVector.fromArray(FB, sc, s1).convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s1 / SUPER).rearrange(D_LANES));
-                    FloatVector k2 = ((FloatVector) ByteVector.fromArray(FB, sc, s2).convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s2 / SUPER).rearrange(D_LANES));
-                    FloatVector k3 = ((FloatVector) ByteVector.fromArray(FB, sc, s3).convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, d, s3 / SUPER).rearrange(D_LANES));
-                    f0 = ((FloatVector) i0.convertShape(VectorOperators.S2F, F, part)).fma(k0.mul(dx), f0);
-                    f1 = ((FloatVector) i1.convertShape(VectorOperators.S2F, F, part)).fma(k1.mul(dx), f1);
-                    f2 = ((FloatVector) i2.convertShape(VectorOperators.S2F, F, part)).fma(k2.mul(dx), f2);
-                    f3 = ((FloatVector) i3.convertShape(VectorOperators.S2F, F, part)).fma(k3.mul(dx), f3);
-                    f0 = ((FloatVector) ByteVector.fromArray(FB, m, s0).convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, dmin, s0 / SUPER).rearrange(D_LANES)).neg().add(k0.mul(8f)).fma(sum, f0);
-                    f1 = ((FloatVector) ByteVector.fromArray(FB, m, s1).convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, dmin, s1 / SUPER).rearrange(D_LANES)).neg().add(k1.mul(8f)).fma(sum, f1);
-                    f2 = ((FloatVector) ByteVector.fromArray(FB, m, s2).convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, dmin, s2 / SUPER).rearrange(D_LANES)).neg().add(k2.mul(8f)).fma(sum, f2);
-                    f3 = ((FloatVector) ByteVector.fromArray(FB, m, s3).convertShape(VectorOperators.B2F, F, 0)).mul(FloatVector.fromArray(F, dmin, s3 / SUPER).rearrange(D_LANES)).neg().add(k3.mul(8f)).fma(sum, f3);
+                    f0 = FloatVector.fromArray(F, offsets, s0).add(FloatVector.fromArray(F, scales, s0).mul(8f)).fma(sum, f0);
+                    f1 = FloatVector.fromArray(F, offsets, s1).add(FloatVector.fromArray(F, scales, s1).mul(8f)).fma(sum, f1);
+                    f2 = FloatVector.fromArray(F, offsets, s2).add(FloatVector.fromArray(F, scales, s2).mul(8f)).fma(sum, f2);
+                    f3 = FloatVector.fromArray(F, offsets, s3).add(FloatVector.fromArray(F, scales, s3).mul(8f)).fma(sum, f3);
                 }
             }
         }

@@ -43,9 +43,8 @@ class BenchTargetsTest {
     @Test
     void bytesPerDecodeTokenCountTheJavaBackendsPackedCopies() {
         // file bytes of the Q6_K and Q4_K matrices, which the java backend packs (each row's blocks of 32 padded to
-        // whole groups of a vector of shorts; per Q6_K block 26 bytes and an f32 d per 8 blocks, per Q4_K block 18
-        // and an f32 d and dmin per 8 blocks: docs/performance-java.md sections 15, 20 and 25); the native backend
-        // packs nothing
+        // whole groups of a vector of shorts; per Q6_K block 26 bytes and an f32 d per 8 blocks, per Q4_K block 24:
+        // docs/performance-java.md sections 15 and 20); the native backend packs nothing
         int group = jdk.incubator.vector.ShortVector.SPECIES_PREFERRED.length();
         long q6k = 0, q4k = 0, packedQ4k = 0, packedQ6k = 0;
         try (AyaForward model = AyaForward.load(GgufFixtures.K256_Q4_K_M, Backend.open("native"), 1)) {
@@ -57,8 +56,7 @@ class BenchTargetsTest {
                 }
                 if (t.weightType() == aya.kernels.WeightType.Q4_K) {
                     q4k += t.data().byteSize();
-                    long blocks = t.shape()[0] * ((t.shape()[1] / 32 + group - 1) / group * group);
-                    packedQ4k += blocks * 18 + blocks / 8 * 8;
+                    packedQ4k += t.shape()[0] * ((t.shape()[1] / 32 + group - 1) / group * group) * 24;
                 }
             }
         }

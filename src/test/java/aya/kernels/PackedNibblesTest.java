@@ -125,9 +125,7 @@ class PackedNibblesTest {
                 assertEquals(rows, p.rows());
                 assertEquals(cols, p.cols());
                 long blocks = (long) rows * ((cols / 32 + G - 1) / G) * G;
-                // 16 bytes of nibbles per block; Q4_0 an f32 scale per block, Q4_K a byte sc and m per block and an f32
-                // d and dmin per 8 blocks
-                assertEquals(type == WeightType.Q4_K ? blocks * (16 + 2) + blocks / 8 * 8 : blocks * (16 + 4), p.byteSize());
+                assertEquals(blocks * (16 + 4 + (type == WeightType.Q4_K ? 4 : 0)), p.byteSize());
                 for (int r = 0; r < rows; r++) {
                     // from the row's start and from later blocks (the GEMM widens k blocks of 256 from any of them)
                     for (int k0 : new int[]{0, 32, 256, 512}) {

@@ -182,10 +182,9 @@ class GgufModelTest {
                     q6k += type == WeightType.Q6_K ? 1 : 0;
                     // the java backend's layouts, each row's blocks of 32 padded to whole groups: per Q6_K block 24
                     // bytes of values and 2 int8 scales, an f32 d per 8 blocks; per 32 4-bit weights 16 bytes of
-                    // nibbles and for Q4_0 an f32 scale, for Q4_K a byte scale and min and an f32 d and dmin per 8 blocks
+                    // nibbles, an f32 scale and (Q4_K) an f32 offset
                     long rows = t.shape()[0], blocks = t.shape()[1] / 32, padded = rows * ((blocks + group - 1) / group * group);
-                    long copy = type == WeightType.Q6_K ? padded * 26 + padded / 8 * 4
-                            : type == WeightType.Q4_K ? padded * 18 + padded / 8 * 8 : padded * 20;
+                    long copy = type == WeightType.Q6_K ? padded * 26 + padded / 8 * 4 : padded * (type == WeightType.Q4_K ? 24 : 20);
                     packed += copy;
                     decode += copy;
                 } else {
