@@ -17,7 +17,8 @@ import java.lang.foreign.ValueLayout;
  * l + 16 high; Q4_K's sub-blocks are first brought to that order). Weight = s q + o per block: Q4_0 s = d, o = -8 d
  * (not stored: its products and its widening use (q - 8) d, the file's values bit for bit, -0 included);
  * Q4_K s = d sc_j, o = -(dmin m_j), both exact in f32 (f16 times at most 6 + 4 bits), so s q + o is gguf-py's
- * value bit for bit ({@link KQuant#dequantizeRow}).
+ * value bit for bit ({@link KQuant#dequantizeRow}). For Q4_K the decode's second factor, o + 8 s, is stored (its f32
+ * sum as the decode took it per row before docs/performance-java.md section 25), not o.
  *
  * <p>The one-token product ({@link #matvec}) multiplies the nibbles with x quantized per block
  * ({@link NibbleActivations}) in 16-bit lanes that wrap: per lane, sum q xq over the block's 32 weights, minus 8 sum
@@ -52,7 +53,7 @@ final class PackedNibbles implements JavaPackedMatrix {
     private final short[] nibbles;
     /** Per block s: [rows][groups][G]. */
     private final float[] scales;
-    /** Per block o (Q4_K; null for Q4_0, where o = -8 s): [rows][groups][G]. */
+    /** Per block o + 8 s in f32 (Q4_K; null for Q4_0, where it is 0): [rows][groups][G]. */
     private final float[] offsets;
 
     private PackedNibbles(WeightType sourceType, MemorySegment source, int rows, int cols) {
@@ -119,7 +120,7 @@ final class PackedNibbles implements JavaPackedMatrix {
             nibbles[at + k * G] = (short) ((bytes0 >>> 8 * k & 0xFF) | (bytes8 >>> 8 * k & 0xFF) << 8);
         }
         scales[(r * groups + g) * G + j] = scale;
-        if (offsets != null) offsets[(r * groups + g) * G + j] = offset;
+        if (offsets != null) offsets[(r * groups + g) * G + j] = offset + scale * 8f;
     }
 
     @Override
@@ -229,10 +230,10 @@ final class PackedNibbles implements JavaPackedMatrix {
                 f3 = ((FloatVector) i3.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s3).mul(dx), f3);
                 if (offsets != null) { // Q4_K: + (o + 8 s) dx sum(xq)
                     FloatVector sum = FloatVector.fromArray(F, a.dxSum, at);
-                    f0 = FloatVector.fromArray(F, offsets, s0).add(FloatVector.fromArray(F, scales, s0).mul(8f)).fma(sum, f0);
-                    f1 = FloatVector.fromArray(F, offsets, s1).add(FloatVector.fromArray(F, scales, s1).mul(8f)).fma(sum, f1);
-                    f2 = FloatVector.fromArray(F, offsets, s2).add(FloatVector.fromArray(F, scales, s2).mul(8f)).fma(sum, f2);
-                    f3 = FloatVector.fromArray(F, offsets, s3).add(FloatVector.fromArray(F, scales, s3).mul(8f)).fma(sum, f3);
+                    f0 = FloatVector.fromArray(F, offsets, s0).fma(sum, f0);
+                    f1 = FloatVector.fromArray(F, offsets, s1).fma(sum, f1);
+                    f2 = FloatVector.fromArray(F, offsets, s2).fma(sum, f2);
+                    f3 = FloatVector.fromArray(F, offsets, s3).fma(sum, f3);
                 }
             }
         }
