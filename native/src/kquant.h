@@ -72,6 +72,27 @@ static inline void aya_q4_k_scale_min(const uint8_t *scales, int j, uint8_t *sca
     }
 }
 
+/* S and M of each of the sixteen 16-value groups of a Q4_K or Q6_K super-block (blk), whose values are S q - M with q
+ * unsigned: Q4_K S = d x scale, M = dmin x min of the group's 32-value sub-block; Q6_K S = d x the group's scale,
+ * M = 32 S (q = the stored 6 bits, the value's + 32). What the packed prefill layouts store per group. */
+static inline void aya_k_group_scales(int kind, const uint8_t *blk, float s[16], float m[16]) {
+    if (kind == AYA_WEIGHT_Q4_K) {
+        float d = aya_f16_to_f32(aya_load_u16(blk)), dmin = aya_f16_to_f32(aya_load_u16(blk + 2));
+        for (int j = 0; j < 8; j++) {
+            uint8_t scale, min;
+            aya_q4_k_scale_min(blk + 4, j, &scale, &min);
+            s[2 * j] = s[2 * j + 1] = d * (float) scale;
+            m[2 * j] = m[2 * j + 1] = dmin * (float) min;
+        }
+    } else {
+        float d = aya_f16_to_f32(aya_load_u16(blk + 208));
+        for (int g = 0; g < 16; g++) {
+            s[g] = d * (float) (int8_t) blk[192 + g];
+            m[g] = 32.0f * s[g];
+        }
+    }
+}
+
 /* Dequantizes n values (a multiple of the type's block) of a row starting at `row` into out: the reference the tests
  * compare kernels and gguf-py's dequantizer with. type: AYA_WEIGHT_Q5_0, _Q4_K or _Q6_K. */
 void aya_dequantize_kquant(int type, const void *row, int32_t n, float *out);

@@ -380,28 +380,22 @@ AYA_ALWAYS_INLINE void quad_transpose_groups(const __m256i in[4], __m256i out[4]
 /* One Q4_K / Q6_K super-block (blk) as two halves into d (QUAD_WK_BYTES each): q in the group layout, S [8], M [8]. */
 AYA_ALWAYS_INLINE void quad_pack_super_block(int kind, const uint8_t *blk, uint8_t *d) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
-    float sub_s[8], sub_m[8]; /* Q4_K: S and M of the eight 32-value sub-blocks */
-    if (kind == AYA_WEIGHT_Q4_K) {
-        float dq = _cvtsh_ss(aya_load_u16(blk)), dmin = _cvtsh_ss(aya_load_u16(blk + 2));
-        for (int j = 0; j < 8; j++) {
-            uint8_t scale, min;
-            aya_q4_k_scale_min(blk + 4, j, &scale, &min);
-            sub_s[j] = dq * (float) scale;
-            sub_m[j] = dmin * (float) min;
-        }
-    }
+    float group_s[16], group_m[16];
+    aya_k_group_scales(kind, blk, group_s, group_m);
     for (int h = 0; h < 2; h++, d += QUAD_WK_BYTES) {
         __m256i in[4], v[4];
         float s[8], m[8];
+        for (int i = 0; i < 4; i++) { /* lane i: group 8h + 2i, lane 4 + i: group 8h + 2i + 1 */
+            s[i] = group_s[8 * h + 2 * i];
+            m[i] = group_m[8 * h + 2 * i];
+            s[4 + i] = group_s[8 * h + 2 * i + 1];
+            m[4 + i] = group_m[8 * h + 2 * i + 1];
+        }
         if (kind == AYA_WEIGHT_Q4_K) { /* per 64 values 32 bytes: the first 32 in the low nibbles, the next in the high */
             for (int c = 0; c < 2; c++) {
                 __m256i q = _mm256_loadu_si256((const __m256i *) (blk + 16 + 64 * h + 32 * c));
                 in[2 * c] = _mm256_and_si256(q, low4);
                 in[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-            }
-            for (int i = 0; i < 4; i++) { /* groups 2i and 2i + 1 are sub-block 4h + i */
-                s[i] = s[4 + i] = sub_s[4 * h + i];
-                m[i] = m[4 + i] = sub_m[4 * h + i];
             }
         } else { /* Q6_K: per 128 values 64 bytes of low 4 bits (values l and l + 64 share a byte), 32 of 2 high bits */
             __m256i a = _mm256_loadu_si256((const __m256i *) (blk + 64 * h));
@@ -412,12 +406,6 @@ AYA_ALWAYS_INLINE void quad_pack_super_block(int kind, const uint8_t *blk, uint8
                 in[k] = _mm256_or_si256(_mm256_and_si256(low, low4),
                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * k), two), 4));
             }
-            float dq = _cvtsh_ss(aya_load_u16(blk + 208));
-            for (int i = 0; i < 4; i++) {
-                s[i] = dq * (float) (int8_t) blk[192 + 8 * h + 2 * i];
-                s[4 + i] = dq * (float) (int8_t) blk[192 + 8 * h + 2 * i + 1];
-            }
-            for (int l = 0; l < 8; l++) m[l] = 32.0f * s[l];
         }
         quad_transpose_groups(in, v);
         for (int i = 0; i < 4; i++) _mm256_storeu_si256((__m256i *) (d + 32 * i), v[i]);

@@ -357,13 +357,6 @@ AYA_ALWAYS_INLINE void oct_pack_super_block(int kind, const uint8_t *blk, uint8_
             __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
             in[g] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
         }
-        float dq = aya_f16_to_f32(aya_load_u16(blk)), dmin = aya_f16_to_f32(aya_load_u16(blk + 2));
-        for (int j = 0; j < 8; j++) {
-            uint8_t scale, min;
-            aya_q4_k_scale_min(blk + 4, j, &scale, &min);
-            s[2 * j] = s[2 * j + 1] = dq * (float) scale;
-            m[2 * j] = m[2 * j + 1] = dmin * (float) min;
-        }
     } else { /* Q6_K: per 128 values, 64 bytes of low 4 bits (values l and l + 64 share a byte) and 32 of 2 high bits */
         for (int half = 0; half < 2; half++) {
             __m256i a = _mm256_loadu_si256((const __m256i *) (blk + 64 * half));
@@ -378,12 +371,8 @@ AYA_ALWAYS_INLINE void oct_pack_super_block(int kind, const uint8_t *blk, uint8_
             in[2 * half] = _mm512_inserti64x4(_mm512_castsi256_si512(c[0]), c[1], 1);
             in[2 * half + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(c[2]), c[3], 1);
         }
-        float dq = aya_f16_to_f32(aya_load_u16(blk + 208));
-        for (int l = 0; l < 16; l++) {
-            s[l] = dq * (float) (int8_t) blk[192 + l];
-            m[l] = 32.0f * s[l];
-        }
     }
+    aya_k_group_scales(kind, blk, s, m); /* group l in lane l */
     oct_transpose_groups(in, v);
     for (int i = 0; i < 4; i++) _mm512_storeu_si512((void *) (d + 64 * i), v[i]);
     _mm512_storeu_ps((float *) (d + 256), _mm512_loadu_ps(s));
