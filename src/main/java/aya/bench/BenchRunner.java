@@ -29,6 +29,9 @@ public final class BenchRunner {
     public record Loader(String backend, Supplier<BenchTarget> load) {
     }
 
+    /** Untimed decode steps before the timed repetitions (and before a profile starts counting). */
+    public static final int WARMUP_DECODES = 32;
+
     private final Settings settings;
     private final LongSupplier clock;
     private final Bandwidth.Probe probe;
@@ -98,10 +101,14 @@ public final class BenchRunner {
                 progress.note(target.backend() + ": filling the KV cache with " + s.depth() + " tokens (untimed)");
                 target.fillContext(s.depth());
             }
-            // warm-up: JIT, buffers
+            // warm-up: JIT, buffers. The decode steps go on until the forward pass's own Java code (its per-layer
+            // lambdas run a few hundred times a step) is C2-compiled too: after 2 steps the first timed rep of a Java
+            // q4_0 decode ran at 70-80% of the later ones (C2 still compiling kernels in it), after 34 within ~2%.
             target.prefill(randomTokens(random, target, Math.min(64, Math.max(1, s.promptTokens()))), s.depth());
-            target.decode(random.nextInt(target.vocabSize()), s.depth());
-            target.decode(random.nextInt(target.vocabSize()), s.depth() + 1);
+            int span = Math.max(2, s.genTokens()); // warm-up positions repeat the tests' own (depth .. depth + span)
+            for (int g = 0; g < WARMUP_DECODES; g++) {
+                target.decode(random.nextInt(target.vocabSize()), s.depth() + g % span);
+            }
             double[] prefill = new double[s.reps()], decode = new double[s.reps()];
             long peakRss = ProcessMemory.peakRssBytes(); // load and warm-up; the probes' buffers must not count
             double bwBefore = readBandwidth();

@@ -76,7 +76,7 @@ public final class BenchTargets {
         private final int[] one = new int[1];
         private final ForwardProfile profile;        // decode steps; null: not profiling
         private final ForwardProfile prefillProfile; // prefills; null: not profiling
-        private int untimedDecodes = 2;              // the runner's warm-up decodes are left out of the profile
+        private int untimedDecodes = BenchRunner.WARMUP_DECODES; // the runner's warm-up decodes: not profiled
         private int untimedPrefills = 1;             // and its warm-up prefill
 
         EngineTarget(AyaForward model, String backend, int context, ForwardProfile profile, ForwardProfile prefillProfile) {

@@ -110,8 +110,9 @@ class BenchRunnerTest {
         List<BenchResult> results = runner.run(List.of(
                 new BenchRunner.Loader("java", () -> { clock[0] += 1_500_000_000L; return java; }),
                 new BenchRunner.Loader("native", () -> nat)), notes::add);
-        // each backend's probes bracket its timed part: after its 2 warm-up steps, after its 3 x 32 timed ones
-        assertEquals(List.of("2/0", "98/0", "98/2", "98/98"), probedAt);
+        // each backend's probes bracket its timed part: after its 32 warm-up steps, after its 3 x 32 timed ones
+        assertEquals(32, BenchRunner.WARMUP_DECODES);
+        assertEquals(List.of("32/0", "128/0", "128/32", "128/128"), probedAt);
 
         assertEquals(2, results.size());
         BenchResult j = results.get(0), n = results.get(1);
@@ -129,7 +130,8 @@ class BenchRunnerTest {
         assertEquals(100 * 4.0 / (50e9 / (5e9 + 16_000)), j.decodePercentOfBound(), 1e-9);
         assertTrue(java.closed && nat.closed);
         // warm-up + 3 reps; decode starts at the depth (0) like llama-bench's tg test
-        List<Integer> expected = new ArrayList<>(List.of(0, 1)); // warm-up steps
+        List<Integer> expected = new ArrayList<>(); // warm-up steps at the tests' own positions, repeated
+        for (int g = 0; g < BenchRunner.WARMUP_DECODES; g++) expected.add(g % 32);
         for (int rep = 0; rep < 3; rep++) for (int pos = 0; pos < 32; pos++) expected.add(pos);
         assertEquals(expected, java.decodePositions);
         assertEquals(List.of(0, 0, 0, 0), java.prefillStarts);
@@ -178,8 +180,8 @@ class BenchRunnerTest {
         assertEquals(List.of("java load", "java touch", "java fill", "java prefill"), events.subList(0, 4),
                 "the weights are resident before anything runs");
         assertEquals("native close", events.getLast());
-        // warm-up (1 prefill, 2 decodes) + 3 reps of (1 prefill, 16 decodes), per backend
-        assertEquals(3 * 17 + 3, events.stream().filter(e -> e.startsWith("java ") && (e.endsWith("prefill") || e.endsWith("decode"))).count());
+        // warm-up (1 prefill, 32 decodes) + 3 reps of (1 prefill, 16 decodes), per backend
+        assertEquals(3 * 17 + 1 + BenchRunner.WARMUP_DECODES, events.stream().filter(e -> e.startsWith("java ") && (e.endsWith("prefill") || e.endsWith("decode"))).count());
         // the same random prompts for both backends: same seed, drawn the same way
         assertEquals(java.decodePositions, nat.decodePositions);
     }
@@ -194,7 +196,10 @@ class BenchRunnerTest {
         BenchResult r = results.getFirst();
         // positions 2048..2051: mean step time 1e6 + 1000 * 2049.5 ns
         assertEquals(4 / (4 * 1e6 + 1000.0 * (2048 + 2049 + 2050 + 2051)) * 1e9, r.decodeTokensPerS().mean(), 1e-9);
-        assertEquals(List.of(2048, 2049, 2048, 2049, 2050, 2051, 2048, 2049, 2050, 2051), t.decodePositions);
+        List<Integer> expected = new ArrayList<>();
+        for (int g = 0; g < BenchRunner.WARMUP_DECODES; g++) expected.add(2048 + g % 4); // warm-up: the tests' positions
+        expected.addAll(List.of(2048, 2049, 2050, 2051, 2048, 2049, 2050, 2051));
+        assertEquals(expected, t.decodePositions);
         assertEquals(List.of(2048), t.fills, "the context is filled once");
         JsonNode json = new ObjectMapper().readTree(r.toJson());
         assertTrue(json.get("prefill_tokens_per_s").isNull(), "skipped prefill is null, not NaN");
