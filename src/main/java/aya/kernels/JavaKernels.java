@@ -811,10 +811,16 @@ public final class JavaKernels implements Kernels {
                 out.asSlice((long) (item + j) * headDim * 4, headDim * 4L).fill((byte) 0);
             }
             // out += p v over the keys in chunks whose value rows stay in L2 while every head of the run reads them;
-            // within a chunk one slice of F.length() dims is summed in registers over all its keys
+            // within a chunk one slice of F.length() dims is summed in registers over all its keys, four heads at a
+            // time on one load of each value slice
             for (int c0 = first, c1; c0 <= pos; c0 = c1) {
                 c1 = stretchEnd(c0, Math.min(pos + 1, c0 + V_CHUNK), capacity);
-                for (int j = 0; j < run; j++) {
+                int j = 0;
+                for (; j + 4 <= run; j += 4) {
+                    weightedSum4(p, j * count + c0 - first, count, vCache, c0 % capacity, c1 - c0, kvDim, kvOff, out,
+                            (long) (item + j) * headDim, headDim);
+                }
+                for (; j < run; j++) {
                     weightedSum(p, j * count + c0 - first, vCache, c0 % capacity, c1 - c0, kvDim, kvOff, out,
                             (long) (item + j) * headDim, headDim);
                 }
@@ -899,6 +905,45 @@ public final class JavaKernels implements Kernels {
                 s += p[pOff + i] * v.getAtIndex(F32, (long) (row0 + i) * kvDim + vOff + d);
             }
             y.setAtIndex(F32, yOff + d, y.getAtIndex(F32, yOff + d) + s);
+        }
+    }
+
+    /**
+     * weightedSum for four heads at once: their weights are p rows count apart, their outputs y rows n apart. Each
+     * F.length() dims of a value row are loaded once for the four (one register per head over all the keys).
+     */
+    private static void weightedSum4(float[] p, int pOff, int count, MemorySegment v, int row0, int keys, int kvDim,
+                                     long vOff, MemorySegment y, long yOff, int n) {
+        long stride = (long) kvDim * 4;
+        long base = ((long) row0 * kvDim + vOff) * 4;
+        int upper = F.loopBound(n);
+        int d = 0;
+        for (; d < upper; d += F.length()) {
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            long at = base + d * 4L;
+            for (int i = 0; i < keys; i++, at += stride) {
+                FloatVector x = FloatVector.fromMemorySegment(F, v, at, NATIVE);
+                int w = pOff + i;
+                a0 = x.fma(FloatVector.broadcast(F, p[w]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[w + count]), a1);
+                a2 = x.fma(FloatVector.broadcast(F, p[w + 2 * count]), a2);
+                a3 = x.fma(FloatVector.broadcast(F, p[w + 3 * count]), a3);
+            }
+            long y0 = (yOff + d) * 4, y1 = y0 + n * 4L, y2 = y1 + n * 4L, y3 = y2 + n * 4L;
+            a0.add(FloatVector.fromMemorySegment(F, y, y0, NATIVE)).intoMemorySegment(y, y0, NATIVE);
+            a1.add(FloatVector.fromMemorySegment(F, y, y1, NATIVE)).intoMemorySegment(y, y1, NATIVE);
+            a2.add(FloatVector.fromMemorySegment(F, y, y2, NATIVE)).intoMemorySegment(y, y2, NATIVE);
+            a3.add(FloatVector.fromMemorySegment(F, y, y3, NATIVE)).intoMemorySegment(y, y3, NATIVE);
+        }
+        for (; d < n; d++) {
+            for (int h = 0; h < 4; h++) {
+                float s = 0;
+                for (int i = 0; i < keys; i++) {
+                    s += p[pOff + h * count + i] * v.getAtIndex(F32, (long) (row0 + i) * kvDim + vOff + d);
+                }
+                long at = yOff + (long) h * n + d;
+                y.setAtIndex(F32, at, y.getAtIndex(F32, at) + s);
+            }
         }
     }
 
