@@ -831,36 +831,59 @@ public final class JavaKernels implements Kernels {
 
     /**
      * p[pOff + j * count + i] = scale * (query j . key row row0 + i) for four queries (at qOff, headDim apart) and
-     * keys i &lt; keys: each key row is loaded once for the four, and the four sums run as independent chains.
+     * keys i &lt; keys, two keys at a time: each key row is loaded once for the four queries and each query slice once
+     * for the two keys, and the eight sums run as independent chains. An odd last key is paired with itself.
      */
     private static void scores4(MemorySegment q, long qOff, int headDim, MemorySegment k, int row0, int keys, int kvDim,
                                 long kOff, float scale, float[] p, int pOff, int count) {
         int upper = F.loopBound(headDim);
         long q0 = qOff * 4, q1 = q0 + headDim * 4L, q2 = q1 + headDim * 4L, q3 = q2 + headDim * 4L;
-        for (int i = 0; i < keys; i++) {
-            long row = ((long) (row0 + i) * kvDim + kOff) * 4;
-            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < keys; i += 2) {
+            int i1 = Math.min(i + 1, keys - 1);
+            long row = ((long) (row0 + i) * kvDim + kOff) * 4, row1 = ((long) (row0 + i1) * kvDim + kOff) * 4;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
             int d = 0;
             for (; d < upper; d += F.length()) {
-                FloatVector kv = FloatVector.fromMemorySegment(F, k, row + d * 4L, NATIVE);
-                a0 = FloatVector.fromMemorySegment(F, q, q0 + d * 4L, NATIVE).fma(kv, a0);
-                a1 = FloatVector.fromMemorySegment(F, q, q1 + d * 4L, NATIVE).fma(kv, a1);
-                a2 = FloatVector.fromMemorySegment(F, q, q2 + d * 4L, NATIVE).fma(kv, a2);
-                a3 = FloatVector.fromMemorySegment(F, q, q3 + d * 4L, NATIVE).fma(kv, a3);
+                FloatVector ka = FloatVector.fromMemorySegment(F, k, row + d * 4L, NATIVE);
+                FloatVector kb = FloatVector.fromMemorySegment(F, k, row1 + d * 4L, NATIVE);
+                FloatVector x0 = FloatVector.fromMemorySegment(F, q, q0 + d * 4L, NATIVE);
+                FloatVector x1 = FloatVector.fromMemorySegment(F, q, q1 + d * 4L, NATIVE);
+                FloatVector x2 = FloatVector.fromMemorySegment(F, q, q2 + d * 4L, NATIVE);
+                FloatVector x3 = FloatVector.fromMemorySegment(F, q, q3 + d * 4L, NATIVE);
+                a0 = x0.fma(ka, a0);
+                b0 = x0.fma(kb, b0);
+                a1 = x1.fma(ka, a1);
+                b1 = x1.fma(kb, b1);
+                a2 = x2.fma(ka, a2);
+                b2 = x2.fma(kb, b2);
+                a3 = x3.fma(ka, a3);
+                b3 = x3.fma(kb, b3);
             }
             float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
             float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            float t0 = b0.reduceLanes(VectorOperators.ADD), t1 = b1.reduceLanes(VectorOperators.ADD);
+            float t2 = b2.reduceLanes(VectorOperators.ADD), t3 = b3.reduceLanes(VectorOperators.ADD);
             for (; d < headDim; d++) {
-                float kd = k.get(F32, row + d * 4L);
-                s0 += q.get(F32, q0 + d * 4L) * kd;
-                s1 += q.get(F32, q1 + d * 4L) * kd;
-                s2 += q.get(F32, q2 + d * 4L) * kd;
-                s3 += q.get(F32, q3 + d * 4L) * kd;
+                float ka = k.get(F32, row + d * 4L), kb = k.get(F32, row1 + d * 4L);
+                float x0 = q.get(F32, q0 + d * 4L), x1 = q.get(F32, q1 + d * 4L);
+                float x2 = q.get(F32, q2 + d * 4L), x3 = q.get(F32, q3 + d * 4L);
+                s0 += x0 * ka;
+                s1 += x1 * ka;
+                s2 += x2 * ka;
+                s3 += x3 * ka;
+                t0 += x0 * kb;
+                t1 += x1 * kb;
+                t2 += x2 * kb;
+                t3 += x3 * kb;
             }
             p[pOff + i] = s0 * scale;
             p[pOff + count + i] = s1 * scale;
             p[pOff + 2 * count + i] = s2 * scale;
             p[pOff + 3 * count + i] = s3 * scale;
+            p[pOff + i1] = t0 * scale;
+            p[pOff + count + i1] = t1 * scale;
+            p[pOff + 2 * count + i1] = t2 * scale;
+            p[pOff + 3 * count + i1] = t3 * scale;
         }
     }
 
