@@ -811,10 +811,16 @@ public final class JavaKernels implements Kernels {
                 out.asSlice((long) (item + j) * headDim * 4, headDim * 4L).fill((byte) 0);
             }
             // out += p v over the keys in chunks whose value rows stay in L2 while every head of the run reads them;
-            // within a chunk one slice of F.length() dims is summed in registers over all its keys
+            // within a chunk one slice of F.length() dims is summed in registers over all its keys, four heads at a
+            // time on one load of each value slice
             for (int c0 = first, c1; c0 <= pos; c0 = c1) {
                 c1 = stretchEnd(c0, Math.min(pos + 1, c0 + V_CHUNK), capacity);
-                for (int j = 0; j < run; j++) {
+                int j = 0;
+                for (; j + 4 <= run; j += 4) {
+                    weightedSum4(p, j * count + c0 - first, count, vCache, c0 % capacity, c1 - c0, kvDim, kvOff, out,
+                            (long) (item + j) * headDim, headDim);
+                }
+                for (; j < run; j++) {
                     weightedSum(p, j * count + c0 - first, vCache, c0 % capacity, c1 - c0, kvDim, kvOff, out,
                             (long) (item + j) * headDim, headDim);
                 }
@@ -825,36 +831,59 @@ public final class JavaKernels implements Kernels {
 
     /**
      * p[pOff + j * count + i] = scale * (query j . key row row0 + i) for four queries (at qOff, headDim apart) and
-     * keys i &lt; keys: each key row is loaded once for the four, and the four sums run as independent chains.
+     * keys i &lt; keys, two keys at a time: each key row is loaded once for the four queries and each query slice once
+     * for the two keys, and the eight sums run as independent chains. An odd last key is paired with itself.
      */
     private static void scores4(MemorySegment q, long qOff, int headDim, MemorySegment k, int row0, int keys, int kvDim,
                                 long kOff, float scale, float[] p, int pOff, int count) {
         int upper = F.loopBound(headDim);
         long q0 = qOff * 4, q1 = q0 + headDim * 4L, q2 = q1 + headDim * 4L, q3 = q2 + headDim * 4L;
-        for (int i = 0; i < keys; i++) {
-            long row = ((long) (row0 + i) * kvDim + kOff) * 4;
-            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < keys; i += 2) {
+            int i1 = Math.min(i + 1, keys - 1);
+            long row = ((long) (row0 + i) * kvDim + kOff) * 4, row1 = ((long) (row0 + i1) * kvDim + kOff) * 4;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
             int d = 0;
             for (; d < upper; d += F.length()) {
-                FloatVector kv = FloatVector.fromMemorySegment(F, k, row + d * 4L, NATIVE);
-                a0 = FloatVector.fromMemorySegment(F, q, q0 + d * 4L, NATIVE).fma(kv, a0);
-                a1 = FloatVector.fromMemorySegment(F, q, q1 + d * 4L, NATIVE).fma(kv, a1);
-                a2 = FloatVector.fromMemorySegment(F, q, q2 + d * 4L, NATIVE).fma(kv, a2);
-                a3 = FloatVector.fromMemorySegment(F, q, q3 + d * 4L, NATIVE).fma(kv, a3);
+                FloatVector ka = FloatVector.fromMemorySegment(F, k, row + d * 4L, NATIVE);
+                FloatVector kb = FloatVector.fromMemorySegment(F, k, row1 + d * 4L, NATIVE);
+                FloatVector x0 = FloatVector.fromMemorySegment(F, q, q0 + d * 4L, NATIVE);
+                FloatVector x1 = FloatVector.fromMemorySegment(F, q, q1 + d * 4L, NATIVE);
+                FloatVector x2 = FloatVector.fromMemorySegment(F, q, q2 + d * 4L, NATIVE);
+                FloatVector x3 = FloatVector.fromMemorySegment(F, q, q3 + d * 4L, NATIVE);
+                a0 = x0.fma(ka, a0);
+                b0 = x0.fma(kb, b0);
+                a1 = x1.fma(ka, a1);
+                b1 = x1.fma(kb, b1);
+                a2 = x2.fma(ka, a2);
+                b2 = x2.fma(kb, b2);
+                a3 = x3.fma(ka, a3);
+                b3 = x3.fma(kb, b3);
             }
             float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
             float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            float t0 = b0.reduceLanes(VectorOperators.ADD), t1 = b1.reduceLanes(VectorOperators.ADD);
+            float t2 = b2.reduceLanes(VectorOperators.ADD), t3 = b3.reduceLanes(VectorOperators.ADD);
             for (; d < headDim; d++) {
-                float kd = k.get(F32, row + d * 4L);
-                s0 += q.get(F32, q0 + d * 4L) * kd;
-                s1 += q.get(F32, q1 + d * 4L) * kd;
-                s2 += q.get(F32, q2 + d * 4L) * kd;
-                s3 += q.get(F32, q3 + d * 4L) * kd;
+                float ka = k.get(F32, row + d * 4L), kb = k.get(F32, row1 + d * 4L);
+                float x0 = q.get(F32, q0 + d * 4L), x1 = q.get(F32, q1 + d * 4L);
+                float x2 = q.get(F32, q2 + d * 4L), x3 = q.get(F32, q3 + d * 4L);
+                s0 += x0 * ka;
+                s1 += x1 * ka;
+                s2 += x2 * ka;
+                s3 += x3 * ka;
+                t0 += x0 * kb;
+                t1 += x1 * kb;
+                t2 += x2 * kb;
+                t3 += x3 * kb;
             }
             p[pOff + i] = s0 * scale;
             p[pOff + count + i] = s1 * scale;
             p[pOff + 2 * count + i] = s2 * scale;
             p[pOff + 3 * count + i] = s3 * scale;
+            p[pOff + i1] = t0 * scale;
+            p[pOff + count + i1] = t1 * scale;
+            p[pOff + 2 * count + i1] = t2 * scale;
+            p[pOff + 3 * count + i1] = t3 * scale;
         }
     }
 
@@ -899,6 +928,45 @@ public final class JavaKernels implements Kernels {
                 s += p[pOff + i] * v.getAtIndex(F32, (long) (row0 + i) * kvDim + vOff + d);
             }
             y.setAtIndex(F32, yOff + d, y.getAtIndex(F32, yOff + d) + s);
+        }
+    }
+
+    /**
+     * weightedSum for four heads at once: their weights are p rows count apart, their outputs y rows n apart. Each
+     * F.length() dims of a value row are loaded once for the four (one register per head over all the keys).
+     */
+    private static void weightedSum4(float[] p, int pOff, int count, MemorySegment v, int row0, int keys, int kvDim,
+                                     long vOff, MemorySegment y, long yOff, int n) {
+        long stride = (long) kvDim * 4;
+        long base = ((long) row0 * kvDim + vOff) * 4;
+        int upper = F.loopBound(n);
+        int d = 0;
+        for (; d < upper; d += F.length()) {
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            long at = base + d * 4L;
+            for (int i = 0; i < keys; i++, at += stride) {
+                FloatVector x = FloatVector.fromMemorySegment(F, v, at, NATIVE);
+                int w = pOff + i;
+                a0 = x.fma(FloatVector.broadcast(F, p[w]), a0);
+                a1 = x.fma(FloatVector.broadcast(F, p[w + count]), a1);
+                a2 = x.fma(FloatVector.broadcast(F, p[w + 2 * count]), a2);
+                a3 = x.fma(FloatVector.broadcast(F, p[w + 3 * count]), a3);
+            }
+            long y0 = (yOff + d) * 4, y1 = y0 + n * 4L, y2 = y1 + n * 4L, y3 = y2 + n * 4L;
+            a0.add(FloatVector.fromMemorySegment(F, y, y0, NATIVE)).intoMemorySegment(y, y0, NATIVE);
+            a1.add(FloatVector.fromMemorySegment(F, y, y1, NATIVE)).intoMemorySegment(y, y1, NATIVE);
+            a2.add(FloatVector.fromMemorySegment(F, y, y2, NATIVE)).intoMemorySegment(y, y2, NATIVE);
+            a3.add(FloatVector.fromMemorySegment(F, y, y3, NATIVE)).intoMemorySegment(y, y3, NATIVE);
+        }
+        for (; d < n; d++) {
+            for (int h = 0; h < 4; h++) {
+                float s = 0;
+                for (int i = 0; i < keys; i++) {
+                    s += p[pOff + h * count + i] * v.getAtIndex(F32, (long) (row0 + i) * kvDim + vOff + d);
+                }
+                long at = yOff + (long) h * n + d;
+                y.setAtIndex(F32, at, y.getAtIndex(F32, at) + s);
+            }
         }
     }
 

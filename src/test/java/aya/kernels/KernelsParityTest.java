@@ -263,6 +263,9 @@ class KernelsParityTest {
         int[][] cases = { // tokens, pos0, capacity, window, headDim
                 {1, 0, 8, 0, 16}, {1, 11, 16, 0, 19}, {4, 5, 16, 0, 128}, {3, 20, 6, 5, 24}, {5, 30, 7, 7, 9},
                 {2, 40, 64, 0, 33}, {6, 4094, 4096, 4096, 8},
+                // a ring that wraps inside a window of more keys than one pass of the weighted sum takes (256), head
+                // sizes of whole vectors plus a tail on both 8 and 16 lanes
+                {3, 1000, 384, 300, 40}, {2, 700, 720, 0, 48},
         };
         SplittableRandom rnd = new SplittableRandom(11);
         // GQA groups of 3, 4 (Tiny Aya's 16 / 4) and 5 (four heads together and one left over)
