@@ -21,18 +21,21 @@ import java.util.Arrays;
  * weights go as NibbleActivations' four slots of 8 (slot 0: weights 0-7, 1: 16-23, 2: 8-15, 3: 24-31, the order
  * {@link NibbleActivations#SLOT_OFFSET} gives), each slot's 8 values q0..q7 (0..63, position k of the slot) in three
  * shorts: {@code S0 = q0 | (q6 & 15) << 6 | q1 << 10}, {@code S1 = q2 | (q7 & 15) << 6 | q3 << 10},
- * {@code S2 = q4 | (q6 >> 4 | (q7 >> 4) << 2) << 6 | q5 << 10}: q0..q5 cost one and / shift each, q6 and q7 five
- * (section 19's encoding). Slots 0 and 2 are the block's first sub-block of 16 (one int8 scale), 1 and 3 its second.
+ * {@code S2 = q4 | (q6 >> 4 | (q7 >> 4) << 2) << 6 | q5 << 10} (section 19's encoding). Slots 0 and 2 are the
+ * block's first sub-block of 16 (one int8 scale), 1 and 3 its second. A vector of G shorts holds G / 2 blocks' two
+ * slots of one sub-block as lane pairs (lane 2i: slot h of block i of its half, lane 2i + 1: slot h + 2), so that an
+ * int lane is one block's sub-block, and the int view of S0, S1, S2 takes the shifts (an int shift has an immediate
+ * count; C2 loads a 16-bit shift's count into a register each time: section 28).
  * In blocks of {@link #ROWS} rows (the last block may have fewer, n), each block's data together: per group of G
- * blocks g and sub-block h (slots h and h + 2), the shorts S0, S1, S2 as three planes of [n rows][2 slots][G], and
+ * blocks g and sub-block h, the shorts S0, S1, S2 as three planes of [n rows][2 halves of the blocks][G], and
  * [n rows][G] int8 scales; per group and row, each super-block of 256's d as f32. 212 bytes per 256 weights (the
  * file: 210), plus the zero blocks that pad a row's last group. The decode reads a block's rows for one (g, h) after
  * another at power-of-two strides, so its row loop is a counted loop (below), and each of the three arrays in order.
  *
  * <p>Per lane and slot the kernel starts from {@code -32 sum xq} (NibbleActivations' {@code minus32}) and adds
  * {@code q xq} in 16 bits that wrap: the end is exactly {@code sum (q - 32) xq}. The two slots of a sub-block are added
- * as ints, converted to f32 once and multiplied by {@code ((d scale) dx)}: d scale is the file's weight scale exactly
- * (f16 times int8), so each term is (weight) x (rounded x) up to f32 rounding of the sums.
+ * as ints and multiplied by its scale (exact), converted to f32 and multiplied by {@code d dx} (two f16 values: exact)
+ * into the row's f32 sums: each sub-block's term is its exact integer dot product times exact scales, one rounding.
  *
  * <p>The prefill GEMM widens the file's own bytes ({@link KQuant#widen}, vector code): a block keeps its weights
  * together there, where this layout spreads them over 12 vectors (section 19's widening from it was 1.47x slower).
@@ -106,7 +109,9 @@ final class PackedQ6K implements JavaPackedMatrix {
             }
             for (int s = 0; s < 4; s++) {
                 int e = BLOCK * i + NibbleActivations.SLOT_OFFSET[s]; // q[e + k]: position k of the slot
-                int o = first * groups * 12 * G + (g * 2 + s % 2) * n * 6 * G + (row * 2 + s / 2) * G + j, plane = n * 2 * G;
+                // the lane pair of block j: blocks j % (G / 2) of half j / (G / 2), slot h in the low short, h + 2 the high
+                int lane = 2 * (j % (G / 2)) + s / 2;
+                int o = first * groups * 12 * G + (g * 2 + s % 2) * n * 6 * G + (row * 2 + j / (G / 2)) * G + lane, plane = n * 2 * G;
                 values[o] = (short) (q[e] | (q[e + 6] & 15) << 6 | q[e + 1] << 10);
                 values[o + plane] = (short) (q[e + 2] | (q[e + 7] & 15) << 6 | q[e + 3] << 10);
                 values[o + 2 * plane] = (short) (q[e + 4] | (q[e + 6] >> 4 | (q[e + 7] >> 4) << 2) << 6 | q[e + 5] << 10);
@@ -191,71 +196,96 @@ final class PackedQ6K implements JavaPackedMatrix {
     @Override
     public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
         NibbleActivations a = NibbleActivations.of(x, cols);
-        float[] sums = new float[ROWS * F.length()];
+        short[] pairs = PAIRS.get();
+        if (pairs.length < a.groups * 36 * G) {
+            pairs = new short[a.groups * 36 * G];
+            PAIRS.set(pairs);
+        }
+        int half = F.length();
+        float[] sums = new float[ROWS * 2 * half];
         for (int r = rowStart; r < rowEnd; ) {
             int first = r / ROWS * ROWS, n = Math.min(ROWS, rows - first), end = Math.min(n, rowEnd - first);
-            dotRows(a, first, n, r - first, end, sums);
+            dotRows(a, pairs, r == rowStart, first, n, r - first, end, sums);
             for (int i = r - first; i < end; i++) {
-                out.setAtIndex(JavaKernels.F32, first + i, FloatVector.fromArray(F, sums, i * F.length()).reduceLanes(VectorOperators.ADD));
+                FloatVector f = FloatVector.fromArray(F, sums, 2 * i * half).add(FloatVector.fromArray(F, sums, (2 * i + 1) * half));
+                out.setAtIndex(JavaKernels.F32, first + i, f.reduceLanes(VectorOperators.ADD));
             }
             r = first + end;
         }
     }
 
+    /** Per thread: x's values in the layout's lane pairs, [groups][2 h][2 halves][9][G] (see dotRows). */
+    private static final ThreadLocal<short[]> PAIRS = ThreadLocal.withInitial(() -> new short[0]);
+    /** Lane 2i of a pair vector takes lane i of the slot h vector, lane 2i + 1 lane i of the slot h + 2 one (as -G + i). */
+    private static final VectorShuffle<Short> PAIR_LOW = VectorShuffle.fromOp(SV, l -> l % 2 == 0 ? l / 2 : l / 2 - SV.length());
+    private static final VectorShuffle<Short> PAIR_HIGH = VectorShuffle.fromOp(SV, l -> l % 2 == 0 ? SV.length() / 2 + l / 2 : l / 2 - SV.length() / 2);
+    private static final int LOW6 = 0x003F003F, NIBBLE = 0x000F000F, BITS45 = 0x00300030;
+
     /**
-     * Rows first + i . x for i in [from, to) of the block of n rows at row first, as F.length() lanes each into
-     * sums[i F.length()..]: per group and sub-block h of the blocks, for each row, its two slots' (h and h + 2) 16-bit
-     * sums added as ints, then ((d scale) dx) times that in f32 (a row's terms in the same order as one row at a time).
-     * Per slot, -32 sum xq + sum q xq over its 8 positions in 16 bits that wrap, i.e. exactly sum (q - 32) xq: shorts
-     * S0 and S1 (j = 0, 1) give q_2j, q_2j+1 and, with S2's bits, q_6+j; S2 gives q4, q5; position k's xq is at
-     * xq[xo + 4 G k].
+     * Rows first + i . x for i in [from, to) of the block of n rows at row first, into sums[(2 i + t) F.length()..]
+     * (t: which half of the G blocks). Per group g and sub-block h and for each row, a short vector holds G / 2 blocks'
+     * two slots of h (h and h + 2: the same scale) as lane pairs, so one int lane is one block: per slot -32 sum xq +
+     * sum q xq in 16 bits that wrap, exactly sum (q - 32) xq; the pair's two shorts added as ints (the sub-block's sum),
+     * times its int8 scale (|.| <= 65024 * 128 < 2^23, exact), converted to f32 and times d dx (two f16 values: exact)
+     * added to sums: one rounding per sub-block and row. q0..q5 are one and (q0, q2, q4) or an int shift and an and
+     * (q1, q3, q5: an int shift has an immediate count, a 16-bit one costs C2 a vmovd of its count each time), q6 and
+     * q7 two shifts and two ands, or'ed. When fresh, x's values are first put in pairs[] in that lane order (here, not
+     * in matvec: a method called once per product runs in C1, with boxed vectors, for thousands of calls).
      *
      * <p>Why rows innermost: the row loop is then a counted loop whose indices grow by constants (2 G shorts, G bytes,
      * G / 8 floats per row: powers of two; a stride such as 6 G, C2 multiplies by shifts and adds and then no longer
      * sees the index as linear in the row), so C2 moves the Vector API's bounds checks in front of it (loop
-     * predication), and x's loads (the same for every row) need no check in it either: ~175 instructions and 2
-     * branches per row and half group at 16 lanes, where one row at a time compiled to 330-400 with 37-39 branches
-     * (section 22). The loop bounds are kept plain (t over the two slots rather than s = h, h + 2: a loop from h is not
-     * unrolled, and its checks stay). No helper methods: C2 stops inlining our calls in a kernel of this many vector
-     * operations (NodeCountInliningCutoff) and then calls them with boxed vectors, 40x slower.
+     * predication), and x's loads (the same for every row) need no check in it either: section 24. The loop bounds are
+     * kept plain (t from 0). No helper methods: C2 stops inlining our calls in a kernel of this many vector operations
+     * (NodeCountInliningCutoff) and then calls them with boxed vectors, 40x slower.
      */
-    private void dotRows(NibbleActivations a, int first, int n, int from, int to, float[] sums) {
+    private void dotRows(NibbleActivations a, short[] pairs, boolean fresh, int first, int n, int from, int to, float[] sums) {
         short[] w = values, xq = a.xq;
         int half = F.length();
-        Arrays.fill(sums, from * half, to * half, 0f);
+        if (fresh) { // pairs[((g 2 + h) 2 + t) 9 + k][G]: position k's x (k = 8: minus32), the blocks of half t
+            for (int g = 0; g < a.groups; g++) {
+                for (int h = 0; h < 2; h++) {
+                    for (int k = 0; k < 9; k++) {
+                        short[] src = k < 8 ? xq : a.minus32;
+                        int lo = k < 8 ? ((g * 8 + k) * 4 + h) * G : (g * 4 + h) * G;
+                        ShortVector low = ShortVector.fromArray(SV, src, lo), high = ShortVector.fromArray(SV, src, lo + 2 * G);
+                        low.rearrange(PAIR_LOW, high).intoArray(pairs, (((g * 2 + h) * 2) * 9 + k) * G);
+                        low.rearrange(PAIR_HIGH, high).intoArray(pairs, (((g * 2 + h) * 2 + 1) * 9 + k) * G);
+                    }
+                }
+            }
+        }
+        Arrays.fill(sums, 2 * from * half, 2 * to * half, 0f);
         for (int g = 0; g < groups; g++) {
             for (int h = 0; h < 2; h++) {
                 int vAt = first * groups * 12 * G + (g * 2 + h) * n * 6 * G, sAt = first * groups * 2 * G + (g * 2 + h) * n * G;
                 int dAt = first * groups * (G / SUPER) + g * n * (G / SUPER), plane = n * 2 * G;
                 for (int i = from; i < to; i++) {
-                    IntVector sum0 = IntVector.zero(JavaKernels.I), sum1 = sum0; // the G lanes as two F.length() halves
                     for (int t = 0; t < 2; t++) {
-                        int s = h + 2 * t, at = vAt + i * (2 * G) + t * G, xo = (g * 32 + s) * G;
+                        int at = vAt + i * (2 * G) + t * G, xo = ((g * 2 + h) * 2 + t) * 9 * G;
+                        ShortVector s0 = ShortVector.fromArray(SV, w, at), s1 = ShortVector.fromArray(SV, w, at + plane);
                         ShortVector s2 = ShortVector.fromArray(SV, w, at + 2 * plane);
-                        ShortVector acc = ShortVector.fromArray(SV, a.minus32, (g * 4 + s) * G);
-                        acc = acc.add(s2.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 16 * G)));
-                        acc = acc.add(s2.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + 20 * G)));
-                        for (int j = 0; j < 2; j++) {
-                            ShortVector sj = ShortVector.fromArray(SV, w, at + j * plane);
-                            acc = acc.add(sj.and((short) 63).mul(ShortVector.fromArray(SV, xq, xo + 8 * j * G)));
-                            acc = acc.add(sj.lanewise(VectorOperators.LSHR, 10).mul(ShortVector.fromArray(SV, xq, xo + (8 * j + 4) * G)));
-                            ShortVector q = sj.lanewise(VectorOperators.LSHR, 6).and((short) 15)
-                                    .or(s2.lanewise(VectorOperators.LSHR, 2 + 2 * j).and((short) 0x30));
-                            acc = acc.add(q.mul(ShortVector.fromArray(SV, xq, xo + (24 + 4 * j) * G)));
-                        }
-                        sum0 = sum0.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 0));
-                        sum1 = sum1.add((IntVector) acc.convertShape(VectorOperators.S2I, JavaKernels.I, 1));
+                        IntVector u0 = s0.reinterpretAsInts(), u1 = s1.reinterpretAsInts(), u2 = s2.reinterpretAsInts();
+                        // four partial sums (a shorter chain of adds than one), all in 16 bits that wrap
+                        ShortVector acc = ShortVector.fromArray(SV, pairs, xo + 8 * G).add(s0.and((short) 63).mul(ShortVector.fromArray(SV, pairs, xo)));
+                        ShortVector acc1 = u0.lanewise(VectorOperators.LSHR, 10).and(LOW6).reinterpretAsShorts().mul(ShortVector.fromArray(SV, pairs, xo + G));
+                        ShortVector acc2 = s1.and((short) 63).mul(ShortVector.fromArray(SV, pairs, xo + 2 * G));
+                        ShortVector acc3 = u1.lanewise(VectorOperators.LSHR, 10).and(LOW6).reinterpretAsShorts().mul(ShortVector.fromArray(SV, pairs, xo + 3 * G));
+                        acc = acc.add(s2.and((short) 63).mul(ShortVector.fromArray(SV, pairs, xo + 4 * G)));
+                        acc1 = acc1.add(u2.lanewise(VectorOperators.LSHR, 10).and(LOW6).reinterpretAsShorts().mul(ShortVector.fromArray(SV, pairs, xo + 5 * G)));
+                        IntVector q6 = u0.lanewise(VectorOperators.LSHR, 6).and(NIBBLE).or(u2.lanewise(VectorOperators.LSHR, 2).and(BITS45));
+                        acc2 = acc2.add(q6.reinterpretAsShorts().mul(ShortVector.fromArray(SV, pairs, xo + 6 * G)));
+                        IntVector q7 = u1.lanewise(VectorOperators.LSHR, 6).and(NIBBLE).or(u2.lanewise(VectorOperators.LSHR, 4).and(BITS45));
+                        acc3 = acc3.add(q7.reinterpretAsShorts().mul(ShortVector.fromArray(SV, pairs, xo + 7 * G)));
+                        acc = acc.add(acc1).add(acc2.add(acc3));
+                        IntVector pair = acc.reinterpretAsInts(); // the block's two slot sums, each exact in its short
+                        IntVector sum = pair.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).add(pair.lanewise(VectorOperators.ASHR, 16));
+                        sum = sum.mul((IntVector) ByteVector.fromArray(FB, scales, sAt + i * G + t * half).convertShape(VectorOperators.B2I, JavaKernels.I, 0));
+                        FloatVector ddx = FloatVector.fromArray(F, d, dAt + i * (G / SUPER) + t * (half / SUPER)).rearrange(D_LANES)
+                                .mul(FloatVector.fromArray(F, a.dx, g * G + t * half));
+                        int si = (2 * i + t) * half;
+                        ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(ddx, FloatVector.fromArray(F, sums, si)).intoArray(sums, si);
                     }
-                    // the two halves of the G lanes (F.length() blocks each); no loop over them: C2 boxes a vector phi
-                    int sc = sAt + i * G, di = dAt + i * (G / SUPER);
-                    FloatVector f = FloatVector.fromArray(F, sums, i * half);
-                    FloatVector scale = (FloatVector) ByteVector.fromArray(FB, scales, sc).convertShape(VectorOperators.B2F, F, 0);
-                    FloatVector weight = scale.mul(FloatVector.fromArray(F, d, di).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G));
-                    f = ((FloatVector) sum0.convert(VectorOperators.I2F, 0)).fma(weight, f);
-                    scale = (FloatVector) ByteVector.fromArray(FB, scales, sc + half).convertShape(VectorOperators.B2F, F, 0);
-                    weight = scale.mul(FloatVector.fromArray(F, d, di + half / SUPER).rearrange(D_LANES)).mul(FloatVector.fromArray(F, a.dx, g * G + half));
-                    f = ((FloatVector) sum1.convert(VectorOperators.I2F, 0)).fma(weight, f);
-                    f.intoArray(sums, i * half);
                 }
             }
         }

@@ -132,11 +132,12 @@ class PackedQ6KTest {
 
     /**
      * The kernel's arithmetic in plain Java, lane by lane: per group, sub-block h of 16 and block (lane (block % G) %
-     * LANES), the exact integer sum (q - 32) xq times ((d scale) dx), in the kernel's order; the lanes summed in double.
+     * LANES of the half (block % G) / LANES), the exact integer sum (q - 32) xq times the scale (an exact int), times
+     * d dx (exact), in the kernel's order; each lane's two halves added in f32, the lanes summed in double.
      * Returns {sum, sum of |lane|} (the second bounds the rounding of the kernel's horizontal sum).
      */
     private static double[] scalarReference(MemorySegment w, int row, int cols, MemorySegment q8) {
-        float[] lanes = new float[LANES];
+        float[][] halves = new float[2][LANES];
         long at = row * WeightType.Q6_K.rowBytes(cols);
         for (int g = 0; g < (cols / 32 + G - 1) / G; g++) {
             for (int h = 0; h < 2; h++) {
@@ -148,12 +149,15 @@ class PackedQ6KTest {
                     for (int l = 16 * h; l < 16 * h + 16; l++) {
                         dot += (KQuant.q6kValue(w, sb, 32 * (b % 8) + l) - 32) * q8.get(ValueLayout.JAVA_BYTE, 34L * b + 2 + l);
                     }
-                    float scale = w.get(ValueLayout.JAVA_BYTE, sb + 192 + 2 * (b % 8) + h);
+                    int scale = w.get(ValueLayout.JAVA_BYTE, sb + 192 + 2 * (b % 8) + h);
+                    float[] lanes = halves[(b % G) / LANES];
                     int lane = (b % G) % LANES;
-                    lanes[lane] = Math.fma((float) dot, scale * d * dx, lanes[lane]);
+                    lanes[lane] = Math.fma((float) (dot * scale), d * dx, lanes[lane]);
                 }
             }
         }
+        float[] lanes = new float[LANES];
+        for (int i = 0; i < LANES; i++) lanes[i] = halves[0][i] + halves[1][i];
         return PackedNibblesTest.sumAndSize(lanes);
     }
 
