@@ -104,7 +104,9 @@ public final class BenchRunner {
             // warm-up: JIT, buffers. The decode steps go on until the forward pass's own Java code (its per-layer
             // lambdas run a few hundred times a step) is C2-compiled too: after 2 steps the first timed rep of a Java
             // q4_0 decode ran at 70-80% of the later ones (C2 still compiling kernels in it), after 34 within ~2%.
-            target.prefill(randomTokens(random, target, Math.min(64, Math.max(1, s.promptTokens()))), s.depth());
+            // The prefill warm-up is the test's own length (as llama-bench's): after a 64-token one, the first timed
+            // 128-token Java prefill still ran at 57-75% of the second.
+            target.prefill(randomTokens(random, target, Math.max(1, s.promptTokens())), s.depth());
             int span = Math.max(2, s.genTokens()); // warm-up positions repeat the tests' own (depth .. depth + span)
             for (int g = 0; g < WARMUP_DECODES; g++) {
                 target.decode(random.nextInt(target.vocabSize()), s.depth() + g % span);

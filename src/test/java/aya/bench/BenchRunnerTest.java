@@ -38,6 +38,7 @@ class BenchRunnerTest {
         final long prefillNs, decodeNs, decodeNsPerPos;
         final List<Integer> decodePositions = new ArrayList<>();
         final List<Integer> prefillStarts = new ArrayList<>();
+        final List<Integer> prefillLengths = new ArrayList<>();
         List<String> events = new ArrayList<>();
         long touchNs;
         boolean closed;
@@ -76,6 +77,7 @@ class BenchRunnerTest {
         public void prefill(int[] tokens, int pos0) {
             for (int t : tokens) assertTrue(t >= 0 && t < 100);
             prefillStarts.add(pos0);
+            prefillLengths.add(tokens.length);
             events.add(backend + " prefill");
             clock[0] += prefillNs * tokens.length;
         }
@@ -135,6 +137,7 @@ class BenchRunnerTest {
         for (int rep = 0; rep < 3; rep++) for (int pos = 0; pos < 32; pos++) expected.add(pos);
         assertEquals(expected, java.decodePositions);
         assertEquals(List.of(0, 0, 0, 0), java.prefillStarts);
+        assertEquals(List.of(512, 512, 512, 512), java.prefillLengths, "the warm-up prefill is the test's length");
         assertEquals(List.of(), java.fills, "no depth: nothing to fill");
 
         JsonNode json = new ObjectMapper().readTree(j.toJson());
@@ -201,6 +204,7 @@ class BenchRunnerTest {
         expected.addAll(List.of(2048, 2049, 2050, 2051, 2048, 2049, 2050, 2051));
         assertEquals(expected, t.decodePositions);
         assertEquals(List.of(2048), t.fills, "the context is filled once");
+        assertEquals(List.of(1), t.prefillLengths, "no prefill test: a one-token warm-up prefill only");
         JsonNode json = new ObjectMapper().readTree(r.toJson());
         assertTrue(json.get("prefill_tokens_per_s").isNull(), "skipped prefill is null, not NaN");
         assertEquals(2048, json.get("depth").asInt());
