@@ -44,7 +44,11 @@ final class NibbleGemm {
     /** Fewer tokens take the f32 GEMM (below a tile the padding and x's quantization are not paid back). */
     static final int MIN_TOKENS = 16;
 
-    /** Rows per micro-kernel tile: R broadcasts and T loads feed R x T multiply-adds per pair. */
+    /**
+     * Rows per micro-kernel tile: R broadcasts and T loads feed R x T multiply-adds per pair. 4 x 2 (with its eight
+     * f32 sums in registers, or drained through memory) made C2 stop inlining the Vector API calls
+     * (NodeCountInliningCutoff) and box them: 10x slower; 2 x 2 inlines fully.
+     */
     static final int R = 2;
     /** Token vectors per tile. */
     static final int T = 2;
