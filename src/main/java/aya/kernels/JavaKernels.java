@@ -178,6 +178,8 @@ public final class JavaKernels implements Kernels {
             for (int t = 0; t < tokens; t++) {
                 p.matvec(x.asSlice((long) t * p.cols() * 4), out.asSlice((long) t * outStride * 4), rowStart, rowEnd);
             }
+        } else if (p instanceof PackedNibbles n && NibbleGemm.uses(tokens)) { // the 4-bit formats in 16-bit lanes
+            NibbleGemm.matmul(n, x, out, tokens, outStride, rowStart, rowEnd);
         } else {
             gemm(p, x, false, out, tokens, p.cols(), outStride, rowStart, rowEnd);
         }

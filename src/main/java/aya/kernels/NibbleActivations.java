@@ -95,13 +95,7 @@ final class NibbleActivations {
                 for (int s = 0; s < 4; s++) {
                     IntVector slotSum = IntVector.zero(I);
                     for (int k = 0; k < 8; k++) {
-                        FloatVector v = FloatVector.fromArray(F, staged, (k + SLOT_OFFSET[s]) * G + h).mul(id);
-                        // C's roundf, exactly (as native's round_away): truncate, then one step away from
-                        // zero when the exact remainder is at least a half
-                        IntVector t = (IntVector) v.convert(VectorOperators.F2I, 0);
-                        FloatVector rest = v.sub((FloatVector) t.convert(VectorOperators.I2F, 0)).abs();
-                        IntVector away = IntVector.broadcast(I, 1).blend(-1, v.compare(VectorOperators.LT, 0f).cast(I));
-                        IntVector q = t.add(away, rest.compare(VectorOperators.GE, 0.5f).cast(I));
+                        IntVector q = roundf(FloatVector.fromArray(F, staged, (k + SLOT_OFFSET[s]) * G + h).mul(id));
                         slotSum = slotSum.add(q);
                         ((ShortVector) q.convertShape(VectorOperators.I2S, PackedNibbles.S_HALF, 0))
                                 .intoArray(xq, ((g * 8 + k) * 4 + s) * G + h);
@@ -122,6 +116,17 @@ final class NibbleActivations {
                 }
             }
         }
+    }
+
+    /**
+     * C's roundf, lane-wise and exactly (as native's round_away): truncate, then one step away from zero when the
+     * exact remainder is at least a half. Shared with {@link NibbleGemm}'s quantization of x.
+     */
+    static IntVector roundf(FloatVector v) {
+        IntVector t = (IntVector) v.convert(VectorOperators.F2I, 0);
+        FloatVector rest = v.sub((FloatVector) t.convert(VectorOperators.I2F, 0)).abs();
+        IntVector away = IntVector.broadcast(I, 1).blend(-1, v.compare(VectorOperators.LT, 0f).cast(I));
+        return t.add(away, rest.compare(VectorOperators.GE, 0.5f).cast(I));
     }
 
     private static int[] strideMap() {

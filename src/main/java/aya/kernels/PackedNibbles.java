@@ -143,6 +143,26 @@ final class PackedNibbles implements JavaPackedMatrix {
         return 2L * nibbles.length + 4L * scales.length + (offsets == null ? 0 : 4L * offsets.length);
     }
 
+    /** The file's bytes of the matrix (what {@link NibbleGemm} unpacks). */
+    MemorySegment source() {
+        return source;
+    }
+
+    /** Per block s, row r's block b at r * {@link #blockStride()} + b (read by {@link NibbleGemm}). */
+    float[] scales() {
+        return scales;
+    }
+
+    /** Per block o + 8 s (Q4_K) at the index of {@link #scales()}; null for Q4_0. */
+    float[] offsets() {
+        return offsets;
+    }
+
+    /** Blocks per row in {@link #scales()} (the row's groups of G, the last one padded). */
+    int blockStride() {
+        return groups * G;
+    }
+
     @Override
     public String toString() {
         return "PackedNibbles[" + sourceType + " " + rows + "x" + cols + "]";

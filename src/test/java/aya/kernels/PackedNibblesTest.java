@@ -22,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * backend's Q8_0 ones ({@link Quant#quantizeQ8_0}, bit-exact with native's quantizer per native/tests) value for value;
  * the one-token product equals a scalar reference of the same arithmetic to float rounding of the final sums, and the
  * double product of the dequantized weights and those activations within QuantTest's bound for the native backend;
- * the GEMM (through the widening) the double product with f32 activations. Runs at 16 lanes (G = 32) and, in the
+ * the f32 GEMM (through the widening) the double product with f32 activations, the 16-bit one ({@link NibbleGemm},
+ * from 16 tokens at 512-bit vectors) the double product with Q8_0 activations. Runs at 16 lanes (G = 32) and, in the
  * pom's avx2 execution, at 8 (G = 16).
  */
 class PackedNibblesTest {
@@ -239,9 +240,10 @@ class PackedNibblesTest {
                                     continue;
                                 }
                                 boolean decode = tokens < JavaKernels.GEMM_MIN_TOKENS;
+                                boolean quantizedX = decode || NibbleGemm.uses(tokens); // the 16-bit GEMM's x is Q8_0's too
                                 double want = 0, size = 0, exact = 0;
                                 for (int i = 0; i < cols; i++) {
-                                    double term = (double) wHat[r * cols + i] * (decode ? xHat : x)[t * cols + i];
+                                    double term = (double) wHat[r * cols + i] * (quantizedX ? xHat : x)[t * cols + i];
                                     want += term;
                                     size += Math.abs(term);
                                     exact += (double) wHat[r * cols + i] * x[t * cols + i];
@@ -253,6 +255,8 @@ class PackedNibblesTest {
                                     assertEquals(want, got, 4e-6 * Math.sqrt(cols) * size + 1e-6, where + " vs dequantized");
                                     // and the activations' rounding stays small next to the size of the sum
                                     assertEquals(exact, got, 0.03 * size + 1e-6, where + " vs f32 activations");
+                                } else if (quantizedX) { // NibbleGemmTest checks it against its scalar reference
+                                    assertEquals(want, got, 4e-6 * Math.sqrt(cols) * size + 1e-6, where + " (16-bit GEMM)");
                                 } else {
                                     assertEquals(want, got, KQuantTest.javaBound(cols, size), where + " (GEMM)");
                                 }
