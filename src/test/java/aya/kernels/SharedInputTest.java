@@ -30,7 +30,9 @@ class SharedInputTest {
     @MethodSource("backends")
     void sharedInputGivesTheBitsOfEachCallsOwn(String backend) {
         int half = JavaKernels.TW / 2;
-        int[] tokenCounts = {2, JavaKernels.GEMM_MIN_TOKENS, JavaKernels.TW + 1, 2 * JavaKernels.TW + half - 3,
+        // from GEMM_MIN_TOKENS: below it the products are matrix-vector, whose lane sums C2 and the interpreter may
+        // order differently, so two calls need not agree to the bit (and there is nothing to share)
+        int[] tokenCounts = {JavaKernels.GEMM_MIN_TOKENS, JavaKernels.TW + 1, 2 * JavaKernels.TW + half - 3,
                 JavaKernels.NC + half + 1};
         SplittableRandom rnd = new SplittableRandom(3);
         try (Kernels k = Backend.open(backend); Arena arena = Arena.ofShared()) {
