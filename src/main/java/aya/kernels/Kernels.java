@@ -56,10 +56,9 @@ public sealed interface Kernels extends AutoCloseable permits JavaKernels, Nativ
      * Prefill: activations x [tokens, inDim] prepared once for the matmul calls of the job that follows, the work spread
      * over {@code pool} (the Java GEMM transposes x into token tiles, which every call over a slice of rows would
      * otherwise do again). Until the returned handle is closed x must not change, and the {@link #matmul} calls (or
-     * with {@code bf16}, the {@link #matmulBf16Activations} calls) whose x is this segment (same address), and these
-     * tokens and inDim, may read the prepared copy: their results are the same bit for bit. Calls not in the open
-     * handle's job run as before. Called outside the pool's jobs (it runs one);
-     * the default prepares nothing: the native kernels read x as it is.
+     * with {@code bf16}, the {@link #matmulBf16Activations} calls) whose x is an equal segment (same memory, same
+     * size) with these tokens and inDim may read the prepared copy: their results are the same bit for bit. Called
+     * outside the pool's jobs (it runs one); the default prepares nothing: the native kernels read x as it is.
      */
     default SharedInput shareInput(MemorySegment x, int tokens, int inDim, boolean bf16, Parallel pool) {
         return SharedInput.NONE;
