@@ -77,12 +77,19 @@ public final class JavaKernels implements Kernels {
         /** The output of the current MC rows for the current tokens, summed over k blocks: [MC][NC]. */
         final float[] acc = new float[MC * NC];
 
-        /** Room for NC tokens of inDim inputs (the old tiles are freed now, not whenever the GC runs). */
-        void grow(int inDim) {
-            free();
-            xtArena = Arena.ofShared();
-            xt = xtArena.allocate(4L * NC * inDim, 64);
-            panel = new float[MC * Math.min(inDim, KR)];
+        /**
+         * Room for inDim inputs: the panel, and with ownTiles NC tokens of x (the old tiles are freed now, not whenever
+         * the GC runs); a call whose x {@link #shareInput} transposed needs no tiles of its own.
+         */
+        void grow(int inDim, boolean ownTiles) {
+            if (ownTiles && xt.byteSize() < 4L * NC * inDim) {
+                free();
+                xtArena = Arena.ofShared();
+                xt = xtArena.allocate(4L * NC * inDim, 64);
+            }
+            if (panel.length < MC * Math.min(inDim, KR)) {
+                panel = new float[MC * Math.min(inDim, KR)];
+            }
         }
 
         void free() {
@@ -99,6 +106,25 @@ public final class JavaKernels implements Kernels {
      */
     private final java.util.concurrent.ConcurrentLinkedDeque<Gemm> gemmScratch = new java.util.concurrent.ConcurrentLinkedDeque<>();
     private volatile boolean closed;
+
+    /** Token tiles of an x that {@link #shareInput} transposed once for every GEMM call of a job (layout of Gemm.xt). */
+    private static final class SharedTiles {
+        final Arena arena = Arena.ofShared();
+        final MemorySegment xt;
+        /** What they hold while shared. */
+        MemorySegment x;
+        int tokens, inDim;
+        boolean roundX;
+
+        SharedTiles(long bytes) {
+            xt = arena.allocate(bytes, 64);
+        }
+    }
+
+    /** The tiles shared now, read by every GEMM call (copy on write: it changes twice per shared job). */
+    private volatile SharedTiles[] shared = new SharedTiles[0];
+    /** Tiles of closed shares, for the next ones. */
+    private final java.util.concurrent.ConcurrentLinkedDeque<SharedTiles> spareTiles = new java.util.concurrent.ConcurrentLinkedDeque<>();
 
     @Override
     public String name() {
@@ -139,14 +165,20 @@ public final class JavaKernels implements Kernels {
      */
     private void gemm(GemmRows w, MemorySegment x, boolean roundX, MemorySegment out,
                       int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
+        MemorySegment sharedXt = sharedTiles(x, tokens, inDim, roundX);
         Gemm g = gemmScratch.pollFirst();
         if (g == null) g = new Gemm();
         try {
-            if (g.xt.byteSize() < 4L * NC * inDim) {
-                g.grow(inDim);
-            }
+            g.grow(inDim, sharedXt == null);
             for (int t0 = 0; t0 < tokens; t0 += NC) {
-                gemm(w, x, roundX, out, t0, Math.min(NC, tokens - t0), inDim, outStride, rowStart, rowEnd, g);
+                int chunk = Math.min(NC, tokens - t0);
+                MemorySegment xt = g.xt;
+                if (sharedXt != null) { // the shared tiles of token t0 start at t0 * inDim, as in a pass of their own
+                    xt = sharedXt.asSlice(4L * t0 * inDim);
+                } else {
+                    transpose(x, roundX, t0, chunk, paddedTokens(chunk), inDim, xt, g.stage);
+                }
+                gemm(w, xt, out, t0, chunk, inDim, outStride, rowStart, rowEnd, g);
             }
         } finally {
             if (closed) {
@@ -185,6 +217,69 @@ public final class JavaKernels implements Kernels {
         }
     }
 
+    @Override
+    public SharedInput shareInput(MemorySegment x, int tokens, int inDim, boolean bf16, Parallel pool) {
+        if (tokens < GEMM_MIN_TOKENS || closed) {
+            return SharedInput.NONE; // matrix-vector products read x as it is
+        }
+        int padded = paddedTokens(tokens);
+        long bytes = 4L * padded * inDim;
+        SharedTiles t = spareTiles.pollFirst();
+        if (t != null && t.xt.byteSize() < bytes) {
+            t.arena.close();
+            t = null;
+        }
+        SharedTiles tiles = t != null ? t : new SharedTiles(bytes);
+        // the same tiles as each call's transpose makes (tokens past NC are further tiles), one KC block per item
+        int kBlocks = (inDim + KC - 1) / KC, items = (padded + TW - 1) / TW * kBlocks;
+        pool.forRange(items, 1, (worker, from, to) -> {
+            float[] stage = new float[TW * KC];
+            for (int i = from; i < to; i++) {
+                transposeBlock(x, bf16, 0, tokens, padded, inDim, tiles.xt, stage, i / kBlocks * TW, i % kBlocks * KC);
+            }
+        });
+        tiles.x = x;
+        tiles.tokens = tokens;
+        tiles.inDim = inDim;
+        tiles.roundX = bf16;
+        synchronized (this) {
+            SharedTiles[] now = Arrays.copyOf(shared, shared.length + 1);
+            now[now.length - 1] = tiles;
+            shared = now;
+        }
+        return () -> unshare(tiles);
+    }
+
+    /** Ends a share: the GEMM calls from now on transpose x themselves. */
+    private void unshare(SharedTiles tiles) {
+        synchronized (this) {
+            SharedTiles[] now = Arrays.stream(shared).filter(t -> t != tiles).toArray(SharedTiles[]::new);
+            if (now.length == shared.length) return; // closed twice
+            shared = now;
+        }
+        tiles.x = null;
+        if (closed) {
+            tiles.arena.close();
+        } else {
+            spareTiles.offerFirst(tiles);
+        }
+    }
+
+    /** The shared tiles of x for a call with these tokens, inDim and rounding, or null. */
+    private MemorySegment sharedTiles(MemorySegment x, int tokens, int inDim, boolean roundX) {
+        for (SharedTiles t : shared) {
+            if (t.x.equals(x) && t.tokens == tokens && t.inDim == inDim && t.roundX == roundX) {
+                return t.xt;
+            }
+        }
+        return null;
+    }
+
+    /** Tokens rounded up to whole vectors: the tiles' zero padding. */
+    private static int paddedTokens(int tokens) {
+        return (tokens + F.length() - 1) / F.length() * F.length();
+    }
+
     /** Off-heap bytes of one GEMM call's scratch for inputs of width inDim (x's token tiles). */
     public static long gemmScratchBytes(int inDim) {
         return 4L * NC * inDim;
@@ -196,6 +291,7 @@ public final class JavaKernels implements Kernels {
         if (closed) return;
         closed = true;
         for (Gemm g; (g = gemmScratch.pollFirst()) != null; ) g.free();
+        for (SharedTiles t; (t = spareTiles.pollFirst()) != null; ) t.arena.close();
     }
 
     /**
@@ -203,12 +299,10 @@ public final class JavaKernels implements Kernels {
      * (row by row), then for each KC block of those run every token tile over it, RB rows at a time. Zero rows and zero tokens pad the last blocks
      * (their sums are never stored; zeros just keep those lanes finite).
      */
-    private static void gemm(GemmRows w, MemorySegment x, boolean roundX, MemorySegment out, int t0, int tokens,
+    private static void gemm(GemmRows w, MemorySegment xt, MemorySegment out, int t0, int tokens,
                              int inDim, int outStride, int rowStart, int rowEnd, Gemm g) {
         int padded = (tokens + F.length() - 1) / F.length() * F.length();
-        MemorySegment xt = g.xt;
         float[] panel = g.panel, acc = g.acc;
-        transpose(x, roundX, t0, tokens, padded, inDim, xt, g.stage);
         for (int r0 = rowStart; r0 < rowEnd; r0 += MC) {
             int rows = Math.min(MC, rowEnd - r0);
             int blocks = (rows + RB - 1) / RB;
@@ -256,27 +350,33 @@ public final class JavaKernels implements Kernels {
     private static void transpose(MemorySegment x, boolean roundX, int t0, int tokens, int padded, int inDim,
                                   MemorySegment xt, float[] stage) {
         for (int tile = 0; tile < padded; tile += TW) {
-            int width = Math.min(TW, padded - tile);
-            int real = Math.min(width, tokens - tile); // the rest of the tile is zero padding
             for (int k0 = 0; k0 < inDim; k0 += KC) {
-                int kc = Math.min(KC, inDim - k0);
-                for (int j = 0; j < real; j++) {
-                    long from = (long) (t0 + tile + j) * inDim + k0;
-                    if (roundX) {
-                        roundToBf16(x, from, stage, j * KC, kc);
-                    } else {
-                        MemorySegment.copy(x, F32, from * 4, stage, j * KC, kc);
-                    }
-                }
-                int at = tile * inDim + k0 * width;
-                for (int k = 0; k < kc; k++, at += width) {
-                    for (int j = 0; j < real; j++) {
-                        xt.setAtIndex(F32, at + j, stage[j * KC + k]);
-                    }
-                    for (int j = real; j < width; j++) {
-                        xt.setAtIndex(F32, at + j, 0f);
-                    }
-                }
+                transposeBlock(x, roundX, t0, tokens, padded, inDim, xt, stage, tile, k0);
+            }
+        }
+    }
+
+    /** The part of {@link #transpose} for columns [k0, k0 + KC) of the tile of token t0 + tile. */
+    private static void transposeBlock(MemorySegment x, boolean roundX, int t0, int tokens, int padded, int inDim,
+                                       MemorySegment xt, float[] stage, int tile, int k0) {
+        int width = Math.min(TW, padded - tile);
+        int real = Math.min(width, tokens - tile); // the rest of the tile is zero padding
+        int kc = Math.min(KC, inDim - k0);
+        for (int j = 0; j < real; j++) {
+            long from = (long) (t0 + tile + j) * inDim + k0;
+            if (roundX) {
+                roundToBf16(x, from, stage, j * KC, kc);
+            } else {
+                MemorySegment.copy(x, F32, from * 4, stage, j * KC, kc);
+            }
+        }
+        int at = tile * inDim + k0 * width;
+        for (int k = 0; k < kc; k++, at += width) {
+            for (int j = 0; j < real; j++) {
+                xt.setAtIndex(F32, at + j, stage[j * KC + k]);
+            }
+            for (int j = real; j < width; j++) {
+                xt.setAtIndex(F32, at + j, 0f);
             }
         }
     }

@@ -52,6 +52,27 @@ public sealed interface Kernels extends AutoCloseable permits JavaKernels, Nativ
     void matmulBf16Activations(MemorySegment w, MemorySegment x, MemorySegment out,
                                int tokens, int inDim, int outStride, int rowStart, int rowEnd);
 
+    /**
+     * Prefill: activations x [tokens, inDim] prepared once for the matmul calls of the job that follows, the work spread
+     * over {@code pool} (the Java GEMM transposes x into token tiles, which every call over a slice of rows would
+     * otherwise do again). Until the returned handle is closed x must not change, and the {@link #matmul} calls (or
+     * with {@code bf16}, the {@link #matmulBf16Activations} calls) whose x is an equal segment (same memory, same
+     * size) with these tokens and inDim may read the prepared copy: their results are the same bit for bit. Called
+     * outside the pool's jobs (it runs one); the default prepares nothing: the native kernels read x as it is.
+     */
+    default SharedInput shareInput(MemorySegment x, int tokens, int inDim, boolean bf16, Parallel pool) {
+        return SharedInput.NONE;
+    }
+
+    /** What {@link #shareInput} prepared; closing it gives the copy back to the backend. */
+    interface SharedInput extends AutoCloseable {
+        /** Nothing prepared. */
+        SharedInput NONE = () -> { };
+
+        @Override
+        void close();
+    }
+
     /** out[i] = f32(row {@code row} of table [rows, dim] in {@code type}) for i &lt; dim: embedding lookup. */
     void embed(WeightType type, MemorySegment table, long row, int dim, MemorySegment out);
 

@@ -880,20 +880,22 @@ public final class AyaForward implements AutoCloseable {
         int qRows = layer.wq.rows(), kRows = layer.wk.rows(), vRows = layer.wv.rows(), ff = layer.wGate.rows();
         int qkvRows = qRows + kRows + vRows;
         int rows = qkvRows + 2 * ff;
-        pool.forPieces(rows, pieceRows(rows, 8, n), (worker, from, to) -> {
-            rowSlice(layer.wq, sc.xb, sc.q, n, from, to, 0);
-            rowSlice(layer.wk, sc.xb, sc.k, n, from, to, qRows);
-            rowSlice(layer.wv, sc.xb, sc.v, n, from, to, qRows + kRows);
-            // pair index j covers stacked rows qkvRows + 2j and + 2j + 1; floor on both ends partitions [0, ff)
-            int ffFrom = Math.max(from - qkvRows, 0) / 2, ffTo = Math.max(to - qkvRows, 0) / 2;
-            if (ffFrom < ffTo) {
-                product(layer.wGate, sc.xb, sc.gate, n, ff, ffFrom, ffTo);
-                product(layer.wUp, sc.xb, sc.up, n, ff, ffFrom, ffTo);
-                for (int t = 0; t < n; t++) {
-                    kernels.swiglu(sc.gate, sc.up, (long) t * ff + ffFrom, (long) t * ff + ffTo);
+        try (var h = share(sc.xb, n, layer.wq)) {
+            pool.forPieces(rows, pieceRows(rows, 8, n), (worker, from, to) -> {
+                rowSlice(layer.wq, sc.xb, sc.q, n, from, to, 0);
+                rowSlice(layer.wk, sc.xb, sc.k, n, from, to, qRows);
+                rowSlice(layer.wv, sc.xb, sc.v, n, from, to, qRows + kRows);
+                // pair index j covers stacked rows qkvRows + 2j and + 2j + 1; floor on both ends partitions [0, ff)
+                int ffFrom = Math.max(from - qkvRows, 0) / 2, ffTo = Math.max(to - qkvRows, 0) / 2;
+                if (ffFrom < ffTo) {
+                    product(layer.wGate, sc.xb, sc.gate, n, ff, ffFrom, ffTo);
+                    product(layer.wUp, sc.xb, sc.up, n, ff, ffFrom, ffTo);
+                    for (int t = 0; t < n; t++) {
+                        kernels.swiglu(sc.gate, sc.up, (long) t * ff + ffFrom, (long) t * ff + ffTo);
+                    }
                 }
-            }
-        });
+            });
+        }
     }
 
     /**
@@ -903,13 +905,26 @@ public final class AyaForward implements AutoCloseable {
     private void projectionsOut(Layer layer, Scratch sc, int n) {
         Matrix wo = layer.wo, down = layer.wDown;
         int d = wo.rows();
-        pool.forPieces(d, pieceRows(d, 4, n), (worker, from, to) -> {
-            product(wo, sc.att, sc.attOut, n, d, from, to);
-            product(down, sc.gate, sc.mlpOut, n, d, from, to);
-            for (int t = 0; t < n; t++) {
-                residual(sc.x, sc.attOut, sc.mlpOut, (long) t * d + from, (long) t * d + to);
-            }
-        });
+        try (var a = share(sc.att, n, wo); var g = share(sc.gate, n, down)) {
+            pool.forPieces(d, pieceRows(d, 4, n), (worker, from, to) -> {
+                product(wo, sc.att, sc.attOut, n, d, from, to);
+                product(down, sc.gate, sc.mlpOut, n, d, from, to);
+                for (int t = 0; t < n; t++) {
+                    residual(sc.x, sc.attOut, sc.mlpOut, (long) t * d + from, (long) t * d + to);
+                }
+            });
+        }
+    }
+
+    /**
+     * x [tokens, w.cols()] prepared once for the products of the next job that read it with matrices of w's type
+     * (the Java GEMM's transposed tiles: each piece's call would make them again; see {@link Kernels#shareInput}).
+     */
+    private Kernels.SharedInput share(MemorySegment x, int tokens, Matrix w) {
+        if (tokens <= FEW_TOKENS) {
+            return Kernels.SharedInput.NONE; // a decode step: its hand-off would cost more than a few tokens' tiles
+        }
+        return kernels.shareInput(x, tokens, w.cols(), activations == Activations.BF16 && w.type() == WeightType.BF16, pool);
     }
 
     /** The part of rows [from, to) of a stacked range that falls in matrix w, which starts at row {@code offset}. */
@@ -930,8 +945,8 @@ public final class AyaForward implements AutoCloseable {
      * Rows per piece of a job over {@code rows} rows and {@code tokens} tokens, a multiple of {@code align}:
      * PIECES_PER_THREAD pieces per thread for a decode step (up to {@link #FEW_TOKENS} tokens: one token, or a batch of
      * decoding sequences, where the kernels stream the weights once and a late thread would leave the other idle),
-     * PREFILL_PIECES_PER_THREAD for prefill blocks (each piece packs its activations for the GEMM again, ~4% of a
-     * piece's time at 128 tokens; fewer pieces would leave a thread idle whenever the other is descheduled).
+     * PREFILL_PIECES_PER_THREAD for prefill blocks (fewer pieces would leave a thread idle whenever the other is
+     * descheduled; the pieces share one transposed copy of the activations, see {@link #share}).
      */
     private int pieceRows(int rows, int align, int tokens) {
         int pieces = pool.threads() * (tokens <= FEW_TOKENS ? PIECES_PER_THREAD : PREFILL_PIECES_PER_THREAD);
