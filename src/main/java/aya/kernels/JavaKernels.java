@@ -410,19 +410,12 @@ public final class JavaKernels implements Kernels {
             a50 = x0.fma(w, a50);
             a51 = x1.fma(w, a51);
         }
-        int h = F.length();
-        addInto(acc, c, a00);
-        addInto(acc, c + h, a01);
-        addInto(acc, c + NC, a10);
-        addInto(acc, c + NC + h, a11);
-        addInto(acc, c + 2 * NC, a20);
-        addInto(acc, c + 2 * NC + h, a21);
-        addInto(acc, c + 3 * NC, a30);
-        addInto(acc, c + 3 * NC + h, a31);
-        addInto(acc, c + 4 * NC, a40);
-        addInto(acc, c + 4 * NC + h, a41);
-        addInto(acc, c + 5 * NC, a50);
-        addInto(acc, c + 5 * NC + h, a51);
+        addInto2(acc, c, a00, a01);
+        addInto2(acc, c + NC, a10, a11);
+        addInto2(acc, c + 2 * NC, a20, a21);
+        addInto2(acc, c + 3 * NC, a30, a31);
+        addInto2(acc, c + 4 * NC, a40, a41);
+        addInto2(acc, c + 5 * NC, a50, a51);
     }
 
     /** {@link #kernel6x2} for a last tile of one vector of tokens (xt rows of F.length()). */
@@ -443,6 +436,16 @@ public final class JavaKernels implements Kernels {
         addInto(acc, c + 3 * NC, a3);
         addInto(acc, c + 4 * NC, a4);
         addInto(acc, c + 5 * NC, a5);
+    }
+
+    /**
+     * Both halves of a tile row in one call: with twelve single {@link #addInto} calls C2 stopped inlining at the last
+     * (NodeCountInliningCutoff), boxed its vector and allocated per call, and the growing eden's page faults cost
+     * ~1/10 of a two-thread prefill (docs/performance-java.md section 31).
+     */
+    private static void addInto2(float[] a, int i, FloatVector v0, FloatVector v1) {
+        FloatVector.fromArray(F, a, i).add(v0).intoArray(a, i);
+        FloatVector.fromArray(F, a, i + F.length()).add(v1).intoArray(a, i + F.length());
     }
 
     private static void addInto(float[] a, int i, FloatVector v) {
