@@ -37,18 +37,6 @@ class NibbleGemmTest {
         arena.close();
     }
 
-    /** Random blocks: every nibble, f16 scales (and Q4_K's mins) of either sign, every 6-bit Q4_K scale and min. */
-    private static MemorySegment randomMatrix(WeightType type, int rows, int cols, SplittableRandom rnd) {
-        long bytes = rows * type.rowBytes(cols);
-        MemorySegment w = arena.allocate(bytes, 64);
-        for (long i = 0; i < bytes; i++) w.set(ValueLayout.JAVA_BYTE, i, (byte) rnd.nextInt(256));
-        for (long at = 0; at < bytes; at += type.blockBytes) {
-            w.set(Quant.U16_LE, at, (short) (0x1c00 | (rnd.nextInt() & 0x83ff)));
-            if (type == WeightType.Q4_K) w.set(Quant.U16_LE, at + 2, (short) (0x1c00 | (rnd.nextInt() & 0x83ff)));
-        }
-        return w;
-    }
-
     /** Gaussian x with outliers, an all-zero block, and a block whose values land on halves once scaled (ties). */
     private static float[] activations(int tokens, int cols, SplittableRandom rnd) {
         float[] x = new float[tokens * cols];
@@ -180,7 +168,7 @@ class NibbleGemmTest {
                 {WeightType.Q4_K, 70, 2304, 33}, {WeightType.Q4_K, 9, 768, 261}}) {
             WeightType type = (WeightType) c[0];
             int rows = (int) c[1], cols = (int) c[2], tokens = (int) c[3];
-            MemorySegment w = randomMatrix(type, rows, cols, rnd);
+            MemorySegment w = PackedNibblesTest.randomMatrix(arena, type, rows, cols, rnd);
             float[] x = activations(tokens, cols, rnd);
             q8(x, tokens, cols);
             float[] wHat = new float[rows * cols];

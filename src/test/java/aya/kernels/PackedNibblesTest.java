@@ -45,7 +45,7 @@ class PackedNibblesTest {
     }
 
     /** Random blocks: every nibble, f16 scales (and Q4_K's mins) of either sign, every 6-bit Q4_K scale and min. */
-    private static MemorySegment randomMatrix(WeightType type, int rows, int cols, SplittableRandom rnd) {
+    static MemorySegment randomMatrix(Arena arena, WeightType type, int rows, int cols, SplittableRandom rnd) {
         long bytes = rows * type.rowBytes(cols);
         MemorySegment w = arena.allocate(bytes, 64);
         for (long i = 0; i < bytes; i++) w.set(ValueLayout.JAVA_BYTE, i, (byte) rnd.nextInt(256));
@@ -118,7 +118,7 @@ class PackedNibblesTest {
                 {WeightType.Q4_K, 11008}}) {
             WeightType type = (WeightType) c[0];
             int rows = 7, cols = (int) c[1];
-            MemorySegment w = randomMatrix(type, rows, cols, rnd);
+            MemorySegment w = randomMatrix(arena, type, rows, cols, rnd);
             float[] want = dequantized(type, w, rows, cols);
             try (JavaKernels k = new JavaKernels()) {
                 PackedNibbles p = assertInstanceOf(PackedNibbles.class, k.pack(type, w, rows, cols, pool));
@@ -214,7 +214,7 @@ class PackedNibblesTest {
                     {WeightType.Q4_K, 33, 256, 7}}) {
                 WeightType type = (WeightType) c[0];
                 int tokens = (int) c[1], cols = (int) c[2], rows = (int) c[3];
-                MemorySegment w = randomMatrix(type, rows, cols, rnd);
+                MemorySegment w = randomMatrix(arena, type, rows, cols, rnd);
                 float[] wHat = dequantized(type, w, rows, cols);
                 float[] x = activations(tokens, cols, rnd);
                 float[] xHat = new float[x.length]; // the activations as the decode sees them: Q8_0 per block
