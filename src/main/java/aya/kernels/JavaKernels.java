@@ -123,6 +123,8 @@ public final class JavaKernels implements Kernels {
 
     /** The tiles shared now, read by every GEMM call (copy on write: it changes twice per shared job). */
     private volatile SharedTiles[] shared = new SharedTiles[0];
+    /** Per thread: the heap copy {@link #transposeBlock} stages a block through, for {@link #shareInput}'s jobs. */
+    private static final ThreadLocal<float[]> SHARE_STAGE = ThreadLocal.withInitial(() -> new float[TW * KC]);
     /** Tiles of closed shares, for the next ones. */
     private final java.util.concurrent.ConcurrentLinkedDeque<SharedTiles> spareTiles = new java.util.concurrent.ConcurrentLinkedDeque<>();
 
@@ -233,7 +235,7 @@ public final class JavaKernels implements Kernels {
         // the same tiles as each call's transpose makes (tokens past NC are further tiles), one KC block per item
         int kBlocks = (inDim + KC - 1) / KC, items = (padded + TW - 1) / TW * kBlocks;
         pool.forRange(items, 1, (worker, from, to) -> {
-            float[] stage = new float[TW * KC];
+            float[] stage = SHARE_STAGE.get();
             for (int i = from; i < to; i++) {
                 transposeBlock(x, bf16, 0, tokens, padded, inDim, tiles.xt, stage, i / kBlocks * TW, i % kBlocks * KC);
             }
@@ -301,7 +303,7 @@ public final class JavaKernels implements Kernels {
      */
     private static void gemm(GemmRows w, MemorySegment xt, MemorySegment out, int t0, int tokens,
                              int inDim, int outStride, int rowStart, int rowEnd, Gemm g) {
-        int padded = (tokens + F.length() - 1) / F.length() * F.length();
+        int padded = paddedTokens(tokens);
         float[] panel = g.panel, acc = g.acc;
         for (int r0 = rowStart; r0 < rowEnd; r0 += MC) {
             int rows = Math.min(MC, rowEnd - r0);
@@ -448,7 +450,7 @@ public final class JavaKernels implements Kernels {
         FloatVector.fromArray(F, a, i + F.length()).add(v1).intoArray(a, i + F.length());
     }
 
-    private static void addInto(float[] a, int i, FloatVector v) {
+    static void addInto(float[] a, int i, FloatVector v) {
         FloatVector.fromArray(F, a, i).add(v).intoArray(a, i);
     }
 

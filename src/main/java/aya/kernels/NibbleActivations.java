@@ -36,7 +36,7 @@ final class NibbleActivations {
     /** Weight index of (short position k, slot s): slot 0 = k, 1 = k + 16, 2 = k + 8, 3 = k + 24. */
     static final int[] SLOT_OFFSET = {0, 16, 8, 24};
     /** x index of lane i of a gather: the same position in F.length() consecutive blocks. */
-    private static final int[] STRIDE = strideMap();
+    private static final int[] STRIDE = strideMap(BLOCK);
 
     private static final ThreadLocal<NibbleActivations> PER_THREAD = ThreadLocal.withInitial(NibbleActivations::new);
 
@@ -129,9 +129,10 @@ final class NibbleActivations {
         return t.add(away, rest.compare(VectorOperators.GE, 0.5f).cast(I));
     }
 
-    private static int[] strideMap() {
+    /** Gather / scatter index map of one vector: lane i at i * step. */
+    static int[] strideMap(int step) {
         int[] map = new int[F.length()];
-        for (int i = 0; i < map.length; i++) map[i] = i * BLOCK;
+        for (int i = 0; i < map.length; i++) map[i] = i * step;
         return map;
     }
 }

@@ -64,7 +64,7 @@ final class NibbleGemm {
     static final int NC = 256;
 
     /** x index (in ints) of lane i of a quantized pair vector: the same token in I.length() consecutive pairs. */
-    private static final int[] PAIR_STRIDE = stride(TT);
+    private static final int[] PAIR_STRIDE = NibbleActivations.strideMap(TT);
 
     /** Buffers of one call, reused by later calls. */
     static final class Scratch {
@@ -312,18 +312,8 @@ final class NibbleGemm {
                 for (int b = 0; b < rowBlocks; b++, d += TT) {
                     f = FloatVector.broadcast(F, offset[j * rowBlocks + b]).fma(FloatVector.fromArray(F, dxSum, d), f);
                 }
-                addInto(acc, j * NC + t, f);
+                JavaKernels.addInto(acc, j * NC + t, f);
             }
         }
-    }
-
-    private static void addInto(float[] a, int i, FloatVector v) {
-        FloatVector.fromArray(F, a, i).add(v).intoArray(a, i);
-    }
-
-    private static int[] stride(int step) {
-        int[] map = new int[I.length()];
-        for (int i = 0; i < map.length; i++) map[i] = i * step;
-        return map;
     }
 }
