@@ -123,7 +123,7 @@ public final class JavaKernels implements Kernels {
 
     /** The tiles shared now, read by every GEMM call (copy on write: it changes twice per shared job). */
     private volatile SharedTiles[] shared = new SharedTiles[0];
-    /** Per thread: the heap copy {@link #transposeBlock} stages a block through, for {@link #shareInput}'s jobs. */
+    /** Per thread: a heap copy of a block of x, for {@link #shareInput}'s jobs ({@link #transposeBlock}) and the decode's bf16 rounding. */
     private static final ThreadLocal<float[]> SHARE_STAGE = ThreadLocal.withInitial(() -> new float[TW * KC]);
     /** Tiles of closed shares, for the next ones. */
     private final java.util.concurrent.ConcurrentLinkedDeque<SharedTiles> spareTiles = new java.util.concurrent.ConcurrentLinkedDeque<>();
@@ -1206,40 +1206,41 @@ public final class JavaKernels implements Kernels {
         matmul(WeightType.BF16, w, rounded, out, tokens, inDim, outStride, rowStart, rowEnd);
     }
 
-    /** to[i] = roundToBf16(from[i]) for i &lt; n, bit for bit, a vector at a time (every piece of a decode call rounds x). */
+    /**
+     * to[i] = roundToBf16(from[i]) for i &lt; n, bit for bit (every piece of a decode call rounds x): through this
+     * thread's heap stage, so that the vector rounding is the one loop below.
+     */
     static void roundToBf16(MemorySegment from, MemorySegment to, long n) {
-        long i = 0;
-        for (long end = n - n % F.length(); i < end; i += F.length()) {
-            roundToBf16(FloatVector.fromMemorySegment(F, from, i * 4, NATIVE)).intoMemorySegment(to, i * 4, NATIVE);
-        }
-        for (; i < n; i++) {
-            to.setAtIndex(F32, i, roundToBf16(from.getAtIndex(F32, i)));
+        float[] stage = SHARE_STAGE.get();
+        for (long i = 0; i < n; i += stage.length) {
+            int chunk = (int) Math.min(stage.length, n - i);
+            roundToBf16(from, i, stage, 0, chunk);
+            MemorySegment.copy(stage, 0, to, F32, i * 4, chunk);
         }
     }
 
     /**
-     * to[toOff + i] = roundToBf16(from[fromIndex + i]) for i &lt; n: the GEMM's copy of x into its heap stage (the
-     * destination is a float[], not a heap segment: a heap segment would share the loads' type profile, see above).
+     * to[toOff + i] = roundToBf16(from[fromIndex + i]) for i &lt; n, bit for bit, a vector at a time: the GEMM's copy of
+     * x into its heap stage (the destination is a float[], not a heap segment: a heap segment would share the loads'
+     * type profile, see above). The lanes' rounding is written out in the loop: as a method of its own (95 bytes of
+     * bytecode) C2 did not inline it here ("too big"), so every vector went in and came out boxed, 3 MB allocated per
+     * 128 x 2048 call, and the growing eden's page faults fell in the first timed prefills (docs/performance-java.md
+     * section 37).
      */
     static void roundToBf16(MemorySegment from, long fromIndex, float[] to, int toOff, int n) {
         int i = 0;
         for (int end = F.loopBound(n); i < end; i += F.length()) {
-            roundToBf16(FloatVector.fromMemorySegment(F, from, (fromIndex + i) * 4, NATIVE)).intoArray(to, toOff + i);
+            IntVector bits = FloatVector.fromMemorySegment(F, from, (fromIndex + i) * 4, NATIVE).reinterpretAsInts();
+            IntVector magnitude = bits.and(0x7fffffff);
+            IntVector nearestEven = bits.add(bits.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7fff).and(0xffff0000);
+            IntVector rounded = nearestEven
+                    .blend(bits.and(0x80000000), magnitude.lt(0x00800000))                        // denormal: signed zero
+                    .blend(bits.and(0xffff0000).or(0x00400000), magnitude.compare(VectorOperators.GT, 0x7f800000)); // quiet NaN
+            rounded.reinterpretAsFloats().intoArray(to, toOff + i);
         }
         for (; i < n; i++) {
             to[toOff + i] = roundToBf16(from.getAtIndex(F32, fromIndex + i));
         }
-    }
-
-    /** Every lane of v rounded as {@link #roundToBf16(float)} does, bit for bit. */
-    private static FloatVector roundToBf16(FloatVector v) {
-        IntVector bits = v.reinterpretAsInts();
-        IntVector magnitude = bits.and(0x7fffffff);
-        IntVector nearestEven = bits.add(bits.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7fff).and(0xffff0000);
-        IntVector rounded = nearestEven
-                .blend(bits.and(0x80000000), magnitude.lt(0x00800000))                        // denormal: signed zero
-                .blend(bits.and(0xffff0000).or(0x00400000), magnitude.compare(VectorOperators.GT, 0x7f800000)); // quiet NaN
-        return rounded.reinterpretAsFloats();
     }
 
     /**
