@@ -275,6 +275,30 @@ class JavaKernelsTest {
         }
     }
 
+    /**
+     * Rows computed two RB blocks at a time (kernel12x2, with 16 lanes) give the same bits as rows computed one block
+     * per call (kernel6x2): every row's sum is the same FMA chain whichever micro-kernel runs it.
+     */
+    @Test
+    void gemmRowsGiveTheSameBitsWhateverTheirBlockPairing() {
+        Random rnd = new Random(13);
+        int rows = 4 * JavaKernels.RB + 1, inDim = JavaKernels.KC + 40, tokens = 2 * JavaKernels.TW + 3;
+        float[] w = new float[rows * inDim];
+        for (int i = 0; i < w.length; i++) w[i] = round(WeightType.BF16, (float) rnd.nextGaussian());
+        float[] x = new float[tokens * inDim];
+        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        MemorySegment ws = weights(WeightType.BF16, w), xs = f32(x);
+        MemorySegment whole = f32(new float[tokens * rows]), bySix = f32(new float[tokens * rows]);
+        k.matmul(WeightType.BF16, ws, xs, whole, tokens, inDim, rows, 0, rows);
+        for (int r = 0; r < rows; r += JavaKernels.RB) { // one block per call: no pairs
+            k.matmul(WeightType.BF16, ws, xs, bySix, tokens, inDim, rows, r, Math.min(rows, r + JavaKernels.RB));
+        }
+        float[] a = read(whole, tokens * rows), b = read(bySix, tokens * rows);
+        for (int i = 0; i < a.length; i++) {
+            assertEquals(Float.floatToRawIntBits(b[i]), Float.floatToRawIntBits(a[i]), "token " + i / rows + " row " + i % rows);
+        }
+    }
+
     /** A prefill GEMM after a larger one on the same thread: the per-thread buffers must not leak old values. */
     @Test
     void gemmBuffersCarryNothingBetweenCalls() {
