@@ -107,17 +107,32 @@ public final class JavaKernels implements Kernels {
     private final java.util.concurrent.ConcurrentLinkedDeque<Gemm> gemmScratch = new java.util.concurrent.ConcurrentLinkedDeque<>();
     private volatile boolean closed;
 
-    /** Token tiles of an x that {@link #shareInput} transposed once for every GEMM call of a job (layout of Gemm.xt). */
+    /**
+     * An x that {@link #shareInput} prepared once for every GEMM call of a job: transposed into token tiles (layout of
+     * Gemm.xt) for the f32 GEMM, quantized for {@link NibbleGemm}, or both, as the job's matrices read it.
+     */
     private static final class SharedTiles {
-        final Arena arena = Arena.ofShared();
-        final MemorySegment xt;
+        private Arena arena;
+        MemorySegment xt = MemorySegment.NULL;
+        final NibbleGemm.Quantized quantized = new NibbleGemm.Quantized();
         /** What they hold while shared. */
         MemorySegment x;
         int tokens, inDim;
-        boolean roundX;
+        boolean roundX, transposed, quantizedX;
 
-        SharedTiles(long bytes) {
-            xt = arena.allocate(bytes, 64);
+        /** Room for bytes of tiles. */
+        void grow(long bytes) {
+            if (xt.byteSize() < bytes) {
+                free();
+                arena = Arena.ofShared();
+                xt = arena.allocate(bytes, 64);
+            }
+        }
+
+        void free() {
+            if (arena != null) arena.close();
+            arena = null;
+            xt = MemorySegment.NULL;
         }
     }
 
@@ -213,33 +228,45 @@ public final class JavaKernels implements Kernels {
                 p.matvec(x.asSlice((long) t * p.cols() * 4), out.asSlice((long) t * outStride * 4), rowStart, rowEnd);
             }
         } else if (p instanceof PackedNibbles n && NibbleGemm.uses(tokens)) { // the 4-bit formats in 16-bit lanes
-            NibbleGemm.matmul(n, x, out, tokens, outStride, rowStart, rowEnd);
+            NibbleGemm.matmul(n, x, out, tokens, outStride, rowStart, rowEnd, sharedQuantized(x, tokens, n.cols()));
         } else {
             gemm(p, x, false, out, tokens, p.cols(), outStride, rowStart, rowEnd);
         }
     }
 
     @Override
-    public SharedInput shareInput(MemorySegment x, int tokens, int inDim, boolean bf16, Parallel pool) {
+    public SharedInput shareInput(MemorySegment x, int tokens, int inDim, boolean bf16, Parallel pool,
+                                  PackedMatrix... readers) {
         if (tokens < GEMM_MIN_TOKENS || closed) {
             return SharedInput.NONE; // matrix-vector products read x as it is
         }
-        int padded = paddedTokens(tokens);
-        long bytes = 4L * padded * inDim;
-        SharedTiles t = spareTiles.pollFirst();
-        if (t != null && t.xt.byteSize() < bytes) {
-            t.arena.close();
-            t = null;
+        boolean transpose = false, quantize = false; // which GEMMs the job's products take (see matmul)
+        for (PackedMatrix m : readers) {
+            if (m instanceof PackedNibbles && NibbleGemm.uses(tokens)) quantize = true;
+            else transpose = true;
         }
-        SharedTiles tiles = t != null ? t : new SharedTiles(bytes);
-        // the same tiles as each call's transpose makes (tokens past NC are further tiles), one KC block per item
-        int kBlocks = (inDim + KC - 1) / KC, items = (padded + TW - 1) / TW * kBlocks;
-        pool.forRange(items, 1, (worker, from, to) -> {
-            float[] stage = SHARE_STAGE.get();
-            for (int i = from; i < to; i++) {
-                transposeBlock(x, bf16, 0, tokens, padded, inDim, tiles.xt, stage, i / kBlocks * TW, i % kBlocks * KC);
-            }
-        });
+        SharedTiles t = spareTiles.pollFirst();
+        SharedTiles tiles = t != null ? t : new SharedTiles();
+        if (transpose) {
+            int padded = paddedTokens(tokens);
+            tiles.grow(4L * padded * inDim);
+            // the same tiles as each call's transpose makes (tokens past NC are further tiles), one KC block per item
+            int kBlocks = (inDim + KC - 1) / KC, items = (padded + TW - 1) / TW * kBlocks;
+            pool.forRange(items, 1, (worker, from, to) -> {
+                float[] stage = SHARE_STAGE.get();
+                for (int i = from; i < to; i++) {
+                    transposeBlock(x, bf16, 0, tokens, padded, inDim, tiles.xt, stage, i / kBlocks * TW, i % kBlocks * KC);
+                }
+            });
+        }
+        if (quantize) { // one tile of tokens per item, as each NibbleGemm call would quantize them
+            int quantTiles = (tokens + NibbleGemm.TT - 1) / NibbleGemm.TT;
+            tiles.quantized.grow(quantTiles, inDim);
+            pool.forRange(quantTiles, 1,
+                    (worker, from, to) -> NibbleGemm.quantizeTiles(x, tokens, inDim, tiles.quantized, from, to));
+        }
+        tiles.transposed = transpose;
+        tiles.quantizedX = quantize;
         tiles.x = x;
         tiles.tokens = tokens;
         tiles.inDim = inDim;
@@ -261,7 +288,7 @@ public final class JavaKernels implements Kernels {
         }
         tiles.x = null;
         if (closed) {
-            tiles.arena.close();
+            tiles.free();
         } else {
             spareTiles.offerFirst(tiles);
         }
@@ -270,8 +297,18 @@ public final class JavaKernels implements Kernels {
     /** The shared tiles of x for a call with these tokens, inDim and rounding, or null. */
     private MemorySegment sharedTiles(MemorySegment x, int tokens, int inDim, boolean roundX) {
         for (SharedTiles t : shared) {
-            if (t.x.equals(x) && t.tokens == tokens && t.inDim == inDim && t.roundX == roundX) {
+            if (t.transposed && t.x.equals(x) && t.tokens == tokens && t.inDim == inDim && t.roundX == roundX) {
                 return t.xt;
+            }
+        }
+        return null;
+    }
+
+    /** The shared quantized x for a {@link NibbleGemm} call with these tokens and inDim, or null. */
+    private NibbleGemm.Quantized sharedQuantized(MemorySegment x, int tokens, int inDim) {
+        for (SharedTiles t : shared) {
+            if (t.quantizedX && t.x.equals(x) && t.tokens == tokens && t.inDim == inDim) {
+                return t.quantized;
             }
         }
         return null;
@@ -293,7 +330,7 @@ public final class JavaKernels implements Kernels {
         if (closed) return;
         closed = true;
         for (Gemm g; (g = gemmScratch.pollFirst()) != null; ) g.free();
-        for (SharedTiles t; (t = spareTiles.pollFirst()) != null; ) t.arena.close();
+        for (SharedTiles t; (t = spareTiles.pollFirst()) != null; ) t.free();
     }
 
     /**

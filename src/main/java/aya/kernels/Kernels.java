@@ -57,10 +57,14 @@ public sealed interface Kernels extends AutoCloseable permits JavaKernels, Nativ
      * over {@code pool} (the Java GEMM transposes x into token tiles, which every call over a slice of rows would
      * otherwise do again). Until the returned handle is closed x must not change, and the {@link #matmul} calls (or
      * with {@code bf16}, the {@link #matmulBf16Activations} calls) whose x is an equal segment (same memory, same
-     * size) with these tokens and inDim may read the prepared copy: their results are the same bit for bit. Called
-     * outside the pool's jobs (it runs one); the default prepares nothing: the native kernels read x as it is.
+     * size) with these tokens and inDim may read the prepared copy: their results are the same bit for bit.
+     * {@code readers} are the job's matrices as {@link #matmul} takes them (null for one in the file's layout): only
+     * what their products read is prepared (the Java backend's 4-bit GEMM reads x quantized, its f32 GEMM transposed),
+     * and a product with another matrix reads x itself. Called outside the pool's jobs (it runs one); the default
+     * prepares nothing: the native kernels read x as it is.
      */
-    default SharedInput shareInput(MemorySegment x, int tokens, int inDim, boolean bf16, Parallel pool) {
+    default SharedInput shareInput(MemorySegment x, int tokens, int inDim, boolean bf16, Parallel pool,
+                                   PackedMatrix... readers) {
         return SharedInput.NONE;
     }
 

@@ -26,8 +26,8 @@ import java.util.concurrent.ConcurrentLinkedDeque;
  * times token scale), into f32 accumulators that stay in registers over a k block; Q4_K adds (o + 8 s) dx sum xq
  * (w = s q + o = s (q - 8) + (o + 8 s)). Per block these are the decode's terms ({@link PackedNibbles#matvec}).
  *
- * <p>Blocking (BLIS, as {@link JavaKernels}'s f32 GEMM): NC tokens of x quantized once per call into tiles of TT
- * tokens; MC rows unpacked from the file's bytes to (q - 8) pairs, KR columns at a time; in each KC block every token
+ * <p>Blocking (BLIS, as {@link JavaKernels}'s f32 GEMM): x quantized into tiles of TT tokens, once per job when
+ * {@link JavaKernels#shareInput} did it for the job's matrices ({@link Quantized}), else NC tokens at a time per call; MC rows unpacked from the file's bytes to (q - 8) pairs, KR columns at a time; in each KC block every token
  * tile meets every tile of R rows. Used only with 512-bit vectors: there {@code vpmullw} + {@code vpaddw} run 2.1x
  * the f32 FMA's multiply-adds per cycle; with 256-bit ones (Zen 3, {@code -XX:UseAVX=2}) it has no edge.
  */
@@ -66,14 +66,29 @@ final class NibbleGemm {
     /** x index (in ints) of lane i of a quantized pair vector: the same token in I.length() consecutive pairs. */
     private static final int[] PAIR_STRIDE = NibbleActivations.strideMap(TT);
 
+    /** x quantized in tiles of TT tokens (the padding tokens of the last tile zero). */
+    static final class Quantized {
+        /** Tile u's pair i at (u * cols / 2 + i) * TT. */
+        int[] xq = new int[0];
+        /** Per tile, block and token: dx, and dx sum xq (Q4_K): [tiles][blocks][TT]. */
+        float[] dx = new float[0], dxSum = new float[0];
+
+        /** Room for this many tiles of cols columns. */
+        void grow(int tiles, int cols) {
+            if (xq.length < tiles * TT * cols / 2) {
+                xq = new int[tiles * TT * cols / 2];
+                dx = new float[tiles * TT * cols / BLOCK];
+                dxSum = new float[tiles * TT * cols / BLOCK];
+            }
+        }
+    }
+
     /** Buffers of one call, reused by later calls. */
     static final class Scratch {
         /** One token of x in f32. */
         float[] row = new float[0];
-        /** NC tokens of x as pairs, by tiles: tile u's pair i at (u * cols / 2 + i) * TT. */
-        int[] xq = new int[0];
-        /** Per tile, block and token: dx, and dx sum xq (Q4_K): [tiles][blocks][TT]. */
-        float[] dx = new float[0], dxSum = new float[0];
+        /** NC tokens of x, when the call quantizes them itself. */
+        final Quantized q = new Quantized();
         /** MC rows of (q - 8) pairs for KR columns: row j at j * KR / 2. */
         final int[] panel = new int[MC * KR / 2];
         /** The panel rows' s and o + 8 s per block (zero for padding rows): row j at j * KR / 32. */
@@ -82,17 +97,15 @@ final class NibbleGemm {
         final float[] acc = new float[MC * NC];
 
         void grow(int cols) {
-            if (row.length < cols) {
-                row = new float[cols];
-                xq = new int[NC * cols / 2];
-                dx = new float[NC * cols / BLOCK];
-                dxSum = new float[NC * cols / BLOCK];
-            }
+            if (row.length < cols) row = new float[cols];
+            q.grow(NC / TT, cols);
         }
     }
 
     /** Scratch of the calls in flight (bounded by the threads computing at once, like the f32 GEMM's). */
     private static final ConcurrentLinkedDeque<Scratch> SCRATCH = new ConcurrentLinkedDeque<>();
+    /** Per thread: one token of x in f32, for {@link #quantizeTiles}. */
+    private static final ThreadLocal<float[][]> ROW = ThreadLocal.withInitial(() -> new float[1][0]);
 
     private NibbleGemm() {
     }
@@ -102,17 +115,24 @@ final class NibbleGemm {
         return ENABLED && tokens >= MIN_TOKENS;
     }
 
-    /** out[t * outStride + r] = w[r] . x[t] for tokens t and rows [rowStart, rowEnd). */
+    /**
+     * out[t * outStride + r] = w[r] . x[t] for tokens t and rows [rowStart, rowEnd); shared, if not null, holds all
+     * tokens of x quantized ({@link #quantizeTiles}), else the call quantizes them.
+     */
     static void matmul(PackedNibbles w, MemorySegment x, MemorySegment out, int tokens, int outStride,
-                       int rowStart, int rowEnd) {
+                       int rowStart, int rowEnd, Quantized shared) {
         Scratch s = SCRATCH.pollFirst();
         if (s == null) s = new Scratch();
         try {
             s.grow(w.cols());
             for (int t0 = 0; t0 < tokens; t0 += NC) {
                 int n = Math.min(NC, tokens - t0);
-                quantize(x, t0, n, w.cols(), s);
-                gemm(w, out, t0, n, outStride, rowStart, rowEnd, s);
+                if (shared != null) {
+                    gemm(w, out, t0, n, outStride, rowStart, rowEnd, s, shared, t0 / TT);
+                } else {
+                    quantize(x, t0, n, w.cols(), s.row, s.q, 0);
+                    gemm(w, out, t0, n, outStride, rowStart, rowEnd, s, s.q, 0);
+                }
             }
         } finally {
             SCRATCH.offerFirst(s);
@@ -120,22 +140,34 @@ final class NibbleGemm {
     }
 
     /**
-     * Tokens [t0, t0 + n) of x [.., cols] into s.xq, s.dx, s.dxSum; the rest of the last tile zero. Per token and
-     * block: dx = f16(max|x| / 127), xq = roundf(x / (max|x| / 127)), exactly {@link NibbleActivations}'s numbers.
+     * Tiles [from, to) of all tokens of x [tokens, cols] into q (grown to tiles of the whole x by the caller): the
+     * work of {@link JavaKernels#shareInput}'s items, any thread.
      */
-    static void quantize(MemorySegment x, int t0, int n, int cols, Scratch s) {
+    static void quantizeTiles(MemorySegment x, int tokens, int cols, Quantized q, int from, int to) {
+        float[][] row = ROW.get();
+        if (row[0].length < cols) row[0] = new float[cols];
+        for (int u = from; u < to; u++) {
+            quantize(x, u * TT, Math.min(TT, tokens - u * TT), cols, row[0], q, u);
+        }
+    }
+
+    /**
+     * Tokens [t0, t0 + n) of x [.., cols] into q's tiles from u0 (row: one token's room); the rest of the last tile
+     * zero. Per token and block: dx = f16(max|x| / 127), xq = roundf(x / (max|x| / 127)), exactly
+     * {@link NibbleActivations}'s numbers.
+     */
+    static void quantize(MemorySegment x, int t0, int n, int cols, float[] row, Quantized q, int u0) {
         int blocks = cols / BLOCK, tiles = (n + TT - 1) / TT;
-        float[] row = s.row;
-        int[] xq = s.xq;
+        int[] xq = q.xq;
         if (n % TT != 0) { // the last tile's padding tokens: all zero
-            int u = tiles - 1;
-            Arrays.fill(xq, u * cols / 2 * TT, tiles * cols / 2 * TT, 0);
-            Arrays.fill(s.dx, u * blocks * TT, tiles * blocks * TT, 0f);
-            Arrays.fill(s.dxSum, u * blocks * TT, tiles * blocks * TT, 0f);
+            int u = u0 + tiles - 1;
+            Arrays.fill(xq, u * cols / 2 * TT, (u + 1) * cols / 2 * TT, 0);
+            Arrays.fill(q.dx, u * blocks * TT, (u + 1) * blocks * TT, 0f);
+            Arrays.fill(q.dxSum, u * blocks * TT, (u + 1) * blocks * TT, 0f);
         }
         for (int t = 0; t < n; t++) {
             MemorySegment.copy(x, JavaKernels.F32, (long) (t0 + t) * cols * 4, row, 0, cols);
-            int u = t / TT, lane = t % TT;
+            int u = u0 + t / TT, lane = t % TT;
             for (int b = 0; b < blocks; b++) {
                 int first = b * BLOCK;
                 FloatVector amax = FloatVector.zero(F);
@@ -154,15 +186,15 @@ final class NibbleGemm {
                 }
                 float dx = Float.float16ToFloat(Float.floatToFloat16(d)); // the native scale's rounding
                 int at = (u * blocks + b) * TT + lane;
-                s.dx[at] = dx;
-                s.dxSum[at] = dx * sum.reduceLanes(VectorOperators.ADD);
+                q.dx[at] = dx;
+                q.dxSum[at] = dx * sum.reduceLanes(VectorOperators.ADD);
             }
         }
     }
 
-    /** Rows [rowStart, rowEnd) for the n quantized tokens in s, into out from token t0. */
+    /** Rows [rowStart, rowEnd) for the n quantized tokens in q's tiles from u0, into out from token t0. */
     private static void gemm(PackedNibbles w, MemorySegment out, int t0, int n, int outStride,
-                             int rowStart, int rowEnd, Scratch s) {
+                             int rowStart, int rowEnd, Scratch s, Quantized q, int u0) {
         int cols = w.cols(), blocks = cols / BLOCK, tiles = (n + TT - 1) / TT;
         float[] acc = s.acc;
         boolean offsets = w.offsets() != null;
@@ -175,15 +207,15 @@ final class NibbleGemm {
                 for (int k0 = k1; k0 < k1 + kr; k0 += KC) {
                     int kc = Math.min(KC, k1 + kr - k0);
                     for (int u = 0; u < tiles; u++) {
-                        int xo = (u * cols + k0) / 2 * TT, dxo = (u * blocks + k0 / BLOCK) * TT;
+                        int xo = ((u0 + u) * cols + k0) / 2 * TT, dxo = ((u0 + u) * blocks + k0 / BLOCK) * TT;
                         for (int rt = 0; rt < rowTiles; rt++) {
                             int p = rt * R * (kr / 2) + (k0 - k1) / 2, sc = rt * R * (kr / BLOCK) + (k0 - k1) / BLOCK;
-                            kernel(s.panel, p, kr / 2, s.scale, sc, kr / BLOCK, s.xq, xo, s.dx, dxo, kc / BLOCK,
+                            kernel(s.panel, p, kr / 2, s.scale, sc, kr / BLOCK, q.xq, xo, q.dx, dxo, kc / BLOCK,
                                     acc, rt * R * NC + u * TT);
                         }
                     }
                 }
-                if (offsets) NibbleGemm.offsets(s.offset, rows, kr / BLOCK, s.dxSum, blocks, k1 / BLOCK, tiles, acc);
+                if (offsets) NibbleGemm.offsets(s.offset, rows, kr / BLOCK, q.dxSum, blocks, k1 / BLOCK, u0, tiles, acc);
             }
             for (int t = 0; t < n; t++) { // row by row of out: contiguous writes
                 long o = (long) (t0 + t) * outStride + r0;
@@ -300,14 +332,14 @@ final class NibbleGemm {
     }
 
     /**
-     * Q4_K's offset term for the panel's rows (panel row j's o + 8 s at j * rowBlocks) and tokens [0, tiles * TT):
-     * acc[j * NC + token] += sum over the panel's blocks of (o + 8 s) dx sum xq, an f32 product with k = blocks.
+     * Q4_K's offset term for the panel's rows (panel row j's o + 8 s at j * rowBlocks) and the tokens of
+     * tiles [u0, u0 + tiles) (dx sum xq at dxSum): acc[j * NC + token] += sum over the panel's blocks of (o + 8 s) dx sum xq, an f32 product with k = blocks.
      */
     private static void offsets(float[] offset, int rows, int rowBlocks, float[] dxSum, int blocks, int b0,
-                                int tiles, float[] acc) {
+                                int u0, int tiles, float[] acc) {
         for (int j = 0; j < rows; j++) {
             for (int t = 0; t < tiles * TT; t += F.length()) {
-                int d = (t / TT * blocks + b0) * TT + t % TT;
+                int d = ((u0 + t / TT) * blocks + b0) * TT + t % TT;
                 FloatVector f = FloatVector.zero(F);
                 for (int b = 0; b < rowBlocks; b++, d += TT) {
                     f = FloatVector.broadcast(F, offset[j * rowBlocks + b]).fma(FloatVector.fromArray(F, dxSum, d), f);

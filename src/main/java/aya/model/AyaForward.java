@@ -880,7 +880,7 @@ public final class AyaForward implements AutoCloseable {
         int qRows = layer.wq.rows(), kRows = layer.wk.rows(), vRows = layer.wv.rows(), ff = layer.wGate.rows();
         int qkvRows = qRows + kRows + vRows;
         int rows = qkvRows + 2 * ff;
-        try (var h = share(sc.xb, n, layer.wq)) {
+        try (var h = share(sc.xb, n, layer.wq, layer.wk, layer.wv, layer.wGate, layer.wUp)) {
             pool.forPieces(rows, pieceRows(rows, 8, n), (worker, from, to) -> {
                 rowSlice(layer.wq, sc.xb, sc.q, n, from, to, 0);
                 rowSlice(layer.wk, sc.xb, sc.k, n, from, to, qRows);
@@ -917,14 +917,19 @@ public final class AyaForward implements AutoCloseable {
     }
 
     /**
-     * x [tokens, w.cols()] prepared once for the products of the next job that read it with matrices of w's type
-     * (the Java GEMM's transposed tiles: each piece's call would make them again; see {@link Kernels#shareInput}).
+     * x [tokens, ws[0].cols()] prepared once for the products of the next job that read it with the matrices ws (the
+     * Java GEMM's transposed tiles, the 4-bit GEMM's quantized x, or both: each piece's call would make them again;
+     * see {@link Kernels#shareInput}); the bf16 rounding is asked for by ws[0]'s type.
      */
-    private Kernels.SharedInput share(MemorySegment x, int tokens, Matrix w) {
+    private Kernels.SharedInput share(MemorySegment x, int tokens, Matrix... ws) {
         if (tokens <= FEW_TOKENS) {
             return Kernels.SharedInput.NONE; // a decode step: its hand-off would cost more than a few tokens' tiles
         }
-        return kernels.shareInput(x, tokens, w.cols(), activations == Activations.BF16 && w.type() == WeightType.BF16, pool);
+        Matrix w = ws[0];
+        PackedMatrix[] readers = new PackedMatrix[ws.length];
+        for (int i = 0; i < ws.length; i++) readers[i] = ws[i].packed();
+        return kernels.shareInput(x, tokens, w.cols(), activations == Activations.BF16 && w.type() == WeightType.BF16,
+                pool, readers);
     }
 
     /** The part of rows [from, to) of a stacked range that falls in matrix w, which starts at row {@code offset}. */

@@ -7,8 +7,10 @@ import org.junit.jupiter.api.Test;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -124,34 +126,52 @@ class NibbleGemmTest {
         return acc;
     }
 
+    /**
+     * x quantized per call (a Scratch's tiles) and for a share (all tiles of x, made tile range by tile range as the
+     * pool's items make them): the same numbers, each the decode's.
+     */
     @Test
     void xIsQuantizedAsTheDecodeInPairs() {
         SplittableRandom rnd = new SplittableRandom(5);
-        for (int[] c : new int[][]{{1, 64}, {TT + 3, 2048}, {2 * TT, 11008}}) {
-            int tokens = c[0], cols = c[1];
+        for (int[] c : new int[][]{{1, 64}, {TT + 3, 2048}, {2 * TT, 11008}, {2 * TT + 5, 96}}) {
+            int tokens = c[0], cols = c[1], tiles = (tokens + TT - 1) / TT;
             float[] x = activations(tokens, cols, rnd);
             q8(x, tokens, cols);
-            NibbleGemm.Scratch s = new NibbleGemm.Scratch();
-            s.grow(cols);
-            s.xq[s.xq.length - 1] = 12345; // stale values in the last tile's padding must be cleared
-            NibbleGemm.quantize(segment(x), 0, tokens, cols, s);
-            int blocks = cols / BLOCK;
-            for (int t = 0; t < (tokens + TT - 1) / TT * TT; t++) {
-                int u = t / TT, lane = t % TT;
-                for (int b = 0; b < blocks; b++) {
-                    float dx = t < tokens ? q8Scales[t * blocks + b] : 0f;
-                    int sum = 0;
-                    for (int l = 0; l < 16; l++) {
-                        int lo = t < tokens ? q8Values[t * cols + b * BLOCK + l] : 0;
-                        int hi = t < tokens ? q8Values[t * cols + b * BLOCK + l + 16] : 0;
-                        sum += lo + hi;
-                        int pair = s.xq[(u * cols / 2 + b * 16 + l) * TT + lane];
-                        assertEquals(lo, (short) pair, "t=" + t + " b=" + b + " l=" + l + " low");
-                        assertEquals(hi, pair >> 16, "t=" + t + " b=" + b + " l=" + l + " high");
-                    }
-                    assertEquals(dx, s.dx[(u * blocks + b) * TT + lane], "dx t=" + t + " b=" + b);
-                    assertEquals(dx * sum, s.dxSum[(u * blocks + b) * TT + lane], "dx sum t=" + t + " b=" + b);
+            NibbleGemm.Scratch scratch = new NibbleGemm.Scratch();
+            scratch.grow(cols);
+            NibbleGemm.Quantized own = scratch.q, shared = new NibbleGemm.Quantized();
+            shared.grow(tiles, cols);
+            own.xq[tiles * TT * cols / 2 - 1] = 12345; // stale values in the last tile's padding must be cleared
+            shared.xq[shared.xq.length - 1] = 12345;
+            shared.dx[shared.dx.length - 1] = 1f;
+            if (tokens <= NibbleGemm.NC) NibbleGemm.quantize(segment(x), 0, tokens, cols, scratch.row, own, 0);
+            MemorySegment xs = segment(x);
+            NibbleGemm.quantizeTiles(xs, tokens, cols, shared, 0, 1);
+            NibbleGemm.quantizeTiles(xs, tokens, cols, shared, 1, tiles);
+            for (NibbleGemm.Quantized s : tokens <= NibbleGemm.NC ? List.of(own, shared) : List.of(shared)) {
+                check(s, tokens, cols);
+            }
+        }
+    }
+
+    /** q holds x [tokens, cols] quantized as the decode, in tiles (q8's numbers), the last tile's padding zero. */
+    private static void check(NibbleGemm.Quantized s, int tokens, int cols) {
+        int blocks = cols / BLOCK;
+        for (int t = 0; t < (tokens + TT - 1) / TT * TT; t++) {
+            int u = t / TT, lane = t % TT;
+            for (int b = 0; b < blocks; b++) {
+                float dx = t < tokens ? q8Scales[t * blocks + b] : 0f;
+                int sum = 0;
+                for (int l = 0; l < 16; l++) {
+                    int lo = t < tokens ? q8Values[t * cols + b * BLOCK + l] : 0;
+                    int hi = t < tokens ? q8Values[t * cols + b * BLOCK + l + 16] : 0;
+                    sum += lo + hi;
+                    int pair = s.xq[(u * cols / 2 + b * 16 + l) * TT + lane];
+                    assertEquals(lo, (short) pair, "t=" + t + " b=" + b + " l=" + l + " low");
+                    assertEquals(hi, pair >> 16, "t=" + t + " b=" + b + " l=" + l + " high");
                 }
+                assertEquals(dx, s.dx[(u * blocks + b) * TT + lane], "dx t=" + t + " b=" + b);
+                assertEquals(dx * sum, s.dxSum[(u * blocks + b) * TT + lane], "dx sum t=" + t + " b=" + b);
             }
         }
     }
@@ -177,8 +197,19 @@ class NibbleGemmTest {
             MemorySegment out = arena.allocate(4L * tokens * rows, 64);
             out.fill((byte) 0xFF); // NaN
             int cut = rows / 3 + 1;
-            NibbleGemm.matmul(p, segment(x), out, tokens, rows, 1, cut);
-            NibbleGemm.matmul(p, segment(x), out, tokens, rows, cut, rows);
+            NibbleGemm.matmul(p, segment(x), out, tokens, rows, 1, cut, null);
+            NibbleGemm.matmul(p, segment(x), out, tokens, rows, cut, rows, null);
+            // the same calls reading x quantized once for both (a share): the same bits
+            MemorySegment sharedOut = arena.allocate(4L * tokens * rows, 64);
+            sharedOut.fill((byte) 0xFF);
+            NibbleGemm.Quantized shared = new NibbleGemm.Quantized();
+            int tiles = (tokens + TT - 1) / TT;
+            shared.grow(tiles, cols);
+            NibbleGemm.quantizeTiles(segment(x), tokens, cols, shared, 0, tiles);
+            NibbleGemm.matmul(p, segment(x), sharedOut, tokens, rows, 1, cut, shared);
+            NibbleGemm.matmul(p, segment(x), sharedOut, tokens, rows, cut, rows, shared);
+            assertArrayEquals(out.toArray(ValueLayout.JAVA_FLOAT), sharedOut.toArray(ValueLayout.JAVA_FLOAT),
+                    type + " " + rows + "x" + cols + " tokens " + tokens + ": x quantized once");
             for (int t = 0; t < tokens; t++) {
                 for (int r = 0; r < rows; r++) {
                     float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * rows + r);
@@ -212,7 +243,7 @@ class NibbleGemmTest {
         for (int i = 0; i < x.length; i++) x[i] = i / cols % 2 == 0 ? 1f : -1f; // xq = 127 or -127, dx = 1/127
         PackedNibbles p = PackedNibbles.pack(WeightType.Q4_0, w, rows, cols, pool);
         MemorySegment out = arena.allocate(4L * tokens * rows, 64);
-        NibbleGemm.matmul(p, segment(x), out, tokens, rows, 0, rows);
+        NibbleGemm.matmul(p, segment(x), out, tokens, rows, 0, rows, null);
         float dx = Float.float16ToFloat(Float.floatToFloat16(1f / 127));
         for (int t = 0; t < tokens; t++) {
             float block = (t % 2 == 0 ? -32512f : 32512f);

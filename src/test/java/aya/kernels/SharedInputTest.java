@@ -15,7 +15,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
  * {@link Kernels#shareInput}: a job's products with x prepared once give the same bits as products that each read x
  * themselves (the Java GEMM transposing it per call), whatever the thread count and the cut of the rows into pieces,
  * for tokens around the tile (TW), the one-vector tail and the pass (NC), inDim around the k block (KC), in the file's
- * layout, a packed matrix and with bf16 activations; and once the share is closed, x may change again.
+ * layout, a packed matrix (at 512 bits Q4_0 takes the 16-bit GEMM, which reads x quantized) and with bf16 activations,
+ * with the job's matrices told to the share or not; and once the share is closed, x may change again.
  */
 class SharedInputTest {
 
@@ -74,22 +75,29 @@ class SharedInputTest {
             else k.matmul(type, w, x, out, tokens, inDim, stride, from, to);
         };
         String what = product + " threads " + pool.threads() + " inDim " + inDim + " tokens " + tokens;
+        // the job's matrix as the share is told (packed or in the file's layout), also next to one of the other kind
+        // (both preparations made) and not at all (none made: the calls read x themselves)
+        PackedMatrix[][] readerSets = packed != null ? new PackedMatrix[][] {{packed}, {null, packed}, {}}
+                : new PackedMatrix[][] {{null}, {}};
         for (int round = 0; round < 2; round++) { // the second round after x changed: the first share is over
             for (int piece : new int[] {1, rows / 2 + 1}) {
                 // the same job with each call reading x itself (a decode step's sums may depend on the cut)
                 float[] want = products(arena, tokens * stride,
                         out -> pool.forPieces(rows, piece, (worker, from, to) -> run.rows(from, to, out)));
-                float[] got = products(arena, tokens * stride, out -> {
-                    try (Kernels.SharedInput h = k.shareInput(x, tokens, inDim, bf16, pool)) {
-                        pool.forPieces(rows, piece, (worker, from, to) -> run.rows(from, to, out));
-                    }
-                });
-                assertArrayEquals(want, got, what + " pieces of " + piece + " round " + round);
+                for (PackedMatrix[] readers : readerSets) {
+                    float[] got = products(arena, tokens * stride, out -> {
+                        try (Kernels.SharedInput h = k.shareInput(x, tokens, inDim, bf16, pool, readers)) {
+                            pool.forPieces(rows, piece, (worker, from, to) -> run.rows(from, to, out));
+                        }
+                    });
+                    assertArrayEquals(want, got, what + " pieces of " + piece + " round " + round + " readers "
+                            + java.util.Arrays.toString(readers));
+                }
             }
             // a share for the other product (x not rounded / rounded): the calls must not take its tiles
             float[] want = products(arena, tokens * stride, out -> run.rows(0, rows, out));
             float[] other = products(arena, tokens * stride, out -> {
-                try (Kernels.SharedInput h = k.shareInput(x, tokens, inDim, !bf16, pool)) {
+                try (Kernels.SharedInput h = k.shareInput(x, tokens, inDim, !bf16, pool, packed)) {
                     pool.forPieces(rows, rows, (worker, from, to) -> run.rows(from, to, out));
                 }
             });
