@@ -170,6 +170,7 @@ final class PackedNibbles implements JavaPackedMatrix {
      * {@link NibbleGemm} reads.
      */
     void factors(int r, int b, int n, boolean offsets, float[] dst, int dstOff) {
+        if (offsets && !hasOffsets()) throw new IllegalArgumentException(sourceType + " stores no offsets");
         int plane = (offsets ? 10 : 8) * G;
         for (int i = 0; i < n; i++) {
             int g = (b + i) / G, j = (b + i) % G;
