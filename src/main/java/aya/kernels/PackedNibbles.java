@@ -172,9 +172,16 @@ final class PackedNibbles implements JavaPackedMatrix {
     void factors(int r, int b, int n, boolean offsets, float[] dst, int dstOff) {
         if (offsets && !hasOffsets()) throw new IllegalArgumentException(sourceType + " stores no offsets");
         int plane = (offsets ? 10 : 8) * G;
-        for (int i = 0; i < n; i++) {
-            int g = (b + i) / G, j = (b + i) % G;
-            dst[dstOff + i] = getFloat((r * groups + g) * groupShorts + plane + 2 * j);
+        for (int i = 0; i < n; ) { // a group at a time: whole ones as two F vectors (a scalar loop here slowed the GEMM)
+            int g = (b + i) / G, j = (b + i) % G, m = Math.min(G - j, n - i);
+            int at = (r * groups + g) * groupShorts + plane + 2 * j;
+            if (m == G) {
+                ShortVector.fromArray(SV, data, at).reinterpretAsFloats().intoArray(dst, dstOff + i);
+                ShortVector.fromArray(SV, data, at + G).reinterpretAsFloats().intoArray(dst, dstOff + i + F.length());
+            } else {
+                for (int e = 0; e < m; e++) dst[dstOff + i + e] = getFloat(at + 2 * e);
+            }
+            i += m;
         }
     }
 
