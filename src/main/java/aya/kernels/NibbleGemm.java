@@ -197,7 +197,7 @@ final class NibbleGemm {
                              int rowStart, int rowEnd, Scratch s, Quantized q, int u0) {
         int cols = w.cols(), blocks = cols / BLOCK, tiles = (n + TT - 1) / TT;
         float[] acc = s.acc;
-        boolean offsets = w.offsets() != null;
+        boolean offsets = w.hasOffsets();
         for (int r0 = rowStart; r0 < rowEnd; r0 += MC) {
             int rows = Math.min(MC, rowEnd - r0), rowTiles = (rows + R - 1) / R;
             Arrays.fill(acc, 0, rowTiles * R * NC, 0f);
@@ -234,8 +234,8 @@ final class NibbleGemm {
     private static void unpack(PackedNibbles w, int r0, int rows, int padRows, int k1, int kr, Scratch s) {
         MemorySegment src = w.source();
         WeightType type = w.sourceType();
-        int cols = w.cols(), blocks = kr / BLOCK, stride = w.blockStride();
-        float[] scales = w.scales(), offsets = w.offsets();
+        int cols = w.cols(), blocks = kr / BLOCK;
+        boolean offsets = w.hasOffsets();
         for (int j = 0; j < padRows; j++) {
             int p = j * kr / 2, sc = j * blocks;
             if (j >= rows) {
@@ -245,8 +245,8 @@ final class NibbleGemm {
                 continue;
             }
             int r = r0 + j;
-            System.arraycopy(scales, r * stride + k1 / BLOCK, s.scale, sc, blocks);
-            if (offsets != null) System.arraycopy(offsets, r * stride + k1 / BLOCK, s.offset, sc, blocks);
+            w.factors(r, k1 / BLOCK, blocks, false, s.scale, sc);
+            if (offsets) w.factors(r, k1 / BLOCK, blocks, true, s.offset, sc);
             if (type == WeightType.Q4_0) {
                 long at = ((long) r * cols + k1) / BLOCK * type.blockBytes + 2; // past the block's f16 scale
                 for (int b = 0; b < blocks; b++, at += type.blockBytes, p += PAIRS) {

@@ -14,7 +14,11 @@ import java.lang.foreign.ValueLayout;
  * the JVM's vector: 32 at 512 bits, 16 at 256), the last group padded with zero blocks. Per group, 8 vectors of G
  * shorts: short k of block j holds 4 nibbles q in 0..15, weights k (bits 0-3), k + 16 (4-7), k + 8 (8-11) and k + 24
  * (12-15), i.e. the little-endian pair of the block's file bytes k and k + 8 (Q4_0's byte l holds weight l low and
- * l + 16 high; Q4_K's sub-blocks are first brought to that order). Weight = s q + o per block: Q4_0 s = d, o = -8 d
+ * l + 16 high; Q4_K's sub-blocks are first brought to that order); then the group's G f32 scales s, each as two
+ * shorts (low half first: a short vector's int view, the Vector API's little-endian lane order), and for Q4_K its G
+ * f32 o + 8 s the same way. So a row is one array stream, groups after groups, its factors next to their nibbles
+ * (section 35: a separate float[] of scales was a second stream per row, 1.15-1.4x slower, also from cache).
+ * Weight = s q + o per block: Q4_0 s = d, o = -8 d
  * (not stored: its products and its widening use (q - 8) d, the file's values bit for bit, -0 included);
  * Q4_K s = d sc_j, o = -(dmin m_j), both exact in f32 (f16 times at most 6 + 4 bits), so s q + o is gguf-py's
  * value bit for bit ({@link KQuant#dequantizeRow}). For Q4_K the decode's second factor, o + 8 s, is stored (its f32
@@ -49,12 +53,10 @@ final class PackedNibbles implements JavaPackedMatrix {
     /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
     private final MemorySegment source;
     private final int rows, cols, groups;
-    /** [rows][groups][8][G] shorts of 4 nibbles (layout above). */
-    private final short[] nibbles;
-    /** Per block s: [rows][groups][G]. */
-    private final float[] scales;
-    /** Per block o + 8 s in f32 (Q4_K; null for Q4_0, where it is 0): [rows][groups][G]. */
-    private final float[] offsets;
+    /** [rows][groups][8 G shorts of 4 nibbles, G f32 s as 2 G shorts, Q4_K: G f32 o + 8 s as 2 G shorts] (above). */
+    private final short[] data;
+    /** Shorts per group: 10 G (Q4_0) or 12 G (Q4_K). */
+    private final int groupShorts;
 
     private PackedNibbles(WeightType sourceType, MemorySegment source, int rows, int cols) {
         this.sourceType = sourceType;
@@ -62,14 +64,13 @@ final class PackedNibbles implements JavaPackedMatrix {
         this.rows = rows;
         this.cols = cols;
         this.groups = (cols / BLOCK + G - 1) / G;
-        long shorts = (long) rows * groups * 8 * G;
+        this.groupShorts = (sourceType == WeightType.Q4_K ? 12 : 10) * G;
+        long shorts = (long) rows * groups * groupShorts;
         if (shorts > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException(sourceType + " matrix [" + rows + ", " + cols + "] is too large to pack ("
                     + shorts + " shorts, at most 2^31 - 9)");
         }
-        this.nibbles = new short[(int) shorts];
-        this.scales = new float[rows * groups * G];
-        this.offsets = sourceType == WeightType.Q4_K ? new float[rows * groups * G] : null;
+        this.data = new short[(int) shorts];
     }
 
     static boolean packs(WeightType type) {
@@ -115,12 +116,23 @@ final class PackedNibbles implements JavaPackedMatrix {
     /** Block b of row r: its 16 bytes in Q4_0's nibble order (bytes 0-7 and 8-15 as little-endian longs), s, o. */
     private void put(int r, int b, long bytes0, long bytes8, float scale, float offset) {
         int g = b / G, j = b % G;
-        int at = ((r * groups + g) * 8) * G + j;
+        int at = (r * groups + g) * groupShorts + j;
         for (int k = 0; k < 8; k++) { // short k = bytes k and k + 8
-            nibbles[at + k * G] = (short) ((bytes0 >>> 8 * k & 0xFF) | (bytes8 >>> 8 * k & 0xFF) << 8);
+            data[at + k * G] = (short) ((bytes0 >>> 8 * k & 0xFF) | (bytes8 >>> 8 * k & 0xFF) << 8);
         }
-        scales[(r * groups + g) * G + j] = scale;
-        if (offsets != null) offsets[(r * groups + g) * G + j] = offset + scale * 8f;
+        putFloat(at - j + 8 * G + 2 * j, scale);
+        if (sourceType == WeightType.Q4_K) putFloat(at - j + 10 * G + 2 * j, offset + scale * 8f);
+    }
+
+    /** v's bits as data[at] (low half) and data[at + 1]: the int lane of a short vector's int view. */
+    private void putFloat(int at, float v) {
+        int bits = Float.floatToRawIntBits(v);
+        data[at] = (short) bits;
+        data[at + 1] = (short) (bits >>> 16);
+    }
+
+    private float getFloat(int at) {
+        return Float.intBitsToFloat(data[at] & 0xFFFF | data[at + 1] << 16);
     }
 
     @Override
@@ -140,7 +152,7 @@ final class PackedNibbles implements JavaPackedMatrix {
 
     @Override
     public long byteSize() {
-        return 2L * nibbles.length + 4L * scales.length + (offsets == null ? 0 : 4L * offsets.length);
+        return 2L * data.length;
     }
 
     /** The file's bytes of the matrix (what {@link NibbleGemm} unpacks). */
@@ -148,19 +160,29 @@ final class PackedNibbles implements JavaPackedMatrix {
         return source;
     }
 
-    /** Per block s, row r's block b at r * {@link #blockStride()} + b (read by {@link NibbleGemm}). */
-    float[] scales() {
-        return scales;
+    /** Whether the blocks have an offset o + 8 s (Q4_K; Q4_0's is 0). */
+    boolean hasOffsets() {
+        return sourceType == WeightType.Q4_K;
     }
 
-    /** Per block o + 8 s (Q4_K) at the index of {@link #scales()}; null for Q4_0. */
-    float[] offsets() {
-        return offsets;
-    }
-
-    /** Blocks per row in {@link #scales()} (the row's groups of G, the last one padded). */
-    int blockStride() {
-        return groups * G;
+    /**
+     * dst[dstOff + i] = s of row r's block b + i, i &lt; n, or with {@code offsets} its o + 8 s (Q4_K): what
+     * {@link NibbleGemm} reads.
+     */
+    void factors(int r, int b, int n, boolean offsets, float[] dst, int dstOff) {
+        if (offsets && !hasOffsets()) throw new IllegalArgumentException(sourceType + " stores no offsets");
+        int plane = (offsets ? 10 : 8) * G;
+        for (int i = 0; i < n; ) { // a group at a time: whole ones as two F vectors (a scalar loop here slowed the GEMM)
+            int g = (b + i) / G, j = (b + i) % G, m = Math.min(G - j, n - i);
+            int at = (r * groups + g) * groupShorts + plane + 2 * j;
+            if (m == G) {
+                ShortVector.fromArray(SV, data, at).reinterpretAsFloats().intoArray(dst, dstOff + i);
+                ShortVector.fromArray(SV, data, at + G).reinterpretAsFloats().intoArray(dst, dstOff + i + F.length());
+            } else {
+                for (int e = 0; e < m; e++) dst[dstOff + i + e] = getFloat(at + 2 * e);
+            }
+            i += m;
+        }
     }
 
     @Override
@@ -204,12 +226,12 @@ final class PackedNibbles implements JavaPackedMatrix {
      * (docs/performance-java.md sections 5-6).
      */
     private void dot4Rows(NibbleActivations a, MemorySegment out, int row, int gap) {
-        short[] w = nibbles, xq = a.xq;
+        short[] w = data, xq = a.xq;
         FloatVector f0 = FloatVector.zero(F), f1 = f0, f2 = f0, f3 = f0;
-        int rowShorts = groups * 8 * G;
+        int rowShorts = groups * groupShorts;
         for (int g = 0; g < groups; g++) {
             ShortVector i0 = ShortVector.zero(SV), i1 = i0, i2 = i0, i3 = i0;
-            int w0 = row * rowShorts + g * 8 * G, w1 = w0 + gap * rowShorts, w2 = w1 + gap * rowShorts, w3 = w2 + gap * rowShorts;
+            int w0 = row * rowShorts + g * groupShorts, w1 = w0 + gap * rowShorts, w2 = w1 + gap * rowShorts, w3 = w2 + gap * rowShorts;
             int xo = g * 32 * G;
             for (int k = 0; k < 8; k++, xo += 4 * G) {
                 ShortVector n0 = ShortVector.fromArray(SV, w, w0 + k * G), n1 = ShortVector.fromArray(SV, w, w1 + k * G);
@@ -240,20 +262,19 @@ final class PackedNibbles implements JavaPackedMatrix {
             i1 = i1.sub(sxq8);
             i2 = i2.sub(sxq8);
             i3 = i3.sub(sxq8);
-            for (int part = 0; part < 2; part++) { // the G lanes as two F vectors
-                int at = g * G + part * F.length();
-                int s0 = row * groups * G + at, s1 = s0 + gap * groups * G, s2 = s1 + gap * groups * G, s3 = s2 + gap * groups * G;
+            for (int part = 0; part < 2; part++) { // the G lanes as two F vectors, their f32 factors as 2 F shorts each
+                int at = g * G + part * F.length(), s = 8 * G + part * G;
                 FloatVector dx = FloatVector.fromArray(F, a.dx, at);
-                f0 = ((FloatVector) i0.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s0).mul(dx), f0);
-                f1 = ((FloatVector) i1.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s1).mul(dx), f1);
-                f2 = ((FloatVector) i2.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s2).mul(dx), f2);
-                f3 = ((FloatVector) i3.convertShape(VectorOperators.S2F, F, part)).fma(FloatVector.fromArray(F, scales, s3).mul(dx), f3);
-                if (offsets != null) { // Q4_K: + (o + 8 s) dx sum(xq)
+                f0 = ((FloatVector) i0.convertShape(VectorOperators.S2F, F, part)).fma(ShortVector.fromArray(SV, w, w0 + s).reinterpretAsFloats().mul(dx), f0);
+                f1 = ((FloatVector) i1.convertShape(VectorOperators.S2F, F, part)).fma(ShortVector.fromArray(SV, w, w1 + s).reinterpretAsFloats().mul(dx), f1);
+                f2 = ((FloatVector) i2.convertShape(VectorOperators.S2F, F, part)).fma(ShortVector.fromArray(SV, w, w2 + s).reinterpretAsFloats().mul(dx), f2);
+                f3 = ((FloatVector) i3.convertShape(VectorOperators.S2F, F, part)).fma(ShortVector.fromArray(SV, w, w3 + s).reinterpretAsFloats().mul(dx), f3);
+                if (groupShorts == 12 * G) { // Q4_K: + (o + 8 s) dx sum(xq)
                     FloatVector sum = FloatVector.fromArray(F, a.dxSum, at);
-                    f0 = FloatVector.fromArray(F, offsets, s0).fma(sum, f0);
-                    f1 = FloatVector.fromArray(F, offsets, s1).fma(sum, f1);
-                    f2 = FloatVector.fromArray(F, offsets, s2).fma(sum, f2);
-                    f3 = FloatVector.fromArray(F, offsets, s3).fma(sum, f3);
+                    f0 = ShortVector.fromArray(SV, w, w0 + s + 2 * G).reinterpretAsFloats().fma(sum, f0);
+                    f1 = ShortVector.fromArray(SV, w, w1 + s + 2 * G).reinterpretAsFloats().fma(sum, f1);
+                    f2 = ShortVector.fromArray(SV, w, w2 + s + 2 * G).reinterpretAsFloats().fma(sum, f2);
+                    f3 = ShortVector.fromArray(SV, w, w3 + s + 2 * G).reinterpretAsFloats().fma(sum, f3);
                 }
             }
         }

@@ -128,6 +128,19 @@ class PackedNibblesTest {
                 long blocks = (long) rows * ((cols / 32 + G - 1) / G) * G;
                 assertEquals(blocks * (16 + 4 + (type == WeightType.Q4_K ? 4 : 0)), p.byteSize());
                 for (int r = 0; r < rows; r++) {
+                    // the factors stored next to the nibbles (NibbleGemm's scales): the file's s and o + 8 s bit for
+                    // bit, from every starting block, and zero for the padding blocks of the last group
+                    int padded = (int) (blocks / rows);
+                    for (int b0 : new int[]{0, 1, G - 1, padded - 1}) {
+                        float[] s = new float[padded - b0], o = new float[padded - b0];
+                        p.factors(r, b0, padded - b0, false, s, 0);
+                        if (type == WeightType.Q4_K) p.factors(r, b0, padded - b0, true, o, 0);
+                        for (int i = 0; i < s.length; i++) {
+                            float[] so = fileFactors(type, w, r, cols, b0 + i);
+                            assertEquals(Float.floatToRawIntBits(so[0]), Float.floatToRawIntBits(s[i]), type + " row " + r + " block " + (b0 + i) + " s");
+                            assertEquals(Float.floatToRawIntBits(so[1]), Float.floatToRawIntBits(o[i]), type + " row " + r + " block " + (b0 + i) + " o + 8 s");
+                        }
+                    }
                     // from the row's start and from later blocks (the GEMM widens k blocks of 256 from any of them)
                     for (int k0 : new int[]{0, 32, 256, 512}) {
                         if (k0 >= cols || (type == WeightType.Q4_K && k0 % 256 != 0)) continue;
@@ -142,6 +155,17 @@ class PackedNibblesTest {
                 }
             }
         }
+    }
+
+    /** {s, o + 8 s} of row r's block b in the file (Q4_0: o + 8 s is 0), {0, 0} for a padding block past the row. */
+    private static float[] fileFactors(WeightType type, MemorySegment w, int r, int cols, int b) {
+        if (b >= cols / 32) return new float[]{0f, 0f};
+        long at = r * type.rowBytes(cols);
+        if (type == WeightType.Q4_0) return new float[]{Float.float16ToFloat(w.get(Quant.U16_LE, at + 18L * b)), 0f};
+        long sb = at + 144L * (b / 8);
+        float s = Float.float16ToFloat(w.get(Quant.U16_LE, sb)) * KQuant.q4kScale(w, sb, b % 8);
+        float o = -(Float.float16ToFloat(w.get(Quant.U16_LE, sb + 2)) * KQuant.q4kMin(w, sb, b % 8));
+        return new float[]{s, o + s * 8f};
     }
 
     /**
