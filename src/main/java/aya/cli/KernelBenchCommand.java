@@ -37,6 +37,10 @@ public final class KernelBenchCommand implements Callable<Integer> {
     @Option(names = "--small", description = "Only the 2048x2048 and 512x2048 shapes (quick check).")
     boolean small;
 
+    @Option(names = "--from-memory", description = "Decode reads its weights from memory, as in the model: each call takes "
+            + "the next of several copies of the matrix (>= 512 MiB in all) instead of the same cached one.")
+    boolean fromMemory;
+
     @Override
     public Integer call() {
         WeightType weightType;
@@ -59,7 +63,7 @@ public final class KernelBenchCommand implements Callable<Integer> {
         for (String b : backends) {
             if (!b.equals("java") && !b.equals("native")) throw new AyaException("unknown backend '" + b + "' (java, native)");
         }
-        KernelBench.run(new KernelBench.Options(backends, threads, tokens, weightType, seconds, small, bf16Activations));
+        KernelBench.run(new KernelBench.Options(backends, threads, tokens, weightType, seconds, small, bf16Activations, fromMemory));
         return 0;
     }
 }

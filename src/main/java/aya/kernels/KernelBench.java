@@ -27,6 +27,9 @@ public final class KernelBench {
     /** out x in, as in the model: q/o, k/v, gate/up, down, and the tied embedding used as the output head. */
     static final int[][] SHAPES = {{2048, 2048}, {512, 2048}, {11008, 2048}, {2048, 11008}, {262144, 2048}};
 
+    /** With --from-memory, the decode cases' copies of a matrix add up to at least this (far beyond any L3 cache). */
+    static final long FROM_MEMORY_BYTES = 512L << 20;
+
     /**
      * What to measure (the command-line flags above).
      *
@@ -37,9 +40,12 @@ public final class KernelBench {
      * @param seconds  time per measurement
      * @param small    only the small shapes (not the 262144-row head)
      * @param bf16Activations the products round x to bf16 ({@link Kernels#matmulBf16Activations}; bf16 weights only)
+     * @param fromMemory decode cases rotate over copies of the matrix totalling at least {@link #FROM_MEMORY_BYTES}, so
+     *                   each call reads its weights from memory as the model's decode does (one pass over every layer
+     *                   per token); otherwise one matrix is timed again and again and decode reads it from the caches
      */
     public record Options(List<String> backends, List<Integer> threads, int tokens, WeightType type, double seconds,
-                          boolean small, boolean bf16Activations) {
+                          boolean small, boolean bf16Activations, boolean fromMemory) {
         public static Options parse(String... args) {
             List<String> backends = List.of("java", "native");
             List<Integer> threads = List.of(1, 2);
@@ -48,6 +54,7 @@ public final class KernelBench {
             double seconds = 1.5;
             boolean small = false;
             boolean bf16Activations = false;
+            boolean fromMemory = false;
             for (int i = 0; i < args.length; i++) {
                 String value = i + 1 < args.length ? args[i + 1] : "";
                 switch (args[i]) {
@@ -57,6 +64,7 @@ public final class KernelBench {
                     case "--type" -> { type = WeightType.valueOf(value.toUpperCase(Locale.ROOT)); i++; }
                     case "--seconds" -> { seconds = Double.parseDouble(value); i++; }
                     case "--shapes" -> { small = value.equals("small"); i++; }
+                    case "--from-memory" -> fromMemory = true;
                     case "--activations" -> {
                         bf16Activations = switch (value) {
                             case "f32" -> false;
@@ -68,7 +76,7 @@ public final class KernelBench {
                     default -> throw new IllegalArgumentException("unknown option " + args[i]);
                 }
             }
-            return new Options(backends, threads, tokens, type, seconds, small, bf16Activations);
+            return new Options(backends, threads, tokens, type, seconds, small, bf16Activations, fromMemory);
         }
     }
 
@@ -90,8 +98,10 @@ public final class KernelBench {
         if (o.bf16Activations() && o.type() != WeightType.BF16) {
             throw new IllegalArgumentException("bf16 activations need bf16 weights, not " + o.type());
         }
-        System.out.printf(Locale.ROOT, "# kernel benchmark: %s weights, %s activations, prefill %d tokens, %d cores; backends: %s%n",
-                o.type(), o.bf16Activations() ? "bf16" : "f32", o.tokens(), Runtime.getRuntime().availableProcessors(),
+        System.out.printf(Locale.ROOT, "# kernel benchmark: %s weights, %s activations, prefill %d tokens, decode %s, %d cores; backends: %s%n",
+                o.type(), o.bf16Activations() ? "bf16" : "f32", o.tokens(),
+                o.fromMemory() ? "from memory (copies of each matrix, >= " + (FROM_MEMORY_BYTES >> 20) + " MiB)" : "from the caches (one matrix)",
+                Runtime.getRuntime().availableProcessors(),
                 String.join(", ", backends.stream().map(Kernels::name).toList()));
         System.out.println("| kernel | shape | threads | " + String.join(" | ", backends.stream().map(Kernels::name).toList())
                 + (backends.size() == 2 ? " | speed " + backends.get(1).name() + " / " + backends.get(0).name() + " |" : " |"));
@@ -113,20 +123,33 @@ public final class KernelBench {
             int[][] shapes = o.small() ? new int[][]{{2048, 2048}, {512, 2048}} : SHAPES;
             for (int[] shape : shapes) {
                 int rows = shape[0], in = shape[1];
-                MemorySegment w = randomWeights(arena, o.type(), (long) rows * in, rnd);
+                int copies = o.fromMemory()
+                        ? (int) Math.max(1, (FROM_MEMORY_BYTES + o.type().rowBytes(in) * rows - 1) / (o.type().rowBytes(in) * rows))
+                        : 1;
+                MemorySegment[] ws = new MemorySegment[copies];
+                for (int c = 0; c < copies; c++) ws[c] = randomWeights(arena, o.type(), (long) rows * in, rnd);
                 MemorySegment x = randomFloats(arena, (long) o.tokens() * in, rnd);
                 MemorySegment out = arena.allocate(4L * o.tokens() * rows, 64);
-                List<PackedMatrix> packed = new ArrayList<>(); // what each backend's model would read (Kernels.pack)
-                for (Kernels k : backends) packed.add(pack(k, o, w, rows, in));
+                List<PackedMatrix[]> packed = new ArrayList<>(); // what each backend's model would read (Kernels.pack)
+                for (Kernels k : backends) {
+                    PackedMatrix[] ps = new PackedMatrix[copies];
+                    for (int c = 0; c < copies; c++) ps[c] = pack(k, o, ws[c], rows, in);
+                    packed.add(ps);
+                }
                 for (int tokens : new int[]{1, o.tokens()}) {
+                    int rotate = tokens == 1 ? copies : 1; // prefill reuses each weight for every token: one copy
                     for (int threads : o.threads()) {
                         List<double[]> results = new ArrayList<>();
                         for (int kb = 0; kb < backends.size(); kb++) {
                             Kernels k = backends.get(kb);
-                            PackedMatrix p = packed.get(kb);
+                            PackedMatrix[] ps = packed.get(kb);
+                            PackedMatrix p = ps[0];
+                            int[] turn = {0};
                             try (Parallel pool = new Parallel(threads)) {
-                                double[] t = time(o.seconds(), () -> pool.forRange(rows, 16, (wk, a, b) ->
-                                        matmul(k, o, w, p, x, out, tokens, in, rows, a, b)));
+                                double[] t = time(o.seconds(), () -> {
+                                    int c = turn[0]++ % rotate;
+                                    pool.forRange(rows, 16, (wk, a, b) -> matmul(k, o, ws[c], ps[c], x, out, tokens, in, rows, a, b));
+                                });
                                 double s = t[0];
                                 double bytes = p != null ? p.byteSize() : o.type().rowBytes(in) * (double) rows;
                                 double flops = 2.0 * rows * in * tokens;

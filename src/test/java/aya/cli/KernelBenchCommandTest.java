@@ -32,4 +32,15 @@ class KernelBenchCommandTest {
         assertEquals("--activations bf16 needs --type bf16 (it rounds the activations of bf16 weight matrices), got q8_0",
                 userError("--activations", "bf16", "--type", "q8_0"));
     }
+
+    @Test
+    void fromMemoryIsOffUnlessAsked() {
+        KernelBenchCommand plain = new KernelBenchCommand(), cold = new KernelBenchCommand();
+        new CommandLine(plain).parseArgs("--small");
+        new CommandLine(cold).parseArgs("--small", "--from-memory");
+        assertFalse(plain.fromMemory);
+        assertTrue(cold.fromMemory);
+        assertTrue(aya.kernels.KernelBench.Options.parse("--from-memory").fromMemory());
+        assertFalse(aya.kernels.KernelBench.Options.parse().fromMemory());
+    }
 }
