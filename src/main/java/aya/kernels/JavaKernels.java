@@ -61,15 +61,35 @@ public final class JavaKernels implements Kernels {
     /** Below this many tokens a prefill is cheaper as one matrix-vector product per token (BF16 and F32). */
     static final int GEMM_MIN_TOKENS = 4;
 
+    /**
+     * x's token tiles: the tile of token t0 at t0 * inDim, laid out [inDim][tile width]. Off-heap and 64-byte aligned:
+     * in a float[] the vector loads' alignment depends on where the GC put the array, and with ParallelGC (the
+     * launcher's) cache-line-splitting loads halved the micro-kernel's speed.
+     */
+    private static final class Tiles {
+        private Arena arena;
+        MemorySegment segment = MemorySegment.NULL;
+
+        /** Room for bytes of tiles (the old ones are freed now, not whenever the GC runs). */
+        void grow(long bytes) {
+            if (segment.byteSize() < bytes) {
+                free();
+                arena = Arena.ofShared();
+                segment = arena.allocate(bytes, 64);
+            }
+        }
+
+        void free() {
+            if (arena != null) arena.close();
+            arena = null;
+            segment = MemorySegment.NULL;
+        }
+    }
+
     /** Buffers of one GEMM call, reused by later calls (x's grows to the largest inDim seen). */
     private static final class Gemm {
-        /**
-         * Up to NC tokens of x in token tiles: the tile of token t0 at t0 * inDim, laid out [inDim][tile width]. Off-heap
-         * and 64-byte aligned: in a float[] the vector loads' alignment depends on where the GC put the array, and with
-         * ParallelGC (the launcher's) cache-line-splitting loads halved the micro-kernel's speed.
-         */
-        MemorySegment xt = MemorySegment.NULL;
-        private Arena xtArena;
+        /** Up to NC tokens of x in token tiles. */
+        final Tiles xt = new Tiles();
         /** MC rows of w in f32, by k blocks: block k0 at k0 * MC, its row j at + j * kc. */
         float[] panel = new float[0];
         /** TW tokens x KC columns of x on their way into xt. */
@@ -78,24 +98,14 @@ public final class JavaKernels implements Kernels {
         final float[] acc = new float[MC * NC];
 
         /**
-         * Room for inDim inputs: the panel, and with ownTiles NC tokens of x (the old tiles are freed now, not whenever
-         * the GC runs); a call whose x {@link #shareInput} transposed needs no tiles of its own.
+         * Room for inDim inputs: the panel, and with ownTiles NC tokens of x; a call whose x {@link #shareInput}
+         * transposed needs no tiles of its own.
          */
         void grow(int inDim, boolean ownTiles) {
-            if (ownTiles && xt.byteSize() < 4L * NC * inDim) {
-                free();
-                xtArena = Arena.ofShared();
-                xt = xtArena.allocate(4L * NC * inDim, 64);
-            }
+            if (ownTiles) xt.grow(4L * NC * inDim);
             if (panel.length < MC * Math.min(inDim, KR)) {
                 panel = new float[MC * Math.min(inDim, KR)];
             }
-        }
-
-        void free() {
-            if (xtArena != null) xtArena.close();
-            xtArena = null;
-            xt = MemorySegment.NULL;
         }
     }
 
@@ -109,31 +119,15 @@ public final class JavaKernels implements Kernels {
 
     /**
      * An x that {@link #shareInput} prepared once for every GEMM call of a job: transposed into token tiles (layout of
-     * Gemm.xt) for the f32 GEMM, quantized for {@link NibbleGemm}, or both, as the job's matrices read it.
+     * {@link Tiles}) for the f32 GEMM, quantized for {@link NibbleGemm}, or both, as the job's matrices read it.
      */
     private static final class SharedTiles {
-        private Arena arena;
-        MemorySegment xt = MemorySegment.NULL;
+        final Tiles xt = new Tiles();
         final NibbleGemm.Quantized quantized = new NibbleGemm.Quantized();
         /** What they hold while shared. */
         MemorySegment x;
         int tokens, inDim;
         boolean roundX, transposed, quantizedX;
-
-        /** Room for bytes of tiles. */
-        void grow(long bytes) {
-            if (xt.byteSize() < bytes) {
-                free();
-                arena = Arena.ofShared();
-                xt = arena.allocate(bytes, 64);
-            }
-        }
-
-        void free() {
-            if (arena != null) arena.close();
-            arena = null;
-            xt = MemorySegment.NULL;
-        }
     }
 
     /** The tiles shared now, read by every GEMM call (copy on write: it changes twice per shared job). */
@@ -182,14 +176,15 @@ public final class JavaKernels implements Kernels {
      */
     private void gemm(GemmRows w, MemorySegment x, boolean roundX, MemorySegment out,
                       int tokens, int inDim, int outStride, int rowStart, int rowEnd) {
-        MemorySegment sharedXt = sharedTiles(x, tokens, inDim, roundX);
+        SharedTiles share = sharedFor(x, tokens, inDim, false, roundX);
+        MemorySegment sharedXt = share != null ? share.xt.segment : null;
         Gemm g = gemmScratch.pollFirst();
         if (g == null) g = new Gemm();
         try {
             g.grow(inDim, sharedXt == null);
             for (int t0 = 0; t0 < tokens; t0 += NC) {
                 int chunk = Math.min(NC, tokens - t0);
-                MemorySegment xt = g.xt;
+                MemorySegment xt = g.xt.segment;
                 if (sharedXt != null) { // the shared tiles of token t0 start at t0 * inDim, as in a pass of their own
                     xt = sharedXt.asSlice(4L * t0 * inDim);
                 } else {
@@ -199,7 +194,7 @@ public final class JavaKernels implements Kernels {
             }
         } finally {
             if (closed) {
-                g.free();
+                g.xt.free();
             } else {
                 gemmScratch.offerFirst(g); // the most recently used one first: its tiles are the warmest
             }
@@ -228,7 +223,8 @@ public final class JavaKernels implements Kernels {
                 p.matvec(x.asSlice((long) t * p.cols() * 4), out.asSlice((long) t * outStride * 4), rowStart, rowEnd);
             }
         } else if (p instanceof PackedNibbles n && NibbleGemm.uses(tokens)) { // the 4-bit formats in 16-bit lanes
-            NibbleGemm.matmul(n, x, out, tokens, outStride, rowStart, rowEnd, sharedQuantized(x, tokens, n.cols()));
+            SharedTiles share = sharedFor(x, tokens, n.cols(), true, false);
+            NibbleGemm.matmul(n, x, out, tokens, outStride, rowStart, rowEnd, share != null ? share.quantized : null);
         } else {
             gemm(p, x, false, out, tokens, p.cols(), outStride, rowStart, rowEnd);
         }
@@ -249,13 +245,13 @@ public final class JavaKernels implements Kernels {
         SharedTiles tiles = t != null ? t : new SharedTiles();
         if (transpose) {
             int padded = paddedTokens(tokens);
-            tiles.grow(4L * padded * inDim);
+            tiles.xt.grow(4L * padded * inDim);
             // the same tiles as each call's transpose makes (tokens past NC are further tiles), one KC block per item
             int kBlocks = (inDim + KC - 1) / KC, items = (padded + TW - 1) / TW * kBlocks;
             pool.forRange(items, 1, (worker, from, to) -> {
                 float[] stage = SHARE_STAGE.get();
                 for (int i = from; i < to; i++) {
-                    transposeBlock(x, bf16, 0, tokens, padded, inDim, tiles.xt, stage, i / kBlocks * TW, i % kBlocks * KC);
+                    transposeBlock(x, bf16, 0, tokens, padded, inDim, tiles.xt.segment, stage, i / kBlocks * TW, i % kBlocks * KC);
                 }
             });
         }
@@ -288,27 +284,21 @@ public final class JavaKernels implements Kernels {
         }
         tiles.x = null;
         if (closed) {
-            tiles.free();
+            tiles.xt.free();
         } else {
             spareTiles.offerFirst(tiles);
         }
     }
 
-    /** The shared tiles of x for a call with these tokens, inDim and rounding, or null. */
-    private MemorySegment sharedTiles(MemorySegment x, int tokens, int inDim, boolean roundX) {
+    /**
+     * The share of x prepared for a call with these tokens and inDim: quantized for {@link NibbleGemm}, or transposed
+     * with this rounding for the f32 GEMM; null if there is none.
+     */
+    private SharedTiles sharedFor(MemorySegment x, int tokens, int inDim, boolean quantized, boolean roundX) {
         for (SharedTiles t : shared) {
-            if (t.transposed && t.x.equals(x) && t.tokens == tokens && t.inDim == inDim && t.roundX == roundX) {
-                return t.xt;
-            }
-        }
-        return null;
-    }
-
-    /** The shared quantized x for a {@link NibbleGemm} call with these tokens and inDim, or null. */
-    private NibbleGemm.Quantized sharedQuantized(MemorySegment x, int tokens, int inDim) {
-        for (SharedTiles t : shared) {
-            if (t.quantizedX && t.x.equals(x) && t.tokens == tokens && t.inDim == inDim) {
-                return t.quantized;
+            boolean prepared = quantized ? t.quantizedX : t.transposed && t.roundX == roundX;
+            if (prepared && t.x.equals(x) && t.tokens == tokens && t.inDim == inDim) {
+                return t;
             }
         }
         return null;
@@ -329,8 +319,8 @@ public final class JavaKernels implements Kernels {
     public void close() {
         if (closed) return;
         closed = true;
-        for (Gemm g; (g = gemmScratch.pollFirst()) != null; ) g.free();
-        for (SharedTiles t; (t = spareTiles.pollFirst()) != null; ) t.free();
+        for (Gemm g; (g = gemmScratch.pollFirst()) != null; ) g.xt.free();
+        for (SharedTiles t; (t = spareTiles.pollFirst()) != null; ) t.xt.free();
     }
 
     /**
@@ -385,7 +375,7 @@ public final class JavaKernels implements Kernels {
     }
 
     /**
-     * Tokens [t0, t0 + tokens) of x [.., inDim] into xt as token tiles (see {@link Gemm#xt}), each value rounded to
+     * Tokens [t0, t0 + tokens) of x [.., inDim] into xt as token tiles (see {@link Tiles}), each value rounded to
      * bf16 if roundX; tokens up to padded are zero. KC columns at a time go through a heap copy, so the transposing
      * loop is plain array code.
      */
