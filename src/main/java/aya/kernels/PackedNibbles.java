@@ -43,6 +43,10 @@ final class PackedNibbles implements JavaPackedMatrix {
     static final VectorSpecies<Short> S_HALF = JavaKernels.S;
     /** Blocks per group. */
     static final int G = SV.length();
+    /** Where a group's f32 scales start, in shorts from the group's start: after its 8 G nibble shorts. */
+    private static final int SCALES_AT = 8 * G;
+    /** Where a Q4_K group's f32 o + 8 s start: after the scales' 2 G shorts (a Q4_0 group ends there). */
+    private static final int OFFSETS_AT = SCALES_AT + 2 * G;
     private static final int BLOCK = Quant.BLOCK;
     private static final ValueLayout.OfFloat F32 = JavaKernels.F32;
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(JavaKernels.LE);
@@ -64,7 +68,7 @@ final class PackedNibbles implements JavaPackedMatrix {
         this.rows = rows;
         this.cols = cols;
         this.groups = (cols / BLOCK + G - 1) / G;
-        this.groupShorts = (sourceType == WeightType.Q4_K ? 12 : 10) * G;
+        this.groupShorts = sourceType == WeightType.Q4_K ? OFFSETS_AT + 2 * G : OFFSETS_AT;
         long shorts = (long) rows * groups * groupShorts;
         if (shorts > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException(sourceType + " matrix [" + rows + ", " + cols + "] is too large to pack ("
@@ -120,8 +124,8 @@ final class PackedNibbles implements JavaPackedMatrix {
         for (int k = 0; k < 8; k++) { // short k = bytes k and k + 8
             data[at + k * G] = (short) ((bytes0 >>> 8 * k & 0xFF) | (bytes8 >>> 8 * k & 0xFF) << 8);
         }
-        putFloat(at - j + 8 * G + 2 * j, scale);
-        if (sourceType == WeightType.Q4_K) putFloat(at - j + 10 * G + 2 * j, offset + scale * 8f);
+        putFloat(at - j + SCALES_AT + 2 * j, scale);
+        if (hasOffsets()) putFloat(at - j + OFFSETS_AT + 2 * j, offset + scale * 8f);
     }
 
     /** v's bits as data[at] (low half) and data[at + 1]: the int lane of a short vector's int view. */
@@ -171,7 +175,7 @@ final class PackedNibbles implements JavaPackedMatrix {
      */
     void factors(int r, int b, int n, boolean offsets, float[] dst, int dstOff) {
         if (offsets && !hasOffsets()) throw new IllegalArgumentException(sourceType + " stores no offsets");
-        int plane = (offsets ? 10 : 8) * G;
+        int plane = offsets ? OFFSETS_AT : SCALES_AT;
         for (int i = 0; i < n; ) { // a group at a time: whole ones as two F vectors (a scalar loop here slowed the GEMM)
             int g = (b + i) / G, j = (b + i) % G, m = Math.min(G - j, n - i);
             int at = (r * groups + g) * groupShorts + plane + 2 * j;
@@ -263,18 +267,18 @@ final class PackedNibbles implements JavaPackedMatrix {
             i2 = i2.sub(sxq8);
             i3 = i3.sub(sxq8);
             for (int part = 0; part < 2; part++) { // the G lanes as two F vectors, their f32 factors as 2 F shorts each
-                int at = g * G + part * F.length(), s = 8 * G + part * G;
+                int at = g * G + part * F.length(), s = SCALES_AT + part * G, o = OFFSETS_AT + part * G;
                 FloatVector dx = FloatVector.fromArray(F, a.dx, at);
                 f0 = ((FloatVector) i0.convertShape(VectorOperators.S2F, F, part)).fma(ShortVector.fromArray(SV, w, w0 + s).reinterpretAsFloats().mul(dx), f0);
                 f1 = ((FloatVector) i1.convertShape(VectorOperators.S2F, F, part)).fma(ShortVector.fromArray(SV, w, w1 + s).reinterpretAsFloats().mul(dx), f1);
                 f2 = ((FloatVector) i2.convertShape(VectorOperators.S2F, F, part)).fma(ShortVector.fromArray(SV, w, w2 + s).reinterpretAsFloats().mul(dx), f2);
                 f3 = ((FloatVector) i3.convertShape(VectorOperators.S2F, F, part)).fma(ShortVector.fromArray(SV, w, w3 + s).reinterpretAsFloats().mul(dx), f3);
-                if (groupShorts == 12 * G) { // Q4_K: + (o + 8 s) dx sum(xq)
+                if (groupShorts > OFFSETS_AT) { // Q4_K: + (o + 8 s) dx sum(xq)
                     FloatVector sum = FloatVector.fromArray(F, a.dxSum, at);
-                    f0 = ShortVector.fromArray(SV, w, w0 + s + 2 * G).reinterpretAsFloats().fma(sum, f0);
-                    f1 = ShortVector.fromArray(SV, w, w1 + s + 2 * G).reinterpretAsFloats().fma(sum, f1);
-                    f2 = ShortVector.fromArray(SV, w, w2 + s + 2 * G).reinterpretAsFloats().fma(sum, f2);
-                    f3 = ShortVector.fromArray(SV, w, w3 + s + 2 * G).reinterpretAsFloats().fma(sum, f3);
+                    f0 = ShortVector.fromArray(SV, w, w0 + o).reinterpretAsFloats().fma(sum, f0);
+                    f1 = ShortVector.fromArray(SV, w, w1 + o).reinterpretAsFloats().fma(sum, f1);
+                    f2 = ShortVector.fromArray(SV, w, w2 + o).reinterpretAsFloats().fma(sum, f2);
+                    f3 = ShortVector.fromArray(SV, w, w3 + o).reinterpretAsFloats().fma(sum, f3);
                 }
             }
         }
