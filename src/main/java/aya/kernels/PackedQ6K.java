@@ -26,11 +26,15 @@ import java.util.Arrays;
  * slots of one sub-block as lane pairs (lane 2i: slot h of block i of its half, lane 2i + 1: slot h + 2), so that an
  * int lane is one block's sub-block, and the int view of S0, S1, S2 takes the shifts (an int shift has an immediate
  * count; C2 loads a 16-bit shift's count into a register each time: section 28).
- * In blocks of {@link #ROWS} rows (the last block may have fewer, n), each block's data together: per group of G
- * blocks g and sub-block h, the shorts S0, S1, S2 as three planes of [n rows][2 halves of the blocks][G], and
- * [n rows][G] int8 scales; per group and row, each super-block of 256's d as f32. 212 bytes per 256 weights (the
- * file: 210), plus the zero blocks that pad a row's last group. The decode reads a block's rows for one (g, h) after
- * another at power-of-two strides, so its row loop is a counted loop (below), and each of the three arrays in order.
+ * In blocks of {@link #ROWS} rows (the last block may have fewer, n): per group of G blocks g and sub-block h,
+ * [n rows][2 halves of the blocks][G] shorts in each of three planes, one per S0, S1, S2, each plane the whole
+ * matrix's; [n rows][G] int8 scales; per group and row, each super-block of 256's d as f32. 212 bytes per 256
+ * weights (the file: 210), plus the zero blocks that pad a row's last group. The decode reads a block's rows for one
+ * (g, h) after another at power-of-two strides, so its row loop is a counted loop (below), and each plane, the scales
+ * and the d in order: five long sequential streams. Why whole-matrix planes: with S0, S1, S2 each a 4 KB plane of
+ * the (g, h) step, one after another (session 17's layout), the three short streams jumped on every 12 KB and one
+ * thread read memory at ~15 GB/s against ~30 from the caches; long streams keep the hardware prefetchers ahead
+ * (~23 GB/s, docs/performance-java.md section 40).
  *
  * <p>Per lane and slot the kernel starts from {@code -32 sum xq} (NibbleActivations' {@code minus32}) and adds
  * {@code q xq} in 16 bits that wrap: the end is exactly {@code sum (q - 32) xq}. The two slots of a sub-block are added
@@ -59,8 +63,10 @@ final class PackedQ6K implements JavaPackedMatrix {
     /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
     private final MemorySegment source;
     private final int rows, cols, groups;
-    /** [row blocks][groups][2 sub-blocks h][3 shorts][n rows][2 slots h, h + 2][G]: the 6-bit values (layout above). */
+    /** [3 shorts][row blocks][groups][2 sub-blocks h][n rows][2 halves][G]: the 6-bit values (layout above). */
     private final short[] values;
+    /** Shorts per plane of values (one of S0, S1, S2 for the whole matrix): rows * groups * 4 G. */
+    private final int plane;
     /** [row blocks][groups][2 sub-blocks][n rows][G]: each block's two sub-block scales. */
     private final byte[] scales;
     /** [row blocks][groups][n rows][G / 8]: each super-block's d (and F.length() zeros: a vector load from the last). */
@@ -77,6 +83,7 @@ final class PackedQ6K implements JavaPackedMatrix {
                     + " shorts, at most 2^31 - 9)");
         }
         this.values = new short[(int) shorts];
+        this.plane = (int) (shorts / 3);
         this.scales = new byte[rows * groups * 2 * G];
         this.d = new float[rows * groups * (G / SUPER) + F.length()]; // the last load reads F.length()
     }
@@ -111,7 +118,7 @@ final class PackedQ6K implements JavaPackedMatrix {
                 int e = BLOCK * i + NibbleActivations.SLOT_OFFSET[s]; // q[e + k]: position k of the slot
                 // the lane pair of block j: blocks j % (G / 2) of half j / (G / 2), slot h in the low short, h + 2 the high
                 int lane = 2 * (j % (G / 2)) + s / 2;
-                int o = first * groups * 12 * G + (g * 2 + s % 2) * n * 6 * G + (row * 2 + j / (G / 2)) * G + lane, plane = n * 2 * G;
+                int o = first * groups * 4 * G + (g * 2 + s % 2) * n * 2 * G + (row * 2 + j / (G / 2)) * G + lane;
                 values[o] = (short) (q[e] | (q[e + 6] & 15) << 6 | q[e + 1] << 10);
                 values[o + plane] = (short) (q[e + 2] | (q[e + 7] & 15) << 6 | q[e + 3] << 10);
                 values[o + 2 * plane] = (short) (q[e + 4] | (q[e + 6] >> 4 | (q[e + 7] >> 4) << 2) << 6 | q[e + 5] << 10);
@@ -189,8 +196,8 @@ final class PackedQ6K implements JavaPackedMatrix {
 
     /**
      * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread), one
-     * pass per block of the layout (the slice's first and last may take part of one), each reading the block's values,
-     * scales and d in order: three streams. dotRows is compiled on its own (too large to inline here), which costs
+     * pass per block of the layout (the slice's first and last may take part of one), each reading the block's part of
+     * the three value planes, its scales and d in order: five streams. dotRows is compiled on its own (too large to inline here), which costs
      * nothing: it takes and returns no vectors, so none is boxed.
      */
     @Override
@@ -258,8 +265,8 @@ final class PackedQ6K implements JavaPackedMatrix {
         Arrays.fill(sums, 2 * from * half, 2 * to * half, 0f);
         for (int g = 0; g < groups; g++) {
             for (int h = 0; h < 2; h++) {
-                int vAt = first * groups * 12 * G + (g * 2 + h) * n * 6 * G, sAt = first * groups * 2 * G + (g * 2 + h) * n * G;
-                int dAt = first * groups * (G / SUPER) + g * n * (G / SUPER), plane = n * 2 * G;
+                int vAt = first * groups * 4 * G + (g * 2 + h) * n * 2 * G, sAt = first * groups * 2 * G + (g * 2 + h) * n * G;
+                int dAt = first * groups * (G / SUPER) + g * n * (G / SUPER), plane = this.plane;
                 for (int i = from; i < to; i++) {
                     for (int t = 0; t < 2; t++) {
                         int at = vAt + i * (2 * G) + t * G, xo = ((g * 2 + h) * 2 + t) * 9 * G;
