@@ -1,5 +1,6 @@
 package aya.kernels;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -48,6 +49,8 @@ final class NibbleActivations {
     private final int[] sums = new int[F.length()];
     /** [groups][8][4][G], see the class comment. */
     short[] xq = new short[0];
+    /** xq as bytes, the same order: what PackedNibbles' decode reads (half of xq's bytes; see its dot4Rows). */
+    byte[] xqBytes = new byte[0];
     /** Per block: the f16-rounded scale, 8 x the sum of xq, dx x that sum: [groups * G]. */
     float[] dx = new float[0];
     short[] sxq8 = new short[0];
@@ -70,6 +73,7 @@ final class NibbleActivations {
         if (x.length < padded) {
             x = new float[padded];
             xq = new short[padded];
+            xqBytes = new byte[padded];
             dx = new float[groups * G];
             sxq8 = new short[groups * G];
             dxSum = new float[groups * G];
@@ -97,8 +101,13 @@ final class NibbleActivations {
                     for (int k = 0; k < 8; k++) {
                         IntVector q = roundf(FloatVector.fromArray(F, staged, (k + SLOT_OFFSET[s]) * G + h).mul(id));
                         slotSum = slotSum.add(q);
-                        ((ShortVector) q.convertShape(VectorOperators.I2S, PackedNibbles.S_HALF, 0))
-                                .intoArray(xq, ((g * 8 + k) * 4 + s) * G + h);
+                        int at = ((g * 8 + k) * 4 + s) * G + h;
+                        ((ShortVector) q.convertShape(VectorOperators.I2S, PackedNibbles.S_HALF, 0)).intoArray(xq, at);
+                        if (JavaKernels.QB != null) {
+                            ((ByteVector) q.convertShape(VectorOperators.I2B, JavaKernels.QB, 0)).intoArray(xqBytes, at);
+                        } else { // 128-bit vectors: no 4-byte vector
+                            for (int i = 0; i < F.length(); i++) xqBytes[at + i] = (byte) q.lane(i);
+                        }
                     }
                     sum = sum.add(slotSum);
                     ((ShortVector) slotSum.mul(-32).convertShape(VectorOperators.I2S, PackedNibbles.S_HALF, 0))

@@ -1,8 +1,10 @@
 package aya.kernels;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -43,6 +45,8 @@ final class PackedNibbles implements JavaPackedMatrix {
     static final VectorSpecies<Short> S_HALF = JavaKernels.S;
     /** Blocks per group. */
     static final int G = SV.length();
+    /** As many bytes as SV has shorts: the decode's x, widened to SV as it is read. */
+    private static final VectorSpecies<Byte> XB = VectorSpecies.of(byte.class, VectorShape.forBitSize(SV.vectorBitSize() / 2));
     /** Where a group's f32 scales start, in shorts from the group's start: after its 8 G nibble shorts. */
     private static final int SCALES_AT = 8 * G;
     /** Where a Q4_K group's f32 o + 8 s start: after the scales' 2 G shorts (a Q4_0 group ends there). */
@@ -227,10 +231,13 @@ final class PackedNibbles implements JavaPackedMatrix {
     /**
      * Rows row, row + gap, row + 2 gap, row + 3 gap . x into out (arithmetic in the class comment). Written out without
      * helper methods: C2 must inline every Vector API call of the four rows, or it boxes the vectors
-     * (docs/performance-java.md sections 5-6).
+     * (docs/performance-java.md sections 5-6). x is read as bytes (xq's values) and widened to shorts here: a pass over
+     * rows 11008 wide reads all of x again, and as shorts (22 KB) it did not stay in L1 beside the four rows' streams
+     * (their weights from memory 1.5x slower per byte than on 2048-wide rows); as bytes it does (section 41).
      */
     private void dot4Rows(NibbleActivations a, MemorySegment out, int row, int gap) {
-        short[] w = data, xq = a.xq;
+        short[] w = data;
+        byte[] xq = a.xqBytes;
         FloatVector f0 = FloatVector.zero(F), f1 = f0, f2 = f0, f3 = f0;
         int rowShorts = groups * groupShorts;
         for (int g = 0; g < groups; g++) {
@@ -240,22 +247,22 @@ final class PackedNibbles implements JavaPackedMatrix {
             for (int k = 0; k < 8; k++, xo += 4 * G) {
                 ShortVector n0 = ShortVector.fromArray(SV, w, w0 + k * G), n1 = ShortVector.fromArray(SV, w, w1 + k * G);
                 ShortVector n2 = ShortVector.fromArray(SV, w, w2 + k * G), n3 = ShortVector.fromArray(SV, w, w3 + k * G);
-                ShortVector v = ShortVector.fromArray(SV, xq, xo);
+                ShortVector v = (ShortVector) ByteVector.fromArray(XB, xq, xo).convertShape(VectorOperators.B2S, SV, 0);
                 i0 = i0.add(n0.and((short) 15).mul(v));
                 i1 = i1.add(n1.and((short) 15).mul(v));
                 i2 = i2.add(n2.and((short) 15).mul(v));
                 i3 = i3.add(n3.and((short) 15).mul(v));
-                v = ShortVector.fromArray(SV, xq, xo + G);
+                v = (ShortVector) ByteVector.fromArray(XB, xq, xo + G).convertShape(VectorOperators.B2S, SV, 0);
                 i0 = i0.add(n0.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
                 i1 = i1.add(n1.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
                 i2 = i2.add(n2.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
                 i3 = i3.add(n3.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
-                v = ShortVector.fromArray(SV, xq, xo + 2 * G);
+                v = (ShortVector) ByteVector.fromArray(XB, xq, xo + 2 * G).convertShape(VectorOperators.B2S, SV, 0);
                 i0 = i0.add(n0.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
                 i1 = i1.add(n1.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
                 i2 = i2.add(n2.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
                 i3 = i3.add(n3.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
-                v = ShortVector.fromArray(SV, xq, xo + 3 * G);
+                v = (ShortVector) ByteVector.fromArray(XB, xq, xo + 3 * G).convertShape(VectorOperators.B2S, SV, 0);
                 i0 = i0.add(n0.lanewise(VectorOperators.LSHR, 12).mul(v));
                 i1 = i1.add(n1.lanewise(VectorOperators.LSHR, 12).mul(v));
                 i2 = i2.add(n2.lanewise(VectorOperators.LSHR, 12).mul(v));

@@ -101,6 +101,7 @@ class PackedNibblesTest {
                         int i = k + NibbleActivations.SLOT_OFFSET[s];
                         int want = real ? q8.get(ValueLayout.JAVA_BYTE, 34L * b + 2 + i) : 0;
                         assertEquals(want, a.xq[((g * 8 + k) * 4 + s) * G + j], "cols " + cols + " block " + b + " x " + i);
+                        assertEquals(want, a.xqBytes[((g * 8 + k) * 4 + s) * G + j], "cols " + cols + " block " + b + " x " + i + " (bytes)");
                         sum += want;
                     }
                 }
