@@ -296,8 +296,10 @@ public final class JavaKernels implements Kernels {
      */
     private SharedTiles sharedFor(MemorySegment x, int tokens, int inDim, boolean quantized, boolean roundX) {
         for (SharedTiles t : shared) {
+            // read once: another thread's share in this snapshot may end (x = null) while this call looks at it
+            MemorySegment tx = t.x;
             boolean prepared = quantized ? t.quantizedX : t.transposed && t.roundX == roundX;
-            if (prepared && t.x.equals(x) && t.tokens == tokens && t.inDim == inDim) {
+            if (prepared && tx != null && tx.equals(x) && t.tokens == tokens && t.inDim == inDim) {
                 return t;
             }
         }

@@ -106,6 +106,45 @@ class SharedInputTest {
         }
     }
 
+    /**
+     * Two users of one backend (two sessions of one model): while one thread's calls run, another thread's shares
+     * begin and end again and again. A call must neither fail on a share ending under it nor take its tiles: the same
+     * bits as alone (found by ConcurrentSessionsTest: a share's x was cleared while another thread looked it up).
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void sharesOfAnotherThreadComingAndGoingDoNotDisturbACall(String backend) throws Exception {
+        int rows = 2 * JavaKernels.RB + 5, inDim = JavaKernels.KC + 1, tokens = JavaKernels.GEMM_MIN_TOKENS;
+        SplittableRandom rnd = new SplittableRandom(5);
+        try (Kernels k = Backend.open(backend); Arena arena = Arena.ofShared(); Parallel pool = new Parallel(1)) {
+            MemorySegment w = weights(arena, rnd, WeightType.BF16, rows, inDim);
+            MemorySegment mine = arena.allocate((long) tokens * inDim * 4, 64), theirs = arena.allocate((long) tokens * inDim * 4, 64);
+            fill(mine, rnd, tokens * inDim);
+            fill(theirs, rnd, tokens * inDim);
+            float[] want = products(arena, tokens * rows, out -> k.matmul(WeightType.BF16, w, mine, out, tokens, inDim, rows, 0, rows));
+            java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+            Thread other = new Thread(() -> {
+                while (!done.get()) {
+                    try (Kernels.SharedInput h = k.shareInput(theirs, tokens, inDim, false, pool, (PackedMatrix) null)) {
+                        Thread.onSpinWait();
+                    }
+                }
+            });
+            other.start();
+            try {
+                MemorySegment out = arena.allocate((long) tokens * rows * 4, 64);
+                long end = System.nanoTime() + 500_000_000L;
+                for (int i = 0; i < 200 || System.nanoTime() < end; i++) {
+                    k.matmul(WeightType.BF16, w, mine, out, tokens, inDim, rows, 0, rows);
+                    assertArrayEquals(want, out.toArray(ValueLayout.JAVA_FLOAT), "call " + i);
+                }
+            } finally {
+                done.set(true);
+                other.join();
+            }
+        }
+    }
+
     interface Matmul {
         void rows(int from, int to, MemorySegment out);
     }
