@@ -222,12 +222,21 @@ public final class JavaKernels implements Kernels {
             for (int t = 0; t < tokens; t++) {
                 p.matvec(x.asSlice((long) t * p.cols() * 4), out.asSlice((long) t * outStride * 4), rowStart, rowEnd);
             }
-        } else if (p instanceof PackedNibbles n && NibbleGemm.uses(tokens)) { // the 4-bit formats in 16-bit lanes
-            SharedTiles share = sharedFor(x, tokens, n.cols(), true, false);
-            NibbleGemm.matmul(n, x, out, tokens, outStride, rowStart, rowEnd, share != null ? share.quantized : null);
+        } else if (takesNibbleGemm(p, tokens)) { // the 4-bit formats in 16-bit lanes
+            SharedTiles share = sharedFor(x, tokens, p.cols(), true, false);
+            NibbleGemm.matmul((PackedNibbles) p, x, out, tokens, outStride, rowStart, rowEnd, share != null ? share.quantized : null);
         } else {
             gemm(p, x, false, out, tokens, p.cols(), outStride, rowStart, rowEnd);
         }
+    }
+
+    /**
+     * Whether {@link #matmul(PackedMatrix, MemorySegment, MemorySegment, int, int, int, int)} takes w's product with
+     * this many tokens through {@link NibbleGemm} (x read quantized) rather than the f32 GEMM (x read transposed): what
+     * {@link #shareInput} prepares follows it.
+     */
+    private static boolean takesNibbleGemm(PackedMatrix w, int tokens) {
+        return w instanceof PackedNibbles && NibbleGemm.uses(tokens);
     }
 
     @Override
@@ -236,9 +245,9 @@ public final class JavaKernels implements Kernels {
         if (tokens < GEMM_MIN_TOKENS || closed) {
             return SharedInput.NONE; // matrix-vector products read x as it is
         }
-        boolean transpose = false, quantize = false; // which GEMMs the job's products take (see matmul)
+        boolean transpose = false, quantize = false; // which GEMMs the job's products take
         for (PackedMatrix m : readers) {
-            if (m instanceof PackedNibbles && NibbleGemm.uses(tokens)) quantize = true;
+            if (takesNibbleGemm(m, tokens)) quantize = true;
             else transpose = true;
         }
         SharedTiles t = spareTiles.pollFirst();
