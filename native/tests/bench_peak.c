@@ -54,6 +54,22 @@ __attribute__((target("avx2,fma"))) static double maddubs_ymm(void) {
     return (double) STEPS * CHAINS_YMM * 32 / t;
 }
 
+/* AVX2's Q8_0 x Q8_0 dot product as native's AVX2 Q8_0 kernels use it: the weights' signs moved onto the activations
+ * (vpsignb), then vpmaddubsw (|w| x signed x), vpmaddwd, vpaddd: four operations per 32 multiply-adds (two vpmaddubsw
+ * results of |w| <= 128 and |x| <= 127 do not add up in 16 bits, so each needs its own vpmaddwd). */
+__attribute__((target("avx2,fma"))) static double sign_maddubs_ymm(void) {
+    __m256i a[CHAINS_YMM], c = _mm256_set1_epi8(5), s = _mm256_set1_epi8(-3), one = _mm256_set1_epi16(1);
+    for (int i = 0; i < CHAINS_YMM; i++) a[i] = _mm256_set1_epi32(i);
+    double t = cpu_seconds();
+    for (long n = 0; n < STEPS; n++)
+        _Pragma("GCC unroll 16") for (int i = 0; i < CHAINS_YMM; i++)
+            a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(_mm256_maddubs_epi16(c, _mm256_sign_epi8(a[i], s)), one));
+    t = cpu_seconds() - t;
+    for (int i = 1; i < CHAINS_YMM; i++) a[0] = _mm256_add_epi32(a[0], a[i]);
+    sink_i = _mm256_cvtsi256_si32(a[0]);
+    return (double) STEPS * CHAINS_YMM * 32 / t;
+}
+
 __attribute__((target("avx512f"))) static double fma_zmm(void) {
     __m512 a[CHAINS], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-9f);
     for (int i = 0; i < CHAINS; i++) a[i] = _mm512_set1_ps((float) i);
@@ -116,6 +132,7 @@ int main(int argc, char **argv) {
     struct { const char *name; double (*fn)(void); int ok; } mixes[] = {
         {"f32 FMA, 256-bit (vfmadd231ps ymm)", fma_ymm, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
         {"int8 vpmaddubsw + vpmaddwd + vpaddd, 256-bit", maddubs_ymm, __builtin_cpu_supports("avx2")},
+        {"int8 vpsignb + vpmaddubsw + vpmaddwd + vpaddd, 256-bit", sign_maddubs_ymm, __builtin_cpu_supports("avx2")},
         {"f32 FMA, 512-bit (vfmadd231ps zmm)", fma_zmm, __builtin_cpu_supports("avx512f")},
         {"int16 vpmullw + vpaddw, 512-bit", mullw_zmm, __builtin_cpu_supports("avx512bw")},
         {"int8 vpdpbusd, 512-bit", dpbusd_zmm, __builtin_cpu_supports("avx512vnni")},
