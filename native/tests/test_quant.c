@@ -54,7 +54,8 @@ static void simd_matches_scalar(const char *isa, matmul_q fn, int block_bytes, c
      * tokens on for Q8_0, 48 for Q4_0, quant_avx512.c: 2-row x 8-token tiles, 8-block steps, 64-row panels,
      * 2048-input chunks): every token remainder mod 8, odd rows, rows past a panel, block counts that end inside a
      * step, inputs past a chunk; AVX2's (from 6 tokens on, quant_avx2.c: 1-row x 4-token tiles, 4-block steps, the
-     * same panels and chunks): 5 to 11 tokens, the same kinds of shapes */
+     * same panels and chunks): 5 to 11 tokens, the same kinds of shapes; AVX2's Q4_0 decode (8-block steps, then
+     * pairs, then one block; four rows a quarter of the slice apart): 13 blocks, 9 rows */
     const int shapes[][3] = { {1, 32, 7}, {1, 2048, 33}, {3, 96, 17}, {5, 160, 18}, {1, 32, 1}, {1, 96, 2},
                               {1, 11008, 9}, {2, 32, 5}, {4, 64, 6}, {6, 224, 13}, {7, 2048, 11}, {2, 11008, 5},
                               {1, 64, 130}, {8, 96, 70},
@@ -63,7 +64,7 @@ static void simd_matches_scalar(const char *isa, matmul_q fn, int block_bytes, c
                               {47, 64, 3}, {48, 32, 1}, {49, 96, 5}, {50, 288, 2}, {51, 2080, 7}, {52, 256, 131},
                               {53, 11008, 3}, {54, 64, 5}, {55, 96, 3},
                               {5, 4128, 3}, {6, 32, 1}, {6, 2080, 67}, {7, 96, 130}, {9, 4128, 3}, {10, 64, 2},
-                              {11, 2080, 65} };
+                              {11, 2080, 65}, {1, 416, 9} };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int tokens = shapes[s][0], in_dim = shapes[s][1], rows = shapes[s][2];
         size_t row_bytes = (size_t) in_dim / QK * block_bytes;

@@ -6,7 +6,7 @@
  *         of every weight, one subtraction per block instead of two vpsignb).
  * Everything runs as a register tile of RM weight rows x RN tokens: each weight block is loaded (and Q4_0 unpacked)
  * once for RN tokens, each activation block once for RM rows. The loops around the tiles are quant_loop.h's (decode:
- * Q8_0 2 x 1 tiles of rows half the slice apart, Q4_0 1 x 1 tiles in order with prefetch; 2-5 tokens: 4 x 3 tiles
+ * Q8_0 2 x 1 tiles of rows half the slice apart, Q4_0 4 x 1 tiles of rows a quarter apart; 2-5 tokens: 4 x 3 tiles
  * over a panel of rows that stays in L2). From 6 tokens on, quad_tile at the end of this file, in quant_packed_loop.h's
  * driver, replaces them: both operands packed into one layout, four blocks per step (see there). Block scales widen
  * with F16C. */
@@ -111,6 +111,16 @@ AYA_ALWAYS_INLINE __m128 quad_scales(const uint8_t *blk, size_t bb) {
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long) d));
 }
 
+/* Eight consecutive Q4_0 blocks' scales in the lane order [d0 d2 d4 d6 | d1 d3 d5 d7] (one vcvtph2ps). */
+AYA_ALWAYS_INLINE __m256 oct_scales(const uint8_t *blk, size_t bb) {
+    uint64_t even = 0, odd = 0;
+    for (int i = 0; i < 4; i++) {
+        even |= (uint64_t) aya_load_u16(blk + 2 * i * bb) << 16 * i;
+        odd |= (uint64_t) aya_load_u16(blk + (2 * i + 1) * bb) << 16 * i;
+    }
+    return _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128((long long) even), (long long) odd, 1));
+}
+
 /* Two consecutive Q4_0 blocks' scales as [d0 x4 | d1 x4] (the lane layout of a block-pair product). */
 AYA_ALWAYS_INLINE __m256 pair_scales(const uint8_t *blk0, const uint8_t *blk1) {
     __m128i h = _mm_insert_epi16(_mm_cvtsi32_si128(aya_load_u16(blk0)), aya_load_u16(blk1), 1);
@@ -121,14 +131,14 @@ AYA_ALWAYS_INLINE __m256 pair_scales(const uint8_t *blk0, const uint8_t *blk1) {
  * per-token shuffling or scalar inserts (regroup_activations, once per call):
  *   pair h (blocks 2h, 2h + 1), for the two-block step: values [b 0..15 | b' 0..15] and [b 16..31 | b' 16..31],
  *   8 * sum(x) in lanes 0 and 4 and the scales in lanes [b x4 | b' x4];
- *   for the four-block step (decode), which folds the two pairs' int32 lanes into [b0 b2 b0 b2 | b1 b3 b1 b3]:
- *   8 * sum(x) in lanes 0, 1, 4, 5 and the scales in that order. */
+ *   for the eight-block step (decode), in every other quad, which folds the four pairs' int32 lanes into
+ *   [b0 b2 b4 b6 | b1 b3 b5 b7] of this quad's and the next one's blocks: 8 * sum(x) and the scales in that order. */
 typedef struct quad_acts {
     int8_t lo[2][32], hi[2][32];
     int32_t offset[2][8];
     float d[2][8];
-    int32_t offset4[8];
-    float d4[8];
+    int32_t offset8[8]; /* quads 0, 2, 4, ..: 8 * sum(x) of this quad's and the next one's blocks, one per lane */
+    float d8[8];
 } quad_acts;
 
 /* out[t * out_stride + r] = row r . token t for RM rows from w (row_bytes apart) and RN tokens of acts (from token
@@ -154,41 +164,40 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
         const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
         const int32_t quads = (blocks + 3) / 4;
         const quad_acts *xa = (const quad_acts *) acts->regrouped + (size_t) token * quads;
-        /* Decode: four blocks per step, one convert, scale product and FMA for all four (16 ymm do not hold the
-         * prefill tiles' rows that way) */
-        for (; RN == 1 && b + 4 <= blocks; b += 4) {
-            __m256i lo[4][2], hi[4][2];
-            __m256 dw[4];
+        /* Decode: eight blocks per step, one offset, convert, scale product and FMA for all eight: each pair's int32
+         * lanes [b x4 | b' x4] folded by blends, vpshufd and adds into [b0 b2 b4 b6 | b1 b3 b5 b7], every block's whole
+         * sum in one lane (four blocks per step left each block in two lanes, with a convert, scale product and FMA per
+         * four blocks: ~1.05x on Zen 3). The activations are the second operands, read from L1. */
+        for (; RN == 1 && b + 8 <= blocks; b += 8) {
+            const quad_acts *xt = xa + b / 4;
             for (int r = 0; r < RM; r++) {
                 const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
                 if (ahead) {
                     _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
-                    _mm_prefetch((const char *) blk + ahead + 4 * bb - 1, _MM_HINT_T0);
+                    _mm_prefetch((const char *) blk + ahead + 64, _MM_HINT_T0);
+                    _mm_prefetch((const char *) blk + ahead + 8 * bb - 1, _MM_HINT_T0);
                 }
-                for (int h = 0; h < 2; h++) {
-                    const uint8_t *pair = blk + 2 * h * bb;
-                    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (pair + 2))),
-                                                        _mm_loadu_si128((const __m128i *) (pair + bb + 2)), 1);
-                    lo[r][h] = _mm256_and_si256(v, low4);
-                    hi[r][h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                __m256i half[2]; /* [b0 b2 b0 b2 | b1 b3 b1 b3] (two lanes per block) of blocks 0..3 and 4..7 */
+                for (int q = 0; q < 2; q++) {
+                    __m256i p[2];
+                    for (int h = 0; h < 2; h++) {
+                        const uint8_t *pair = blk + (4 * q + 2 * h) * bb;
+                        __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (pair + 2))),
+                                                            _mm_loadu_si128((const __m128i *) (pair + bb + 2)), 1);
+                        __m256i s = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(_mm256_and_si256(v, low4), _mm256_loadu_si256((const __m256i *) xt[q].lo[h])),
+                            _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+                                                 _mm256_loadu_si256((const __m256i *) xt[q].hi[h])));
+                        p[h] = _mm256_madd_epi16(s, ones); /* |s| <= 4 * 15 * 127 */
+                    }
+                    __m256i even = _mm256_blend_epi32(p[0], p[1], 0xAA), odd = _mm256_blend_epi32(p[1], p[0], 0xAA);
+                    half[q] = _mm256_add_epi32(even, _mm256_shuffle_epi32(odd, 0xB1));
                 }
-                dw[r] = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(quad_scales(blk, bb)),
-                                                 _mm256_setr_epi32(0, 2, 0, 2, 1, 3, 1, 3));
-            }
-            const quad_acts *xt = xa + b / 4;
-            __m256i xlo0 = _mm256_loadu_si256((const __m256i *) xt->lo[0]), xhi0 = _mm256_loadu_si256((const __m256i *) xt->hi[0]);
-            __m256i xlo1 = _mm256_loadu_si256((const __m256i *) xt->lo[1]), xhi1 = _mm256_loadu_si256((const __m256i *) xt->hi[1]);
-            for (int r = 0; r < RM; r++) {
-                __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r][0], xlo0), _mm256_maddubs_epi16(hi[r][0], xhi0));
-                __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r][1], xlo1), _mm256_maddubs_epi16(hi[r][1], xhi1));
-                /* the pairs' int32 lanes [b0 x4 | b1 x4] and [b2 x4 | b3 x4] folded into [b0 b2 b0 b2 | b1 b3 b1 b3]
-                 * by two blends, a vpshufd and an add (a vphaddw of s01 and s23 was 1.4x slower while the host's
-                 * other threads were busy) */
-                __m256i p01 = _mm256_madd_epi16(s01, ones), p23 = _mm256_madd_epi16(s23, ones);
-                __m256i even = _mm256_blend_epi32(p01, p23, 0xAA), odd = _mm256_blend_epi32(p23, p01, 0xAA);
-                __m256i p = _mm256_sub_epi32(_mm256_add_epi32(even, _mm256_shuffle_epi32(odd, 0xB1)),
-                                             _mm256_loadu_si256((const __m256i *) xt->offset4));
-                acc[0][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], _mm256_loadu_ps(xt->d4)), acc[0][r]);
+                __m256i lo = _mm256_blend_epi32(half[0], half[1], 0xCC), hi = _mm256_blend_epi32(half[1], half[0], 0xCC);
+                __m256i p = _mm256_sub_epi32(_mm256_add_epi32(lo, _mm256_shuffle_epi32(hi, 0x4E)),
+                                             _mm256_loadu_si256((const __m256i *) xt->offset8));
+                acc[0][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(oct_scales(blk, bb), _mm256_loadu_ps(xt->d8)),
+                                            acc[0][r]);
             }
         }
         for (; b + 2 <= blocks; b += 2) {
@@ -280,9 +289,11 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
 
 /* the driver (decode and prefill loops) around aya_q_tile */
 #define AYA_Q_TILE_TOKENS 3
-/* Q8_0 decode two rows per tile (one thread: 28 -> 30 GB/s from memory, 32 -> 41 in cache); Q4_0 one (its 2-row tile
- * read memory at 0.9x: 16 ymm do not hold two rows' unpacked blocks with the activations) */
-#define AYA_Q_DECODE_ROWS(q4) ((q4) ? 1 : 2)
+/* Q8_0 decode two rows per tile (one thread: 28 -> 30 GB/s from memory, 32 -> 41 in cache); Q4_0 four, a quarter of
+ * the slice apart (its eight-block step reads the activations from L1 and keeps no row's blocks in registers; one thread on
+ * Zen 3, best of alternated calls against one row with prefetch: two rows 1.03-1.08x, four 1.11-1.20x; section 19 of
+ * docs/performance-native.md) */
+#define AYA_Q_DECODE_ROWS(q4) ((q4) ? 4 : 2)
 static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim);
 #define AYA_Q_PREPARE regroup_activations
 #include "quant_loop.h"
@@ -303,10 +314,11 @@ static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_
             memcpy(qa->lo[h] + 16 * side, acts->q + xb * AYA_QK, 16);
             memcpy(qa->hi[h] + 16 * side, acts->q + xb * AYA_QK + 16, 16);
             qa->offset[h][4 * side] = 8 * acts->sum[xb];
-            int lane = 4 * side + h; /* [b0 b2 b0 b2 | b1 b3 b1 b3] */
-            qa->offset4[lane] = 8 * acts->sum[xb];
             for (int i = 0; i < 4; i++) qa->d[h][4 * side + i] = acts->d[xb];
-            qa->d4[lane] = qa->d4[lane + 2] = acts->d[xb];
+            quad_acts *oct = all + (size_t) t * quads + b / 8 * 2;
+            int lane = 4 * (b % 2) + b % 8 / 2; /* [b0 b2 b4 b6 | b1 b3 b5 b7] */
+            oct->offset8[lane] = 8 * acts->sum[xb];
+            oct->d8[lane] = acts->d[xb];
         }
     acts->regrouped = all;
     return 0;
