@@ -79,16 +79,20 @@ final class PackedQ8 implements JavaPackedMatrix {
         PackedQ8 p = new PackedQ8(w, rows, cols);
         int blockBytes = WeightType.Q8_0.blockBytes;
         pool.forRange(rows, 1, (worker, from, to) -> {
+            byte[] file = new byte[G * blockBytes]; // one group's blocks as in the file, copied in one piece
             for (int r = from; r < to; r++) {
-                long src = r * fileRowBytes;
-                for (int b = 0; b < cols / BLOCK; b++, src += blockBytes) {
-                    int at = (r * p.groups + b / G) * GROUP_BYTES + b % G;
+                for (int g = 0; g < p.groups; g++) {
+                    int n = Math.min(G, cols / BLOCK - g * G), at = (r * p.groups + g) * GROUP_BYTES;
+                    MemorySegment.copy(w, ValueLayout.JAVA_BYTE, r * fileRowBytes + (long) g * G * blockBytes, file, 0, n * blockBytes);
                     for (int t = 0; t < BLOCK; t++) {
-                        p.data[at + t * G] = w.get(ValueLayout.JAVA_BYTE, src + 2 + position(t));
+                        int offset = 2 + position(t); // weight position(t) of a block in the file
+                        for (int j = 0; j < n; j++) p.data[at + t * G + j] = file[j * blockBytes + offset];
                     }
-                    int bits = Float.floatToRawIntBits(Float.float16ToFloat(w.get(Quant.U16_LE, src)));
-                    int s = at - b % G + SCALES_AT + 4 * (evenOdd(b) % G);
-                    for (int i = 0; i < 4; i++) p.data[s + i] = (byte) (bits >>> 8 * i); // little-endian: a float view's lane
+                    for (int j = 0; j < n; j++) {
+                        int bits = Float.floatToRawIntBits(Float.float16ToFloat((short) (file[j * blockBytes] & 0xFF | file[j * blockBytes + 1] << 8)));
+                        int d = at + SCALES_AT + 4 * evenOdd(j);
+                        for (int i = 0; i < 4; i++) p.data[d + i] = (byte) (bits >>> 8 * i); // little-endian: a float view's lane
+                    }
                 }
             }
         });
