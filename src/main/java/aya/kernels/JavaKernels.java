@@ -208,6 +208,7 @@ public final class JavaKernels implements Kernels {
         return switch (type) {
             case Q6_K -> PackedQ6K.VECTOR ? PackedQ6K.pack(w, rows, cols, pool) : null; // else the file's layout
             case Q4_0, Q4_K -> PackedNibbles.pack(type, w, rows, cols, pool);
+            case Q8_0 -> PackedQ8.PACKS ? PackedQ8.pack(w, rows, cols, pool) : null; // 16 lanes: the file's layout
             default -> null; // read in the file's layout
         };
     }
@@ -734,8 +735,9 @@ public final class JavaKernels implements Kernels {
                 for (; r < rowStart + gap; r++) dot4RowsQ8_0(w, rowBytes, x, blocks, out, r, gap);
                 r = rowStart + 4 * gap;
             }
-            // Q4_0: the model decodes its packed copy (PackedNibbles); a direct call in the file's layout (tests, a
-            // caller that did not pack) widens each row below and takes a dot product
+            // Q4_0: the model decodes its packed copy (PackedNibbles), and Q8_0 at 8 lanes its PackedQ8; a direct
+            // call in the file's layout (tests, a caller that did not pack) takes the kernels here (Q8_0) or widens
+            // each row below and takes a dot product (Q4_0)
         }
         float[] row = ROW_F32.get();
         if (row.length < inDim) {

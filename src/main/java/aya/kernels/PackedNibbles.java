@@ -46,7 +46,7 @@ final class PackedNibbles implements JavaPackedMatrix {
     /** Blocks per group. */
     static final int G = SV.length();
     /** As many bytes as SV has shorts: the decode's x, widened to SV as it is read. */
-    private static final VectorSpecies<Byte> XB = VectorSpecies.of(byte.class, VectorShape.forBitSize(SV.vectorBitSize() / 2));
+    static final VectorSpecies<Byte> XB = VectorSpecies.of(byte.class, VectorShape.forBitSize(SV.vectorBitSize() / 2));
     /** Where a group's f32 scales start, in shorts from the group's start: after its 8 G nibble shorts. */
     private static final int SCALES_AT = 8 * G;
     /** Where a Q4_K group's f32 o + 8 s start: after the scales' 2 G shorts (a Q4_0 group ends there). */

@@ -1,0 +1,222 @@
+package aya.kernels;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Q8_0 weights repacked at load for a decode in 16-bit lanes, one block of 32 weights per short lane, made for 256-bit
+ * vectors (AVX2, 8 float lanes; docs/performance-java.md section 44). A row's blocks are taken G at a time (a "group",
+ * G = the short lanes of a vector, 16 at 256 bits; the last group padded with zero blocks), and per group the 32
+ * weights of its blocks are stored as 32 vectors of G bytes, position-major in {@link NibbleActivations}' order (vector
+ * t holds weight {@link #position}(t) of every block of the group), then the group's G f32 scales d (4 G bytes), the
+ * even blocks' first, then the odd ones' ({@link #evenOdd}). 36 bytes per 32 weights (the file's 34).
+ *
+ * <p>The one-token product multiplies them with x quantized per block ({@link NibbleActivations}: native's Q8_0
+ * activations, xq in -127..127 with an f16-rounded dx) two positions at a time: w_t xq_t + w_t+1 xq_t+1 in 16-bit
+ * lanes is exact (|.| <= 2 * 128 * 127 = 32512). An int lane of that short vector holds two blocks' pair sums, block
+ * 2i's in its low half and 2i + 1's in its high half; with both halves' sign bits flipped (+ 32768 each, so each half
+ * is its sum + 32768 as an unsigned 16-bit number) the int lane is exactly 65536 (hi + 32768) + (lo + 32768), so
+ * summing the ints as they are (wrapping) and their high halves (a logical shift) gives per group both blocks' exact
+ * sums: the high one's, minus 16 x 32768, and the low one's, the ints' sum minus 65536 x the high one's minus 16 x 32768
+ * (the low halves' sum is below 2^20, so nothing of it is lost). Each block's integer dot product (|.| <= 32 * 128 * 127
+ * < 2^24) is then exact in f32, and per group row += that x (d dx) in the lanes (an FMA, even blocks then odd ones),
+ * one horizontal sum per row at the end. About 10 vector operations per row and block of 32 weights against the f32
+ * decode's ~17 (a widening, a conversion and an FMA per 8 weights, and the block's fp16 scale); the Vector API has no
+ * vpmaddubsw / vpmaddwd, which native's AVX2 kernel takes a block in.
+ *
+ * <p>At 512 bits the f32 decode in the file's layout takes a block in two FMAs and stays: the model packs Q8_0 at 8
+ * float lanes only ({@link #PACKS}); the class itself works at any width of 256 bits and more (PackedQ8Test runs at
+ * either; at 16 lanes not run yet: no AVX-512 host in session 19).
+ * On the Java heap, as {@link PackedNibbles}.
+ */
+final class PackedQ8 implements JavaPackedMatrix {
+
+    private static final VectorSpecies<Float> F = JavaKernels.F;
+    private static final VectorSpecies<Integer> I = JavaKernels.I;
+    /** A full vector of shorts: one block per lane. */
+    private static final VectorSpecies<Short> SV = PackedNibbles.SV;
+    /** As many bytes as SV has shorts: weights and x, widened to SV as they are read. */
+    private static final VectorSpecies<Byte> XB = PackedNibbles.XB;
+    /** A full vector of bytes: a group's scales as F floats. */
+    private static final VectorSpecies<Byte> FB = VectorSpecies.of(byte.class, F.vectorShape());
+    /** Blocks per group. */
+    private static final int G = PackedNibbles.G;
+    private static final int BLOCK = Quant.BLOCK;
+    /** Where a group's f32 scales start, in bytes from the group's start, and the group's bytes. */
+    private static final int SCALES_AT = BLOCK * G, GROUP_BYTES = SCALES_AT + 4 * G;
+
+    /** Whether the Java backend packs Q8_0 matrices: at 8 float lanes (see the class comment). */
+    static final boolean PACKS = F.length() == 8;
+
+    /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
+    private final MemorySegment source;
+    private final int rows, cols, groups;
+    /** [rows][groups][32 x G weights, G f32 d as 4 G bytes (little-endian, even blocks first)]. */
+    private final byte[] data;
+
+    private PackedQ8(MemorySegment source, int rows, int cols) {
+        this.source = source;
+        this.rows = rows;
+        this.cols = cols;
+        this.groups = (cols / BLOCK + G - 1) / G;
+        long bytes = (long) rows * groups * GROUP_BYTES;
+        if (bytes > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("Q8_0 matrix [" + rows + ", " + cols + "] is too large to pack ("
+                    + bytes + " bytes, at most 2^31 - 9)");
+        }
+        this.data = new byte[(int) bytes];
+    }
+
+    /** w [rows, cols] of Q8_0 repacked (on the heap), the rows spread over the pool's threads. */
+    static PackedQ8 pack(MemorySegment w, int rows, int cols, Parallel pool) {
+        long fileRowBytes = JavaPackedMatrix.fileRowBytes(WeightType.Q8_0, w, rows, cols);
+        PackedQ8 p = new PackedQ8(w, rows, cols);
+        int blockBytes = WeightType.Q8_0.blockBytes;
+        pool.forRange(rows, 1, (worker, from, to) -> {
+            byte[] file = new byte[G * blockBytes]; // one group's blocks as in the file, copied in one piece
+            for (int r = from; r < to; r++) {
+                for (int g = 0; g < p.groups; g++) {
+                    int n = Math.min(G, cols / BLOCK - g * G), at = (r * p.groups + g) * GROUP_BYTES;
+                    MemorySegment.copy(w, ValueLayout.JAVA_BYTE, r * fileRowBytes + (long) g * G * blockBytes, file, 0, n * blockBytes);
+                    for (int t = 0; t < BLOCK; t++) {
+                        int offset = 2 + position(t); // weight position(t) of a block in the file
+                        for (int j = 0; j < n; j++) p.data[at + t * G + j] = file[j * blockBytes + offset];
+                    }
+                    for (int j = 0; j < n; j++) {
+                        int bits = Float.floatToRawIntBits(Float.float16ToFloat((short) (file[j * blockBytes] & 0xFF | file[j * blockBytes + 1] << 8)));
+                        int d = at + SCALES_AT + 4 * evenOdd(j);
+                        for (int i = 0; i < 4; i++) p.data[d + i] = (byte) (bits >>> 8 * i); // little-endian: a float view's lane
+                    }
+                }
+            }
+        });
+        return p;
+    }
+
+    /** Flips both halves' sign bits of an int lane: + 32768 to each as an unsigned 16-bit number. */
+    private static final int FLIP = 0x80008000;
+    /** What the flips add to a half's sum over a group's BLOCK / 2 pair steps. */
+    private static final int FLIPPED = BLOCK / 2 * 32768;
+
+    /** x's scales per block in the lanes' order of the scales (evenOdd), per thread. */
+    private static final ThreadLocal<float[]> EVEN_ODD_DX = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * Where block j's factors are in its group's G (j counted from any group's start): the even blocks first, then the
+     * odd ones, the order of the decode's int lanes (int lane i of a short vector holds blocks 2i and 2i + 1).
+     */
+    static int evenOdd(int j) {
+        int g = j / G, b = j % G;
+        return g * G + (b % 2) * (G / 2) + b / 2;
+    }
+
+    /** The weight index stored at step t of a group (NibbleActivations' order of xq). */
+    static int position(int t) {
+        return t / 4 + NibbleActivations.SLOT_OFFSET[t % 4];
+    }
+
+    @Override
+    public WeightType sourceType() {
+        return WeightType.Q8_0;
+    }
+
+    @Override
+    public int rows() {
+        return rows;
+    }
+
+    @Override
+    public int cols() {
+        return cols;
+    }
+
+    @Override
+    public long byteSize() {
+        return data.length;
+    }
+
+    @Override
+    public String toString() {
+        return "PackedQ8[" + rows + "x" + cols + "]";
+    }
+
+    /** The GEMM's panel widening, from the file's own bytes (the f32 prefill's values, unchanged by the packing). */
+    @Override
+    public void widen(int row, int k0, int n, float[] dst, int dstOff) {
+        JavaKernels.widenRow(WeightType.Q8_0, source, (long) row * cols + k0, n, dst, dstOff);
+    }
+
+    /**
+     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread). Two
+     * rows per pass, half the slice apart (each streams from its own pages); a row left over takes a pass with both
+     * "rows" the same.
+     */
+    @Override
+    public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
+        NibbleActivations a = NibbleActivations.of(x, cols);
+        float[] dx = EVEN_ODD_DX.get();
+        if (dx.length < groups * G) {
+            dx = new float[groups * G];
+            EVEN_ODD_DX.set(dx);
+        }
+        for (int j = 0; j < groups * G; j++) dx[evenOdd(j)] = a.dx[j];
+        int gap = (rowEnd - rowStart) / 2, passes = gap + (rowEnd - rowStart) % 2;
+        for (int p = 0; p < passes; p++) {
+            dot2Rows(a.xq, dx, out, p < gap ? rowStart + p : rowStart + gap + p, p < gap ? gap : 0);
+        }
+    }
+
+    /**
+     * Rows row and row + gap . x into out (arithmetic in the class comment): xq as shorts (NibbleActivations' order),
+     * dx in evenOdd order. Written out without helper methods: C2 must inline every Vector API call, or it boxes the
+     * vectors (docs/performance-java.md sections 5-6, 20). Widening the pair sums with S2I instead of the int view:
+     * C2 made part 1 a byte shuffle, a lane permute and a blend (section 44).
+     */
+    private void dot2Rows(short[] xq, float[] dx, MemorySegment out, int row, int gap) {
+        byte[] w = data;
+        FloatVector f0 = FloatVector.zero(F), f1 = f0;
+        int rowBytes = groups * GROUP_BYTES;
+        for (int g = 0; g < groups; g++) {
+            IntVector both0 = IntVector.zero(I), odd0 = both0, both1 = both0, odd1 = both0; // per row: the ints, their high halves
+            int w0 = row * rowBytes + g * GROUP_BYTES, w1 = w0 + gap * rowBytes;
+            int xo = g * BLOCK * G;
+            for (int t = 0; t < BLOCK; t += 2) {
+                int o = t * G;
+                ShortVector xa = ShortVector.fromArray(SV, xq, xo + o);
+                ShortVector xb = ShortVector.fromArray(SV, xq, xo + o + G);
+                ShortVector p0 = ((ShortVector) ByteVector.fromArray(XB, w, w0 + o).convertShape(VectorOperators.B2S, SV, 0)).mul(xa)
+                        .add(((ShortVector) ByteVector.fromArray(XB, w, w0 + o + G).convertShape(VectorOperators.B2S, SV, 0)).mul(xb));
+                ShortVector p1 = ((ShortVector) ByteVector.fromArray(XB, w, w1 + o).convertShape(VectorOperators.B2S, SV, 0)).mul(xa)
+                        .add(((ShortVector) ByteVector.fromArray(XB, w, w1 + o + G).convertShape(VectorOperators.B2S, SV, 0)).mul(xb));
+                IntVector v0 = p0.reinterpretAsInts().lanewise(VectorOperators.XOR, FLIP);
+                IntVector v1 = p1.reinterpretAsInts().lanewise(VectorOperators.XOR, FLIP);
+                both0 = both0.add(v0);
+                odd0 = odd0.add(v0.lanewise(VectorOperators.LSHR, 16));
+                both1 = both1.add(v1);
+                odd1 = odd1.add(v1.lanewise(VectorOperators.LSHR, 16));
+            }
+            IntVector even0 = both0.sub(odd0.lanewise(VectorOperators.LSHL, 16)).sub(FLIPPED), even1 = both1.sub(odd1.lanewise(VectorOperators.LSHL, 16)).sub(FLIPPED);
+            odd0 = odd0.sub(FLIPPED);
+            odd1 = odd1.sub(FLIPPED);
+            int at = g * G;
+            FloatVector dxEven = FloatVector.fromArray(F, dx, at), dxOdd = FloatVector.fromArray(F, dx, at + F.length());
+            f0 = ((FloatVector) even0.convert(VectorOperators.I2F, 0))
+                    .fma(ByteVector.fromArray(FB, w, w0 + SCALES_AT).reinterpretAsFloats().mul(dxEven), f0);
+            f1 = ((FloatVector) even1.convert(VectorOperators.I2F, 0))
+                    .fma(ByteVector.fromArray(FB, w, w1 + SCALES_AT).reinterpretAsFloats().mul(dxEven), f1);
+            f0 = ((FloatVector) odd0.convert(VectorOperators.I2F, 0))
+                    .fma(ByteVector.fromArray(FB, w, w0 + SCALES_AT + 4 * F.length()).reinterpretAsFloats().mul(dxOdd), f0);
+            f1 = ((FloatVector) odd1.convert(VectorOperators.I2F, 0))
+                    .fma(ByteVector.fromArray(FB, w, w1 + SCALES_AT + 4 * F.length()).reinterpretAsFloats().mul(dxOdd), f1);
+        }
+        out.setAtIndex(JavaKernels.F32, row, f0.reduceLanes(VectorOperators.ADD));
+        out.setAtIndex(JavaKernels.F32, row + gap, f1.reduceLanes(VectorOperators.ADD));
+    }
+}
