@@ -32,8 +32,7 @@ import java.lang.foreign.ValueLayout;
  * vpmaddubsw / vpmaddwd, which native's AVX2 kernel takes a block in.
  *
  * <p>At 512 bits the f32 decode in the file's layout takes a block in two FMAs and stays: the model packs Q8_0 at 8
- * float lanes only ({@link #PACKS}); the class itself works at any width of 256 bits and more (PackedQ8Test runs at
- * either; at 16 lanes not run yet: no AVX-512 host in session 19).
+ * float lanes only ({@link #PACKS}), and PackedQ8Test checks the kernel only there (the 512-bit form is never used).
  * On the Java heap, as {@link PackedNibbles}.
  */
 final class PackedQ8 implements JavaPackedMatrix {
