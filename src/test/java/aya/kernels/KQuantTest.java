@@ -112,6 +112,56 @@ class KQuantTest {
         }
     }
 
+    /**
+     * Q4_K's 6-bit scales and mins, read as three ints per block (KQuant.q4kScale / q4kMin), against the byte-wise
+     * unpacking of ggml's get_scale_min_k4, for random 12-byte fields (every top-two-bits pattern occurs).
+     */
+    @Test
+    void q4kScalesAndMinsMatchTheByteWiseUnpacking() {
+        SplittableRandom rnd = new SplittableRandom(13);
+        MemorySegment w = arena.allocate(16);
+        int[] sc = new int[12];
+        for (int n = 0; n < 20000; n++) {
+            for (int i = 0; i < 12; i++) {
+                sc[i] = rnd.nextInt(256);
+                w.set(ValueLayout.JAVA_BYTE, 4 + i, (byte) sc[i]);
+            }
+            for (int j = 0; j < 8; j++) {
+                int scale = j < 4 ? sc[j] & 63 : (sc[j + 4] & 0x0F) | ((sc[j - 4] >>> 6) << 4);
+                int min = j < 4 ? sc[j + 4] & 63 : (sc[j + 4] >>> 4) | ((sc[j] >>> 6) << 4);
+                assertEquals(scale, KQuant.q4kScale(w, 0, j), "scale " + j);
+                assertEquals(min, KQuant.q4kMin(w, 0, j), "min " + j);
+            }
+        }
+    }
+
+    /**
+     * The vector widening of Q4_K and Q6_K (their scales read a block at a time) against the plain loop of
+     * dequantizeRow (Q6_K's int8 scales read byte by byte there), bit for bit, on random blocks: every scale byte,
+     * negative Q6_K scales included.
+     */
+    @Test
+    void widenEqualsThePlainDequantizationOnRandomBlocks() {
+        SplittableRandom rnd = new SplittableRandom(17);
+        for (WeightType type : new WeightType[]{WeightType.Q4_K, WeightType.Q6_K}) {
+            int n = 8 * type.blockSize;
+            MemorySegment w = arena.allocate(type.rowBytes(n));
+            for (long i = 0; i < w.byteSize(); i++) w.set(ValueLayout.JAVA_BYTE, i, (byte) rnd.nextInt(256));
+            int[] scaleFields = type == WeightType.Q4_K ? new int[]{0, 2} : new int[]{208};
+            for (long at = 0; at < w.byteSize(); at += type.blockBytes) {
+                for (int field : scaleFields) {
+                    w.set(Quant.U16_LE, at + field, Float.floatToFloat16((float) rnd.nextDouble(-1e-2, 1e-2)));
+                }
+            }
+            float[] want = new float[n], got = new float[n];
+            KQuant.dequantizeRow(type, w, 0, n, want, 0);
+            KQuant.widen(type, w, 0, n, got, 0);
+            for (int i = 0; i < n; i++) {
+                assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), type + " weight " + i);
+            }
+        }
+    }
+
     @Test
     void rowsMustBeWholeBlocks() {
         MemorySegment w = arena.allocate(1024);
