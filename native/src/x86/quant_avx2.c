@@ -151,6 +151,7 @@ typedef struct quad_acts {
 AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
                                   const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
                                   int32_t out_stride, size_t out_step, size_t ahead) {
+    (void) ahead; /* always 0 here: both types decode in multi-row tiles (AYA_Q_DECODE_ROWS), which never prefetch */
     const int32_t blocks = in_dim / AYA_QK;
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
     const int8_t *xq = acts->q + (size_t) token * in_dim;
@@ -172,11 +173,6 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
             const quad_acts *xt = xa + b / 4;
             for (int r = 0; r < RM; r++) {
                 const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
-                if (ahead) {
-                    _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
-                    _mm_prefetch((const char *) blk + ahead + 64, _MM_HINT_T0);
-                    _mm_prefetch((const char *) blk + ahead + 8 * bb - 1, _MM_HINT_T0);
-                }
                 __m256i half[2]; /* [b0 b2 b0 b2 | b1 b3 b1 b3] (two lanes per block) of blocks 0..3 and 4..7 */
                 for (int q = 0; q < 2; q++) {
                     __m256i p[2];
@@ -205,7 +201,6 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
             __m256 dw[4];
             for (int r = 0; r < RM; r++) {
                 const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
-                if (ahead) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
                 __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (blk + 2))),
                                                     _mm_loadu_si128((const __m128i *) (blk + bb + 2)), 1);
                 lo[r] = _mm256_and_si256(v, low4);
@@ -234,11 +229,6 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
             float scale[4][4][4]; /* [token][row][block] */
             for (int r = 0; r < RM; r++) {
                 const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
-                if (ahead) {
-                    _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
-                    _mm_prefetch((const char *) blk + ahead + 64, _MM_HINT_T0);
-                    _mm_prefetch((const char *) blk + ahead + 4 * bb - 1, _MM_HINT_T0);
-                }
                 __m128 dw = quad_scales(blk, bb);
                 for (int t = 0; t < RN; t++)
                     _mm_storeu_ps(scale[t][r], _mm_mul_ps(dw, _mm_loadu_ps(xd + (size_t) t * blocks + b)));
@@ -263,7 +253,6 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
         float dw[4];
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
-            if (ahead) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
             dw[r] = _cvtsh_ss(aya_load_u16(blk));
             if (q4) {
                 wv[r] = load_nibbles(blk + 2);
