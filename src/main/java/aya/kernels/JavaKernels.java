@@ -206,7 +206,8 @@ public final class JavaKernels implements Kernels {
     @Override
     public PackedMatrix pack(WeightType type, MemorySegment w, int rows, int cols, Parallel pool) {
         return switch (type) {
-            case Q6_K -> PackedQ6K.VECTOR ? PackedQ6K.pack(w, rows, cols, pool) : null; // else the file's layout
+            case Q6_K -> PackedQ6KInt8.PACKS ? PackedQ6KInt8.pack(w, rows, cols, pool) // 8 lanes: a byte per weight
+                    : PackedQ6K.VECTOR ? PackedQ6K.pack(w, rows, cols, pool) : null; // else the file's layout
             case Q4_0, Q4_K -> PackedNibbles.pack(type, w, rows, cols, pool);
             case Q8_0 -> PackedQ8.PACKS ? PackedQ8.pack(w, rows, cols, pool) : null; // 16 lanes: the file's layout
             default -> null; // read in the file's layout

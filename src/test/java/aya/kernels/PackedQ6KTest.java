@@ -17,9 +17,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The Java backend's packed Q6_K (16-bit lanes, one block of 32 per lane, {@link PackedQ6K}) and the per-slot sums it
- * takes from {@link NibbleActivations}: the activations are the native backend's Q8_0 ones ({@link Quant#quantizeQ8_0});
- * the one-token product equals a scalar reference of the kernel's arithmetic (exact integer slot sums, the same f32
+ * The Java backend's packed Q6_K (16-bit lanes, one block of 32 per lane: {@link PackedQ6K}'s 6-bit planes and
+ * {@link PackedQ6KInt8}'s byte per weight, which the model takes at 8 float lanes) and the per-slot sums they take from
+ * {@link NibbleActivations}: the activations are the native backend's Q8_0 ones ({@link Quant#quantizeQ8_0}); each
+ * one-token product equals a scalar reference of its kernel's arithmetic (exact integer slot sums, the same f32
  * operations per lane) to the rounding of the final horizontal sum, and the double product of the dequantized weights
  * ({@link Quant#dequantizeRow}, gguf-py's values per KQuantTest) and those activations within QuantTest's native
  * bound; prefill (widened from the file) gives bit for bit the unpacked GEMM's result; every row of a slice is
@@ -57,6 +58,24 @@ class PackedQ6KTest {
         return w;
     }
 
+    /**
+     * Two Q6_K rows at the 16-bit sums' extremes for {@link PackedQ6KInt8}: every value 0 (weight -32 d sc) with
+     * scales -128 (row 0), or values 0 and 63 by super-block with scales 127 / -128 (row 1); against x's blocks of
+     * all +-max (xq +-127) a slot's 8 products sum to +-32512 and a block's two scaled sub-blocks to 2 x 65024 x 128.
+     */
+    static MemorySegment extremeQ6K(int cols) {
+        MemorySegment w = randomQ6K(2, cols, new SplittableRandom(7));
+        long rowBytes = WeightType.Q6_K.rowBytes(cols);
+        for (int row = 0; row < 2; row++) {
+            for (long at = row * rowBytes; at < (row + 1) * rowBytes; at += WeightType.Q6_K.blockBytes) {
+                byte v = row == 0 || (at / WeightType.Q6_K.blockBytes) % 2 == 0 ? 0 : (byte) 0xFF; // ql and qh bits
+                for (int i = 0; i < 192; i++) w.set(ValueLayout.JAVA_BYTE, at + i, v);
+                for (int i = 0; i < 16; i++) w.set(ValueLayout.JAVA_BYTE, at + 192 + i, row == 1 && v == 0 && i % 2 == 0 ? 127 : (byte) -128);
+            }
+        }
+        return w;
+    }
+
     static float[] dequantized(MemorySegment w, int rows, int cols) {
         float[] values = new float[rows * cols];
         for (int r = 0; r < rows; r++) Quant.dequantizeRow(WeightType.Q6_K, w, r * WeightType.Q6_K.rowBytes(cols), cols, values, r * cols);
@@ -87,9 +106,14 @@ class PackedQ6KTest {
         for (int[] shape : new int[][]{{37, 256}, {7, 2304}, {3, 11008}}) {
             int rows = shape[0], cols = shape[1];
             MemorySegment w = randomQ6K(rows, cols, rnd);
-            PackedQ6K p = assertInstanceOf(PackedQ6K.class, kernels.pack(WeightType.Q6_K, w, rows, cols, pool));
+            PackedMatrix packed = kernels.pack(WeightType.Q6_K, w, rows, cols, pool);
+            Class<? extends JavaPackedMatrix> layout = PackedQ6KInt8.PACKS ? PackedQ6KInt8.class : PackedQ6K.class; // 8 lanes: bytes
+            JavaPackedMatrix p = assertInstanceOf(layout, packed);
             long blocks = (long) rows * ((cols / 32 + G - 1) / G) * G;
-            assertEquals(blocks * (24 + 2) + blocks / 8 * 4, p.byteSize(), "12 shorts and 2 scales per 32, d per 256");
+            assertEquals(blocks * (24 + 2) + blocks / 8 * 4, PackedQ6K.pack(w, rows, cols, pool).byteSize(),
+                    "PackedQ6K: 12 shorts and 2 scales per 32, d per 256");
+            assertEquals(blocks * (32 + 2) + blocks / 8 * 4, PackedQ6KInt8.pack(w, rows, cols, pool).byteSize(),
+                    "PackedQ6KInt8: 32 bytes and 2 scales per 32, d per 256");
             assertEquals(WeightType.Q6_K, p.sourceType());
             assertEquals(rows, p.rows());
             assertEquals(cols, p.cols());
@@ -162,6 +186,37 @@ class PackedQ6KTest {
     }
 
     /**
+     * {@link PackedQ6KInt8}'s arithmetic in plain Java: per group and block (int lane (block % G) / 2 of the even
+     * blocks' vector or of the odd ones'), the exact integer sum (q - 32) xq of each sub-block times its scale, both
+     * added (an exact int), times d dx (exact), into the lane: the group's even blocks, then its odd ones. Returns
+     * {sum, sum of |lane|} as {@link #scalarReference}.
+     */
+    private static double[] scalarReferenceInt8(MemorySegment w, int row, int cols, MemorySegment q8) {
+        float[] lanes = new float[LANES];
+        long at = row * WeightType.Q6_K.rowBytes(cols);
+        for (int g = 0; g < (cols / 32 + G - 1) / G; g++) {
+            for (int odd = 0; odd < 2; odd++) {
+                for (int b = g * G + odd; b < Math.min(g * G + G, cols / 32); b += 2) {
+                    long sb = at + 210L * (b / 8);
+                    float d = Float.float16ToFloat(w.get(Quant.U16_LE, sb + 208));
+                    float dx = Float.float16ToFloat(q8.get(Quant.U16_LE, 34L * b));
+                    int total = 0;
+                    for (int h = 0; h < 2; h++) {
+                        int dot = 0;
+                        for (int l = 16 * h; l < 16 * h + 16; l++) {
+                            dot += (KQuant.q6kValue(w, sb, 32 * (b % 8) + l) - 32) * q8.get(ValueLayout.JAVA_BYTE, 34L * b + 2 + l);
+                        }
+                        total += dot * w.get(ValueLayout.JAVA_BYTE, sb + 192 + 2 * (b % 8) + h);
+                    }
+                    int lane = (b % G) / 2;
+                    lanes[lane] = Math.fma((float) total, d * dx, lanes[lane]);
+                }
+            }
+        }
+        return PackedNibblesTest.sumAndSize(lanes);
+    }
+
+    /**
      * Every loop shape of the decode (1-3 tokens) over slices of every length 1-13 and longer ones, at starts on and
      * off a multiple of four (every remainder of the four-row passes), for rows of one super-block up to 11008 inputs
      * with a padded last group, and slices within and across the layout's blocks of {@link PackedQ6K#ROWS} rows (a short
@@ -172,12 +227,18 @@ class PackedQ6KTest {
         SplittableRandom rnd = new SplittableRandom(2);
         // the layout's blocks of ROWS rows: two whole and a short one, slices from inside the first across them
         int blocks = 2 * PackedQ6K.ROWS + 11;
-        for (int[] c : new int[][]{{1, 256, 23}, {2, 2048, 23}, {3, 2304, 13}, {1, 32 * G + 256, 9}, {1, 11008, 9}, {2, 512, blocks}}) {
-            int tokens = c[0], cols = c[1], rows = c[2];
-            MemorySegment w = randomQ6K(rows, cols, rnd);
-            PackedMatrix p = kernels.pack(WeightType.Q6_K, w, rows, cols, pool);
+        // rows < 0: extremeQ6K's two rows against x of +-1 per block
+        for (int[] c : new int[][]{{1, 256, 23}, {2, 2048, 23}, {3, 2304, 13}, {1, 32 * G + 256, 9}, {1, 11008, 9}, {2, 512, blocks},
+                {1, 2048, -2}, {2, 32 * G + 256, -2}}) {
+          for (int layout = 0; layout < 2; layout++) { // PackedQ6K, PackedQ6KInt8
+            int tokens = c[0], cols = c[1], rows = Math.abs(c[2]);
+            MemorySegment w = c[2] < 0 ? extremeQ6K(cols) : randomQ6K(rows, cols, rnd);
+            PackedMatrix p = layout == 0 ? PackedQ6K.pack(w, rows, cols, pool) : PackedQ6KInt8.pack(w, rows, cols, pool);
             float[] wHat = dequantized(w, rows, cols);
             MemorySegment x = randomActivations(tokens * cols, rnd);
+            if (c[2] < 0) { // blocks of all 1 or all -1: xq all +-127
+                for (int i = 0; i < tokens * cols; i++) x.setAtIndex(ValueLayout.JAVA_FLOAT, i, i / 32 % 3 == 1 ? -1 : 1);
+            }
             float[] xf = x.toArray(ValueLayout.JAVA_FLOAT), xHat = new float[xf.length]; // x as the decode sees it: Q8_0
             long q8Row = WeightType.Q8_0.rowBytes(cols);
             MemorySegment q8 = arena.allocate(q8Row * tokens);
@@ -192,7 +253,7 @@ class PackedQ6KTest {
                     for (int t = 0; t < tokens; t++) {
                         for (int r = 0; r < rows; r++) {
                             float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * rows + r);
-                            String where = tokens + "x" + cols + "x" + rows + " slice " + start + ".." + (start + length)
+                            String where = "layout " + layout + ", " + tokens + "x" + cols + "x" + rows + " slice " + start + ".." + (start + length)
                                     + " t=" + t + " r=" + r;
                             if (r < start || r >= start + length) {
                                 assertTrue(Float.isNaN(got), where + " is outside the slice but was written: " + got);
@@ -205,7 +266,8 @@ class PackedQ6KTest {
                                 size += Math.abs(term);
                                 exact += (double) wHat[r * cols + i] * xf[t * cols + i];
                             }
-                            double[] ref = scalarReference(w, r, cols, q8.asSlice(t * q8Row));
+                            double[] ref = layout == 0 ? scalarReference(w, r, cols, q8.asSlice(t * q8Row))
+                                    : scalarReferenceInt8(w, r, cols, q8.asSlice(t * q8Row));
                             assertEquals(ref[0], got, 2e-6 * ref[1] + 1e-30, where + " vs the scalar reference");
                             // QuantTest's bound for the native backend, whose activations these are
                             assertEquals(want, got, 4e-6 * Math.sqrt(cols) * size + 1e-6, where + " vs dequantized");
@@ -215,6 +277,7 @@ class PackedQ6KTest {
                     }
                 }
             }
+          }
         }
     }
 

@@ -152,8 +152,8 @@ class GgufModelTest {
 
     /**
      * The java backend packs the fixture's Q6_K matrices (the tied head, some attn_v and ffn_down) in 16-bit lanes
-     * (PackedQ6K: 6-bit values, int8 sub-block scales, an f32 d, 212 bytes per 256 weights, rows padded to whole groups
-     * of blocks) and its Q4_K ones as PackedNibbles, and decodes through them: one token at a time (the packed
+     * (PackedQ6K: 6-bit values, int8 sub-block scales, an f32 d, 212 bytes per 256 weights; at 8 float lanes
+     * PackedQ6KInt8: a byte per value, 276 bytes per 256; rows padded to whole groups of blocks) and its Q4_K ones as PackedNibbles, and decodes through them: one token at a time (the packed
      * decode kernel, not the prefill GEMM) it still gives transformers' logits on the dequantized weights, and the
      * bytes a decode step reads, which aya bench's bandwidth bound uses, count the packed copies instead of the file's.
      */
@@ -181,10 +181,11 @@ class GgufModelTest {
                 if (type == WeightType.Q6_K || type == WeightType.Q4_K || type == WeightType.Q4_0) {
                     q6k += type == WeightType.Q6_K ? 1 : 0;
                     // the java backend's layouts, each row's blocks of 32 padded to whole groups: per Q6_K block 24
-                    // bytes of values and 2 int8 scales, an f32 d per 8 blocks; per 32 4-bit weights 16 bytes of
-                    // nibbles, an f32 scale and (Q4_K) an f32 offset
+                    // bytes of values (32 at 8 float lanes) and 2 int8 scales, an f32 d per 8 blocks; per 32 4-bit
+                    // weights 16 bytes of nibbles, an f32 scale and (Q4_K) an f32 offset
                     long rows = t.shape()[0], blocks = t.shape()[1] / 32, padded = rows * ((blocks + group - 1) / group * group);
-                    long copy = type == WeightType.Q6_K ? padded * 26 + padded / 8 * 4 : padded * (type == WeightType.Q4_K ? 24 : 20);
+                    int q6Values = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() == 8 ? 32 : 24;
+                    long copy = type == WeightType.Q6_K ? padded * (q6Values + 2) + padded / 8 * 4 : padded * (type == WeightType.Q4_K ? 24 : 20);
                     packed += copy;
                     decode += copy;
                 } else {
