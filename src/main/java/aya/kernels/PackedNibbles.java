@@ -54,6 +54,12 @@ final class PackedNibbles implements JavaPackedMatrix {
     private static final int BLOCK = Quant.BLOCK;
     private static final ValueLayout.OfFloat F32 = JavaKernels.F32;
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(JavaKernels.LE);
+    /**
+     * The low nibble of both shorts of an int. The decode shifts the int view of its nibble shorts (then masks each
+     * short's low nibble): C2 compiles an int shift by a constant to one {@code vpsrld} with an immediate count, a short
+     * shift to a {@code vmovd} of the count and a {@code vpsrlw} by register (docs/performance-java.md sections 28, 45).
+     */
+    private static final int NIBBLES = 0x000F000F;
     /** The low nibble of every byte of a long. */
     private static final long LOW = 0x0F0F0F0F0F0F0F0FL;
 
@@ -233,7 +239,8 @@ final class PackedNibbles implements JavaPackedMatrix {
      * helper methods: C2 must inline every Vector API call of the four rows, or it boxes the vectors
      * (docs/performance-java.md sections 5-6). x is read as bytes (xq's values) and widened to shorts here: a pass over
      * rows 11008 wide reads all of x again, and as shorts (22 KB) it did not stay in L1 beside the four rows' streams
-     * (their weights from memory 1.5x slower per byte than on 2048-wide rows); as bytes it does (section 41).
+     * (their weights from memory 1.5x slower per byte than on 2048-wide rows); as bytes it does (section 41). Nibbles
+     * 1-3 of a short come from its int view shifted ({@link #NIBBLES}).
      */
     private void dot4Rows(NibbleActivations a, MemorySegment out, int row, int gap) {
         short[] w = data;
@@ -253,20 +260,20 @@ final class PackedNibbles implements JavaPackedMatrix {
                 i2 = i2.add(n2.and((short) 15).mul(v));
                 i3 = i3.add(n3.and((short) 15).mul(v));
                 v = (ShortVector) ByteVector.fromArray(XB, xq, xo + G).convertShape(VectorOperators.B2S, SV, 0);
-                i0 = i0.add(n0.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
-                i1 = i1.add(n1.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
-                i2 = i2.add(n2.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
-                i3 = i3.add(n3.lanewise(VectorOperators.LSHR, 4).and((short) 15).mul(v));
+                i0 = i0.add(n0.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(v));
+                i1 = i1.add(n1.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(v));
+                i2 = i2.add(n2.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(v));
+                i3 = i3.add(n3.reinterpretAsInts().lanewise(VectorOperators.LSHR, 4).and(NIBBLES).reinterpretAsShorts().mul(v));
                 v = (ShortVector) ByteVector.fromArray(XB, xq, xo + 2 * G).convertShape(VectorOperators.B2S, SV, 0);
-                i0 = i0.add(n0.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
-                i1 = i1.add(n1.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
-                i2 = i2.add(n2.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
-                i3 = i3.add(n3.lanewise(VectorOperators.LSHR, 8).and((short) 15).mul(v));
+                i0 = i0.add(n0.reinterpretAsInts().lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(v));
+                i1 = i1.add(n1.reinterpretAsInts().lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(v));
+                i2 = i2.add(n2.reinterpretAsInts().lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(v));
+                i3 = i3.add(n3.reinterpretAsInts().lanewise(VectorOperators.LSHR, 8).and(NIBBLES).reinterpretAsShorts().mul(v));
                 v = (ShortVector) ByteVector.fromArray(XB, xq, xo + 3 * G).convertShape(VectorOperators.B2S, SV, 0);
-                i0 = i0.add(n0.lanewise(VectorOperators.LSHR, 12).mul(v));
-                i1 = i1.add(n1.lanewise(VectorOperators.LSHR, 12).mul(v));
-                i2 = i2.add(n2.lanewise(VectorOperators.LSHR, 12).mul(v));
-                i3 = i3.add(n3.lanewise(VectorOperators.LSHR, 12).mul(v));
+                i0 = i0.add(n0.reinterpretAsInts().lanewise(VectorOperators.LSHR, 12).and(NIBBLES).reinterpretAsShorts().mul(v));
+                i1 = i1.add(n1.reinterpretAsInts().lanewise(VectorOperators.LSHR, 12).and(NIBBLES).reinterpretAsShorts().mul(v));
+                i2 = i2.add(n2.reinterpretAsInts().lanewise(VectorOperators.LSHR, 12).and(NIBBLES).reinterpretAsShorts().mul(v));
+                i3 = i3.add(n3.reinterpretAsInts().lanewise(VectorOperators.LSHR, 12).and(NIBBLES).reinterpretAsShorts().mul(v));
             }
             ShortVector sxq8 = ShortVector.fromArray(SV, a.sxq8, g * G);
             i0 = i0.sub(sxq8);
