@@ -132,7 +132,7 @@ final class PackedQ6K implements JavaPackedMatrix {
      * l of the 32 of qh their top 2 bits (bits 0-1, 2-3, 4-5, 6-7 for l, l + 32, l + 64, l + 96). Eight values at a
      * time in a long (no bit crosses a byte).
      */
-    private static void values6(MemorySegment w, long at, byte[] q) {
+    static void values6(MemorySegment w, long at, byte[] q) {
         for (int half = 0; half < 2; half++) {
             for (int l = 0; l < 32; l += 8) {
                 long a = w.get(U64_LE, at + 64L * half + l), c = w.get(U64_LE, at + 64L * half + 32 + l);

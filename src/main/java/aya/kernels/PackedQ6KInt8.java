@@ -51,7 +51,6 @@ final class PackedQ6KInt8 implements JavaPackedMatrix {
     private static final int D_AT = BLOCK * G, SCALES_AT = D_AT + 4 * (G / SUPER), GROUP_BYTES = SCALES_AT + 2 * G;
     /** Int lane i holds blocks 2i and 2i + 1, both of super-block i / 4 (of the group's two): lane i takes d i / 4. */
     private static final VectorShuffle<Float> D_LANES = VectorShuffle.fromOp(F, i -> i / (SUPER / 2));
-    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(JavaKernels.LE);
 
     /** Whether the Java backend packs Q6_K this way: at 8 float lanes (G = 16 blocks of two d). */
     static final boolean PACKS = F.length() == 8 && FB != null;
@@ -93,7 +92,7 @@ final class PackedQ6KInt8 implements JavaPackedMatrix {
 
     /** The Q6_K super-block at byte at of w as blocks b .. b + 7 of row r (q: scratch for its 256 values). */
     private void putSuperBlock(int r, int b, MemorySegment w, long at, byte[] q) {
-        values6(w, at, q);
+        PackedQ6K.values6(w, at, q);
         int g = b / G, group = (r * groups + g) * GROUP_BYTES;
         int bits = Float.floatToRawIntBits(Float.float16ToFloat(w.get(Quant.U16_LE, at + 208)));
         int dAt = group + D_AT + 4 * (b % G / SUPER);
@@ -105,27 +104,6 @@ final class PackedQ6KInt8 implements JavaPackedMatrix {
                 data[group + SCALES_AT + h * G + PackedQ8.evenOdd(j)] = w.get(ValueLayout.JAVA_BYTE, at + 192 + 2 * i + h);
             }
         }
-    }
-
-    /** The 256 6-bit values of the Q6_K block at byte at into q (the file's bit layout: {@link PackedQ6K}'s values6). */
-    private static void values6(MemorySegment w, long at, byte[] q) {
-        for (int half = 0; half < 2; half++) {
-            for (int l = 0; l < 32; l += 8) {
-                long a = w.get(U64_LE, at + 64L * half + l), c = w.get(U64_LE, at + 64L * half + 32 + l);
-                long h = w.get(U64_LE, at + 128 + 32L * half + l);
-                int o = 128 * half + l;
-                put8(q, o, (a & LOW4) | (h & 0x0303030303030303L) << 4);
-                put8(q, o + 32, (c & LOW4) | (h & 0x0C0C0C0C0C0C0C0CL) << 2);
-                put8(q, o + 64, (a >>> 4 & LOW4) | (h & 0x3030303030303030L));
-                put8(q, o + 96, (c >>> 4 & LOW4) | (h >>> 2 & 0x3030303030303030L));
-            }
-        }
-    }
-
-    private static final long LOW4 = 0x0F0F0F0F0F0F0F0FL;
-
-    private static void put8(byte[] q, int o, long bytes) {
-        for (int i = 0; i < 8; i++) q[o + i] = (byte) (bytes >>> 8 * i);
     }
 
     @Override
