@@ -6,9 +6,9 @@
  *         of every weight, one subtraction per block instead of two vpsignb).
  * Everything runs as a register tile of RM weight rows x RN tokens: each weight block is loaded (and Q4_0 unpacked)
  * once for RN tokens, each activation block once for RM rows. The loops around the tiles are quant_loop.h's (decode:
- * 4 x 1 tiles of rows a quarter of the slice apart; 2-5 tokens: 4 x 3 tiles over a panel of rows that stays in L2). From 6 tokens on, quad_tile at the end of this file, in quant_packed_loop.h's
- * driver, replaces them: both operands packed into one layout, four blocks per step (see there). Block scales widen
- * with F16C. */
+ * 4 x 1 tiles of rows a quarter of the slice apart; 2-5 tokens: 4 x 3 tiles over a panel of rows that stays in L2).
+ * From 6 tokens on, quad_tile at the end of this file, in quant_packed_loop.h's driver, replaces them: both operands
+ * packed into one layout, four blocks per step (see there). Block scales widen with F16C. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
