@@ -287,7 +287,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
 /* the driver (decode and prefill loops) around aya_q_tile */
 #define AYA_Q_TILE_TOKENS 3
 /* Q8_0 decode two rows per tile (one thread: 28 -> 30 GB/s from memory, 32 -> 41 in cache; four rows: one thread on
- * Zen 3 1.13-1.31x from memory, but at full size two threads were behind main in 4 of 5 quieter pairs, section 21);
+ * Zen 3 1.13-1.31x from memory, but at full size two threads were behind main in 5 of 5 quieter pairs, section 21);
  * Q4_0 four, a quarter of the slice apart (its eight-block step reads the activations from L1 and keeps no row's
  * blocks in registers; one thread on Zen 3, best of alternated calls against one row with prefetch: two rows
  * 1.03-1.08x, four 1.11-1.20x; section 19 of docs/performance-native.md) */
