@@ -11,6 +11,7 @@
  *       is not 0, the tile prefetches its rows' blocks ahead bytes further on, at the offset being read.
  * Optionally:
  *   AYA_Q_DECODE_ROWS(q4)  rows per decode tile: 1 (default), 2 or 4, a 1/AYA_Q_DECODE_ROWS of the slice apart
+ *   AYA_Q_DECODE_AHEAD(q4) bytes ahead that those many-row decode tiles prefetch in each row stream (default 0: none)
  *   AYA_Q_TILE_ROWS     rows per prefill tile (default 4, at most 4): fewer when RM x RN accumulators plus the
  *                       rows' weights would not fit the registers
  *   AYA_Q_PREPARE(q4, acts, tokens, in_dim)  called once after quantizing: may put a copy of the activations in the
@@ -26,6 +27,9 @@
 enum { AYA_Q_PANEL_ROWS = 64 }; /* prefill: rows whose blocks stay in L2 while all tokens pass (64 x 11008 Q8_0 = 745 KB) */
 #ifndef AYA_Q_DECODE_ROWS
 #define AYA_Q_DECODE_ROWS(q4) 1
+#endif
+#ifndef AYA_Q_DECODE_AHEAD
+#define AYA_Q_DECODE_AHEAD(q4) 0
 #endif
 #ifndef AYA_Q_TILE_ROWS
 #define AYA_Q_TILE_ROWS 4
@@ -134,7 +138,8 @@ static inline __attribute__((always_inline)) void aya_q_matmul(const int q4, con
     const uint8_t *base = (const uint8_t *) w;
     if (tokens == 1) {
         /* Decode: AYA_Q_DECODE_ROWS(q4) rows per tile, a 1/AYA_Q_DECODE_ROWS of the slice apart (matvec_loop.h's
-         * pattern: that many forward streams far apart, which the hardware prefetchers follow, no software prefetch),
+         * pattern: that many forward streams far apart, which the hardware prefetchers follow; software prefetch
+         * AYA_Q_DECODE_AHEAD(q4) bytes on in each, 0 for none),
          * sharing the token's loads and shuffles; one row at a time (rows in order, prefetching ~64 KiB ahead) when
          * it is 1. Tiles of neighbouring rows (streams 1-6 KB apart) read DRAM at 0.6x the speed of one row at a time
          * on Zen 5 (Q4_0 18 vs 29.6 GB/s); a quarter of the slice apart, one thread: Q8_0 28 -> 32-33 GB/s from memory,
@@ -145,7 +150,7 @@ static inline __attribute__((always_inline)) void aya_q_matmul(const int q4, con
             int32_t part = (row_end - row_start) / R;
             for (int32_t i = 0; i < part; i++)
                 aya_q_tile(q4, R, 1, base + (size_t) (row_start + i) * row_bytes, (size_t) part * row_bytes, &acts, 0,
-                           in_dim, out + row_start + i, out_stride, (size_t) part, 0);
+                           in_dim, out + row_start + i, out_stride, (size_t) part, AYA_Q_DECODE_AHEAD(q4));
             for (int32_t r = row_start + part * R; r < row_end; r++)
                 aya_q_tile(q4, 1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1,
                            0);

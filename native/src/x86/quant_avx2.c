@@ -141,6 +141,14 @@ typedef struct quad_acts {
     float d8[8];
 } quad_acts;
 
+/* The lines of one Q4_0 decode step's bytes of a row (8 x 18 = 144 bytes: the three lines from p on, with the next
+ * step's first, hold them all). */
+AYA_ALWAYS_INLINE void prefetch_step(const uint8_t *p) {
+    _mm_prefetch((const char *) p, _MM_HINT_T0);
+    _mm_prefetch((const char *) p + 64, _MM_HINT_T0);
+    _mm_prefetch((const char *) p + 128, _MM_HINT_T0);
+}
+
 /* out[t * out_stride + r] = row r . token t for RM rows from w (row_bytes apart) and RN tokens of acts (from token
  * `token`). RM, RN and q4 are compile-time constants at every call site, so the tile lives in registers.
  * Q4_0 goes two blocks per step (four in decode, two pairs): one 32-byte load holds a pair's nibbles, the and/shift
@@ -151,7 +159,6 @@ typedef struct quad_acts {
 AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, const uint8_t *w, size_t row_bytes,
                                   const aya_q8_acts *acts, int32_t token, int32_t in_dim, float *out,
                                   int32_t out_stride, size_t out_step, size_t ahead) {
-    (void) ahead; /* always 0 here: both types decode in multi-row tiles (AYA_Q_DECODE_ROWS), which never prefetch */
     const int32_t blocks = in_dim / AYA_QK;
     const size_t bb = q4 ? AYA_Q4_0_BYTES : AYA_Q8_0_BYTES;
     const int8_t *xq = acts->q + (size_t) token * in_dim;
@@ -173,6 +180,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
             const quad_acts *xt = xa + b / 4;
             for (int r = 0; r < RM; r++) {
                 const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+                if (ahead) prefetch_step(blk + ahead);
                 __m256i half[2]; /* [b0 b2 b0 b2 | b1 b3 b1 b3] (two lanes per block) of blocks 0..3 and 4..7 */
                 for (int q = 0; q < 2; q++) {
                     __m256i p[2];
@@ -278,11 +286,16 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
 
 /* the driver (decode and prefill loops) around aya_q_tile */
 #define AYA_Q_TILE_TOKENS 3
-/* Q8_0 decode two rows per tile (one thread: 28 -> 30 GB/s from memory, 32 -> 41 in cache); Q4_0 four, a quarter of
- * the slice apart (its eight-block step reads the activations from L1 and keeps no row's blocks in registers; one thread on
- * Zen 3, best of alternated calls against one row with prefetch: two rows 1.03-1.08x, four 1.11-1.20x; section 19 of
- * docs/performance-native.md) */
+/* Q8_0 decode two rows per tile (one thread: 28 -> 30 GB/s from memory, 32 -> 41 in cache; four rows: one thread on
+ * Zen 3 1.13-1.31x from memory, but at full size two threads were behind main in 5 of 5 quieter pairs, section 21);
+ * Q4_0 four, a quarter of the slice apart (its eight-block step reads the activations from L1 and keeps no row's
+ * blocks in registers; one thread on Zen 3, best of alternated calls against one row with prefetch: two rows
+ * 1.03-1.08x, four 1.11-1.20x; section 19 of docs/performance-native.md) */
 #define AYA_Q_DECODE_ROWS(q4) ((q4) ? 4 : 2)
+/* Q4_0 decode prefetches each of the four streams 1 KiB ahead (prefetch_step); full size on Zen 3 ahead of main in 6 of
+ * 8 alternated pairs, one thread per kernel 1.0-1.2x from memory, 0.96x in cache (section 21). Q8_0: not tried at
+ * full size (per kernel, two rows: 1.06-1.17x median from memory, 0.97x in cache). */
+#define AYA_Q_DECODE_AHEAD(q4) ((q4) ? 1024 : 0)
 static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim);
 #define AYA_Q_PREPARE regroup_activations
 #include "quant_loop.h"
