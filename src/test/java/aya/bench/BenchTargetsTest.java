@@ -43,16 +43,18 @@ class BenchTargetsTest {
     @Test
     void bytesPerDecodeTokenCountTheJavaBackendsPackedCopies() {
         // file bytes of the Q6_K and Q4_K matrices, which the java backend packs (each row's blocks of 32 padded to
-        // whole groups of a vector of shorts; per Q6_K block 26 bytes and an f32 d per 8 blocks, per Q4_K block 24:
-        // docs/performance-java.md sections 15 and 20); the native backend packs nothing
+        // whole groups of a vector of shorts; per Q6_K block 26 bytes and an f32 d per 8 blocks, at 8 float lanes 34
+        // bytes (a byte per weight and two int8 scales, PackedQ6KInt8) and the same d; per Q4_K block 24:
+        // docs/performance-java.md sections 15, 20 and 45); the native backend packs nothing
         int group = jdk.incubator.vector.ShortVector.SPECIES_PREFERRED.length();
+        int q6kBlockBytes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() == 8 ? 34 : 26;
         long q6k = 0, q4k = 0, packedQ4k = 0, packedQ6k = 0;
         try (AyaForward model = AyaForward.load(GgufFixtures.K256_Q4_K_M, Backend.open("native"), 1)) {
             for (Tensor t : model.tensors().values()) {
                 if (t.weightType() == aya.kernels.WeightType.Q6_K) {
                     q6k += t.data().byteSize();
                     long blocks = t.shape()[0] * ((t.shape()[1] / 32 + group - 1) / group * group);
-                    packedQ6k += blocks * 26 + blocks / 8 * 4;
+                    packedQ6k += blocks * q6kBlockBytes + blocks / 8 * 4;
                 }
                 if (t.weightType() == aya.kernels.WeightType.Q4_K) {
                     q4k += t.data().byteSize();
