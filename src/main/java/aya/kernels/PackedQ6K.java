@@ -90,23 +90,36 @@ final class PackedQ6K implements JavaPackedMatrix {
 
     /** w [rows, cols] of Q6_K (cols a multiple of 256) repacked (on the heap), the rows spread over the pool. */
     static PackedQ6K pack(MemorySegment w, int rows, int cols, Parallel pool) {
-        long fileRowBytes = JavaPackedMatrix.fileRowBytes(WeightType.Q6_K, w, rows, cols);
         PackedQ6K p = new PackedQ6K(w, rows, cols);
+        forEachSuperBlock(w, rows, cols, pool, p::putSuperBlock);
+        return p;
+    }
+
+    /** Where a packing puts one super-block: blocks b .. b + 7 of row r, at byte at of w, its 256 values in q. */
+    interface SuperBlockSink {
+        void put(int r, int b, MemorySegment w, long at, byte[] q);
+    }
+
+    /**
+     * Every Q6_K super-block of w [rows, cols] (cols a multiple of 256), its 6-bit values decoded ({@link #values6}),
+     * handed to sink; the rows spread over the pool (each worker its own scratch q). Both Q6_K packings fill this way.
+     */
+    static void forEachSuperBlock(MemorySegment w, int rows, int cols, Parallel pool, SuperBlockSink sink) {
+        long fileRowBytes = JavaPackedMatrix.fileRowBytes(WeightType.Q6_K, w, rows, cols);
         pool.forRange(rows, 1, (worker, from, to) -> {
             byte[] q = new byte[KQuant.QK_K];
             for (int r = from; r < to; r++) {
                 long at = r * fileRowBytes;
                 for (int sb = 0; sb < cols / KQuant.QK_K; sb++, at += WeightType.Q6_K.blockBytes) {
-                    p.putSuperBlock(r, sb * SUPER, w, at, q);
+                    values6(w, at, q);
+                    sink.put(r, sb * SUPER, w, at, q);
                 }
             }
         });
-        return p;
     }
 
-    /** The Q6_K super-block at byte at of w as blocks b .. b + 7 of row r (q: scratch for its 256 values). */
+    /** The Q6_K super-block at byte at of w as blocks b .. b + 7 of row r (q: its 256 values). */
     private void putSuperBlock(int r, int b, MemorySegment w, long at, byte[] q) {
-        values6(w, at, q);
         int g = b / G, first = r / ROWS * ROWS, n = Math.min(ROWS, rows - first), row = r - first;
         d[first * groups * (G / SUPER) + (g * n + row) * (G / SUPER) + b % G / SUPER] = Float.float16ToFloat(w.get(Quant.U16_LE, at + 208));
         for (int i = 0; i < SUPER; i++) {

@@ -76,23 +76,13 @@ final class PackedQ6KInt8 implements JavaPackedMatrix {
 
     /** w [rows, cols] of Q6_K (cols a multiple of 256) repacked (on the heap), the rows spread over the pool. */
     static PackedQ6KInt8 pack(MemorySegment w, int rows, int cols, Parallel pool) {
-        long fileRowBytes = JavaPackedMatrix.fileRowBytes(WeightType.Q6_K, w, rows, cols);
         PackedQ6KInt8 p = new PackedQ6KInt8(w, rows, cols);
-        pool.forRange(rows, 1, (worker, from, to) -> {
-            byte[] q = new byte[KQuant.QK_K];
-            for (int r = from; r < to; r++) {
-                long at = r * fileRowBytes;
-                for (int sb = 0; sb < cols / KQuant.QK_K; sb++, at += WeightType.Q6_K.blockBytes) {
-                    p.putSuperBlock(r, sb * SUPER, w, at, q);
-                }
-            }
-        });
+        PackedQ6K.forEachSuperBlock(w, rows, cols, pool, p::putSuperBlock);
         return p;
     }
 
-    /** The Q6_K super-block at byte at of w as blocks b .. b + 7 of row r (q: scratch for its 256 values). */
+    /** The Q6_K super-block at byte at of w as blocks b .. b + 7 of row r (q: its 256 values). */
     private void putSuperBlock(int r, int b, MemorySegment w, long at, byte[] q) {
-        PackedQ6K.values6(w, at, q);
         int g = b / G, group = (r * groups + g) * GROUP_BYTES;
         int bits = Float.floatToRawIntBits(Float.float16ToFloat(w.get(Quant.U16_LE, at + 208)));
         int dAt = group + D_AT + 4 * (b % G / SUPER);
