@@ -36,7 +36,7 @@ import java.lang.foreign.ValueLayout;
  * model file, and C2 then compiled them as calls (docs/performance-java.md section 12). 20 bytes per 32 Q4_0
  * weights (the file's 18 and a scale in f32), 24 for Q4_K (the file's 18).
  */
-final class PackedNibbles implements JavaPackedMatrix {
+final class PackedNibbles extends JavaPackedMatrix {
 
     private static final VectorSpecies<Float> F = JavaKernels.F;
     /** A full vector of shorts: one block per lane. */
@@ -63,28 +63,17 @@ final class PackedNibbles implements JavaPackedMatrix {
     /** The low nibble of every byte of a long. */
     private static final long LOW = 0x0F0F0F0F0F0F0F0FL;
 
-    private final WeightType sourceType;
-    /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
-    private final MemorySegment source;
-    private final int rows, cols, groups;
+    private final int groups;
     /** [rows][groups][8 G shorts of 4 nibbles, G f32 s as 2 G shorts, Q4_K: G f32 o + 8 s as 2 G shorts] (above). */
     private final short[] data;
     /** Shorts per group: 10 G (Q4_0) or 12 G (Q4_K). */
     private final int groupShorts;
 
     private PackedNibbles(WeightType sourceType, MemorySegment source, int rows, int cols) {
-        this.sourceType = sourceType;
-        this.source = source;
-        this.rows = rows;
-        this.cols = cols;
+        super(sourceType, source, rows, cols);
         this.groups = (cols / BLOCK + G - 1) / G;
         this.groupShorts = sourceType == WeightType.Q4_K ? OFFSETS_AT + 2 * G : OFFSETS_AT;
-        long shorts = (long) rows * groups * groupShorts;
-        if (shorts > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException(sourceType + " matrix [" + rows + ", " + cols + "] is too large to pack ("
-                    + shorts + " shorts, at most 2^31 - 9)");
-        }
-        this.data = new short[(int) shorts];
+        this.data = new short[arrayLength((long) rows * groups * groupShorts, "shorts")];
     }
 
     static boolean packs(WeightType type) {
@@ -150,21 +139,6 @@ final class PackedNibbles implements JavaPackedMatrix {
     }
 
     @Override
-    public WeightType sourceType() {
-        return sourceType;
-    }
-
-    @Override
-    public int rows() {
-        return rows;
-    }
-
-    @Override
-    public int cols() {
-        return cols;
-    }
-
-    @Override
     public long byteSize() {
         return 2L * data.length;
     }
@@ -199,22 +173,7 @@ final class PackedNibbles implements JavaPackedMatrix {
         }
     }
 
-    @Override
-    public String toString() {
-        return "PackedNibbles[" + sourceType + " " + rows + "x" + cols + "]";
-    }
-
     // ---------------------------------------------------------------------------------------------- prefill panels
-
-    /**
-     * The GEMM's panel widening: dst[dstOff, dstOff + n) = weights [k0, k0 + n) of row {@code row} (whole blocks), the
-     * file's values bit for bit, widened from the file's own bytes: its blocks keep their 32 weights together, where
-     * this layout spreads a block over 8 vectors (a gather per block here made the Q4_0 prefill 10-23% slower).
-     */
-    @Override
-    public void widen(int row, int k0, int n, float[] dst, int dstOff) {
-        JavaKernels.widenRow(sourceType, source, (long) row * cols + k0, n, dst, dstOff);
-    }
 
     // ---------------------------------------------------------------------------------------------- decode
 

@@ -45,7 +45,7 @@ import java.util.Arrays;
  * together there, where this layout spreads them over 12 vectors (section 19's widening from it was 1.47x slower).
  * On the Java heap, as PackedNibbles (segment loads share a type profile with the mapped file: section 12).
  */
-final class PackedQ6K implements JavaPackedMatrix {
+final class PackedQ6K extends JavaPackedMatrix {
 
     private static final VectorSpecies<Float> F = JavaKernels.F;
     private static final VectorSpecies<Short> SV = PackedNibbles.SV;
@@ -60,9 +60,7 @@ final class PackedQ6K implements JavaPackedMatrix {
     private static final VectorShuffle<Float> D_LANES = VectorShuffle.fromOp(F, j -> j / SUPER);
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(JavaKernels.LE);
 
-    /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
-    private final MemorySegment source;
-    private final int rows, cols, groups;
+    private final int groups;
     /** [3 shorts][row blocks][groups][2 sub-blocks h][n rows][2 halves][G]: the 6-bit values (layout above). */
     private final short[] values;
     /** Shorts per plane of values (one of S0, S1, S2 for the whole matrix): rows * groups * 4 G. */
@@ -73,17 +71,11 @@ final class PackedQ6K implements JavaPackedMatrix {
     private final float[] d;
 
     private PackedQ6K(MemorySegment source, int rows, int cols) {
-        this.source = source;
-        this.rows = rows;
-        this.cols = cols;
+        super(WeightType.Q6_K, source, rows, cols);
         this.groups = (cols / BLOCK + G - 1) / G;
-        long shorts = (long) rows * groups * 12 * G;
-        if (shorts > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("Q6_K matrix " + rows + "x" + cols + " is too large to pack (" + shorts
-                    + " shorts, at most 2^31 - 9)");
-        }
-        this.values = new short[(int) shorts];
-        this.plane = (int) (shorts / 3);
+        int shorts = arrayLength((long) rows * groups * 12 * G, "shorts");
+        this.values = new short[shorts];
+        this.plane = shorts / 3;
         this.scales = new byte[rows * groups * 2 * G];
         this.d = new float[rows * groups * (G / SUPER) + F.length()]; // the last load reads F.length()
     }
@@ -166,37 +158,11 @@ final class PackedQ6K implements JavaPackedMatrix {
     }
 
     @Override
-    public WeightType sourceType() {
-        return WeightType.Q6_K;
-    }
-
-    @Override
-    public int rows() {
-        return rows;
-    }
-
-    @Override
-    public int cols() {
-        return cols;
-    }
-
-    @Override
     public long byteSize() {
         return 2L * values.length + scales.length + 4L * (d.length - F.length());
     }
 
-    @Override
-    public String toString() {
-        return "PackedQ6K[" + rows + "x" + cols + "]";
-    }
-
     // ---------------------------------------------------------------------------------------------- prefill panels
-
-    /** The GEMM's panel widening, from the file's bytes: the dequantized values bit for bit (col, n: whole blocks). */
-    @Override
-    public void widen(int row, int col, int n, float[] dst, int dstOff) {
-        JavaKernels.widenRow(WeightType.Q6_K, source, (long) row * cols + col, n, dst, dstOff);
-    }
 
     // ---------------------------------------------------------------------------------------------- decode
 

@@ -33,7 +33,7 @@ import java.lang.foreign.ValueLayout;
  * <p>Only at 8 float lanes ({@link #PACKS}): at 16 the model keeps {@link PackedQ6K} (not measured here: no AVX-512 host
  * in session 20). The prefill GEMM widens the file's own bytes. On the Java heap, as {@link PackedNibbles}.
  */
-final class PackedQ6KInt8 implements JavaPackedMatrix {
+final class PackedQ6KInt8 extends JavaPackedMatrix {
 
     private static final VectorSpecies<Float> F = JavaKernels.F;
     private static final VectorSpecies<Integer> I = JavaKernels.I;
@@ -55,23 +55,14 @@ final class PackedQ6KInt8 implements JavaPackedMatrix {
     /** Whether the Java backend packs Q6_K this way: at 8 float lanes (G = 16 blocks of two d). */
     static final boolean PACKS = F.length() == 8 && FB != null;
 
-    /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
-    private final MemorySegment source;
-    private final int rows, cols, groups;
+    private final int groups;
     /** [rows][groups][32 x G weights q - 32, 2 f32 d, 2 x G int8 scales] (above). */
     private final byte[] data;
 
     private PackedQ6KInt8(MemorySegment source, int rows, int cols) {
-        this.source = source;
-        this.rows = rows;
-        this.cols = cols;
+        super(WeightType.Q6_K, source, rows, cols);
         this.groups = (cols / BLOCK + G - 1) / G;
-        long bytes = (long) rows * groups * GROUP_BYTES;
-        if (bytes > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("Q6_K matrix " + rows + "x" + cols + " is too large to pack (" + bytes
-                    + " bytes, at most 2^31 - 9)");
-        }
-        this.data = new byte[(int) bytes];
+        this.data = new byte[arrayLength((long) rows * groups * GROUP_BYTES, "bytes")];
     }
 
     /** w [rows, cols] of Q6_K (cols a multiple of 256) repacked (on the heap), the rows spread over the pool. */
@@ -97,34 +88,8 @@ final class PackedQ6KInt8 implements JavaPackedMatrix {
     }
 
     @Override
-    public WeightType sourceType() {
-        return WeightType.Q6_K;
-    }
-
-    @Override
-    public int rows() {
-        return rows;
-    }
-
-    @Override
-    public int cols() {
-        return cols;
-    }
-
-    @Override
     public long byteSize() {
         return data.length;
-    }
-
-    @Override
-    public String toString() {
-        return "PackedQ6KInt8[" + rows + "x" + cols + "]";
-    }
-
-    /** The GEMM's panel widening, from the file's bytes: the dequantized values bit for bit (col, n: whole blocks). */
-    @Override
-    public void widen(int row, int col, int n, float[] dst, int dstOff) {
-        JavaKernels.widenRow(WeightType.Q6_K, source, (long) row * cols + col, n, dst, dstOff);
     }
 
     // ---------------------------------------------------------------------------------------------- decode

@@ -35,7 +35,7 @@ import java.lang.foreign.ValueLayout;
  * float lanes only ({@link #PACKS}), and PackedQ8Test checks the kernel only there (the 512-bit form is never used).
  * On the Java heap, as {@link PackedNibbles}.
  */
-final class PackedQ8 implements JavaPackedMatrix {
+final class PackedQ8 extends JavaPackedMatrix {
 
     private static final VectorSpecies<Float> F = JavaKernels.F;
     private static final VectorSpecies<Integer> I = JavaKernels.I;
@@ -54,23 +54,14 @@ final class PackedQ8 implements JavaPackedMatrix {
     /** Whether the Java backend packs Q8_0 matrices: at 8 float lanes (see the class comment). */
     static final boolean PACKS = F.length() == 8;
 
-    /** The file's bytes of the matrix (mapped by the model, alive as long as it is): what the GEMM widens. */
-    private final MemorySegment source;
-    private final int rows, cols, groups;
+    private final int groups;
     /** [rows][groups][32 x G weights, G f32 d as 4 G bytes (little-endian, even blocks first)]. */
     private final byte[] data;
 
     private PackedQ8(MemorySegment source, int rows, int cols) {
-        this.source = source;
-        this.rows = rows;
-        this.cols = cols;
+        super(WeightType.Q8_0, source, rows, cols);
         this.groups = (cols / BLOCK + G - 1) / G;
-        long bytes = (long) rows * groups * GROUP_BYTES;
-        if (bytes > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("Q8_0 matrix [" + rows + ", " + cols + "] is too large to pack ("
-                    + bytes + " bytes, at most 2^31 - 9)");
-        }
-        this.data = new byte[(int) bytes];
+        this.data = new byte[arrayLength((long) rows * groups * GROUP_BYTES, "bytes")];
     }
 
     /** w [rows, cols] of Q8_0 repacked (on the heap), the rows spread over the pool's threads. */
@@ -122,34 +113,8 @@ final class PackedQ8 implements JavaPackedMatrix {
     }
 
     @Override
-    public WeightType sourceType() {
-        return WeightType.Q8_0;
-    }
-
-    @Override
-    public int rows() {
-        return rows;
-    }
-
-    @Override
-    public int cols() {
-        return cols;
-    }
-
-    @Override
     public long byteSize() {
         return data.length;
-    }
-
-    @Override
-    public String toString() {
-        return "PackedQ8[" + rows + "x" + cols + "]";
-    }
-
-    /** The GEMM's panel widening, from the file's own bytes (the f32 prefill's values, unchanged by the packing). */
-    @Override
-    public void widen(int row, int k0, int n, float[] dst, int dstOff) {
-        JavaKernels.widenRow(WeightType.Q8_0, source, (long) row * cols + k0, n, dst, dstOff);
     }
 
     /**
