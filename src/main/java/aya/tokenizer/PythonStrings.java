@@ -1,5 +1,7 @@
 package aya.tokenizer;
 
+import aya.JsonText;
+
 import java.time.LocalDateTime;
 import java.time.format.TextStyle;
 import java.util.ArrayList;
@@ -186,7 +188,7 @@ final class PythonStrings {
             for (Map.Entry<?, ?> e : m.entrySet()) {
                 if (!first) sb.append(", ");
                 first = false;
-                jsonString(String.valueOf(e.getKey()), sb);
+                JsonText.appendString(sb, String.valueOf(e.getKey()));
                 sb.append(": ");
                 json(e.getValue(), sb);
             }
@@ -201,29 +203,8 @@ final class PythonStrings {
             }
             sb.append(']');
         } else {
-            jsonString(v.toString(), sb);
+            JsonText.appendString(sb, v.toString());
         }
-    }
-
-    static void jsonString(String s, StringBuilder sb) {
-        sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                case '\b' -> sb.append("\\b");
-                case '\f' -> sb.append("\\f");
-                default -> {
-                    if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
-                    else sb.append(c);
-                }
-            }
-        }
-        sb.append('"');
     }
 
     /** A subset of C strftime: %Y %y %m %d %e %H %I %M %S %p %B %b %A %a %j %%, and %-d style unpadded fields. */

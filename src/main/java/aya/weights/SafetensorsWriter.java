@@ -1,6 +1,7 @@
 package aya.weights;
 
 import aya.AyaException;
+import aya.JsonText;
 import aya.TempFiles;
 
 import java.io.IOException;
@@ -127,17 +128,17 @@ public final class SafetensorsWriter {
         for (var e : metadata.entrySet()) {
             if (!first) json.append(',');
             first = false;
-            appendString(json, e.getKey());
+            JsonText.appendString(json, e.getKey());
             json.append(':');
-            appendString(json, e.getValue());
+            JsonText.appendString(json, e.getValue());
         }
         json.append('}');
         long offset = 0;
         for (Tensor t : dataOrder()) {
             json.append(',');
-            appendString(json, t.name());
+            JsonText.appendString(json, t.name());
             json.append(":{\"dtype\":");
-            appendString(json, t.dtype());
+            JsonText.appendString(json, t.dtype());
             json.append(",\"shape\":[");
             for (int i = 0; i < t.shape().length; i++) {
                 if (i > 0) json.append(',');
@@ -194,26 +195,6 @@ public final class SafetensorsWriter {
 
     private static void writeFully(FileChannel ch, ByteBuffer buf) throws IOException {
         while (buf.hasRemaining()) ch.write(buf);
-    }
-
-    /** JSON string literal with the escapes JSON requires. */
-    static void appendString(StringBuilder sb, String s) {
-        sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                default -> {
-                    if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
-                    else sb.append(c);
-                }
-            }
-        }
-        sb.append('"');
     }
 
     /** Header map as a reader would see it (for tests and the index file): name → [start, end). */
