@@ -203,6 +203,26 @@ static void quantization_reuse_follows_x(const char *isa, int type) {
     free(w); free(x); free(other);
 }
 
+/* Decode (1 token) passes several rows a part of the slice apart and takes the last few one by one (kquant_x86.h):
+ * a matrix cut into pieces of 1, 2, 3, ... rows (taken last first, as a pool's threads may) gives one call's bits. */
+static void decode_pieces_match_one_call(const char *isa, int type) {
+    enum { N = 512, ROWS = 37 };
+    uint8_t *w = random_matrix(type, ROWS, N);
+    float *x = random_floats(N, -3, 3);
+    float whole[ROWS], pieces[ROWS];
+    use_isa(isa);
+    (*matmul_of(type))(w, x, whole, 1, N, ROWS, 0, ROWS);
+    int ends[ROWS], count = 0;
+    for (int end = 0; end < ROWS; count++) {
+        end = end + count + 1 < ROWS ? end + count + 1 : ROWS;
+        ends[count] = end;
+    }
+    for (int p = count - 1; p >= 0; p--) (*matmul_of(type))(w, x, pieces, 1, N, ROWS, p > 0 ? ends[p - 1] : 0, ends[p]);
+    CHECK(memcmp(whole, pieces, sizeof whole) == 0, "%s %s: decode in pieces differs from one call", isa,
+          type_name(type));
+    free(w); free(x);
+}
+
 int main(void) {
     size_t size = 0;
     uint8_t *data = read_file(AYA_KQUANT_FIXTURE, &size);
@@ -220,7 +240,10 @@ int main(void) {
         printf("%s: worst |kernel - exact f32| / sum|w x|: q5_0 %.2e, q4_k %.2e, q6_k %.2e\n", isas[k], worst[0], worst[1],
                worst[2]);
         if (k > 0) {
-            for (int type = AYA_WEIGHT_Q5_0; type <= AYA_WEIGHT_Q6_K; type++) simd_matches_scalar(isas[k], type);
+            for (int type = AYA_WEIGHT_Q5_0; type <= AYA_WEIGHT_Q6_K; type++) {
+                simd_matches_scalar(isas[k], type);
+                decode_pieces_match_one_call(isas[k], type);
+            }
         }
         quantization_reuse_follows_x(isas[k], AYA_WEIGHT_Q4_K);
         quantization_reuse_follows_x(isas[k], AYA_WEIGHT_Q6_K);

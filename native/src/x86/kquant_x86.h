@@ -7,10 +7,9 @@
  * All of a block's products and scale multiplies are exact int32; each block adds int * (d_w * d_x) to f32 lanes, so
  * results equal the scalar kernels' up to the order of the f32 sums.
  *
- * Decode (1 token) reads KQ_DECODE_ROWS rows per pass a 1/KQ_DECODE_ROWS of the slice apart (AVX512-VNNI: 4, as
- * quant_loop.h: forward streams far apart that the hardware prefetchers follow, sharing the token's loads), or with 1
- * (AVX2, whose 16 ymm do not hold more rows) one row after another with software prefetch ~64 KiB ahead
- * (aya_decode_prefetch_rows); prefill unpacks each weight block once for up to 4 tokens, over panels of rows that stay
+ * Decode (1 token) reads KQ_DECODE_ROWS rows per pass a 1/KQ_DECODE_ROWS of the slice apart (as quant_loop.h:
+ * forward streams far apart that the hardware prefetchers follow, sharing the token's loads), each stream prefetched
+ * KQ_DECODE_AHEAD bytes on; prefill unpacks each weight block once for up to 4 tokens, over panels of rows that stay
  * in L2. A row's sum is the same whatever the rows per pass. */
 #include "kquant.h"
 
@@ -21,8 +20,10 @@
 #endif
 
 enum { KQ_PANEL_ROWS = 32, KQ_TOKENS = 4 };
-#ifndef KQ_DECODE_ROWS
-#define KQ_DECODE_ROWS 1 /* decode: rows per pass, a 1/KQ_DECODE_ROWS of the slice apart (1: in order, with prefetch) */
+/* The including file defines KQ_DECODE_ROWS (decode: rows per pass, at most 4, a 1/KQ_DECODE_ROWS of the slice apart)
+ * and may define KQ_DECODE_AHEAD (bytes ahead that a decode pass prefetches in each of its row streams; 0: none). */
+#ifndef KQ_DECODE_AHEAD
+#define KQ_DECODE_AHEAD 0
 #endif
 
 /* A block's f16 scale as f32: one F16C instruction (exact, as aya_f16_to_f32; the portable version's branches and
@@ -77,16 +78,15 @@ KQ_INLINE __m256i kq_unpack_q5_0(const uint8_t *blk) {
  * RM x RN <= 4 (decode: up to 4 rows, prefill: up to 4 tokens). Each row's sum is the same whatever RM and RN. */
 KQ_INLINE void kq_q5_0_rows(const int RM, const int RN, const uint8_t *row, size_t apart, const aya_q8_acts *acts,
                             int32_t first, int32_t in_dim, float *out, int32_t out_stride, size_t out_step,
-                            const int prefetch) {
+                            const size_t ahead) {
     const int32_t blocks = in_dim / AYA_QK;
-    const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
     __m256 acc[KQ_TOKENS][KQ_TOKENS];
     for (int r = 0; r < RM; r++)
         for (int t = 0; t < RN; t++) acc[r][t] = _mm256_setzero_ps();
     for (int32_t b = 0; b < blocks; b++) {
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q5_0_BYTES;
-            if (prefetch) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
+            if (ahead) _mm_prefetch((const char *) blk + ahead, _MM_HINT_T0);
             __m256i u = kq_unpack_q5_0(blk);
             float dw = kq_f16(aya_load_u16(blk));
             for (int t = 0; t < RN; t++) {
@@ -259,9 +259,8 @@ KQ_INLINE __m128 kq_q4_k_d_dmin(const uint8_t *blk) {
 /* As kq_q5_0_rows. */
 KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size_t apart, const aya_q8k_acts *acts,
                             int32_t first, int32_t in_dim, float *out, int32_t out_stride, size_t out_step,
-                            const int prefetch) {
+                            const size_t ahead) {
     const int32_t blocks = in_dim / AYA_QK_K;
-    const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
     kq_acc acc[KQ_TOKENS][KQ_TOKENS];
     for (int r = 0; r < RM; r++)
         for (int t = 0; t < RN; t++) acc[r][t] = KQ_ACC_ZERO();
@@ -271,7 +270,7 @@ KQ_INLINE void kq_q4_k_rows(const int RM, const int RN, const uint8_t *row, size
 #endif
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q4_K_BYTES;
-            if (prefetch) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
+            if (ahead) kq_prefetch(blk + ahead, AYA_Q4_K_BYTES);
 #if KQ_VNNI
             kq_scales_mins scales_mins = kq_q4_k_row_scales_mins(rows_scales_mins, r);
 #else
@@ -378,16 +377,15 @@ KQ_INLINE void kq_q6_k_block_dots(const int RN, const uint8_t *blk, const int8_t
 /* As kq_q5_0_rows. */
 KQ_INLINE void kq_q6_k_rows(const int RM, const int RN, const uint8_t *row, size_t apart, const aya_q8k_acts *acts,
                             int32_t first, int32_t in_dim, float *out, int32_t out_stride, size_t out_step,
-                            const int prefetch) {
+                            const size_t ahead) {
     const int32_t blocks = in_dim / AYA_QK_K;
-    const size_t ahead = (size_t) aya_decode_prefetch_rows(apart, 1) * apart;
     kq_acc acc[KQ_TOKENS][KQ_TOKENS];
     for (int r = 0; r < RM; r++)
         for (int t = 0; t < RN; t++) acc[r][t] = KQ_ACC_ZERO();
     for (int32_t b = 0; b < blocks; b++) {
         for (int r = 0; r < RM; r++) {
             const uint8_t *blk = row + (size_t) r * apart + (size_t) b * AYA_Q6_K_BYTES;
-            if (prefetch) kq_prefetch(blk + ahead, AYA_Q6_K_BYTES);
+            if (ahead) kq_prefetch(blk + ahead, AYA_Q6_K_BYTES);
             kq_dots dots[KQ_TOKENS];
             kq_q6_k_block_dots(RN, blk, acts->q + ((size_t) first * blocks + b) * AYA_QK_K, (size_t) blocks * AYA_QK_K,
                                dots);
@@ -411,18 +409,13 @@ KQ_INLINE void kq_q6_k_rows(const int RM, const int RN, const uint8_t *row, size
 #define KQ_MATMUL(rows_fn, acts, block_bytes, block_values)                                                            \
     size_t row_bytes = (size_t) (in_dim / (block_values)) * (block_bytes);                                              \
     const uint8_t *base = (const uint8_t *) w;                                                                          \
-    if (tokens == 1 && KQ_DECODE_ROWS > 1) { /* KQ_DECODE_ROWS rows a 1/KQ_DECODE_ROWS of the slice apart */           \
+    if (tokens == 1) { /* KQ_DECODE_ROWS rows a 1/KQ_DECODE_ROWS of the slice apart, then the last few one by one */   \
         int32_t part = (row_end - row_start) / KQ_DECODE_ROWS;                                                          \
         for (int32_t i = 0; i < part; i++)                                                                              \
             rows_fn(KQ_DECODE_ROWS, 1, base + (size_t) (row_start + i) * row_bytes, (size_t) part * row_bytes, &acts,  \
-                    0, in_dim, out + row_start + i, out_stride, (size_t) part, 0);                                      \
+                    0, in_dim, out + row_start + i, out_stride, (size_t) part, KQ_DECODE_AHEAD);                        \
         for (int32_t r = row_start + part * KQ_DECODE_ROWS; r < row_end; r++)                                           \
             rows_fn(1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1, 0);      \
-        return;                                                                                                         \
-    }                                                                                                                   \
-    if (tokens == 1) { /* one row after another, prefetching ~64 KiB ahead */                                          \
-        for (int32_t r = row_start; r < row_end; r++)                                                                   \
-            rows_fn(1, 1, base + (size_t) r * row_bytes, row_bytes, &acts, 0, in_dim, out + r, out_stride, 1, 1);      \
         return;                                                                                                         \
     }                                                                                                                   \
     for (int32_t p0 = row_start; p0 < row_end; p0 += KQ_PANEL_ROWS) {                                                   \
