@@ -154,8 +154,8 @@ class SoakTest {
                                 int which = k % SESSIONS;
                                 Result r = decode(model, prompts.get(which));
                                 assertArrayEquals(reference.get(which).ids(), r.ids(), backend + " session " + which);
-                                // bit for bit: the java kernels give the same bits in every JIT tier (JitTierTest)
-                                assertArrayEquals(reference.get(which).lastLogits(), r.lastLogits(), backend + " logits " + which);
+                                // not bit for bit: interpreted and JIT-compiled Vector API code may sum in another order
+                                assertArrayEquals(reference.get(which).lastLogits(), r.lastLogits(), 1e-5f, backend + " logits " + which);
                                 runs.incrementAndGet();
                             }
                             return null;
