@@ -63,9 +63,9 @@ public final class JavaKernels implements Kernels {
 
     // Same input, same bits, whichever JIT tier runs a kernel: the interpreter and C1 run the Vector API's Java
     // fallbacks, C2 its intrinsics, and two operations round differently in them. reduceLanes(ADD) on floats adds lane
-    // by lane in the fallback but as a tree in C2's x86 intrinsic; lanewise(EXP) is Math.exp per lane in the fallback
-    // but SVML in C2 (another rounding in ~4% of lanes). So the kernels take their horizontal sums with sum below and
-    // their exponentials with Math.exp (docs/kernels.md, "Determinism"; JitTierTest).
+    // by lane in the fallback but as a tree in C2's x86 intrinsic, so the kernels take their horizontal sums with sum
+    // below (JitTierTest). lanewise(EXP) is Math.exp per lane in the fallback but SVML in C2 (another rounding in ~4%
+    // of lanes): softmax and swiglu still depend on the tier, as Math.exp there cost 6-10x (docs/kernels.md, "Determinism").
 
     /**
      * The sum of one vector's lanes, stored at lanes[from, from + F.length()) by intoArray: halves folded onto each
@@ -1249,7 +1249,7 @@ public final class JavaKernels implements Kernels {
         return p;
     }
 
-    /** Softmax in place over p[off, off + n), max-subtracted, in f32 (Math.exp, as in swiglu; a sequential sum). */
+    /** Softmax in place over p[off, off + n), max-subtracted, in f32 (EXP: the JDK's vector exp, as in swiglu). */
     private static void softmax(float[] p, int off, int n) {
         int upper = F.loopBound(n);
         FloatVector maxV = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
@@ -1261,8 +1261,16 @@ public final class JavaKernels implements Kernels {
         for (; i < n; i++) {
             max = Math.max(max, p[off + i]);
         }
-        float sum = 0;
-        for (i = 0; i < n; i++) {
+        FloatVector sumV = FloatVector.zero(F);
+        for (i = 0; i < upper; i += F.length()) {
+            FloatVector e = FloatVector.fromArray(F, p, off + i).sub(max).lanewise(VectorOperators.EXP);
+            e.intoArray(p, off + i);
+            sumV = sumV.add(e);
+        }
+        float[] lanes = new float[F.length()];
+        sumV.intoArray(lanes, 0);
+        float sum = sum(lanes, 0);
+        for (; i < n; i++) {
             float e = (float) Math.exp(p[off + i] - max);
             p[off + i] = e;
             sum += e;
@@ -1278,8 +1286,14 @@ public final class JavaKernels implements Kernels {
 
     @Override
     public void swiglu(MemorySegment gate, MemorySegment up, long start, long end) {
-        // Math.exp, not the Vector API's EXP: that is SVML in C2 but Math.exp in the interpreter and C1 (other bits)
-        for (long i = start; i < end; i++) {
+        long i = start;
+        // EXP is the JDK's vector exp (SVML on x86, within 1 ulp): the same formula as the scalar tail below
+        for (; i + F.length() <= end; i += F.length()) {
+            FloatVector g = FloatVector.fromMemorySegment(F, gate, i * 4, NATIVE);
+            FloatVector e = g.neg().lanewise(VectorOperators.EXP);
+            g.div(e.add(1f)).mul(FloatVector.fromMemorySegment(F, up, i * 4, NATIVE)).intoMemorySegment(gate, i * 4, NATIVE);
+        }
+        for (; i < end; i++) {
             float g = gate.getAtIndex(F32, i);
             float silu = g / (1f + (float) Math.exp(-g));
             gate.setAtIndex(F32, i, silu * up.getAtIndex(F32, i));
@@ -1288,7 +1302,7 @@ public final class JavaKernels implements Kernels {
 
     @Override
     public void softmax(MemorySegment x, int n) {
-        // as the attention's softmax: vector max, Math.exp and a sequential sum, one scale
+        // as the attention's softmax: vector max, the JDK's vector exp, one scale
         int upper = F.loopBound(n);
         FloatVector maxV = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
         int i = 0;
@@ -1299,8 +1313,16 @@ public final class JavaKernels implements Kernels {
         for (; i < n; i++) {
             max = Math.max(max, x.getAtIndex(F32, i));
         }
-        float sum = 0;
-        for (i = 0; i < n; i++) {
+        FloatVector sumV = FloatVector.zero(F);
+        for (i = 0; i < upper; i += F.length()) {
+            FloatVector e = FloatVector.fromMemorySegment(F, x, i * 4L, NATIVE).sub(max).lanewise(VectorOperators.EXP);
+            e.intoMemorySegment(x, i * 4L, NATIVE);
+            sumV = sumV.add(e);
+        }
+        float[] lanes = new float[F.length()];
+        sumV.intoArray(lanes, 0);
+        float sum = sum(lanes, 0);
+        for (; i < n; i++) {
             float e = (float) Math.exp(x.getAtIndex(F32, i) - max);
             x.setAtIndex(F32, i, e);
             sum += e;
