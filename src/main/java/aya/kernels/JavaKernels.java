@@ -61,6 +61,27 @@ public final class JavaKernels implements Kernels {
     /** Below this many tokens a prefill is cheaper as one matrix-vector product per token (BF16 and F32). */
     static final int GEMM_MIN_TOKENS = 4;
 
+    // Same input, same bits, whichever JIT tier runs a kernel: the interpreter and C1 run the Vector API's Java
+    // fallbacks, C2 its intrinsics, and two operations round differently in them. reduceLanes(ADD) on floats adds lane
+    // by lane in the fallback but as a tree in C2's x86 intrinsic, so the kernels take their horizontal sums with sum
+    // below (JitTierTest). lanewise(EXP) is Math.exp per lane in the fallback but SVML in C2 (another rounding in ~4%
+    // of lanes): softmax and swiglu still depend on the tier, as Math.exp there cost 6-10x (docs/kernels.md, "Determinism").
+
+    /**
+     * The sum of one vector's lanes, stored at lanes[from, from + F.length()) by intoArray: halves folded onto each
+     * other (lane i + lane i + n/2, then the same on the n/2 sums, down to one: C2's x86 order for reduceLanes(ADD),
+     * so compiled kernels keep their bits on x86). Scalar Java, strict in every tier; a vector never crosses a call
+     * (one not inlined would be boxed). Overwrites lanes.
+     */
+    static float sum(float[] lanes, int from) {
+        for (int w = F.length() / 2; w > 0; w /= 2) {
+            for (int i = from; i < from + w; i++) {
+                lanes[i] += lanes[i + w];
+            }
+        }
+        return lanes[from];
+    }
+
     /**
      * x's token tiles: the tile of token t0 at t0 * inDim, laid out [inDim][tile width]. Off-heap and 64-byte aligned:
      * in a float[] the vector loads' alignment depends on where the GC put the array, and with ParallelGC (the
@@ -582,6 +603,7 @@ public final class JavaKernels implements Kernels {
         int upper = F.loopBound(inDim);
         int r = rowStart;
         int gap = (rowEnd - rowStart) / ROWS;
+        float[] lanes = new float[ROWS * F.length()];
         for (; r < rowStart + gap; r++) {
             long b0 = r * rowBytes, b1 = b0 + gap * rowBytes, b2 = b1 + gap * rowBytes, b3 = b2 + gap * rowBytes;
             FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
@@ -603,8 +625,12 @@ public final class JavaKernels implements Kernels {
                     a3 = FloatVector.fromMemorySegment(F, w, b3 + i * 4L, LE).fma(xv, a3);
                 }
             }
-            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-            float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            a0.intoArray(lanes, 0);
+            a1.intoArray(lanes, F.length());
+            a2.intoArray(lanes, 2 * F.length());
+            a3.intoArray(lanes, 3 * F.length());
+            float s0 = sum(lanes, 0), s1 = sum(lanes, F.length());
+            float s2 = sum(lanes, 2 * F.length()), s3 = sum(lanes, 3 * F.length());
             for (; i < inDim; i++) {
                 float xi = x.getAtIndex(F32, i);
                 s0 += weight(type, w, (long) r * inDim + i) * xi;
@@ -627,7 +653,8 @@ public final class JavaKernels implements Kernels {
                 FloatVector wv = bf16 ? bf16(w, (base + i) * 2L) : FloatVector.fromMemorySegment(F, w, (base + i) * 4L, LE);
                 acc = wv.fma(xv, acc);
             }
-            float s = acc.reduceLanes(VectorOperators.ADD);
+            acc.intoArray(lanes, 0);
+            float s = sum(lanes, 0);
             for (; i < inDim; i++) {
                 s += weight(type, w, base + i) * x.getAtIndex(F32, i);
             }
@@ -680,7 +707,7 @@ public final class JavaKernels implements Kernels {
     }
 
     /** Dot product of two f32 vectors in segments (element offsets). */
-    private static float dot(MemorySegment a, long aOff, MemorySegment b, long bOff, int n) {
+    private static float dot(MemorySegment a, long aOff, MemorySegment b, long bOff, int n, float[] lanes) {
         FloatVector acc = FloatVector.zero(F);
         int upper = F.loopBound(n);
         int i = 0;
@@ -688,7 +715,8 @@ public final class JavaKernels implements Kernels {
             acc = FloatVector.fromMemorySegment(F, a, (aOff + i) * 4L, NATIVE)
                     .fma(FloatVector.fromMemorySegment(F, b, (bOff + i) * 4L, NATIVE), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        acc.intoArray(lanes, 0);
+        float s = sum(lanes, 0);
         for (; i < n; i++) {
             s += a.getAtIndex(F32, aOff + i) * b.getAtIndex(F32, bOff + i);
         }
@@ -726,14 +754,15 @@ public final class JavaKernels implements Kernels {
         long rowBytes = type.rowBytes(inDim);
         int blocks = inDim / Quant.BLOCK;
         int r = rowStart;
+        float[] lanes = new float[4 * F.length()];
         if (Q_VECTOR) {
             if (type == WeightType.Q8_0 && Q8_TWO_ROWS && inDim <= Q8_TWO_ROWS_MAX_IN) {
                 int gap = (rowEnd - rowStart) / 2;
-                for (; r < rowStart + gap; r++) dot2RowsQ8_0(w, rowBytes, x, blocks, out, r, gap);
+                for (; r < rowStart + gap; r++) dot2RowsQ8_0(w, rowBytes, x, blocks, out, r, gap, lanes);
                 r = rowStart + 2 * gap;
             } else if (type == WeightType.Q8_0) {
                 int gap = (rowEnd - rowStart) / 4;
-                for (; r < rowStart + gap; r++) dot4RowsQ8_0(w, rowBytes, x, blocks, out, r, gap);
+                for (; r < rowStart + gap; r++) dot4RowsQ8_0(w, rowBytes, x, blocks, out, r, gap, lanes);
                 r = rowStart + 4 * gap;
             }
             // Q4_0: the model decodes its packed copy (PackedNibbles), and Q8_0 at 8 lanes its PackedQ8; a direct
@@ -764,7 +793,7 @@ public final class JavaKernels implements Kernels {
      * faster at 8 lanes, the same at 16); with all four written out, C2 stopped inlining (NodeCountInliningCutoff).
      */
     private static void dot4RowsQ8_0(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
-                                     MemorySegment out, int r, int gap) {
+                                     MemorySegment out, int r, int gap, float[] lanes) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         long at0 = r * rowBytes, at1 = at0 + gap * rowBytes, at2 = at1 + gap * rowBytes, at3 = at2 + gap * rowBytes;
         for (int b = 0; b < blocks; b++, at0 += 34, at1 += 34, at2 += 34, at3 += 34) {
@@ -806,10 +835,14 @@ public final class JavaKernels implements Kernels {
             a2 = s2.fma(scale(w, at2), a2);
             a3 = s3.fma(scale(w, at3), a3);
         }
-        out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + gap, a1.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 2 * gap, a2.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + 3 * gap, a3.reduceLanes(VectorOperators.ADD));
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, F.length());
+        a2.intoArray(lanes, 2 * F.length());
+        a3.intoArray(lanes, 3 * F.length());
+        out.setAtIndex(F32, r, sum(lanes, 0));
+        out.setAtIndex(F32, r + gap, sum(lanes, F.length()));
+        out.setAtIndex(F32, r + 2 * gap, sum(lanes, 2 * F.length()));
+        out.setAtIndex(F32, r + 3 * gap, sum(lanes, 3 * F.length()));
     }
 
     /**
@@ -835,7 +868,7 @@ public final class JavaKernels implements Kernels {
      * dot4RowsQ8_0.
      */
     private static void dot2RowsQ8_0(MemorySegment w, long rowBytes, MemorySegment x, int blocks,
-                                     MemorySegment out, int r, int gap) {
+                                     MemorySegment out, int r, int gap, float[] lanes) {
         int n = F.length();
         FloatVector a0 = FloatVector.zero(F), a1 = a0;
         long at0 = r * rowBytes, at1 = at0 + gap * rowBytes;
@@ -855,8 +888,10 @@ public final class JavaKernels implements Kernels {
             a0 = s0.fma(scale(w, at0), a0);
             a1 = s1.fma(scale(w, at1), a1);
         }
-        out.setAtIndex(F32, r, a0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, r + gap, a1.reduceLanes(VectorOperators.ADD));
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, F.length());
+        out.setAtIndex(F32, r, sum(lanes, 0));
+        out.setAtIndex(F32, r + gap, sum(lanes, F.length()));
     }
 
     /** F.length() int8 weights at byte off, as f32. */
@@ -1002,6 +1037,7 @@ public final class JavaKernels implements Kernels {
                           float scale, MemorySegment scratch, int itemStart, int itemEnd) {
         int group = heads / kvHeads;
         int kvDim = kvHeads * headDim;
+        float[] lanes = new float[8 * F.length()]; // for sum: scores4's eight dot products, or dot's one
         for (int item = itemStart; item < itemEnd; ) {
             int t = item / heads;
             int h = item % heads;
@@ -1019,12 +1055,12 @@ public final class JavaKernels implements Kernels {
                 int j = 0;
                 for (; j + 4 <= run; j += 4) {
                     scores4(q, (long) (item + j) * headDim, headDim, kCache, c0 % capacity, c1 - c0, kvDim, kvOff,
-                            scale, p, j * count + c0 - first, count);
+                            scale, p, j * count + c0 - first, count, lanes);
                 }
                 for (; j < run; j++) {
                     for (int k = c0; k < c1; k++) {
                         long kRow = (long) (c0 % capacity + k - c0) * kvDim + kvOff;
-                        p[j * count + k - first] = dot(q, (long) (item + j) * headDim, kCache, kRow, headDim) * scale;
+                        p[j * count + k - first] = dot(q, (long) (item + j) * headDim, kCache, kRow, headDim, lanes) * scale;
                     }
                 }
                 c0 = c1;
@@ -1058,7 +1094,7 @@ public final class JavaKernels implements Kernels {
      * for the two keys, and the eight sums run as independent chains. An odd last key is paired with itself.
      */
     private static void scores4(MemorySegment q, long qOff, int headDim, MemorySegment k, int row0, int keys, int kvDim,
-                                long kOff, float scale, float[] p, int pOff, int count) {
+                                long kOff, float scale, float[] p, int pOff, int count, float[] lanes) {
         int upper = F.loopBound(headDim);
         long q0 = qOff * 4, q1 = q0 + headDim * 4L, q2 = q1 + headDim * 4L, q3 = q2 + headDim * 4L;
         for (int i = 0; i < keys; i += 2) {
@@ -1082,10 +1118,18 @@ public final class JavaKernels implements Kernels {
                 a3 = x3.fma(ka, a3);
                 b3 = x3.fma(kb, b3);
             }
-            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-            float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
-            float t0 = b0.reduceLanes(VectorOperators.ADD), t1 = b1.reduceLanes(VectorOperators.ADD);
-            float t2 = b2.reduceLanes(VectorOperators.ADD), t3 = b3.reduceLanes(VectorOperators.ADD);
+            a0.intoArray(lanes, 0);
+            a1.intoArray(lanes, F.length());
+            a2.intoArray(lanes, 2 * F.length());
+            a3.intoArray(lanes, 3 * F.length());
+            b0.intoArray(lanes, 4 * F.length());
+            b1.intoArray(lanes, 5 * F.length());
+            b2.intoArray(lanes, 6 * F.length());
+            b3.intoArray(lanes, 7 * F.length());
+            float s0 = sum(lanes, 0), s1 = sum(lanes, F.length());
+            float s2 = sum(lanes, 2 * F.length()), s3 = sum(lanes, 3 * F.length());
+            float t0 = sum(lanes, 4 * F.length()), t1 = sum(lanes, 5 * F.length());
+            float t2 = sum(lanes, 6 * F.length()), t3 = sum(lanes, 7 * F.length());
             for (; d < headDim; d++) {
                 float ka = k.get(F32, row + d * 4L), kb = k.get(F32, row1 + d * 4L);
                 float x0 = q.get(F32, q0 + d * 4L), x1 = q.get(F32, q1 + d * 4L);
@@ -1223,7 +1267,9 @@ public final class JavaKernels implements Kernels {
             e.intoArray(p, off + i);
             sumV = sumV.add(e);
         }
-        float sum = sumV.reduceLanes(VectorOperators.ADD);
+        float[] lanes = new float[F.length()];
+        sumV.intoArray(lanes, 0);
+        float sum = sum(lanes, 0);
         for (; i < n; i++) {
             float e = (float) Math.exp(p[off + i] - max);
             p[off + i] = e;
@@ -1273,7 +1319,9 @@ public final class JavaKernels implements Kernels {
             e.intoMemorySegment(x, i * 4L, NATIVE);
             sumV = sumV.add(e);
         }
-        float sum = sumV.reduceLanes(VectorOperators.ADD);
+        float[] lanes = new float[F.length()];
+        sumV.intoArray(lanes, 0);
+        float sum = sum(lanes, 0);
         for (; i < n; i++) {
             float e = (float) Math.exp(x.getAtIndex(F32, i) - max);
             x.setAtIndex(F32, i, e);

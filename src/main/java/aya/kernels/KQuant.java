@@ -252,6 +252,7 @@ final class KQuant {
         if (buf.x.length < inDim) buf.x = new float[inDim];
         float[] xf = buf.x;
         MemorySegment.copy(x, F32, 0, xf, 0, inDim);
+        float[] lanes = new float[2 * F.length()];
         int r = rowStart;
         if (VECTOR && type == WeightType.Q6_K) {
             int groups = inDim / 16;
@@ -268,7 +269,7 @@ final class KQuant {
             int gap = (rowEnd - rowStart) / 2, passes = gap + (rowEnd - rowStart) % 2;
             for (int p = 0; p < passes; p++) {
                 int row = p < gap ? rowStart + p : rowEnd - 1, step = p < gap ? gap : 0;
-                dot2RowsQ6_K(w, row * rowBytes, (row + step) * rowBytes, inDim / QK_K, xf, groupOffsets, buf.scales, out, row, step);
+                dot2RowsQ6_K(w, row * rowBytes, (row + step) * rowBytes, inDim / QK_K, xf, groupOffsets, buf.scales, out, row, step, lanes);
             }
             r = rowEnd;
         }
@@ -277,12 +278,12 @@ final class KQuant {
         // reads Q4_K through its packed copy, PackedNibbles, and gets here only when called with the file's layout)
         for (; r < rowEnd; r++) {
             widen(type, w, r * rowBytes, inDim, buf.row, 0);
-            out.setAtIndex(F32, r, dot(buf.row, xf, inDim));
+            out.setAtIndex(F32, r, dot(buf.row, xf, inDim, lanes));
         }
     }
 
     /** row[0, n) . x[0, n) (n a multiple of 32). */
-    private static float dot(float[] row, float[] x, int n) {
+    private static float dot(float[] row, float[] x, int n, float[] lanes) {
         if (!VECTOR) {
             float s = 0;
             for (int i = 0; i < n; i++) s += row[i] * x[i];
@@ -292,7 +293,8 @@ final class KQuant {
         for (int i = 0; i < n; i += F.length()) {
             acc = FloatVector.fromArray(F, row, i).fma(FloatVector.fromArray(F, x, i), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        acc.intoArray(lanes, 0);
+        return JavaKernels.sum(lanes, 0);
     }
 
     // ---------------------------------------------------------------------------------------------- Q6_K decode
@@ -311,7 +313,7 @@ final class KQuant {
      * Written out without helper methods: C2 must inline every Vector API call, or it boxes the vectors (50x slower).
      */
     private static void dot2RowsQ6_K(MemorySegment w, long at0, long at1, int blocks, float[] x, float[] groupOffsets,
-                                     float[] scales, MemorySegment out, long o0, int gap) {
+                                     float[] scales, MemorySegment out, long o0, int gap, float[] lanes) {
         FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
         for (int b = 0; b < blocks; b++, at0 += 210, at1 += 210) {
             FloatVector s0 = FloatVector.zero(F), s1 = s0, t0 = s0, t1 = s0;
@@ -367,7 +369,9 @@ final class KQuant {
             acc0 = s0.add(s1).fma(FloatVector.broadcast(F, d0), acc0);
             acc1 = t0.add(t1).fma(FloatVector.broadcast(F, d1), acc1);
         }
-        out.setAtIndex(F32, o0, acc0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, o0 + gap, acc1.reduceLanes(VectorOperators.ADD));
+        acc0.intoArray(lanes, 0);
+        acc1.intoArray(lanes, F.length());
+        out.setAtIndex(F32, o0, JavaKernels.sum(lanes, 0));
+        out.setAtIndex(F32, o0 + gap, JavaKernels.sum(lanes, F.length()));
     }
 }

@@ -187,9 +187,10 @@ final class PackedNibbles extends JavaPackedMatrix {
     public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
         NibbleActivations a = NibbleActivations.of(x, cols);
         int gap = (rowEnd - rowStart) / 4, passes = gap + (rowEnd - rowStart) % 4;
+        float[] lanes = new float[4 * F.length()];
         for (int p = 0; p < passes; p++) {
             int row = p < gap ? rowStart + p : rowStart + 3 * gap + p, step = p < gap ? gap : 0;
-            dot4Rows(a, out, row, step);
+            dot4Rows(a, out, row, step, lanes);
         }
     }
 
@@ -201,7 +202,7 @@ final class PackedNibbles extends JavaPackedMatrix {
      * (their weights from memory 1.5x slower per byte than on 2048-wide rows); as bytes it does (section 41). Nibbles
      * 1-3 of a short come from its int view shifted ({@link #NIBBLES}).
      */
-    private void dot4Rows(NibbleActivations a, MemorySegment out, int row, int gap) {
+    private void dot4Rows(NibbleActivations a, MemorySegment out, int row, int gap, float[] lanes) {
         short[] w = data;
         byte[] xq = a.xqBytes;
         FloatVector f0 = FloatVector.zero(F), f1 = f0, f2 = f0, f3 = f0;
@@ -255,9 +256,13 @@ final class PackedNibbles extends JavaPackedMatrix {
                 }
             }
         }
-        out.setAtIndex(F32, row, f0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, row + gap, f1.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, row + 2 * gap, f2.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(F32, row + 3 * gap, f3.reduceLanes(VectorOperators.ADD));
+        f0.intoArray(lanes, 0);
+        f1.intoArray(lanes, F.length());
+        f2.intoArray(lanes, 2 * F.length());
+        f3.intoArray(lanes, 3 * F.length());
+        out.setAtIndex(F32, row, JavaKernels.sum(lanes, 0));
+        out.setAtIndex(F32, row + gap, JavaKernels.sum(lanes, F.length()));
+        out.setAtIndex(F32, row + 2 * gap, JavaKernels.sum(lanes, 2 * F.length()));
+        out.setAtIndex(F32, row + 3 * gap, JavaKernels.sum(lanes, 3 * F.length()));
     }
 }

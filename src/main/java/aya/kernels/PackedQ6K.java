@@ -188,13 +188,14 @@ final class PackedQ6K extends JavaPackedMatrix {
             PAIRS.set(pairs);
         }
         int half = F.length();
-        float[] sums = new float[ROWS * 2 * half];
+        float[] sums = new float[ROWS * 2 * half], lanes = new float[half];
         for (int r = rowStart; r < rowEnd; ) {
             int first = r / ROWS * ROWS, n = Math.min(ROWS, rows - first), end = Math.min(n, rowEnd - first);
             dotRows(a, pairs, r == rowStart, first, n, r - first, end, sums);
             for (int i = r - first; i < end; i++) {
-                FloatVector f = FloatVector.fromArray(F, sums, 2 * i * half).add(FloatVector.fromArray(F, sums, (2 * i + 1) * half));
-                out.setAtIndex(JavaKernels.F32, first + i, f.reduceLanes(VectorOperators.ADD));
+                FloatVector.fromArray(F, sums, 2 * i * half).add(FloatVector.fromArray(F, sums, (2 * i + 1) * half))
+                        .intoArray(lanes, 0);
+                out.setAtIndex(JavaKernels.F32, first + i, JavaKernels.sum(lanes, 0));
             }
             r = first + end;
         }

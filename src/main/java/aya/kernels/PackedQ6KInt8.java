@@ -112,8 +112,9 @@ final class PackedQ6KInt8 extends JavaPackedMatrix {
         }
         for (int j = 0; j < groups * G; j++) dx[PackedQ8.evenOdd(j)] = a.dx[j];
         int gap = (rowEnd - rowStart) / 2, passes = gap + (rowEnd - rowStart) % 2;
+        float[] lanes = new float[2 * F.length()];
         for (int p = 0; p < passes; p++) {
-            dot2Rows(a.xq, dx, out, p < gap ? rowStart + p : rowStart + gap + p, p < gap ? gap : 0);
+            dot2Rows(a.xq, dx, out, p < gap ? rowStart + p : rowStart + gap + p, p < gap ? gap : 0, lanes);
         }
     }
 
@@ -122,7 +123,7 @@ final class PackedQ6KInt8 extends JavaPackedMatrix {
      * step t = 4k + s is slot s's position k; slots 0 and 2 are sub-block 0, 1 and 3 sub-block 1), dx in evenOdd
      * order. Written out without helper methods: C2 must inline every Vector API call, or it boxes the vectors.
      */
-    private void dot2Rows(short[] xq, float[] dx, MemorySegment out, int row, int gap) {
+    private void dot2Rows(short[] xq, float[] dx, MemorySegment out, int row, int gap, float[] lanes) {
         byte[] w = data;
         FloatVector f0 = FloatVector.zero(F), f1 = f0;
         int rowBytes = groups * GROUP_BYTES;
@@ -178,7 +179,9 @@ final class PackedQ6KInt8 extends JavaPackedMatrix {
             f1 = ((FloatVector) even.convert(VectorOperators.I2F, 0)).fma(d.mul(dxEven), f1);
             f1 = ((FloatVector) odd.convert(VectorOperators.I2F, 0)).fma(d.mul(dxOdd), f1);
         }
-        out.setAtIndex(JavaKernels.F32, row, f0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(JavaKernels.F32, row + gap, f1.reduceLanes(VectorOperators.ADD));
+        f0.intoArray(lanes, 0);
+        f1.intoArray(lanes, F.length());
+        out.setAtIndex(JavaKernels.F32, row, JavaKernels.sum(lanes, 0));
+        out.setAtIndex(JavaKernels.F32, row + gap, JavaKernels.sum(lanes, F.length()));
     }
 }

@@ -132,8 +132,9 @@ final class PackedQ8 extends JavaPackedMatrix {
         }
         for (int j = 0; j < groups * G; j++) dx[evenOdd(j)] = a.dx[j];
         int gap = (rowEnd - rowStart) / 2, passes = gap + (rowEnd - rowStart) % 2;
+        float[] lanes = new float[2 * F.length()];
         for (int p = 0; p < passes; p++) {
-            dot2Rows(a.xq, dx, out, p < gap ? rowStart + p : rowStart + gap + p, p < gap ? gap : 0);
+            dot2Rows(a.xq, dx, out, p < gap ? rowStart + p : rowStart + gap + p, p < gap ? gap : 0, lanes);
         }
     }
 
@@ -143,7 +144,7 @@ final class PackedQ8 extends JavaPackedMatrix {
      * vectors (docs/performance-java.md sections 5-6, 20). Widening the pair sums with S2I instead of the int view:
      * C2 made part 1 a byte shuffle, a lane permute and a blend (section 44).
      */
-    private void dot2Rows(short[] xq, float[] dx, MemorySegment out, int row, int gap) {
+    private void dot2Rows(short[] xq, float[] dx, MemorySegment out, int row, int gap, float[] lanes) {
         byte[] w = data;
         FloatVector f0 = FloatVector.zero(F), f1 = f0;
         int rowBytes = groups * GROUP_BYTES;
@@ -180,7 +181,9 @@ final class PackedQ8 extends JavaPackedMatrix {
             f1 = ((FloatVector) odd1.convert(VectorOperators.I2F, 0))
                     .fma(ByteVector.fromArray(FB, w, w1 + SCALES_AT + 4 * F.length()).reinterpretAsFloats().mul(dxOdd), f1);
         }
-        out.setAtIndex(JavaKernels.F32, row, f0.reduceLanes(VectorOperators.ADD));
-        out.setAtIndex(JavaKernels.F32, row + gap, f1.reduceLanes(VectorOperators.ADD));
+        f0.intoArray(lanes, 0);
+        f1.intoArray(lanes, F.length());
+        out.setAtIndex(JavaKernels.F32, row, JavaKernels.sum(lanes, 0));
+        out.setAtIndex(JavaKernels.F32, row + gap, JavaKernels.sum(lanes, F.length()));
     }
 }

@@ -241,7 +241,7 @@ class KQuantTest {
     }
 
     /** Random bytes (any block a file holds) with sane f16 scales, either sign, at every scale field. */
-    static MemorySegment randomMatrix(WeightType type, int rows, int n, SplittableRandom rnd) {
+    static MemorySegment randomMatrix(Arena arena, WeightType type, int rows, int n, SplittableRandom rnd) {
         long bytes = rows * type.rowBytes(n);
         MemorySegment w = arena.allocate(bytes, 64);
         for (long i = 0; i < bytes; i++) w.set(ValueLayout.JAVA_BYTE, i, (byte) rnd.nextInt(256));
@@ -267,7 +267,7 @@ class KQuantTest {
             for (int[] shape : new int[][]{{1, 256, 7}, {1, 2048, 33}, {2, 512, 5}, {3, 768, 9}, {4, 256, 12},
                     {5, 1024, 6}, {9, 512, 11}, {1, 11008, 3}, {4, 2304, 13}, {33, 512, 7}, {6, 11008, 5}}) {
                 int tokens = shape[0], inDim = shape[1], rows = shape[2];
-                MemorySegment w = randomMatrix(type, rows, inDim, rnd);
+                MemorySegment w = randomMatrix(arena, type, rows, inDim, rnd);
                 float[] wHat = new float[rows * inDim];
                 long rowBytes = type.rowBytes(inDim);
                 for (int r = 0; r < rows; r++) Quant.dequantizeRow(type, w, r * rowBytes, inDim, wHat, r * inDim);
@@ -308,7 +308,7 @@ class KQuantTest {
     void decodeWritesEachRowOfItsSliceOnly(String backend, WeightType type) {
         SplittableRandom rnd = new SplittableRandom(29);
         int rows = 40, inDim = 512;
-        MemorySegment w = randomMatrix(type, rows, inDim, rnd);
+        MemorySegment w = randomMatrix(arena, type, rows, inDim, rnd);
         float[] wHat = new float[rows * inDim];
         long rowBytes = type.rowBytes(inDim);
         for (int r = 0; r < rows; r++) Quant.dequantizeRow(type, w, r * rowBytes, inDim, wHat, r * inDim);
