@@ -3,10 +3,8 @@
 #include <immintrin.h>
 
 #define KQ_VNNI 0
-/* decode: 4 rows a quarter of the slice apart, each stream prefetched 1 KiB ahead (Zen 3, one thread from memory,
- * against one row after another prefetched ~64 KiB ahead, best of alternated calls: Q4_K 1.01-1.17x, Q6_K 1.02-1.31x;
- * performance-native.md section 22) */
-#define KQ_DECODE_ROWS 4
+/* decode: each of the four row streams prefetched 1 KiB ahead (Zen 3, one thread from memory: level with 512 B, ahead
+ * on Q6_K's long shapes, the Q4_0 and bf16 decodes' distance; performance-native.md section 22) */
 #define KQ_DECODE_AHEAD 1024
 #define KQ_FN(name) name##_avx2rows
 #include "kquant_x86.h"

@@ -8,8 +8,6 @@
 #endif
 
 #define KQ_VNNI 1
-/* decode: 4 rows a quarter of the slice apart (one thread, in cache: Q4_K 18-28 -> 30-31 GB/s, Q6_K 32-41 -> 42-45) */
-#define KQ_DECODE_ROWS 4
 #define KQ_FN(name) name##_avx512vnni
 #include "kquant_x86.h"
 
