@@ -15,8 +15,9 @@ import java.lang.foreign.ValueLayout;
  * vectors (AVX2, 8 float lanes; docs/performance-java.md section 44). A row's blocks are taken G at a time (a "group",
  * G = the short lanes of a vector, 16 at 256 bits; the last group padded with zero blocks), and per group the 32
  * weights of its blocks are stored as 32 vectors of G bytes, position-major in {@link NibbleActivations}' order (vector
- * t holds weight {@link #position}(t) of every block of the group), then the group's G f32 scales d (4 G bytes), the
- * even blocks' first, then the odd ones' ({@link #evenOdd}). 36 bytes per 32 weights (the file's 34).
+ * t holds weight {@link #position}(t) of every block of the group), then the group's G f16 scales d as the file has
+ * them (2 G bytes), the even blocks' first, then the odd ones' ({@link #evenOdd}). 34 bytes per 32 weights, the
+ * file's size (f32 scales, 36 bytes, until docs/performance-java.md section 48).
  *
  * <p>The one-token product multiplies them with x quantized per block ({@link NibbleActivations}: native's Q8_0
  * activations, xq in -127..127 with an f16-rounded dx) two positions at a time: w_t xq_t + w_t+1 xq_t+1 in 16-bit
@@ -27,7 +28,8 @@ import java.lang.foreign.ValueLayout;
  * sums: the high one's, minus 16 x 32768, and the low one's, the ints' sum minus 65536 x the high one's minus 16 x 32768
  * (the low halves' sum is below 2^20, so nothing of it is lost). Each block's integer dot product (|.| <= 32 * 128 * 127
  * < 2^24) is then exact in f32, and per group row += that x (d dx) in the lanes (an FMA, even blocks then odd ones),
- * one horizontal sum per row at the end. About 10 vector operations per row and block of 32 weights against the f32
+ * one horizontal sum per row at the end. d is widened as {@link PackedNibbles} widens Q4_0's (d 2^-112 from its bits,
+ * times dx 2^112: the same f32 d dx; infinite and NaN scales refused at pack time). About 10 vector operations per row and block of 32 weights against the f32
  * decode's ~17 (a widening, a conversion and an FMA per 8 weights, and the block's fp16 scale); the Vector API has no
  * vpmaddubsw / vpmaddwd, which native's AVX2 kernel takes a block in.
  *
@@ -43,19 +45,19 @@ final class PackedQ8 extends JavaPackedMatrix {
     private static final VectorSpecies<Short> SV = PackedNibbles.SV;
     /** As many bytes as SV has shorts: weights and x, widened to SV as they are read. */
     private static final VectorSpecies<Byte> XB = PackedNibbles.XB;
-    /** A full vector of bytes: a group's scales as F floats. */
-    private static final VectorSpecies<Byte> FB = VectorSpecies.of(byte.class, F.vectorShape());
+    /** As many bytes as F has shorts (half a vector): F.length() f16 scales. */
+    private static final VectorSpecies<Byte> HB = VectorSpecies.of(byte.class, PackedNibbles.S_HALF.vectorShape());
     /** Blocks per group. */
     private static final int G = PackedNibbles.G;
     private static final int BLOCK = Quant.BLOCK;
-    /** Where a group's f32 scales start, in bytes from the group's start, and the group's bytes. */
-    private static final int SCALES_AT = BLOCK * G, GROUP_BYTES = SCALES_AT + 4 * G;
+    /** Where a group's f16 scales start, in bytes from the group's start, and the group's bytes. */
+    private static final int SCALES_AT = BLOCK * G, GROUP_BYTES = SCALES_AT + 2 * G;
 
     /** Whether the Java backend packs Q8_0 matrices: at 8 float lanes (see the class comment). */
     static final boolean PACKS = F.length() == 8;
 
     private final int groups;
-    /** [rows][groups][32 x G weights, G f32 d as 4 G bytes (little-endian, even blocks first)]. */
+    /** [rows][groups][32 x G weights, G f16 d as 2 G bytes (little-endian, even blocks first)]. */
     private final byte[] data;
 
     private PackedQ8(MemorySegment source, int rows, int cols) {
@@ -80,9 +82,14 @@ final class PackedQ8 extends JavaPackedMatrix {
                         for (int j = 0; j < n; j++) p.data[at + t * G + j] = file[j * blockBytes + offset];
                     }
                     for (int j = 0; j < n; j++) {
-                        int bits = Float.floatToRawIntBits(Float.float16ToFloat((short) (file[j * blockBytes] & 0xFF | file[j * blockBytes + 1] << 8)));
-                        int d = at + SCALES_AT + 4 * evenOdd(j);
-                        for (int i = 0; i < 4; i++) p.data[d + i] = (byte) (bits >>> 8 * i); // little-endian: a float view's lane
+                        short d = (short) (file[j * blockBytes] & 0xFF | file[j * blockBytes + 1] << 8);
+                        if (!PackedNibbles.finiteF16(d)) {
+                            throw new IllegalArgumentException("Q8_0 matrix [" + rows + ", " + cols + "]: block " + (g * G + j)
+                                    + " of row " + r + " has a scale of " + Float.float16ToFloat(d) + " (not finite)");
+                        }
+                        int at2 = at + SCALES_AT + 2 * evenOdd(j); // little-endian: a short view's lane
+                        p.data[at2] = (byte) d;
+                        p.data[at2 + 1] = (byte) (d >>> 8);
                     }
                 }
             }
@@ -90,12 +97,14 @@ final class PackedQ8 extends JavaPackedMatrix {
         return p;
     }
 
+    /** PackedNibbles.f16Scaled's mask, the f16 widening written out in the decode (as a call C2 did not inline it). */
+    private static final int F16_BITS = PackedNibbles.F16_BITS;
     /** Flips both halves' sign bits of an int lane: + 32768 to each as an unsigned 16-bit number. */
     private static final int FLIP = 0x80008000;
     /** What the flips add to a half's sum over a group's BLOCK / 2 pair steps. */
     private static final int FLIPPED = BLOCK / 2 * 32768;
 
-    /** x's scales per block in the lanes' order of the scales (evenOdd), per thread. */
+    /** x's scales per block times 2^112 ({@link PackedNibbles#F16_SCALE}), in the lanes' order of the scales (evenOdd), per thread. */
     private static final ThreadLocal<float[]> EVEN_ODD_DX = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
@@ -118,9 +127,9 @@ final class PackedQ8 extends JavaPackedMatrix {
     }
 
     /**
-     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread). Two
-     * rows per pass, half the slice apart (each streams from its own pages); a row left over takes a pass with both
-     * "rows" the same.
+     * Decode of one token: out[r] = w[r] . x for r in [rowStart, rowEnd), x quantized once per call (per thread). Four
+     * rows per pass, one from each quarter of the slice ({@link #fourRowPasses}; two rows half the slice apart until
+     * docs/performance-java.md section 48: four were 2-10% faster per kernel from memory there).
      */
     @Override
     public void matvec(MemorySegment x, MemorySegment out, int rowStart, int rowEnd) {
@@ -130,27 +139,24 @@ final class PackedQ8 extends JavaPackedMatrix {
             dx = new float[groups * G];
             EVEN_ODD_DX.set(dx);
         }
-        for (int j = 0; j < groups * G; j++) dx[evenOdd(j)] = a.dx[j];
-        int gap = (rowEnd - rowStart) / 2, passes = gap + (rowEnd - rowStart) % 2;
-        float[] lanes = new float[2 * F.length()];
-        for (int p = 0; p < passes; p++) {
-            dot2Rows(a.xq, dx, out, p < gap ? rowStart + p : rowStart + gap + p, p < gap ? gap : 0, lanes);
-        }
+        for (int j = 0; j < groups * G; j++) dx[evenOdd(j)] = a.dx[j] * PackedNibbles.F16_SCALE; // d 2^-112 in the kernel
+        float[] xdx = dx, lanes = new float[4 * F.length()];
+        fourRowPasses(rowStart, rowEnd, (r0, r1, r2, r3) -> dot4Rows(a.xq, xdx, out, r0, r1, r2, r3, lanes));
     }
 
     /**
-     * Rows row and row + gap . x into out (arithmetic in the class comment): xq as shorts (NibbleActivations' order),
-     * dx in evenOdd order. Written out without helper methods: C2 must inline every Vector API call, or it boxes the
-     * vectors (docs/performance-java.md sections 5-6, 20). Widening the pair sums with S2I instead of the int view:
-     * C2 made part 1 a byte shuffle, a lane permute and a blend (section 44).
+     * Rows r0 .. r3 . x into out (arithmetic in the class comment): xq as shorts (NibbleActivations' order), dx in
+     * evenOdd order. Written out without helper methods: C2 must inline every Vector API call, or it boxes the vectors
+     * (docs/performance-java.md sections 5-6, 20); PackedNibbles.f16Scaled too (section 48). Widening the pair sums
+     * with S2I instead of the int view: C2 made part 1 a byte shuffle, a lane permute and a blend (section 44).
      */
-    private void dot2Rows(short[] xq, float[] dx, MemorySegment out, int row, int gap, float[] lanes) {
+    private void dot4Rows(short[] xq, float[] dx, MemorySegment out, int r0, int r1, int r2, int r3, float[] lanes) {
         byte[] w = data;
-        FloatVector f0 = FloatVector.zero(F), f1 = f0;
+        FloatVector f0 = FloatVector.zero(F), f1 = f0, f2 = f0, f3 = f0;
         int rowBytes = groups * GROUP_BYTES;
         for (int g = 0; g < groups; g++) {
-            IntVector both0 = IntVector.zero(I), odd0 = both0, both1 = both0, odd1 = both0; // per row: the ints, their high halves
-            int w0 = row * rowBytes + g * GROUP_BYTES, w1 = w0 + gap * rowBytes;
+            IntVector both0 = IntVector.zero(I), odd0 = both0, both1 = both0, odd1 = both0, both2 = both0, odd2 = both0, both3 = both0, odd3 = both0;
+            int w0 = r0 * rowBytes + g * GROUP_BYTES, w1 = r1 * rowBytes + g * GROUP_BYTES, w2 = r2 * rowBytes + g * GROUP_BYTES, w3 = r3 * rowBytes + g * GROUP_BYTES;
             int xo = g * BLOCK * G;
             for (int t = 0; t < BLOCK; t += 2) {
                 int o = t * G;
@@ -160,30 +166,48 @@ final class PackedQ8 extends JavaPackedMatrix {
                         .add(((ShortVector) ByteVector.fromArray(XB, w, w0 + o + G).convertShape(VectorOperators.B2S, SV, 0)).mul(xb));
                 ShortVector p1 = ((ShortVector) ByteVector.fromArray(XB, w, w1 + o).convertShape(VectorOperators.B2S, SV, 0)).mul(xa)
                         .add(((ShortVector) ByteVector.fromArray(XB, w, w1 + o + G).convertShape(VectorOperators.B2S, SV, 0)).mul(xb));
+                ShortVector p2 = ((ShortVector) ByteVector.fromArray(XB, w, w2 + o).convertShape(VectorOperators.B2S, SV, 0)).mul(xa)
+                        .add(((ShortVector) ByteVector.fromArray(XB, w, w2 + o + G).convertShape(VectorOperators.B2S, SV, 0)).mul(xb));
+                ShortVector p3 = ((ShortVector) ByteVector.fromArray(XB, w, w3 + o).convertShape(VectorOperators.B2S, SV, 0)).mul(xa)
+                        .add(((ShortVector) ByteVector.fromArray(XB, w, w3 + o + G).convertShape(VectorOperators.B2S, SV, 0)).mul(xb));
                 IntVector v0 = p0.reinterpretAsInts().lanewise(VectorOperators.XOR, FLIP);
                 IntVector v1 = p1.reinterpretAsInts().lanewise(VectorOperators.XOR, FLIP);
+                IntVector v2 = p2.reinterpretAsInts().lanewise(VectorOperators.XOR, FLIP);
+                IntVector v3 = p3.reinterpretAsInts().lanewise(VectorOperators.XOR, FLIP);
                 both0 = both0.add(v0);
                 odd0 = odd0.add(v0.lanewise(VectorOperators.LSHR, 16));
                 both1 = both1.add(v1);
                 odd1 = odd1.add(v1.lanewise(VectorOperators.LSHR, 16));
+                both2 = both2.add(v2);
+                odd2 = odd2.add(v2.lanewise(VectorOperators.LSHR, 16));
+                both3 = both3.add(v3);
+                odd3 = odd3.add(v3.lanewise(VectorOperators.LSHR, 16));
             }
             IntVector even0 = both0.sub(odd0.lanewise(VectorOperators.LSHL, 16)).sub(FLIPPED), even1 = both1.sub(odd1.lanewise(VectorOperators.LSHL, 16)).sub(FLIPPED);
+            IntVector even2 = both2.sub(odd2.lanewise(VectorOperators.LSHL, 16)).sub(FLIPPED), even3 = both3.sub(odd3.lanewise(VectorOperators.LSHL, 16)).sub(FLIPPED);
             odd0 = odd0.sub(FLIPPED);
             odd1 = odd1.sub(FLIPPED);
+            odd2 = odd2.sub(FLIPPED);
+            odd3 = odd3.sub(FLIPPED);
             int at = g * G;
             FloatVector dxEven = FloatVector.fromArray(F, dx, at), dxOdd = FloatVector.fromArray(F, dx, at + F.length());
-            f0 = ((FloatVector) even0.convert(VectorOperators.I2F, 0))
-                    .fma(ByteVector.fromArray(FB, w, w0 + SCALES_AT).reinterpretAsFloats().mul(dxEven), f0);
-            f1 = ((FloatVector) even1.convert(VectorOperators.I2F, 0))
-                    .fma(ByteVector.fromArray(FB, w, w1 + SCALES_AT).reinterpretAsFloats().mul(dxEven), f1);
-            f0 = ((FloatVector) odd0.convert(VectorOperators.I2F, 0))
-                    .fma(ByteVector.fromArray(FB, w, w0 + SCALES_AT + 4 * F.length()).reinterpretAsFloats().mul(dxOdd), f0);
-            f1 = ((FloatVector) odd1.convert(VectorOperators.I2F, 0))
-                    .fma(ByteVector.fromArray(FB, w, w1 + SCALES_AT + 4 * F.length()).reinterpretAsFloats().mul(dxOdd), f1);
+            int odd = SCALES_AT + 2 * F.length();
+            f0 = ((FloatVector) even0.convert(VectorOperators.I2F, 0)).fma(((IntVector) ByteVector.fromArray(HB, w, w0 + SCALES_AT).reinterpretAsShorts().convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(dxEven), f0);
+            f1 = ((FloatVector) even1.convert(VectorOperators.I2F, 0)).fma(((IntVector) ByteVector.fromArray(HB, w, w1 + SCALES_AT).reinterpretAsShorts().convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(dxEven), f1);
+            f2 = ((FloatVector) even2.convert(VectorOperators.I2F, 0)).fma(((IntVector) ByteVector.fromArray(HB, w, w2 + SCALES_AT).reinterpretAsShorts().convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(dxEven), f2);
+            f3 = ((FloatVector) even3.convert(VectorOperators.I2F, 0)).fma(((IntVector) ByteVector.fromArray(HB, w, w3 + SCALES_AT).reinterpretAsShorts().convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(dxEven), f3);
+            f0 = ((FloatVector) odd0.convert(VectorOperators.I2F, 0)).fma(((IntVector) ByteVector.fromArray(HB, w, w0 + odd).reinterpretAsShorts().convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(dxOdd), f0);
+            f1 = ((FloatVector) odd1.convert(VectorOperators.I2F, 0)).fma(((IntVector) ByteVector.fromArray(HB, w, w1 + odd).reinterpretAsShorts().convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(dxOdd), f1);
+            f2 = ((FloatVector) odd2.convert(VectorOperators.I2F, 0)).fma(((IntVector) ByteVector.fromArray(HB, w, w2 + odd).reinterpretAsShorts().convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(dxOdd), f2);
+            f3 = ((FloatVector) odd3.convert(VectorOperators.I2F, 0)).fma(((IntVector) ByteVector.fromArray(HB, w, w3 + odd).reinterpretAsShorts().convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats().mul(dxOdd), f3);
         }
         f0.intoArray(lanes, 0);
         f1.intoArray(lanes, F.length());
-        out.setAtIndex(JavaKernels.F32, row, JavaKernels.sum(lanes, 0));
-        out.setAtIndex(JavaKernels.F32, row + gap, JavaKernels.sum(lanes, F.length()));
+        f2.intoArray(lanes, 2 * F.length());
+        f3.intoArray(lanes, 3 * F.length());
+        out.setAtIndex(JavaKernels.F32, r0, JavaKernels.sum(lanes, 0));
+        out.setAtIndex(JavaKernels.F32, r1, JavaKernels.sum(lanes, F.length()));
+        out.setAtIndex(JavaKernels.F32, r2, JavaKernels.sum(lanes, 2 * F.length()));
+        out.setAtIndex(JavaKernels.F32, r3, JavaKernels.sum(lanes, 3 * F.length()));
     }
 }

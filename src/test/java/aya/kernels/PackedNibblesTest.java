@@ -127,7 +127,8 @@ class PackedNibblesTest {
                 assertEquals(rows, p.rows());
                 assertEquals(cols, p.cols());
                 long blocks = (long) rows * ((cols / 32 + G - 1) / G) * G;
-                assertEquals(blocks * (16 + 4 + (type == WeightType.Q4_K ? 4 : 0)), p.byteSize());
+                // per block 16 bytes of nibbles and Q4_0's f16 scale, or Q4_K's f32 s and o + 8 s
+                assertEquals(blocks * (16 + (type == WeightType.Q4_K ? 8 : 2)), p.byteSize());
                 for (int r = 0; r < rows; r++) {
                     // the factors stored next to the nibbles (NibbleGemm's scales): the file's s and o + 8 s bit for
                     // bit, from every starting block, and zero for the padding blocks of the last group
@@ -158,6 +159,55 @@ class PackedNibblesTest {
         }
     }
 
+    /**
+     * Q4_0's f16 scales are widened in vector code by a bit trick ({@code PackedNibbles.F16_BITS}) instead of
+     * {@link Float#float16ToFloat}: every finite f16 (subnormals, both zeros and the largest included) as a block's
+     * scale gives the file's s bit for bit through {@link PackedNibbles#factors} (the trick's code) and the decode
+     * the scalar reference's bits (s widened by Float.float16ToFloat).
+     */
+    @Test
+    void everyFiniteF16ScaleOfQ4_0IsWidenedExactly() {
+        short[] finite = new short[65536 - 2 * 1024]; // all but the infinities and NaNs (exponent all ones)
+        int n = 0;
+        for (int h = 0; h < 65536; h++) if ((h & 0x7C00) != 0x7C00) finite[n++] = (short) h;
+        assertEquals(finite.length, n);
+        int rows = 31, cols = 2048 * 32; // 31 x 2048 = 63488 blocks: each finite f16 once
+        MemorySegment w = randomMatrix(arena, WeightType.Q4_0, rows, cols, new SplittableRandom(11));
+        for (int i = 0; i < finite.length; i++) w.set(Quant.U16_LE, 18L * i, finite[i]);
+        float[] x = activations(1, cols, new SplittableRandom(12));
+        MemorySegment q8 = arena.allocate(WeightType.Q8_0.rowBytes(cols));
+        Quant.quantizeQ8_0(x, 0, cols, q8, 0);
+        try (JavaKernels k = new JavaKernels()) {
+            PackedNibbles p = assertInstanceOf(PackedNibbles.class, k.pack(WeightType.Q4_0, w, rows, cols, pool));
+            MemorySegment out = arena.allocate(4L * rows, 64);
+            p.matvec(segment(x), out, 0, rows);
+            float[] s = new float[cols / 32];
+            for (int r = 0; r < rows; r++) {
+                p.factors(r, 0, s.length, false, s, 0);
+                for (int b = 0; b < s.length; b++) {
+                    short h = finite[r * s.length + b];
+                    assertEquals(Float.floatToRawIntBits(Float.float16ToFloat(h)), Float.floatToRawIntBits(s[b]), "scale 0x" + Integer.toHexString(h & 0xFFFF));
+                }
+                float want = scalarReference(WeightType.Q4_0, w, r, cols, q8);
+                float got = out.getAtIndex(ValueLayout.JAVA_FLOAT, r);
+                assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got), "row " + r + ": " + got + " instead of " + want);
+            }
+        }
+    }
+
+    /** Infinite and NaN Q4_0 scales, which the widening's bit trick does not hold for, are refused at pack time. */
+    @Test
+    void q4_0ScalesThatAreNotFiniteAreRefusedAtPackTime() {
+        try (JavaKernels k = new JavaKernels()) {
+            for (short bad : new short[]{(short) 0x7C00, (short) 0xFC00, (short) 0x7C01, (short) 0xFE00, (short) 0xFFFF}) {
+                MemorySegment w = randomMatrix(arena, WeightType.Q4_0, 3, 64, new SplittableRandom(13));
+                w.set(Quant.U16_LE, 18L * 5, bad); // row 2, block 1
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> k.pack(WeightType.Q4_0, w, 3, 64, pool));
+                assertTrue(e.getMessage().contains("block 1 of row 2") && e.getMessage().contains("not finite"), e.getMessage());
+            }
+        }
+    }
+
     /** {s, o + 8 s} of row r's block b in the file (Q4_0: o + 8 s is 0), {0, 0} for a padding block past the row. */
     private static float[] fileFactors(WeightType type, MemorySegment w, int r, int cols, int b) {
         if (b >= cols / 32) return new float[]{0f, 0f};
@@ -171,10 +221,11 @@ class PackedNibblesTest {
 
     /**
      * The kernel's arithmetic in plain Java, lane by lane: per block of lane (block % G) % LANES, the exact integer
-     * sum (q - 8) xq times (s dx), plus (o + 8 s) (dx sum xq) for Q4_K, in the kernel's order; the lanes summed in
-     * double. Returns {sum, sum of |lane|} (the second bounds the rounding of the kernel's horizontal sum).
+     * sum (q - 8) xq times (s dx), plus (o + 8 s) (dx sum xq) for Q4_K, in the kernel's order; the lanes summed as the
+     * kernel sums them ({@link JavaKernels#sum}). With s widened by {@link Float#float16ToFloat} and stored as f32 this
+     * is also the arithmetic of the layout before section 48, so equal bits mean the same results as that kernel.
      */
-    private static double[] scalarReference(WeightType type, MemorySegment w, int row, int cols, MemorySegment q8) {
+    private static float scalarReference(WeightType type, MemorySegment w, int row, int cols, MemorySegment q8) {
         float[] lanes = new float[LANES];
         long at = row * type.rowBytes(cols);
         for (int b = 0; b < cols / 32; b++) {
@@ -209,7 +260,7 @@ class PackedNibblesTest {
             lanes[lane] = Math.fma((float) dot, s * dx, lanes[lane]);
             if (type == WeightType.Q4_K) lanes[lane] = Math.fma(o + s * 8f, dx * sum, lanes[lane]);
         }
-        return sumAndSize(lanes);
+        return JavaKernels.sum(lanes, 0);
     }
 
     /** {sum of the lanes, sum of |lane|} in double: the reference's result and its rounding's scale. */
@@ -274,8 +325,8 @@ class PackedNibblesTest {
                                     exact += (double) wHat[r * cols + i] * x[t * cols + i];
                                 }
                                 if (decode) {
-                                    double[] ref = scalarReference(type, w, r, cols, q8.asSlice(t * WeightType.Q8_0.rowBytes(cols)));
-                                    assertEquals(ref[0], got, 2e-6 * ref[1] + 1e-30, where + " vs the scalar reference");
+                                    float ref = scalarReference(type, w, r, cols, q8.asSlice(t * WeightType.Q8_0.rowBytes(cols)));
+                                    assertEquals(Float.floatToRawIntBits(ref), Float.floatToRawIntBits(got), where + " vs the scalar reference: " + got + " instead of " + ref);
                                     // QuantTest's bound for the native backend, whose activations these are
                                     assertEquals(want, got, 4e-6 * Math.sqrt(cols) * size + 1e-6, where + " vs dequantized");
                                     // and the activations' rounding stays small next to the size of the sum

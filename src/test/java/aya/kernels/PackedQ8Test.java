@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * Q8_0 repacked for the 16-bit decode ({@link PackedQ8}): the one-token product equals a scalar reference of the same
  * arithmetic (each block's exact integer dot product with native's Q8_0 activations, times d dx, summed per lane in
- * the kernel's order) to float rounding of the final horizontal sum, and the double product of the file's weights and
+ * the kernel's order) bit for bit, for every finite f16 scale d, and the double product of the file's weights and
  * those activations within QuantTest's bound for the native backend, including the blocks whose pair sums reach the
  * 16-bit limit (weights -128 and 127 against activations -127 and 127); the GEMM (through the widening) gives the
  * file-layout GEMM's bits. The kernel is checked where the backend packs Q8_0: at 8 lanes (AVX2 hosts, and the pom's
@@ -86,10 +86,11 @@ class PackedQ8Test {
 
     /**
      * The kernel's arithmetic in plain Java: block b of a group adds (exact integer sum w xq) x (d dx) to lane
-     * (b % G) / 2 (an int lane holds blocks 2i and 2i + 1, the even one first), blocks in order; the lanes summed in
-     * double. Returns {sum, sum of |lane|} (the second bounds the rounding of the kernel's horizontal sum).
+     * (b % G) / 2 (an int lane holds blocks 2i and 2i + 1, the even one first), blocks in order, d widened by
+     * {@link Float#float16ToFloat}; the lanes summed as the kernel sums them ({@link JavaKernels#sum}). Also the
+     * arithmetic of the layout with f32 scales before docs/performance-java.md section 48: equal bits, equal results.
      */
-    private static double[] scalarReference(MemorySegment w, int row, int cols, MemorySegment q8) {
+    private static float scalarReference(MemorySegment w, int row, int cols, MemorySegment q8) {
         float[] lanes = new float[LANES];
         long at = row * WeightType.Q8_0.rowBytes(cols);
         for (int b = 0; b < cols / 32; b++) {
@@ -103,12 +104,12 @@ class PackedQ8Test {
             int lane = (b % G) / 2;
             lanes[lane] = Math.fma((float) dot, d * dx, lanes[lane]);
         }
-        return PackedNibblesTest.sumAndSize(lanes);
+        return JavaKernels.sum(lanes, 0);
     }
 
     /**
-     * Decode over slices of every length 1-13 and longer ones, at even and odd starts (both remainders of the two-row
-     * passes), for rows of one block up to 11008 inputs with a padded last group, and 1-3 tokens (one decode per token).
+     * Decode over slices of every length 1-13 and longer ones (every remainder of the four-row passes, and slices of
+     * one to three whole passes, whose rotated streams wrap), at starts 0, 1 and 2, for rows of one block up to 11008 inputs with a padded last group, and 1-3 tokens (one decode per token).
      * Each row of the slice gets its own product and every row outside it stays unwritten (NaN).
      */
     @Test
@@ -129,7 +130,7 @@ class PackedQ8Test {
                 Quant.dequantizeRow(WeightType.Q8_0, q8, t * q8Row, cols, xHat, t * cols);
             }
             PackedQ8 p = PackedQ8.pack(w, rows, cols, pool);
-            assertEquals((long) rows * ((cols / 32 + G - 1) / G) * G * 36, p.byteSize());
+            assertEquals((long) rows * ((cols / 32 + G - 1) / G) * G * 34, p.byteSize()); // the file's bytes per block
             MemorySegment out = arena.allocate(4L * rows, 64);
             for (int t = 0; t < tokens; t++) {
                 MemorySegment xt = segment(java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols));
@@ -145,8 +146,8 @@ class PackedQ8Test {
                                 assertTrue(Float.isNaN(got), where + " is outside the slice but was written: " + got);
                                 continue;
                             }
-                            double[] ref = scalarReference(w, r, cols, q8.asSlice(t * q8Row));
-                            assertEquals(ref[0], got, 2e-6 * ref[1] + 1e-30, where + " vs the scalar reference");
+                            float ref = scalarReference(w, r, cols, q8.asSlice(t * q8Row));
+                            assertEquals(Float.floatToRawIntBits(ref), Float.floatToRawIntBits(got), where + " vs the scalar reference: " + got + " instead of " + ref);
                             double want = 0, size = 0;
                             for (int i = 0; i < cols; i++) {
                                 double term = (double) wHat[r * cols + i] * xHat[t * cols + i];
@@ -199,6 +200,43 @@ class PackedQ8Test {
                             Float.floatToRawIntBits(one.getAtIndex(ValueLayout.JAVA_FLOAT, (long) t * rows + r)), "token " + t + " row " + r);
                 }
             }
+        }
+    }
+
+    /**
+     * The scales are widened in the kernel by {@link PackedNibbles#f16Scaled}'s bit trick: every finite f16 (subnormals,
+     * both zeros and the largest included) as a block's d gives the scalar reference's bits (d by Float.float16ToFloat).
+     */
+    @Test
+    void everyFiniteF16ScaleIsWidenedExactly() {
+        assumeTrue(PackedQ8.PACKS, "the backend packs Q8_0 at 8 float lanes only");
+        short[] finite = new short[65536 - 2 * 1024]; // all but the infinities and NaNs (exponent all ones)
+        int n = 0;
+        for (int h = 0; h < 65536; h++) if ((h & 0x7C00) != 0x7C00) finite[n++] = (short) h;
+        assertEquals(finite.length, n);
+        int rows = 31, cols = 2048 * 32; // 31 x 2048 = 63488 blocks: each finite f16 once
+        MemorySegment w = randomMatrix(rows, cols, new SplittableRandom(46));
+        for (int i = 0; i < finite.length; i++) w.set(Quant.U16_LE, 34L * i, finite[i]);
+        float[] x = activations(1, cols, new SplittableRandom(47));
+        MemorySegment q8 = arena.allocate(WeightType.Q8_0.rowBytes(cols));
+        Quant.quantizeQ8_0(x, 0, cols, q8, 0);
+        PackedQ8 p = PackedQ8.pack(w, rows, cols, pool);
+        MemorySegment out = arena.allocate(4L * rows, 64);
+        p.matvec(segment(x), out, 0, rows);
+        for (int r = 0; r < rows; r++) {
+            float want = scalarReference(w, r, cols, q8), got = out.getAtIndex(ValueLayout.JAVA_FLOAT, r);
+            assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got), "row " + r + ": " + got + " instead of " + want);
+        }
+    }
+
+    /** Infinite and NaN scales, which the widening's bit trick does not hold for, are refused at pack time. */
+    @Test
+    void scalesThatAreNotFiniteAreRefusedAtPackTime() {
+        for (short bad : new short[]{(short) 0x7C00, (short) 0xFC00, (short) 0x7C01, (short) 0xFE00, (short) 0xFFFF}) {
+            MemorySegment w = randomMatrix(3, 64, new SplittableRandom(48));
+            w.set(Quant.U16_LE, 34L * 5, bad); // row 2, block 1
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PackedQ8.pack(w, 3, 64, pool));
+            assertTrue(e.getMessage().contains("block 1 of row 2") && e.getMessage().contains("not finite"), e.getMessage());
         }
     }
 

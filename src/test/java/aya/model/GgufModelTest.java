@@ -182,10 +182,10 @@ class GgufModelTest {
                     q6k += type == WeightType.Q6_K ? 1 : 0;
                     // the java backend's layouts, each row's blocks of 32 padded to whole groups: per Q6_K block 24
                     // bytes of values (32 at 8 float lanes) and 2 int8 scales, an f32 d per 8 blocks; per 32 4-bit
-                    // weights 16 bytes of nibbles, an f32 scale and (Q4_K) an f32 offset
+                    // weights 16 bytes of nibbles and Q4_0's f16 scale, or Q4_K's f32 scale and f32 offset
                     long rows = t.shape()[0], blocks = t.shape()[1] / 32, padded = rows * ((blocks + group - 1) / group * group);
                     int q6Values = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length() == 8 ? 32 : 24;
-                    long copy = type == WeightType.Q6_K ? padded * (q6Values + 2) + padded / 8 * 4 : padded * (type == WeightType.Q4_K ? 24 : 20);
+                    long copy = type == WeightType.Q6_K ? padded * (q6Values + 2) + padded / 8 * 4 : padded * (type == WeightType.Q4_K ? 24 : 18);
                     packed += copy;
                     decode += copy;
                 } else {
