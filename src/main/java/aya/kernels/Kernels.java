@@ -68,6 +68,15 @@ public sealed interface Kernels extends AutoCloseable permits JavaKernels, Nativ
         return SharedInput.NONE;
     }
 
+    /**
+     * Pieces per thread a prefill job's rows are cut into (the pool hands them out in order): the more pieces, the
+     * less a thread waits at the job's end for the other's last piece, but each piece is one {@link #matmul} call per
+     * matrix and pays what a call prepares for itself (the native kernels quantize x per call).
+     */
+    default int prefillPiecesPerThread() {
+        return 2;
+    }
+
     /** What {@link #shareInput} prepared; closing it gives the copy back to the backend. */
     interface SharedInput extends AutoCloseable {
         /** Nothing prepared. */

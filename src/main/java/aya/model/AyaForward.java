@@ -48,8 +48,6 @@ public final class AyaForward implements AutoCloseable {
      * cheap next to the weights in a decode step (see {@link #pieceRows}).
      */
     static final int PIECES_PER_THREAD = 4;
-    /** Pieces per thread of a prefill job: see {@link #pieceRows}. */
-    static final int PREFILL_PIECES_PER_THREAD = 2;
     /** Tokens a step may have for the kernels' decode loop (AYA_MV_FEW_TOKENS in native/src/kernels_internal.h). */
     static final int FEW_TOKENS = 8;
 
@@ -950,11 +948,11 @@ public final class AyaForward implements AutoCloseable {
      * Rows per piece of a job over {@code rows} rows and {@code tokens} tokens, a multiple of {@code align}:
      * PIECES_PER_THREAD pieces per thread for a decode step (up to {@link #FEW_TOKENS} tokens: one token, or a batch of
      * decoding sequences, where the kernels stream the weights once and a late thread would leave the other idle),
-     * PREFILL_PIECES_PER_THREAD for prefill blocks (fewer pieces would leave a thread idle whenever the other is
-     * descheduled; the pieces share one transposed copy of the activations, see {@link #share}).
+     * the backend's {@link Kernels#prefillPiecesPerThread} for prefill blocks (fewer pieces would leave a thread idle
+     * whenever the other is descheduled; more cost what each call prepares for itself).
      */
     private int pieceRows(int rows, int align, int tokens) {
-        int pieces = pool.threads() * (tokens <= FEW_TOKENS ? PIECES_PER_THREAD : PREFILL_PIECES_PER_THREAD);
+        int pieces = pool.threads() * (tokens <= FEW_TOKENS ? PIECES_PER_THREAD : kernels.prefillPiecesPerThread());
         long blocks = ((long) rows + align - 1) / align;
         return (int) ((blocks + pieces - 1) / pieces * align);
     }
