@@ -6,10 +6,9 @@
  *         of every weight, one subtraction per block instead of two vpsignb).
  * Everything runs as a register tile of RM weight rows x RN tokens: each weight block is loaded (and Q4_0 unpacked)
  * once for RN tokens, each activation block once for RM rows. The loops around the tiles are quant_loop.h's (decode:
- * Q8_0 2 x 1 tiles of rows half the slice apart, Q4_0 4 x 1 tiles of rows a quarter apart; 2-5 tokens: 4 x 3 tiles
- * over a panel of rows that stays in L2). From 6 tokens on, quad_tile at the end of this file, in quant_packed_loop.h's
- * driver, replaces them: both operands packed into one layout, four blocks per step (see there). Block scales widen
- * with F16C. */
+ * 4 x 1 tiles of rows a quarter of the slice apart; 2-5 tokens: 4 x 3 tiles over a panel of rows that stays in L2).
+ * From 6 tokens on, quad_tile at the end of this file, in quant_packed_loop.h's driver, replaces them: both operands
+ * packed into one layout, four blocks per step (see there). Block scales widen with F16C. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -237,6 +236,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
             float scale[4][4][4]; /* [token][row][block] */
             for (int r = 0; r < RM; r++) {
                 const uint8_t *blk = w + r * row_bytes + (size_t) b * bb;
+                if (ahead) prefetch_step(blk + ahead);
                 __m128 dw = quad_scales(blk, bb);
                 for (int t = 0; t < RN; t++)
                     _mm_storeu_ps(scale[t][r], _mm_mul_ps(dw, _mm_loadu_ps(xd + (size_t) t * blocks + b)));
@@ -286,16 +286,14 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
 
 /* the driver (decode and prefill loops) around aya_q_tile */
 #define AYA_Q_TILE_TOKENS 3
-/* Q8_0 decode two rows per tile (one thread: 28 -> 30 GB/s from memory, 32 -> 41 in cache; four rows: one thread on
- * Zen 3 1.13-1.31x from memory, but at full size two threads were behind main in 5 of 5 quieter pairs, section 21);
- * Q4_0 four, a quarter of the slice apart (its eight-block step reads the activations from L1 and keeps no row's
- * blocks in registers; one thread on Zen 3, best of alternated calls against one row with prefetch: two rows
- * 1.03-1.08x, four 1.11-1.20x; section 19 of docs/performance-native.md) */
-#define AYA_Q_DECODE_ROWS(q4) ((q4) ? 4 : 2)
-/* Q4_0 decode prefetches each of the four streams 1 KiB ahead (prefetch_step); full size on Zen 3 ahead of main in 6 of
- * 8 alternated pairs, one thread per kernel 1.0-1.2x from memory, 0.96x in cache (section 21). Q8_0: not tried at
- * full size (per kernel, two rows: 1.06-1.17x median from memory, 0.97x in cache). */
-#define AYA_Q_DECODE_AHEAD(q4) ((q4) ? 1024 : 0)
+/* Decode: four rows per tile, a quarter of the slice apart, each stream prefetched 1 KiB ahead (prefetch_step), for both
+ * types. Q4_0: its eight-block step reads the activations from L1 and keeps no row's blocks in registers (one thread on
+ * Zen 3 against one row: two rows 1.03-1.08x, four 1.11-1.20x; the prefetch 1.0-1.2x from memory; sections 19 and 21 of
+ * docs/performance-native.md). Q8_0 (two rows before): one thread from memory 1.13-1.31x (section 21); full size on
+ * Zen 3 higher in share of the read bound in 5 of 7 loaded pairs and 6.25 against 5.27 t/s in the one quiet one
+ * (section 23). */
+#define AYA_Q_DECODE_ROWS(q4) 4
+#define AYA_Q_DECODE_AHEAD(q4) 1024
 static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim);
 #define AYA_Q_PREPARE regroup_activations
 #include "quant_loop.h"
