@@ -290,8 +290,7 @@ AYA_ALWAYS_INLINE void aya_q_tile(const int q4, const int RM, const int RN, cons
  * types. Q4_0: its eight-block step reads the activations from L1 and keeps no row's blocks in registers (one thread on
  * Zen 3 against one row: two rows 1.03-1.08x, four 1.11-1.20x; the prefetch 1.0-1.2x from memory; sections 19 and 21 of
  * docs/performance-native.md). Q8_0 (two rows before): one thread from memory 1.13-1.31x (section 21); full size on
- * Zen 3 higher in share of the read bound in 5 of 7 loaded pairs and 6.25 against 5.27 t/s in the one quiet one
- * (section 23). */
+ * Zen 3 a higher share of the read bound in 6 of 9 pairs, quiet pairs 0.99-1.19x (section 23). */
 #define AYA_Q_DECODE_ROWS(q4) 4
 #define AYA_Q_DECODE_AHEAD(q4) 1024
 static int regroup_activations(int q4, aya_q8_acts *acts, int32_t tokens, int32_t in_dim);
