@@ -105,10 +105,7 @@ final class PackedNibbles extends JavaPackedMatrix {
                 if (type == WeightType.Q4_0) {
                     for (int b = 0; b < cols / BLOCK; b++, src += type.blockBytes) {
                         short d = w.get(Quant.U16_LE, src);
-                        if (!finiteF16(d)) { // F16_BITS does not widen it
-                            throw new IllegalArgumentException("Q4_0 matrix [" + rows + ", " + cols + "]: block " + b
-                                    + " of row " + r + " has a scale of " + Float.float16ToFloat(d) + " (not finite)");
-                        }
+                        requireFiniteScale(d, type, rows, cols, r, b);
                         p.putNibbles(r, b, w.get(U64_LE, src + 2), w.get(U64_LE, src + 10));
                         p.data[p.groupAt(r, b) + SCALES_AT + b % G] = d;
                     }
@@ -212,9 +209,15 @@ final class PackedNibbles extends JavaPackedMatrix {
         return ((IntVector) h.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 13).and(F16_BITS).reinterpretAsFloats();
     }
 
-    /** Whether the f16 h is finite: what {@link #f16Scaled} widens exactly (the exponent is not all ones). */
-    static boolean finiteF16(short h) {
-        return (h & 0x7C00) != 0x7C00;
+    /**
+     * Refuses a block scale d (f16 bits) that {@link #f16Scaled} does not widen exactly: infinite or NaN (the exponent
+     * all ones), naming the matrix, row and block. Q4_0's and {@link PackedQ8}'s packing call it for every block.
+     */
+    static void requireFiniteScale(short d, WeightType type, int rows, int cols, int row, int block) {
+        if ((d & 0x7C00) == 0x7C00) {
+            throw new IllegalArgumentException(type + " matrix [" + rows + ", " + cols + "]: block " + block + " of row " + row
+                    + " has a scale of " + Float.float16ToFloat(d) + " (not finite)");
+        }
     }
 
     // ---------------------------------------------------------------------------------------------- prefill panels

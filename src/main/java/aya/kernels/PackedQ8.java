@@ -83,10 +83,7 @@ final class PackedQ8 extends JavaPackedMatrix {
                     }
                     for (int j = 0; j < n; j++) {
                         short d = (short) (file[j * blockBytes] & 0xFF | file[j * blockBytes + 1] << 8);
-                        if (!PackedNibbles.finiteF16(d)) {
-                            throw new IllegalArgumentException("Q8_0 matrix [" + rows + ", " + cols + "]: block " + (g * G + j)
-                                    + " of row " + r + " has a scale of " + Float.float16ToFloat(d) + " (not finite)");
-                        }
+                        PackedNibbles.requireFiniteScale(d, WeightType.Q8_0, rows, cols, r, g * G + j);
                         int at2 = at + SCALES_AT + 2 * evenOdd(j); // little-endian: a short view's lane
                         p.data[at2] = (byte) d;
                         p.data[at2 + 1] = (byte) (d >>> 8);
